@@ -1,0 +1,49 @@
+"""The Application object every command receives: settings, consoles, and how to print results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+
+from devenv.config import Settings
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@dataclass
+class Application:
+    """Passed down to every command: the merged settings and where to write.
+
+    With `--output json`, stdout holds only the JSON document; progress and messages go to stderr.
+    """
+
+    settings: Settings
+    output: OutputFormat = OutputFormat.text
+    quiet: bool = False
+    out: Console = field(default_factory=lambda: Console())
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @property
+    def json_output(self) -> bool:
+        return self.output is OutputFormat.json
+
+    @property
+    def progress_console(self) -> Console:
+        """Where progress goes: stderr when stdout is reserved for JSON."""
+        return self.err if self.json_output else self.out
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.progress_console.print(message)
+
+    def emit_json(self, document: Any) -> None:
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        sys.stdout.flush()

