@@ -1,0 +1,43 @@
+"""The AWS emulator: devenv's extended moto server (devenv.cloud) as a child process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from devenv.config import Settings
+from devenv.runtime import probes
+from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+def endpoint(port: int) -> str:
+    return f"http://localhost:{port}"
+
+
+def sdk_env(settings: Settings, port: int) -> dict[str, str]:
+    """The variables that point an AWS SDK or CLI at the emulator."""
+    return {"AWS_ENDPOINT_URL": endpoint(port), "AWS_REGION": settings.region, **CREDENTIALS}
+
+
+def spec(settings: Settings, port: int, postgres_admin_url: str, redis_port: int) -> ServiceSpec:
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
+        "DEVENV_REDIS_ENDPOINT": f"127.0.0.1:{redis_port}",
+    }
+    return ServiceSpec(
+        name="emulator",
+        argv=[sys.executable, "-m", "devenv.cloud", "--host", "127.0.0.1", "--port", str(port), "--region", settings.region],
+        env=env,
+        ports={"emulator": port},
+        url=endpoint(port),
+        ready=probes.http(f"http://127.0.0.1:{port}/moto-api/"),
+        stop_timeout_s=settings.stop_timeout_s,
+        ready_timeout_s=settings.ready_timeout_s,
+        restart=RestartPolicy(mode="on-failure"),
+    )

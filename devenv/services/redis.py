@@ -1,0 +1,51 @@
+"""Redis for ElastiCache: `redis-server` from PATH, a direct child, no persistence (as ElastiCache
+without a snapshot: a restart comes back empty)."""
+
+from __future__ import annotations
+
+import shutil
+
+from devenv.config import Settings
+from devenv.errors import MissingDependencyError
+from devenv.runtime import probes
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
+
+INSTALL_HINT = "install it: `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+
+
+def server_binary(settings: Settings) -> str:
+    found = shutil.which(settings.redis_server)
+    if found is None:
+        raise MissingDependencyError(f"redis-server not found (looked for {settings.redis_server!r})", INSTALL_HINT)
+    return found
+
+
+def spec(settings: Settings, state: StateDir, port: int) -> ServiceSpec:
+    data = state.data / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        server_binary(settings),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--dir",
+        str(data),
+    ]
+    return ServiceSpec(
+        name="redis",
+        argv=argv,
+        ports={"redis": port},
+        url=f"redis://127.0.0.1:{port}/0",
+        ready=probes.tcp_exchange("127.0.0.1", port, b"PING\r\n", b"+PONG"),
+        stop_timeout_s=settings.stop_timeout_s,
+        ready_timeout_s=settings.ready_timeout_s,
+        restart=RestartPolicy(mode="on-failure"),
+    )
