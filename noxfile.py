@@ -1,0 +1,43 @@
+"""Every check CI runs (`nox` runs the default sessions), plus on-demand benchmarks.
+
+Sessions run inside the project's locked uv environment (`uv run --frozen`), so a session costs no
+extra install and tests see exactly what `devenv` users get.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PACKAGES = ["devenv", "llmproxy", "tests", "noxfile.py"]
+
+
+def uv_run(session: nox.Session, *args: str) -> None:
+    session.run("uv", "run", "--frozen", *args, external=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    uv_run(session, "ruff", "check", ".")
+    uv_run(session, "ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the packages."""
+    uv_run(session, "mypy", "devenv", "llmproxy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite: real Postgres, Redis, emulator, Caddy and proxy processes."""
+    uv_run(session, "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def benchmark_up(session: nox.Session) -> None:
+    """`devenv up -d --infra-only` to all-healthy, cold and warm, median of 5 (prints figures)."""
+    uv_run(session, "python", "benchmarks/up_benchmark.py", *session.posargs)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a fresh Linux machine (Python >= 3.11 and Node >= 20 present) for devenv: system packages,
+# uv, the locked Python environment, and the pinned CDK CLI. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing wrk (apt; used by the benchmark)"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk >/dev/null || echo "setup: wrk not installed (benchmarks only)"
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv (pip)"
+  python3 -m pip install --quiet "uv==0.13.8"
+fi
+echo "setup: syncing the Python environment (uv sync --frozen)"
+uv sync --frozen --quiet
+if [ -f stack/package-lock.json ]; then
+  echo "setup: installing the pinned CDK CLI (npm ci in stack/)"
+  npm ci --prefix stack --no-audit --no-fund --loglevel=error >/dev/null
+fi
+echo "setup: done"

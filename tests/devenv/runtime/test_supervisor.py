@@ -1,0 +1,78 @@
+"""The supervisor with real child processes: readiness deadlines, log tails, ordering, stop."""
+
+from __future__ import annotations
+
+import sys
+
+import psutil
+import pytest
+
+from devenv.errors import ServiceFailedError
+from devenv.runtime import probes
+from devenv.runtime.ports import free_port
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
+
+
+def http_server(name: str, port: int, depends_on: tuple[str, ...] = ()) -> ServiceSpec:
+    return ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        ready=probes.http(f"http://127.0.0.1:{port}/"),
+        ports={"http": port},
+        depends_on=depends_on,
+        ready_timeout_s=10,
+    )
+
+
+def test_a_service_that_never_gets_ready_fails_with_its_log_tail(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    supervisor = Supervisor(StateDir(tmp_path), facts={})
+    never = ServiceSpec(
+        name="never",
+        argv=["sh", "-c", "echo booting the flux capacitor; sleep 30"],
+        ready=probes.tcp("127.0.0.1", free_port()),
+        ready_timeout_s=1.0,
+        stop_timeout_s=1.0,
+    )
+    with pytest.raises(ServiceFailedError) as caught:
+        supervisor.start_all([never])
+    assert "never did not become ready" in caught.value.message
+    assert "booting the flux capacitor" in caught.value.message
+    proc = supervisor.services["never"].proc
+    assert proc is not None and proc.poll() is not None  # it was stopped, not left running
+
+
+def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    supervisor = Supervisor(StateDir(tmp_path), facts={})
+    crash = ServiceSpec(
+        name="crash",
+        argv=["sh", "-c", "echo cannot open config >&2; exit 3"],
+        ready=probes.tcp("127.0.0.1", free_port()),
+        restart=RestartPolicy(mode="never"),
+    )
+    with pytest.raises(ServiceFailedError) as caught:
+        supervisor.start_all([crash])
+    assert "exited with code 3" in caught.value.message
+    assert "cannot open config" in caught.value.message
+
+
+def test_dependencies_start_first_and_stop_last(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    events: list[tuple[str, str]] = []
+    supervisor = Supervisor(StateDir(tmp_path), facts={}, on_event=lambda n, s, d: events.append((n, s)))
+    supervisor.start_all([http_server("web", free_port(), depends_on=("db",)), http_server("db", free_port())])
+    running = [name for name, state in events if state == "running"]
+    assert running == ["db", "web"]
+    pids = [r.proc.pid for r in supervisor.services.values() if r.proc]
+    supervisor.stop_all()
+    stopping = [name for name, state in events if state == "stopping"]
+    assert stopping == ["web", "db"]
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]
+
+
+def test_restart_policy_gives_up_after_max_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    policy = RestartPolicy(mode="on-failure", max_restarts=2, window_s=60, backoff_s=0.01)
+    assert policy.allows(1, 0) and policy.allows(1, 1)
+    assert not policy.allows(1, 2)
+    assert not policy.allows(0, 0)
+    assert RestartPolicy(mode="always").allows(0, 0)
+    assert not RestartPolicy(mode="never").allows(1, 0)
