@@ -20,7 +20,9 @@ from pathlib import Path
 def devenv(state_dir: Path, *args: str) -> float:
     env = {**os.environ, "DEVENV_STATE_DIR": str(state_dir)}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "devenv", *args], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "devenv", *args], env=env, capture_output=True, text=True, check=False
+    )
     took = time.perf_counter() - began
     if done.returncode != 0:
         sys.exit(f"`devenv {' '.join(args)}` failed:\n{done.stderr}")
@@ -44,8 +46,12 @@ def main() -> None:
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     print(f"devenv up -d --infra-only (postgres, redis, emulator) to all-healthy, {args.runs} runs each")
-    print(f"  cold (fresh state dir, initdb included): median {statistics.median(cold):.2f} s  runs {[round(x, 2) for x in cold]}")
-    print(f"  warm (existing data dir):                median {statistics.median(warm):.2f} s  runs {[round(x, 2) for x in warm]}")
+    print(
+        f"  cold (fresh state dir, initdb included): median {statistics.median(cold):.2f} s  runs {[round(x, 2) for x in cold]}"
+    )
+    print(
+        f"  warm (existing data dir):                median {statistics.median(warm):.2f} s  runs {[round(x, 2) for x in warm]}"
+    )
 
 
 if __name__ == "__main__":

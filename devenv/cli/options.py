@@ -7,6 +7,12 @@ import typer
 from devenv.cli.application import OutputFormat
 
 OutputOption = typer.Option(
-    OutputFormat.text, "--output", "-o", envvar="DEVENV_OUTPUT", help="text for people, json for machines (stdout holds only the JSON)"
+    OutputFormat.text,
+    "--output",
+    "-o",
+    envvar="DEVENV_OUTPUT",
+    help="text for people, json for machines (stdout holds only the JSON)",
 )
-QuietOption = typer.Option(False, "--quiet", "-q", envvar="DEVENV_QUIET", help="print only errors and the result")
+QuietOption = typer.Option(
+    False, "--quiet", "-q", envvar="DEVENV_QUIET", help="print only errors and the result"
+)

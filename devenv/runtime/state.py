@@ -90,7 +90,8 @@ class StateDir:
             handle.close()
             holder = self.read().get("supervisor", {}).get("pid")
             raise AlreadyRunningError(
-                f"devenv is already running for {self.root}" + (f" (supervisor pid {holder})" if holder else ""),
+                f"devenv is already running for {self.root}"
+                + (f" (supervisor pid {holder})" if holder else ""),
                 "use `devenv status` to see it, or `devenv down` to stop it first",
             ) from None
         handle.seek(0)

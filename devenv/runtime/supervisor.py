@@ -8,6 +8,7 @@ once); nothing is daemonized, so no orphan outlives us unnoticed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,7 +108,9 @@ class Running:
 class Supervisor:
     """Owns a set of child processes and keeps the state file in step with them."""
 
-    def __init__(self, state_dir: StateDir, facts: dict[str, Any], on_event: EventCallback | None = None) -> None:
+    def __init__(
+        self, state_dir: StateDir, facts: dict[str, Any], on_event: EventCallback | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.facts = facts
         self.on_event = on_event or (lambda name, state, detail: None)
@@ -246,15 +249,18 @@ class Supervisor:
             return
         running.restarts.append(now)
         delay = running.spec.restart.backoff_s * 2 ** (len(running.restarts) - 1)
-        self._set(running, "restarting", f"exited with code {code}; restart {len(running.restarts)} in {delay:.1f} s")
+        self._set(
+            running,
+            "restarting",
+            f"exited with code {code}; restart {len(running.restarts)} in {delay:.1f} s",
+        )
 
         def restart() -> None:
             if self._stopping.wait(delay):
                 return
-            try:
+            # On failure the state says so; the monitor keeps going for the others.
+            with contextlib.suppress(ServiceFailedError):
                 self._launch_and_wait(running)
-            except ServiceFailedError:
-                pass  # state says failed; the monitor keeps going for the others
 
         threading.Thread(target=restart, name=f"restart-{running.spec.name}", daemon=True).start()
 
@@ -333,7 +339,12 @@ class Supervisor:
             services = {name: r.snapshot() for name, r in self.services.items()}
         self.state_dir.write(
             {
-                "supervisor": {"pid": os.getpid(), "phase": self.phase, "error": self.error, "updated_at": time.time()},
+                "supervisor": {
+                    "pid": os.getpid(),
+                    "phase": self.phase,
+                    "error": self.error,
+                    "updated_at": time.time(),
+                },
                 "services": services,
                 "facts": self.facts,
             }
@@ -352,7 +363,9 @@ def terminate(proc: subprocess.Popen[bytes], sig: int, grace_s: float) -> None:
         proc.wait()
 
 
-def kill_recorded(pid: int, create_time: float | None, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> bool:
+def kill_recorded(
+    pid: int, create_time: float | None, sig: int = signal.SIGTERM, grace_s: float = 10.0
+) -> bool:
     """Stop a process a dead supervisor left behind, only if it is still the one we started.
 
     The creation time guards against a recycled pid belonging to someone else.

@@ -32,7 +32,17 @@ def spec(settings: Settings, port: int, postgres_admin_url: str, redis_port: int
     }
     return ServiceSpec(
         name="emulator",
-        argv=[sys.executable, "-m", "devenv.cloud", "--host", "127.0.0.1", "--port", str(port), "--region", settings.region],
+        argv=[
+            sys.executable,
+            "-m",
+            "devenv.cloud",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--region",
+            settings.region,
+        ],
         env=env,
         ports={"emulator": port},
         url=endpoint(port),

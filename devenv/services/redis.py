@@ -11,13 +11,17 @@ from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
 
-INSTALL_HINT = "install it: `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+INSTALL_HINT = (
+    "install it: `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+)
 
 
 def server_binary(settings: Settings) -> str:
     found = shutil.which(settings.redis_server)
     if found is None:
-        raise MissingDependencyError(f"redis-server not found (looked for {settings.redis_server!r})", INSTALL_HINT)
+        raise MissingDependencyError(
+            f"redis-server not found (looked for {settings.redis_server!r})", INSTALL_HINT
+        )
     return found
 
 

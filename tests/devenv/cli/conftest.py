@@ -25,7 +25,9 @@ class DevenvCli:
     state_dir: Path
     env: dict[str, str]
 
-    def run(self, *args: str, timeout: float = 90, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 90, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "devenv", *args],
             capture_output=True,

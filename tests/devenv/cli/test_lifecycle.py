@@ -108,7 +108,9 @@ def test_auto_ports_picks_a_free_port_instead(devenv_cli: DevenvCli) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = devenv_cli.run("up", "-d", "--infra-only", "--auto-ports", extra_env={"DEVENV_REDIS_PORT": str(port)})
+        done = devenv_cli.run(
+            "up", "-d", "--infra-only", "--auto-ports", extra_env={"DEVENV_REDIS_PORT": str(port)}
+        )
         assert done.returncode == 0, done.stderr
         redis_port = {s["name"]: s for s in devenv_cli.status()["services"]}["redis"]["ports"]["redis"]
     assert redis_port != port
@@ -122,7 +124,7 @@ def test_bad_config_names_the_key_and_the_source(devenv_cli: DevenvCli) -> None:
 
 
 def test_unknown_key_in_devenv_toml_is_refused(devenv_cli: DevenvCli, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "devenv.toml").write_text('postgres_prot = 5432\n')
+    (tmp_path / "devenv.toml").write_text("postgres_prot = 5432\n")
     done = subprocess.run(
         [sys.executable, "-m", "devenv", "status"],
         cwd=tmp_path,

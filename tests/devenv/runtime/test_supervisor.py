@@ -59,7 +59,9 @@ def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path) -> 
 def test_dependencies_start_first_and_stop_last(tmp_path) -> None:  # type: ignore[no-untyped-def]
     events: list[tuple[str, str]] = []
     supervisor = Supervisor(StateDir(tmp_path), facts={}, on_event=lambda n, s, d: events.append((n, s)))
-    supervisor.start_all([http_server("web", free_port(), depends_on=("db",)), http_server("db", free_port())])
+    supervisor.start_all(
+        [http_server("web", free_port(), depends_on=("db",)), http_server("db", free_port())]
+    )
     running = [name for name, state in events if state == "running"]
     assert running == ["db", "web"]
     pids = [r.proc.pid for r in supervisor.services.values() if r.proc]
