@@ -1,0 +1,469 @@
+"""LLM Proxy traffic for Locust: chat completions that miss and hit the cache, SSE streams, embeddings,
+model listings and a small share of management calls.
+
+Speaks only the public contract (PROXY-CONTRACT.md), so it runs unchanged against the upstream Go proxy.
+Set-up (not counted): a project and a pool of tokens are created through the management API when a
+test starts, and revoked when it stops. With `--api-key` it talks to an OpenAI-compatible server
+directly (no provisioning, no management calls), e.g. the mock upstream for a baseline.
+
+Streams are recorded twice: `chat stream` (the full stream, a real request) and
+`chat stream: first token` (time to the first content token, a metric only, left out of the totals).
+
+Run it through `devenv loadtest` (profiles, thresholds, reports), or by hand:
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8080 --management-token ...
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+from devenv.loadtest import thresholds as th
+from devenv.loadtest.figures import Sample
+from devenv.loadtest.profiles import PROFILES
+from devenv.loadtest.summary import (
+    SUMMARY_FILE,
+    TIMELINE_FILE,
+    RunState,
+    build_summary,
+    current_run,
+    start_run,
+)
+
+HERE = Path(__file__).parent
+log = logging.getLogger("loadtest")
+
+CHAT_MISS = "chat: cache miss"
+CHAT_HIT = "chat: cache hit"
+CHAT_STREAM = "chat stream"
+FIRST_TOKEN = "chat stream: first token"
+EMBEDDINGS = "embeddings"
+MODELS = "models"
+MANAGE_TOKEN = "manage: get token"
+MANAGE_PROJECT = "manage: get project"
+
+# Cache hits: a few fixed prompts, asked with `Cache-Control: public, max-age=N` (the proxy's opt-in).
+CACHED_PROMPTS = [f"Summarise the proxy's caching rules, variant {i}." for i in range(8)]
+EMBEDDING_INPUTS = [f"load test embedding input number {i}" for i in range(16)]
+
+
+class Provisioned:
+    """The project and tokens of the current run (empty in direct mode)."""
+
+    project_id: str | None = None
+    tokens: list[dict[str, Any]] = []  # noqa: RUF012 (one shared pool per process, replaced per run)
+    run_id: str = ""
+    next_token = itertools.count()
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--load-profile", default="", help=f"load profile ({', '.join(PROFILES)}); used by shapes.py"
+    )
+    parser.add_argument(
+        "--load-users", type=int, default=0, help="peak users of the profile [its default]"
+    )
+    parser.add_argument(
+        "--load-duration", default="", help="length of the profile, e.g. 20s, 5m [its default]"
+    )
+    parser.add_argument("--thresholds", default=str(HERE / "thresholds.yaml"), help="thresholds YAML")
+    parser.add_argument("--run-dir", default="", help="write summary.json and timeline.json here")
+    parser.add_argument(
+        "--management-token",
+        default=os.environ.get("MANAGEMENT_TOKEN", ""),
+        env_var="LOADTEST_MANAGEMENT_TOKEN",
+        is_secret=True,
+        help="bearer token of the management API (env LOADTEST_MANAGEMENT_TOKEN, MANAGEMENT_TOKEN)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default="",
+        env_var="LOADTEST_API_KEY",
+        is_secret=True,
+        help="talk to an OpenAI-compatible server directly with this key (no provisioning, no management calls)",
+    )
+    parser.add_argument(
+        "--upstream-key",
+        default="sk-loadtest-upstream-key",
+        env_var="LOADTEST_UPSTREAM_KEY",
+        is_secret=True,
+        help="the upstream API key the run's project is created with",
+    )
+    parser.add_argument("--token-pool", type=int, default=8, help="tokens provisioned per run")
+    parser.add_argument("--think-time-ms", type=float, default=0.0, help="pause between a user's requests")
+    parser.add_argument("--model", default="gpt-4o-mini", help="chat model")
+    parser.add_argument("--embedding-model", default="text-embedding-3-small", help="embeddings model")
+    parser.add_argument("--cache-max-age", type=int, default=300, help="max-age asked for cacheable requests")
+
+
+def _opts(environment: Environment) -> Any:
+    """The parsed command line (always set in a process started by Locust's main)."""
+    assert environment.parsed_options is not None
+    return environment.parsed_options
+
+
+def _samples(environment: Environment) -> dict[str, Sample]:
+    samples: dict[str, Sample] = {}
+    for entry in list(environment.stats.entries.values()):
+        sample = Sample.of(
+            entry.num_requests, entry.num_failures, entry.total_response_time, entry.response_times
+        )
+        samples[entry.name] = samples[entry.name].plus(sample) if entry.name in samples else sample
+    return samples
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    if environment.parsed_options is None or isinstance(environment.runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    state = start_run(
+        RunState(
+            rules=[],
+            sampler=lambda: _samples(environment),
+            metric_only=frozenset({FIRST_TOKEN}),
+            profile=options.load_profile or None,
+        )
+    )
+    try:
+        state.rules = th.thresholds(th.load(Path(options.thresholds), options.load_profile or None))
+    except th.ThresholdError as exc:
+        state.setup_error = str(exc)
+    if options.load_profile and options.load_profile not in PROFILES:
+        state.setup_error = f"unknown profile {options.load_profile!r}; choose one of {', '.join(PROFILES)}"
+
+
+def _management(host: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One management API call for set-up; raises RuntimeError with a message a person can act on."""
+    request = urllib.request.Request(
+        host.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode(errors="replace")
+        if exc.code in (401, 403):
+            raise RuntimeError(
+                f"the management API refused the token ({exc.code} on {method} {path}): {detail}; "
+                "pass the target's MANAGEMENT_TOKEN"
+            ) from None
+        raise RuntimeError(f"set-up call {method} {path} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RuntimeError(f"cannot reach {host} for set-up ({method} {path}): {reason}") from None
+
+
+def _provision(environment: Environment) -> None:
+    options = _opts(environment)
+    host = environment.host or ""
+    if not options.management_token:
+        raise RuntimeError(
+            "no management token: pass --management-token or set MANAGEMENT_TOKEN (or use --api-key)"
+        )
+    Provisioned.run_id = uuid.uuid4().hex[:10]
+    project = _management(
+        host,
+        options.management_token,
+        "POST",
+        "/manage/projects",
+        {"name": f"loadtest-{Provisioned.run_id}", "api_key": options.upstream_key},
+    )
+    Provisioned.project_id = str(project["id"])
+    minutes = 24 * 60
+    Provisioned.tokens = [
+        _management(
+            host,
+            options.management_token,
+            "POST",
+            "/manage/tokens",
+            {"project_id": Provisioned.project_id, "duration_minutes": minutes},
+        )
+        for _ in range(max(1, options.token_pool))
+    ]
+
+
+def _timeline(environment: Environment, state: RunState) -> None:
+    """Once a second: the last second's throughput, failures and latency percentiles."""
+    before = state.samples()
+    last = time.time()
+    while True:
+        gevent.sleep(1.0)
+        now_samples, now = state.samples(), time.time()
+        figures = state.window_figures(now_samples, before, now - last)
+        total = figures[th.TOTAL]
+        runner = environment.runner
+        state.timeline.append(
+            {
+                "t": round(now - (state.started_at or now), 2),
+                "users": runner.user_count if runner else 0,
+                "rps": round(total["rps"], 2),
+                "failures_per_s": round(total["failures"] / (now - last), 2),
+                "p50_ms": total["p50_ms"],
+                "p95_ms": total["p95_ms"],
+                "p99_ms": total["p99_ms"],
+                "first_token_p95_ms": figures.get(FIRST_TOKEN, {}).get("p95_ms", 0.0),
+            }
+        )
+        before, last = now_samples, now
+
+
+_timeline_greenlet: gevent.Greenlet | None = None
+
+
+@events.test_start.add_listener
+def _test_start(environment: Environment, **_: Any) -> None:
+    global _timeline_greenlet
+    state = current_run()
+    if state is None:
+        return
+    state.started_at, state.ended_at = time.time(), None
+    state.timeline.clear()
+    state.ramp_steps.clear()
+    state.cache.clear()
+    Provisioned.tokens, Provisioned.project_id = [], None
+    if state.setup_error is None and not _opts(environment).api_key:
+        try:
+            _provision(environment)
+        except RuntimeError as exc:
+            state.setup_error = str(exc)
+    if state.setup_error is not None:
+        log.error("load test set-up failed: %s", state.setup_error)
+        runner = environment.runner
+        if runner is not None:
+            stop = runner.quit if _opts(environment).headless else runner.stop
+            gevent.spawn_later(0, stop)
+        return
+    _timeline_greenlet = gevent.spawn(_timeline, environment, state)
+
+
+@events.test_stop.add_listener
+def _test_stop(environment: Environment, **_: Any) -> None:
+    state = current_run()
+    if state is None or state.started_at is None:
+        return
+    state.ended_at = time.time()
+    if _timeline_greenlet is not None:
+        _timeline_greenlet.kill(block=False)
+    options = _opts(environment)
+    if Provisioned.project_id and options.management_token:
+        try:  # clean-up, not counted: the run's tokens stop working
+            _management(
+                environment.host or "",
+                options.management_token,
+                "POST",
+                f"/manage/projects/{Provisioned.project_id}/tokens/revoke",
+            )
+        except RuntimeError as exc:
+            log.warning("could not revoke the run's tokens: %s", exc)
+
+
+@events.quitting.add_listener
+def _quitting(environment: Environment, **_: Any) -> None:
+    """Write the summary and set the exit code: 0 pass, 1 a threshold breached, 2 a set-up error."""
+    state = current_run()
+    if state is None:
+        return
+    options = _opts(environment)
+    methods = {entry.name: entry.method for entry in environment.stats.entries.values()}
+    failures = [
+        {"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+        for e in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences)[:20]
+    ]
+    summary = build_summary(
+        state,
+        target=environment.host or "",
+        mode="direct" if options.api_key else "proxy",
+        samples=_samples(environment),
+        methods=methods,
+        failures=failures,
+    )
+    if options.run_dir:
+        run_dir = Path(options.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        (run_dir / TIMELINE_FILE).write_text(json.dumps(state.timeline))
+    environment.process_exit_code = summary["exit_code"]
+
+
+class LlmProxyUser(FastHttpUser):
+    """One client of the proxy: a token of the run's pool and a mix of the proxy's traffic."""
+
+    connection_timeout = 5.0
+    network_timeout = 30.0
+
+    def wait_time(self) -> float:
+        return float(self.environment.parsed_options.think_time_ms) / 1000.0
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.sequence = itertools.count()
+        self.user_id = uuid.uuid4().hex[:8]
+        self.management: dict[str, str] | None = None
+        if options.api_key:
+            self.auth = {"Authorization": f"Bearer {options.api_key}"}
+            self.token_id = None
+            return
+        if not Provisioned.tokens:
+            raise StopUser()
+        token = Provisioned.tokens[next(Provisioned.next_token) % len(Provisioned.tokens)]
+        self.auth = {"Authorization": f"Bearer {token['token']}"}
+        self.token_id = token.get("id")
+        self.management = {"Authorization": f"Bearer {options.management_token}"}
+
+    def _count_cache(self, name: str, response: Any) -> None:
+        status = response.headers.get("x-proxy-cache") if response.headers else None
+        state = current_run()
+        if status and state is not None:
+            state.cache[f"{name}: {status}"] += 1
+
+    def _post(self, name: str, path: str, body: dict[str, Any], headers: dict[str, str], expect: str) -> None:
+        with self.client.post(path, json=body, headers=headers, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(_http_error(response))
+                return
+            try:
+                document = response.json()
+            except ValueError:
+                response.failure("the answer is not JSON")
+                return
+            if expect not in document:
+                response.failure(f"the answer has no {expect!r}")
+                return
+            self._count_cache(name, response)
+
+    def _chat_body(self, prompt: str, **extra: Any) -> dict[str, Any]:
+        model = self.environment.parsed_options.model
+        return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64, **extra}
+
+    def _unique_prompt(self, kind: str) -> str:
+        return f"[{kind} {Provisioned.run_id}-{self.user_id}-{next(self.sequence)}] Explain load testing briefly."
+
+    @task(10)
+    def chat_cache_miss(self) -> None:
+        body = self._chat_body(self._unique_prompt("miss"))
+        self._post(CHAT_MISS, "/v1/chat/completions", body, self.auth, "choices")
+
+    @task(6)
+    def chat_cache_hit(self) -> None:
+        prompt = CACHED_PROMPTS[next(self.sequence) % len(CACHED_PROMPTS)]
+        max_age = self.environment.parsed_options.cache_max_age
+        headers = {**self.auth, "Cache-Control": f"public, max-age={max_age}"}
+        self._post(CHAT_HIT, "/v1/chat/completions", self._chat_body(prompt), headers, "choices")
+
+    @task(4)
+    def chat_stream(self) -> None:
+        body = self._chat_body(
+            self._unique_prompt("stream"), stream=True, stream_options={"include_usage": True}
+        )
+        started = time.perf_counter()
+        first_token_ms: float | None = None
+        done = False
+        with self.client.post(
+            "/v1/chat/completions",
+            json=body,
+            headers=self.auth,
+            name=CHAT_STREAM,
+            stream=True,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(_http_error(response))
+                return
+            buffer = b""
+            try:
+                for chunk in response.iter_content(chunk_size=8192, decode_content=False):
+                    buffer += chunk if isinstance(chunk, bytes) else chunk.encode()
+                    while b"\n\n" in buffer:
+                        event, buffer = buffer.split(b"\n\n", 1)
+                        data = event.partition(b"data:")[2].strip()
+                        if data == b"[DONE]":
+                            done = True
+                        elif first_token_ms is None and data and _has_content(data):
+                            first_token_ms = (time.perf_counter() - started) * 1000
+            except Exception as exc:  # a connection cut mid-stream is a failed request, not a crash
+                response.failure(f"stream broken: {type(exc).__name__}: {exc}")
+                return
+            response.request_meta["response_time"] = (time.perf_counter() - started) * 1000
+            if not done:
+                response.failure("the stream ended without data: [DONE]")
+            elif first_token_ms is None:
+                response.failure("the stream carried no content")
+            else:
+                response.success()
+        if first_token_ms is not None:
+            self.environment.events.request.fire(
+                request_type="TTFT",
+                name=FIRST_TOKEN,
+                response_time=first_token_ms,
+                response_length=0,
+                exception=None,
+                context={},
+            )
+
+    @task(3)
+    def embeddings(self) -> None:
+        text = EMBEDDING_INPUTS[next(self.sequence) % len(EMBEDDING_INPUTS)]
+        body = {"model": self.environment.parsed_options.embedding_model, "input": text}
+        self._post(EMBEDDINGS, "/v1/embeddings", body, self.auth, "data")
+
+    @task(2)
+    def models(self) -> None:
+        with self.client.get("/v1/models", headers=self.auth, name=MODELS, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(_http_error(response))
+
+    @task(1)
+    def management_call(self) -> None:
+        if self.management is None:  # direct mode: no management API
+            return
+        if next(self.sequence) % 2 and self.token_id:
+            path, name = f"/manage/tokens/{self.token_id}", MANAGE_TOKEN
+        else:
+            path, name = f"/manage/projects/{Provisioned.project_id}", MANAGE_PROJECT
+        with self.client.get(path, headers=self.management, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(_http_error(response))
+
+
+def _has_content(data: bytes) -> bool:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return False
+    for choice in document.get("choices") or []:
+        if (choice.get("delta") or {}).get("content") or choice.get("text"):
+            return True
+    return False
+
+
+def _http_error(response: Any) -> str:
+    """A failure message that groups well: the status and the error code, never the varying details."""
+    if response.status_code == 0:
+        return f"connection error: {type(response.error).__name__}"
+    code = ""
+    try:
+        document = response.json()
+        error = document.get("error") if isinstance(document, dict) else None
+        code = str(document.get("code") or (error.get("code") if isinstance(error, dict) else error) or "")
+    except Exception:
+        code = ""
+    return f"HTTP {response.status_code}" + (f" {code}" if code else "")

@@ -1,0 +1,59 @@
+"""The load shape of a profile (smoke, step, spike, soak, ramp); load it beside the locustfile:
+
+    locust -f loadtests/locustfile.py,loadtests/shapes.py --load-profile step ...
+
+The ramp judges each step on that step's own requests and stops at the first threshold breach;
+the summary then says at which users and RPS it broke and what the best passing step reached.
+"""
+
+from __future__ import annotations
+
+from locust import LoadTestShape
+
+from devenv.loadtest.figures import Sample
+from devenv.loadtest.profiles import Stage, parse_duration, plan
+from devenv.loadtest.summary import current_run
+
+
+class ProfileShape(LoadTestShape):
+    """Users over time from `--load-profile`, `--load-users` and `--load-duration`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages: list[Stage] | None = None
+        self.index = -1
+        self.snapshot: dict[str, Sample] = {}
+        self.step_started = 0.0
+
+    def _plan(self) -> list[Stage]:
+        options = self.runner.environment.parsed_options if self.runner else None
+        profile = (options.load_profile if options else "") or "smoke"
+        users = (options.load_users if options else 0) or None
+        duration = parse_duration(options.load_duration) if options and options.load_duration else None
+        return plan(profile, users, duration)
+
+    def tick(self) -> tuple[int, float] | None:
+        state = current_run()
+        if state is None or state.setup_error is not None:
+            return None
+        if self.stages is None:
+            try:
+                self.stages = self._plan()
+            except ValueError as exc:
+                state.setup_error = str(exc)
+                return None
+        run_time = self.get_run_time()
+        index = next((i for i, s in enumerate(self.stages) if run_time < s.end_s), len(self.stages))
+        if state.profile == "ramp" and index != self.index:
+            now = state.samples()
+            if self.index >= 0:
+                finished = self.stages[self.index]
+                figures = state.window_figures(now, self.snapshot, run_time - self.step_started)
+                if not state.judge_ramp_step(finished.label, finished.users, figures, round(run_time, 2)):
+                    return None
+            self.snapshot, self.step_started = now, run_time
+        self.index = index
+        if index >= len(self.stages):
+            return None
+        stage = self.stages[index]
+        return stage.users, stage.spawn_rate
