@@ -1,0 +1,1 @@
+"""The stack's building blocks, one module per concern: network, data, app config, services, observability."""
