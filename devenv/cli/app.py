@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "devenv.cli.lifecycle",
     "devenv.cli.doctor",
     "devenv.cli.token",
+    "devenv.cli.loadtest",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,185 @@
+"""`devenv loadtest`: a Locust run against the local stack or AWS, with thresholds, a verdict and a report.
+
+Exit codes: 0 every threshold held, 1 a threshold breached (named), 2 a set-up or infrastructure
+error (target down, token refused, bad thresholds). Each run writes a folder with Locust's HTML,
+summary.json, timeline.json, the plots and report.html.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from devenv.cli.application import Application, OutputFormat
+from devenv.cli.options import OutputOption, QuietOption
+from devenv.errors import ConfigError, UsageError
+from devenv.loadtest import report, runner
+from devenv.loadtest import thresholds as th
+from devenv.loadtest.profiles import PROFILES, parse_duration, plan, total_seconds
+from devenv.runtime.ports import free_port
+from devenv.runtime.state import StateDir
+from devenv.targets.endpoints import TargetError, resolve
+
+
+class Target(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("loadtest")(loadtest)
+
+
+def loadtest(
+    ctx: typer.Context,
+    target: Target = typer.Option(Target.local, "--target", "-t", help="where the proxy runs"),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        "-p",
+        help=f"load shape: {'|'.join(PROFILES)} [smoke; with --web: none, the UI sets users]",
+    ),
+    users: int | None = typer.Option(None, "--users", "-u", min=1, help="peak users [the profile's default]"),
+    duration: str | None = typer.Option(
+        None, "--duration", "-d", help="run length, e.g. 20s, 5m [the profile's]"
+    ),
+    web: bool = typer.Option(
+        False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
+    ),
+    web_port: int = typer.Option(0, "--web-port", min=0, max=65535, help="port of the web UI [a free one]"),
+    url: str | None = typer.Option(
+        None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL [from the target]"
+    ),
+    management_token: str | None = typer.Option(
+        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="LOADTEST_API_KEY",
+        help="call an OpenAI-compatible server directly with this key",
+    ),
+    thresholds_file: Path = typer.Option(runner.THRESHOLDS, "--thresholds", help="thresholds YAML"),
+    threshold: list[str] = typer.Option(
+        [], "--threshold", help="override one limit: SCOPE.METRIC=VALUE (repeatable)"
+    ),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="where run folders go [<state dir>/loadtests]"
+    ),
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Load-test the LLM Proxy: headless with pass/fail thresholds and a report, or Locust's web UI."""
+    from devenv.cli.app import application
+
+    app = application(ctx, output, quiet)
+    if profile is not None and profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
+    profile_name = profile if profile is not None else (None if web else "smoke")
+    try:
+        run_plan = _plan(app, target.value, profile_name, users, duration, url, management_token, api_key,
+                         thresholds_file, threshold, report_dir)  # fmt: skip
+        runner.preflight(run_plan.endpoint, api_key)
+    except TargetError as exc:
+        if app.json_output:
+            app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
+        raise
+    if web:
+        _web(app, run_plan, web_port)
+        return
+    app.info(
+        f"load test [bold]{profile_name}[/] against {run_plan.endpoint.url} ({run_plan.endpoint.source}), "
+        f"~{run_plan.planned_s:.0f}s; run folder {run_plan.run_dir}"
+    )
+    summary = runner.run_headless(run_plan, app.info)
+    _finish(app, run_plan.run_dir, summary)
+
+
+def _plan(
+    app: Application,
+    target: str,
+    profile: str | None,
+    users: int | None,
+    duration: str | None,
+    url: str | None,
+    management_token: str | None,
+    api_key: str | None,
+    thresholds_file: Path,
+    overrides: list[str],
+    report_dir: Path | None,
+) -> runner.RunPlan:
+    try:
+        duration_s = parse_duration(duration) if duration is not None else None
+        planned = total_seconds(plan(profile or "smoke", users, duration_s))
+    except ValueError as exc:
+        raise UsageError(
+            str(exc), "see `devenv loadtest --help` for the profiles and duration forms"
+        ) from None
+    try:
+        table = th.with_overrides(th.load(thresholds_file, profile), overrides)
+    except th.ThresholdError as exc:
+        raise ConfigError(str(exc), f"fix {thresholds_file} or the --threshold value") from None
+    state = StateDir(app.settings.state_dir)
+    endpoint = resolve(target, state, url=url, management_token=management_token, region=app.settings.region)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = (report_dir or state.root / "loadtests") / f"{stamp}-{profile or 'web'}-{target}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = run_dir.with_name(f"{stamp}-{profile or 'web'}-{target}-{suffix}")
+    run_dir.mkdir(parents=True)
+    effective = run_dir / "thresholds.yaml"
+    th.dump(table, effective)
+    return runner.RunPlan(
+        endpoint=endpoint,
+        run_dir=run_dir,
+        thresholds_file=effective,
+        profile=profile,
+        users=users,
+        duration=f"{duration_s}s" if duration_s is not None else None,
+        planned_s=planned,
+        api_key=api_key,
+    )
+
+
+def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
+    port = port or free_port()
+
+    def announce(url: str) -> None:
+        if app.json_output:
+            app.emit_json({"web_ui": url, "run_dir": str(run_plan.run_dir)})
+        else:
+            app.out.print(
+                f"Locust web UI: {url}  (Ctrl-C to stop; report in {run_plan.run_dir})", highlight=False
+            )
+
+    summary = runner.run_web(run_plan, port, announce)
+    if summary is None or (
+        summary["requests"] == 0 and summary["verdict"] == "error" and not summary["started_at"]
+    ):
+        app.info("web UI stopped; no load test ran, so there is no report")
+        return
+    _finish(app, run_plan.run_dir, summary, emit_json=False)
+
+
+def _finish(app: Application, run_dir: Path, summary: dict[str, Any], emit_json: bool = True) -> None:
+    summary["run_dir"] = str(run_dir)
+    summary["report"] = str(report.write_report(run_dir, summary))
+    if app.json_output:
+        if emit_json:
+            app.emit_json(summary)
+    elif not app.quiet:
+        report.print_summary(app.out, summary, run_dir)
+    else:
+        app.out.print(f"verdict: {summary['verdict']}", highlight=False)
+    if summary["verdict"] == "error":
+        raise TargetError(
+            f"the load test could not run: {summary['setup_error']}",
+            f"the Locust log is {run_dir / runner.LOG_FILE}",
+        )
+    if summary["exit_code"]:
+        raise typer.Exit(summary["exit_code"])

@@ -1,0 +1,202 @@
+"""A run's report: plots (latency percentiles and RPS over time, failures marked) as PNG, one HTML
+page holding them with the summary, and the rich table printed at the end of `devenv loadtest`."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from devenv.loadtest.summary import TIMELINE_FILE
+
+LATENCY_PNG = "latency.png"
+THROUGHPUT_PNG = "throughput.png"
+REPORT_HTML = "report.html"
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
+
+
+def read_timeline(run_dir: Path) -> list[dict[str, float]]:
+    try:
+        timeline = json.loads((run_dir / TIMELINE_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return list(timeline)
+
+
+def write_plots(run_dir: Path, timeline: list[dict[str, float]]) -> list[Path]:
+    """Two PNGs over the run's seconds; seconds with failures are shaded red on both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [p["t"] for p in timeline]
+    failing = [p["t"] for p in timeline if p["failures_per_s"] > 0]
+
+    def mark_failures(axis: Any) -> None:
+        for second in failing:
+            axis.axvspan(second - 1.0, second, color="red", alpha=0.15, lw=0)
+        if failing:
+            axis.plot([], [], color="red", alpha=0.3, lw=6, label="seconds with failures")
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for key, label in (
+        ("p50_ms", "p50"),
+        ("p95_ms", "p95"),
+        ("p99_ms", "p99"),
+        ("first_token_p95_ms", "stream first token p95"),
+    ):
+        ax.plot(t, [p.get(key, 0.0) for p in timeline], label=label, lw=1.5)
+    mark_failures(ax)
+    ax.set(xlabel="seconds", ylabel="response time (ms)", title="Latency percentiles, per second")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    latency = run_dir / LATENCY_PNG
+    fig.savefig(latency, dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(t, [p["rps"] for p in timeline], label="requests/s", lw=1.5, color="tab:blue")
+    ax.bar(
+        t, [p["failures_per_s"] for p in timeline], width=0.8, color="red", label="failures/s", align="edge"
+    )
+    mark_failures(ax)
+    ax.set(xlabel="seconds", ylabel="per second", title="Throughput, failures and users")
+    ax.grid(alpha=0.3)
+    users_axis = ax.twinx()
+    users_axis.step(t, [p["users"] for p in timeline], where="post", color="tab:gray", ls="--", label="users")
+    users_axis.set_ylabel("users")
+    users_axis.set_ylim(bottom=0)
+    lines, labels = ax.get_legend_handles_labels()
+    more_lines, more_labels = users_axis.get_legend_handles_labels()
+    ax.legend(lines + more_lines, labels + more_labels, loc="upper left")
+    fig.tight_layout()
+    throughput = run_dir / THROUGHPUT_PNG
+    fig.savefig(throughput, dpi=100)
+    plt.close(fig)
+    return [latency, throughput]
+
+
+def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust_html: str | None) -> Path:
+    """One page: verdict, figures, per-request-type table, breaches, failures, ramp, plots, links."""
+    e = html.escape
+    verdict = summary["verdict"]
+    rows = "".join(
+        "<tr>"
+        + f"<td>{e(name)}</td><td>{e(figures.get('method', ''))}</td>"
+        + "".join(
+            f"<td>{figures[k]}</td>"
+            for k in ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+        )
+        + "</tr>"
+        for name, figures in summary["request_types"].items()
+    )
+    checks = "".join(
+        f"<li class={'ok' if c['ok'] else 'bad'}>{e(c['line'])}</li>" for c in summary.get("thresholds", [])
+    )
+    failures = "".join(
+        f"<li>{e(f['method'])} {e(f['name'])}: {e(f['error'])} &times; {f['occurrences']}</li>"
+        for f in summary.get("failure_details", [])
+    )
+    ramp = summary.get("ramp")
+    ramp_html = ""
+    if ramp:
+        stopped = ramp.get("stopped_by")
+        where = (
+            f"stopped at {stopped['users']} users, {stopped['rps']} RPS ({e('; '.join(stopped['breached']))})"
+            if stopped
+            else "no threshold broke"
+        )
+        ramp_html = f"<h2>Ramp</h2><p>max RPS within thresholds: <b>{ramp['max_rps']}</b> at {ramp['max_users']} users; {where}</p>"
+    images = "".join(f'<p><img src="{e(p.name)}" alt="{e(p.stem)}"></p>' for p in plots)
+    links = (
+        f'<p><a href="{e(locust_html)}">Locust report</a> · <a href="summary.json">summary.json</a></p>'
+        if locust_html
+        else ""
+    )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Load test {e(str(summary.get("profile")))} — {e(verdict)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}td:first-child{{text-align:left}}
+.ok{{color:#070}}.bad{{color:#b00;font-weight:bold}}.pass{{color:#070}}.fail,.error{{color:#b00}}img{{max-width:100%}}</style>
+</head><body>
+<h1>Load test: <span class="{e(verdict)}">{e(verdict.upper())}</span></h1>
+<p>target {e(summary["target"])} ({e(summary["mode"])}), profile {e(str(summary.get("profile")))},
+{summary["duration_s"]} s, {summary["requests"]} requests, {summary["failures"]} failures,
+{summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms</p>
+{f"<p class=bad>set-up error: {e(summary['setup_error'])}</p>" if summary.get("setup_error") else ""}
+{links}
+<h2>Request types</h2>
+<table><tr><th>name</th><th>type</th><th>requests</th><th>failures</th><th>RPS</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{rows}</table>
+<h2>Thresholds</h2><ul>{checks or "<li>none evaluated</li>"}</ul>
+{ramp_html}
+<h2>Failures</h2><ul>{failures or "<li>none</li>"}</ul>
+<h2>Over time</h2>{images or "<p>no timeline (the run did not start)</p>"}
+</body></html>
+"""
+    path = run_dir / REPORT_HTML
+    path.write_text(page)
+    return path
+
+
+def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
+    timeline = read_timeline(run_dir)
+    plots = write_plots(run_dir, timeline) if timeline else []
+    locust_html = "locust.html" if (run_dir / "locust.html").exists() else None
+    return write_html(run_dir, summary, plots, locust_html)
+
+
+def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
+    table = Table(title=f"load test — {summary.get('profile') or 'web'} against {summary['target']}")
+    for column in ("request type", "requests", "failures", "RPS", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "request type" else "right")
+    for name, f in summary["request_types"].items():
+        label = f"{name} (metric)" if f.get("metric_only") else name
+        table.add_row(
+            label,
+            str(f["requests"]),
+            _failures(f["failures"]),
+            *(f"{f[k]:g}" for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        str(summary["requests"]),
+        _failures(summary["failures"]),
+        *(f"{summary[k]:g}" for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        style="bold",
+    )
+    console.print(table)
+    ramp = summary.get("ramp")
+    if ramp:
+        stopped = ramp.get("stopped_by")
+        console.print(
+            f"ramp: max {ramp['max_rps']} RPS within thresholds at {ramp['max_users']} users; "
+            + (
+                f"stopped at {stopped['users']} users ({stopped['rps']} RPS): "
+                + "; ".join(stopped["breached"])
+                if stopped
+                else "no threshold broke"
+            ),
+            highlight=False,
+        )
+    for line in summary.get("breached", []):
+        console.print(f"[red]breached:[/] {line}", highlight=False)
+    for failure in summary.get("failure_details", [])[:5]:
+        console.print(
+            f"[yellow]failure:[/] {failure['method']} {failure['name']}: {failure['error']} x{failure['occurrences']}",
+            highlight=False,
+        )
+    verdict = summary["verdict"]
+    console.print(
+        f"verdict: [{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]   report: {run_dir / REPORT_HTML}",
+        highlight=False,
+    )
+
+
+def _failures(count: int) -> str:
+    return f"[red]{count}[/]" if count else "0"

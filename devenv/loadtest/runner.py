@@ -1,0 +1,234 @@
+"""Run Locust in a subprocess (its gevent patching must never reach devenv's own process).
+
+Headless runs follow a profile's shape and end with the summary the locustfile writes; `--web`
+starts Locust's UI on 127.0.0.1 with the same locustfile. Before either, a preflight makes an
+unreachable target or a refused management token a clear set-up error (exit 2), not a failed run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devenv.loadtest.summary import SUMMARY_FILE
+from devenv.runtime.state import tail
+from devenv.targets.endpoints import Endpoint, TargetError
+
+LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
+LOCUSTFILE = LOADTESTS_DIR / "locustfile.py"
+SHAPES = LOADTESTS_DIR / "shapes.py"
+THRESHOLDS = LOADTESTS_DIR / "thresholds.yaml"
+LOG_FILE = "locust.log"
+HTML_FILE = "locust.html"
+STOP_GRACE_S = 20.0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    endpoint: Endpoint
+    run_dir: Path
+    thresholds_file: Path
+    profile: str | None
+    users: int | None = None
+    duration: str | None = None
+    planned_s: float = 0.0
+    api_key: str | None = None
+    locustfile: Path = LOCUSTFILE
+
+
+def preflight(endpoint: Endpoint, api_key: str | None, timeout_s: float = 5.0) -> None:
+    """The target answers, and (unless talking to an upstream directly) takes the management token."""
+    status, body = _get(endpoint.url + "/health", {}, timeout_s)
+    if status >= 500:
+        raise TargetError(
+            f"the target {endpoint.url} is not healthy: /health answered {status}: {body[:200]}",
+            "look at the proxy's log (`devenv logs proxy`) or its database; run the load test once it is healthy",
+        )
+    if api_key:
+        return
+    if not endpoint.management_token:
+        raise TargetError(
+            f"no management token for {endpoint.url}",
+            "pass --management-token or set MANAGEMENT_TOKEN (or --api-key to call an upstream directly)",
+        )
+    status, body = _get(
+        endpoint.url + "/manage/projects", {"Authorization": f"Bearer {endpoint.management_token}"}, timeout_s
+    )
+    if status in (401, 403):
+        raise TargetError(
+            f"the target {endpoint.url} refused the management token ({status}): {body[:200]}",
+            "pass the target's MANAGEMENT_TOKEN with --management-token",
+        )
+    if status >= 400:
+        raise TargetError(
+            f"the management API of {endpoint.url} answered {status} on /manage/projects: {body[:200]}",
+            "is this an LLM Proxy? to call an OpenAI-compatible server directly, pass --api-key",
+        )
+
+
+def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read(2000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(2000).decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TargetError(
+            f"cannot reach the target {url}: {reason}",
+            "start it (`devenv up -d` for local) or point --url / --target at a running proxy",
+        ) from None
+
+
+def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
+    files = str(plan.locustfile)
+    if plan.profile is not None:
+        files += "," + str(SHAPES)
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        files,
+        "--host",
+        plan.endpoint.url,
+        "--thresholds",
+        str(plan.thresholds_file),
+        "--run-dir",
+        str(plan.run_dir),
+        "--html",
+        str(plan.run_dir / HTML_FILE),
+        "--csv",
+        str(plan.run_dir / "locust"),
+        "--stop-timeout",
+        "5",
+        "--loglevel",
+        "WARNING",
+    ]
+    if plan.profile is not None:
+        argv += ["--load-profile", plan.profile]
+    if plan.users is not None:
+        argv += ["--load-users", str(plan.users)]
+    if plan.duration is not None:
+        argv += ["--load-duration", plan.duration]
+    if web_port is None:
+        argv += ["--headless", "--only-summary"]
+    else:
+        argv += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
+    return argv
+
+
+def _environment(plan: RunPlan) -> dict[str, str]:
+    """Secrets go to Locust through its environment, never on a command line others can read."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LOADTEST_API_KEY", None)
+    env["LOADTEST_MANAGEMENT_TOKEN"] = plan.endpoint.management_token or ""
+    if plan.api_key:
+        env["LOADTEST_API_KEY"] = plan.api_key
+    return env
+
+
+def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run the profile to its end; the summary the locustfile wrote (set-up errors raise TargetError)."""
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.run_dir / LOG_FILE
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            locust_argv(plan), stdout=log, stderr=subprocess.STDOUT, env=_environment(plan)
+        )
+        started = time.monotonic()
+        deadline = started + plan.planned_s + 120.0
+        next_note = started + 10.0
+        try:
+            while process.poll() is None:
+                now = time.monotonic()
+                if now > deadline:
+                    progress("Locust ran past its planned length; stopping it")
+                    _stop(process)
+                    break
+                if now >= next_note:
+                    progress(f"  {now - started:.0f}s of ~{plan.planned_s:.0f}s")
+                    next_note = now + 10.0
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            progress("interrupted: stopping Locust (the report covers what ran)")
+            _stop(process)
+    return read_summary(plan.run_dir, process.returncode, log_path)
+
+
+def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[str, Any] | None:
+    """Serve Locust's web UI until Ctrl-C/SIGTERM; the summary of the last run, if one ran."""
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.run_dir / LOG_FILE
+    url = f"http://127.0.0.1:{port}"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                locust_argv(plan, web_port=port), stdout=log, stderr=subprocess.STDOUT, env=_environment(plan)
+            )
+            try:
+                _wait_for_ui(process, url, log_path)
+                on_ready(url)
+                process.wait()
+            except KeyboardInterrupt:
+                _stop(process)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not (plan.run_dir / SUMMARY_FILE).exists():
+        return None
+    return read_summary(plan.run_dir, process.returncode, log_path)
+
+
+def _raise_interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_for_ui(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TargetError(
+                f"Locust's web UI exited at start (code {process.returncode}):\n{tail(log_path)}"
+            )
+        try:
+            with urllib.request.urlopen(url + "/stats/requests", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    _stop(process)
+    raise TargetError(f"Locust's web UI did not answer on {url} within {timeout_s:.0f}s:\n{tail(log_path)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Locust then writes its reports and our summary), SIGKILL after a grace period."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def read_summary(run_dir: Path, returncode: int | None, log_path: Path) -> dict[str, Any]:
+    try:
+        summary: dict[str, Any] = json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        raise TargetError(
+            f"Locust ended (exit {returncode}) without writing its summary; its log ({log_path}) ends with:\n"
+            + tail(log_path),
+            "fix the error above (a broken locustfile or option), then run again",
+        ) from None
+    return summary

@@ -1,0 +1,120 @@
+"""Where a target's LLM Proxy answers and which management token it takes: `local` or `aws`.
+
+local: `--url`/`DEVENV_TARGET_URL`, else what the running `devenv up` serves (the ALB mirror, or the
+proxy itself while the realizer does not put a load balancer in front); the token from
+`--management-token`/`MANAGEMENT_TOKEN`, else the local stack's generated secret.
+aws: the `LlmProxyStack` outputs (`AlbUrl`, `ManagementTokenSecretArn`) and Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from devenv.errors import DevenvError, NotRunningError, UsageError
+from devenv.runtime.state import StateDir
+
+TARGETS = ("local", "aws")
+STACK_NAME = "LlmProxyStack"
+URL_OUTPUT = "AlbUrl"
+TOKEN_SECRET_OUTPUT = "ManagementTokenSecretArn"
+# Services of `devenv up` that front the proxy, most faithful first.
+LOCAL_FRONTS = ("alb", "load-balancer", "loadbalancer", "caddy", "proxy")
+
+
+class TargetError(DevenvError):
+    """The target cannot be resolved or reached (exit 2: set-up, not a test result)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    management_token: str | None
+    source: str  # how the URL was found, for messages
+
+
+def resolve(
+    target: str,
+    state: StateDir,
+    url: str | None = None,
+    management_token: str | None = None,
+    region: str | None = None,
+) -> Endpoint:
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
+    url = url or os.environ.get("DEVENV_TARGET_URL") or None
+    token = management_token or os.environ.get("MANAGEMENT_TOKEN") or None
+    if target == "aws":
+        return _aws(url, token, region)
+    if url:
+        return Endpoint(url.rstrip("/"), token or _local_token(state), "--url")
+    found = _local_front(state)
+    if found is None:
+        raise NotRunningError(
+            f"no local target: `devenv up` is not running (state dir {state.root}) and no --url was given",
+            "start the stack with `devenv up -d`, or pass --url / DEVENV_TARGET_URL",
+        )
+    name, front_url = found
+    return Endpoint(front_url.rstrip("/"), token or _local_token(state), f"the {name} of `devenv up`")
+
+
+def _local_front(state: StateDir) -> tuple[str, str] | None:
+    if not state.supervisor_running():
+        return None
+    services: dict[str, Any] = state.read().get("services", {})
+    for name in LOCAL_FRONTS:
+        url = (services.get(name) or {}).get("url")
+        if url:
+            return name, url
+    return None
+
+
+def _local_token(state: StateDir) -> str | None:
+    """The management token `devenv up` generated for the local stack, if there is one."""
+    try:
+        values = json.loads((state.run / "secrets.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    token = values.get("MANAGEMENT_TOKEN") if isinstance(values, dict) else None
+    return str(token) if token else None
+
+
+def _aws(url: str | None, token: str | None, region: str | None) -> Endpoint:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    try:
+        outputs: dict[str, str] = {}
+        if not url or not token:
+            stacks = session.client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"]
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        if not url:
+            url = outputs.get(URL_OUTPUT)
+            if not url:
+                raise TargetError(
+                    f"stack {STACK_NAME} has no output {URL_OUTPUT}",
+                    "deploy the current stack with `devenv deploy --target aws`, or pass --url",
+                )
+        if not token:
+            arn = outputs.get(TOKEN_SECRET_OUTPUT)
+            if not arn:
+                raise TargetError(
+                    f"stack {STACK_NAME} has no output {TOKEN_SECRET_OUTPUT}",
+                    "deploy the current stack, or pass --management-token / MANAGEMENT_TOKEN",
+                )
+            token = session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    except ClientError as exc:
+        raise TargetError(
+            f"cannot read the aws target: {exc.response.get('Error', {}).get('Message', exc)}",
+            f"check your AWS credentials and region, and that {STACK_NAME} is deployed",
+        ) from None
+    except BotoCoreError as exc:
+        raise TargetError(
+            f"cannot read the aws target: {exc}", "configure AWS credentials and a region"
+        ) from None
+    return Endpoint(url.rstrip("/"), token, f"stack {STACK_NAME}")
