@@ -41,7 +41,7 @@ class LocalTask(Task):
         self.desired_status = "RUNNING"
         self.task_definition_arn = task_definition.arn
         self.overrides: dict[str, Any] = {}
-        self.containers = [Container(task_definition)]
+        self.containers = [Container(task_definition)]  # type: ignore[abstract]
         self.started_by = deployment_id
         self.tags: list[dict[str, str]] = []
         self.launch_type = "FARGATE"
@@ -65,7 +65,7 @@ class LocalTask(Task):
         self.cpu = task_definition.cpu
         self.memory = task_definition.memory
 
-    @property  # type: ignore[override]
+    @property
     def status(self) -> str:
         return self._local_status
 
@@ -157,7 +157,7 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
 
     # Scale in: the newest extra tasks of the current deployment go first.
     for task in sorted(current, key=lambda t: t.created_at, reverse=True)[: max(0, len(current) - desired)]:
-        stop(task, "Scaling activity initiated by (deployment %s)" % primary_id)
+        stop(task, f"Scaling activity initiated by (deployment {primary_id})")
         current.remove(task)
     # Start current-deployment tasks up to desired, within maximumPercent while old ones remain.
     room = max_total - len(current) - len(previous) if previous else desired - len(current)
@@ -253,7 +253,7 @@ def report(
 
 
 def _all_backends() -> list[EC2ContainerServiceBackend]:
-    found = []
+    found: list[EC2ContainerServiceBackend] = []
     for account in ecs_backends.values():
         found.extend(account.values())
     return found
@@ -310,7 +310,7 @@ def install() -> None:
         family: str | None = None,
         started_by: str | None = None,
         service_name: str | None = None,
-        desiredStatus: str | None = None,  # noqa: N803 - moto's name
+        desiredStatus: str | None = None,
     ) -> list[Task]:
         tasks: list[Task] = original_list(
             self, cluster_str, container_instance, family, started_by, service_name, desiredStatus
