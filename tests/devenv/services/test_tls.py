@@ -1,0 +1,99 @@
+"""The devenv CA and server certificate, proven by a real redis-server serving TLS with them."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from devenv.runtime.ports import free_port
+from devenv.services.tls import TlsFiles, ensure_tls_files, redis_server_tls_args
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="module")
+def tls_files(tls_dir: Path) -> TlsFiles:
+    return ensure_tls_files(tls_dir)
+
+
+@pytest.fixture(scope="module")
+def tls_redis_port(tls_files: TlsFiles, tls_dir: Path) -> Iterator[int]:
+    port = free_port()
+    argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tls_dir)]
+    server = subprocess.Popen(
+        argv + redis_server_tls_args(tls_files, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                redis.Redis.from_url(f"rediss://127.0.0.1:{port}", ssl_ca_certs=str(tls_files.ca_cert)).ping()
+                break
+            except redis.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    output = server.stdout.read().decode() if server.stdout else ""
+                    pytest.fail(f"redis-server with TLS did not start: {output[-2000:]}")
+                time.sleep(0.05)
+        yield port
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_files_exist_with_private_keys(tls_files: TlsFiles, tls_dir: Path) -> None:
+    assert tls_files.ca_cert == tls_dir / "ca.pem"
+    assert tls_files.server_cert == tls_dir / "server.pem"
+    assert tls_files.server_key == tls_dir / "server-key.pem"
+    for key in (tls_files.server_key, tls_dir / "ca-key.pem"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_valid_files_are_reused(tls_files: TlsFiles) -> None:
+    before = {p: p.read_bytes() for p in (tls_files.ca_cert, tls_files.server_cert, tls_files.server_key)}
+    again = ensure_tls_files(tls_files.ca_cert.parent)
+    assert again == tls_files
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_server_cert_from_another_ca_is_reissued(tmp_path: Path, tls_files: TlsFiles) -> None:
+    first = ensure_tls_files(tmp_path)
+    shutil.copy(tls_files.server_cert, first.server_cert)  # signed by a different CA
+    shutil.copy(tls_files.server_key, first.server_key)
+    ensure_tls_files(tmp_path)
+    assert first.server_cert.read_bytes() != tls_files.server_cert.read_bytes()
+
+
+def test_rediss_with_the_ca_pings(tls_files: TlsFiles, tls_redis_port: int) -> None:
+    client = redis.Redis.from_url(f"rediss://127.0.0.1:{tls_redis_port}", ssl_ca_certs=str(tls_files.ca_cert))
+    assert client.ping() is True
+    client.set("tls-key", "v")
+    assert client.get("tls-key") == b"v"
+
+
+def test_rediss_to_localhost_name_verifies(tls_files: TlsFiles, tls_redis_port: int) -> None:
+    client = redis.Redis.from_url(f"rediss://localhost:{tls_redis_port}", ssl_ca_certs=str(tls_files.ca_cert))
+    assert client.ping() is True
+
+
+def test_rediss_without_the_ca_fails_verification(tls_redis_port: int) -> None:
+    client = redis.Redis.from_url(f"rediss://127.0.0.1:{tls_redis_port}")
+    with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.ping()
+
+
+def test_plain_redis_is_not_served(tls_redis_port: int) -> None:
+    client = redis.Redis(host="127.0.0.1", port=tls_redis_port, socket_timeout=2)
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
