@@ -291,6 +291,19 @@ class Supervisor:
             self.services.pop(name, None)
         self._write_state()
 
+    def restart(self, name: str, down_for_s: float = 0.0) -> None:
+        """Stop a service, keep it down for `down_for_s` (an outage to observe), then start it again.
+
+        Blocks until it is ready again; the monitor does not count this as a crash.
+        """
+        running = self.services[name]
+        running.ready_event.clear()
+        self._set(running, "restarting", f"restart requested, down for {down_for_s:g} s")
+        self._terminate(running)
+        if self._stopping.wait(down_for_s):
+            return
+        self._launch_and_wait(running)
+
     def stop_all(self) -> None:
         """Stop every service, dependents before their dependencies."""
         self._stopping.set()

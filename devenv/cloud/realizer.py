@@ -1,0 +1,352 @@
+"""The realizer: makes local reality match what the emulator says is deployed.
+
+A reconcile loop reading the emulator through the AWS API, like any client:
+- ECS tasks (kept by the emulator's scheduler) -> supervised local processes, with their task
+  definition's environment and secrets; each one's real status reported back;
+- an ALB in front of a service -> targets registered in the ALB mirror as tasks come and go, drained
+  (no new requests, in-flight ones finish, up to the deregistration delay) before a task is stopped;
+- faults asked of the emulator (RDS reboot/failover, ElastiCache reboot/failover) -> the same outage
+  on the local Postgres or Redis, held for `fault_hold_s` so it can be observed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import boto3
+
+from devenv.cloud.tasks import LocalContainer, UnrealizableTask, local_containers
+from devenv.errors import DevenvError, ServiceFailedError
+from devenv.runtime import probes
+from devenv.runtime.ports import free_port
+from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
+
+log = logging.getLogger("devenv.realizer")
+LOOP_INTERVAL_S = 0.25
+FAULT_TARGETS = {
+    "rds-reboot": "postgres",
+    "rds-failover": "postgres",
+    "elasticache-reboot": "redis",
+    "elasticache-failover": "redis",
+}
+
+
+class TargetGroups(Protocol):
+    """What the realizer needs of the ALB mirror."""
+
+    def register(self, target_group_arn: str, port: int) -> None: ...
+
+    def deregister(self, target_group_arn: str, port: int) -> None: ...
+
+    def in_flight(self, target_group_arn: str, port: int) -> int: ...
+
+    def deregistration_delay_s(self, target_group_arn: str) -> float: ...
+
+    def health_probe(self, target_group_arn: str, port: int) -> probes.Probe: ...
+
+
+@dataclass
+class LocalTask:
+    """A running ECS task's local process, and what was last reported about it."""
+
+    task_arn: str
+    service: str
+    cluster: str
+    process: str
+    container: LocalContainer
+    host_port: int | None
+    target_group_arn: str | None
+    reported_status: str = "PROVISIONING"
+    reported_health: str = "UNKNOWN"
+    stopping: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.task_arn.rsplit("/", 1)[-1]
+
+
+class Realizer:
+    """One reconcile loop; call `run` in a thread and set the event to stop it."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        endpoint: str,
+        region: str,
+        target_groups: TargetGroups | None,
+        extra_env: dict[str, str] | None = None,
+        fault_hold_s: float = 5.0,
+    ) -> None:
+        self.supervisor = supervisor
+        self.endpoint = endpoint
+        self.target_groups = target_groups
+        self.extra_env = extra_env or {}
+        self.fault_hold_s = fault_hold_s
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=region
+        )
+        self.ecs = session.client("ecs", endpoint_url=endpoint)
+        self.secretsmanager = session.client("secretsmanager", endpoint_url=endpoint)
+        self.ssm = session.client("ssm", endpoint_url=endpoint)
+        self.tasks: dict[str, LocalTask] = {}
+        self.problems: dict[str, str] = {}
+        self._starting: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="realizer")
+        self._event_seq = self._latest_event_seq()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(LOOP_INTERVAL_S):
+            try:
+                self.reconcile_once()
+            except Exception as exc:  # keep reconciling: the emulator may be restarting
+                log.warning("reconcile failed: %s", exc)
+
+    def reconcile_once(self) -> None:
+        self._carry_out_faults()
+        wanted = self._wanted_tasks()
+        for arn, (task, service) in wanted.items():
+            with self._lock:
+                known = arn in self.tasks or arn in self._starting
+                if not known:
+                    self._starting.add(arn)
+            if not known:
+                self._pool.submit(self._start_task, task, service)
+        for arn, local in list(self.tasks.items()):
+            if local.stopping:
+                continue
+            if arn not in wanted:
+                local.stopping = True
+                self._pool.submit(self._drain_and_stop, local, "stopped by the scheduler")
+            else:
+                self._watch(local)
+
+    def wait_idle(self, timeout_s: float) -> None:
+        """Until no task is starting (tests and `up` use it after the first reconcile)."""
+        deadline = time.monotonic() + timeout_s
+        while self._starting and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Stop every task process (the supervisor stops the rest)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for local in list(self.tasks.values()):
+            with contextlib.suppress(Exception):
+                self.supervisor.remove(local.process)
+
+    # -- reading the emulator -------------------------------------------------------------
+
+    def _wanted_tasks(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """Every task the emulator wants running, with its service."""
+        wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for cluster in self.ecs.list_clusters()["clusterArns"]:
+            service_arns = self.ecs.list_services(cluster=cluster)["serviceArns"]
+            for chunk in _chunks(service_arns, 10):
+                for service in self.ecs.describe_services(cluster=cluster, services=chunk)["services"]:
+                    arns = self.ecs.list_tasks(
+                        cluster=cluster, serviceName=service["serviceName"], desiredStatus="RUNNING"
+                    )["taskArns"]
+                    for task_chunk in _chunks(arns, 100):
+                        for task in self.ecs.describe_tasks(cluster=cluster, tasks=task_chunk)["tasks"]:
+                            if task["desiredStatus"] == "RUNNING":
+                                wanted[task["taskArn"]] = (task, service)
+        return wanted
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _start_task(self, task: dict[str, Any], service: dict[str, Any]) -> None:
+        arn = task["taskArn"]
+        try:
+            definition = self.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
+                "taskDefinition"
+            ]
+            containers = local_containers(definition, self.secretsmanager, self.ssm)
+            essential = [c for c in containers if c.essential]
+            if len(essential) != 1:
+                raise UnrealizableTask(
+                    f"task definition {definition['family']} has {len(essential)} essential containers; one is supported"
+                )
+            container = essential[0]
+            balancer = next(
+                (lb for lb in service.get("loadBalancers", []) if lb.get("containerName") == container.name),
+                None,
+            )
+            host_port = free_port() if container.container_port else None
+            local = LocalTask(
+                task_arn=arn,
+                service=service["serviceName"],
+                cluster=task["clusterArn"],
+                process=f"{container.name}-{arn.rsplit('/', 1)[-1][:8]}",
+                container=container,
+                host_port=host_port,
+                target_group_arn=balancer["targetGroupArn"] if balancer and self.target_groups else None,
+            )
+            self.supervisor.add(self._spec(local))
+        except (DevenvError, ServiceFailedError) as exc:
+            self.problems[arn] = exc.message
+            log.warning("task %s could not start: %s", arn, exc.message)
+            self._report(
+                arn,
+                "STOPPED",
+                reason=f"CannotStartContainerError: {exc.message.splitlines()[0]}",
+                exit_code=1,
+            )
+            with self._lock:
+                self._starting.discard(arn)
+            return
+        except Exception as exc:
+            self.problems[arn] = str(exc)
+            with self._lock:
+                self._starting.discard(arn)
+            raise
+        with self._lock:
+            self.tasks[arn] = local
+            self._starting.discard(arn)
+        self._report(arn, "RUNNING")
+        if local.target_group_arn and local.host_port and self.target_groups:
+            self.target_groups.register(local.target_group_arn, local.host_port)
+
+    def _spec(self, local: LocalTask) -> ServiceSpec:
+        env = {**self.extra_env, **local.container.env}
+        ready: probes.Probe
+        if local.host_port:
+            env["LISTEN_ADDR"] = f"127.0.0.1:{local.host_port}"
+            ready = probes.tcp("127.0.0.1", local.host_port)
+        else:
+            ready = _alive_for(0.3)
+        return ServiceSpec(
+            name=local.process,
+            argv=local.container.argv,
+            env={**os.environ, **env, "DISPATCHER_CONSUMER_NAME": local.process},
+            ready=ready,
+            ports={"http": local.host_port} if local.host_port else {},
+            url=f"http://127.0.0.1:{local.host_port}" if local.host_port else None,
+            stop_timeout_s=local.container.stop_timeout_s,
+            ready_timeout_s=60,
+            restart=RestartPolicy(mode="never"),  # ECS replaces a task; it does not restart it
+            extra={"ecs_service": local.service, "task_arn": local.task_arn},
+        )
+
+    def _watch(self, local: LocalTask) -> None:
+        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is reported."""
+        running = self.supervisor.services.get(local.process)
+        if running is None:
+            return
+        if running.proc is not None and running.proc.poll() is not None and running.state != "starting":
+            local.stopping = True
+            code = running.proc.returncode
+            self._pool.submit(
+                self._task_ended, local, 128 - code if code < 0 else code
+            )  # as a container reports it
+            return
+        if local.target_group_arn and local.host_port and self.target_groups:
+            result = self.target_groups.health_probe(local.target_group_arn, local.host_port)()
+            health = "HEALTHY" if result.ok else "UNHEALTHY"
+            if health != local.reported_health:
+                local.reported_health = health
+                self._report(local.task_arn, "RUNNING", health=health)
+
+    def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
+        if local.target_group_arn and local.host_port and self.target_groups:
+            self.target_groups.deregister(local.target_group_arn, local.host_port)
+        self.supervisor.remove(local.process)
+        self._forget(local)
+        self._report(
+            local.task_arn, "STOPPED", reason="Essential container in task exited", exit_code=exit_code
+        )
+
+    def _drain_and_stop(self, local: LocalTask, reason: str) -> None:
+        """Deregister from the ALB (no new requests), let in-flight ones finish, then SIGTERM."""
+        if local.target_group_arn and local.host_port and self.target_groups:
+            self.target_groups.deregister(local.target_group_arn, local.host_port)
+            deadline = time.monotonic() + self.target_groups.deregistration_delay_s(local.target_group_arn)
+            while time.monotonic() < deadline and self.target_groups.in_flight(
+                local.target_group_arn, local.host_port
+            ):
+                time.sleep(0.05)
+        running = self.supervisor.services.get(local.process)
+        exit_code = None
+        if running is not None:
+            self.supervisor.remove(local.process)
+            exit_code = running.exit_code
+        self._forget(local)
+        self._report(local.task_arn, "STOPPED", reason=reason, exit_code=exit_code)
+
+    def _forget(self, local: LocalTask) -> None:
+        with self._lock:
+            self.tasks.pop(local.task_arn, None)
+
+    def _report(
+        self,
+        arn: str,
+        status: str,
+        health: str | None = None,
+        reason: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        body = {"lastStatus": status, "healthStatus": health, "stoppedReason": reason, "exitCode": exit_code}
+        request = urllib.request.Request(
+            f"{self.endpoint}/_devenv/ecs/tasks/{arn.rsplit('/', 1)[-1]}/status",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                pass
+        except OSError as exc:
+            log.warning("could not report task %s %s: %s", arn, status, exc)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _latest_event_seq(self) -> int:
+        events = self._events(0)
+        return int(events[-1]["seq"]) if events else 0
+
+    def _events(self, after: int) -> list[dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(
+                f"{self.endpoint}/_devenv/events?after={after}", timeout=5
+            ) as response:
+                return list(json.loads(response.read())["events"])
+        except OSError:
+            return []
+
+    def _carry_out_faults(self) -> None:
+        for event in self._events(self._event_seq):
+            self._event_seq = int(event["seq"])
+            service = FAULT_TARGETS.get(event["kind"])
+            if service and service in self.supervisor.services:
+                hold = self.fault_hold_s if event["kind"].endswith("reboot") or service == "postgres" else 1.0
+                log.info(
+                    "fault %s on %s: %s down for %.1f s", event["kind"], event["resource"], service, hold
+                )
+                self._pool.submit(self.supervisor.restart, service, hold)
+
+
+def _alive_for(seconds: float) -> probes.Probe:
+    """Ready once the probe has been asked for `seconds` (a process with no port to check)."""
+    began: list[float] = []
+
+    def check() -> probes.ProbeResult:
+        now = time.monotonic()
+        if not began:
+            began.append(now)
+        return probes.ProbeResult(now - began[0] >= seconds, f"up for {now - began[0]:.1f} s")
+
+    return check
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,104 @@
+"""From an ECS task definition to a local process, as the ECS agent would run the container.
+
+The container image maps to a local entry point by its repository name (IMAGE_ENTRYPOINTS); the
+container's `command` follows it. `environment` is copied and `secrets` are resolved from the emulator's
+Secrets Manager (whole secret or one JSON key) and SSM Parameter Store, exactly as the agent resolves
+`valueFrom`. The container port gets a free host port, given to the process as LISTEN_ADDR.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from devenv.errors import DevenvError
+
+# Image repository name -> the local command that stands for the image's entry point.
+IMAGE_ENTRYPOINTS: dict[str, list[str]] = {
+    "llm-proxy": [sys.executable, "-m", "llmproxy"],
+    "llmproxy": [sys.executable, "-m", "llmproxy"],
+}
+
+
+class UnrealizableTask(DevenvError):
+    """A task definition the native runtime cannot run (say which container and why)."""
+
+
+@dataclass(frozen=True)
+class LocalContainer:
+    """What to run for one container of a task."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    container_port: int | None
+    stop_timeout_s: float
+    essential: bool = True
+    health_check: dict[str, Any] = field(default_factory=dict)
+
+
+def repository_name(image: str) -> str:
+    """`123.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local` -> `llm-proxy`."""
+    path = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return path.split(":", 1)[0]
+
+
+def resolve_value_from(value_from: str, secretsmanager: Any, ssm: Any) -> str:
+    """A secret's value as the ECS agent reads it: Secrets Manager ARN[:json-key:stage:version] or SSM."""
+    if ":secretsmanager:" in value_from:
+        parts = value_from.split(":")
+        secret_id = ":".join(parts[:7])
+        json_key = parts[7] if len(parts) > 7 and parts[7] else None
+        stage = parts[8] if len(parts) > 8 and parts[8] else None
+        version = parts[9] if len(parts) > 9 and parts[9] else None
+        kwargs: dict[str, str] = {"SecretId": secret_id}
+        if stage:
+            kwargs["VersionStage"] = stage
+        if version:
+            kwargs["VersionId"] = version
+        secret: str = secretsmanager.get_secret_value(**kwargs)["SecretString"]
+        if json_key is None:
+            return secret
+        try:
+            return str(json.loads(secret)[json_key])
+        except (ValueError, KeyError) as exc:
+            raise UnrealizableTask(f"secret {secret_id} has no JSON key {json_key!r}") from exc
+    name = value_from.split(":parameter", 1)[1] if ":parameter" in value_from else value_from
+    response = ssm.get_parameter(Name=name, WithDecryption=True)
+    return str(response["Parameter"]["Value"])
+
+
+def local_containers(task_definition: dict[str, Any], secretsmanager: Any, ssm: Any) -> list[LocalContainer]:
+    """The containers of a task definition this machine can run; an essential one it cannot is an error."""
+    containers = []
+    for container in task_definition["containerDefinitions"]:
+        repo = repository_name(container["image"])
+        entry = IMAGE_ENTRYPOINTS.get(repo)
+        essential = container.get("essential", True)
+        if entry is None:
+            if essential:
+                raise UnrealizableTask(
+                    f"container {container['name']!r} runs image {container['image']!r}, which has no local entry point",
+                    f"known image repositories: {', '.join(sorted(IMAGE_ENTRYPOINTS))}",
+                )
+            continue  # a sidecar such as the X-Ray daemon: reported by `devenv parity`, not run
+        env = {item["name"]: item["value"] for item in container.get("environment", [])}
+        for secret in container.get("secrets", []):
+            env[secret["name"]] = resolve_value_from(secret["valueFrom"], secretsmanager, ssm)
+        ports = [
+            m["containerPort"] for m in container.get("portMappings", []) if m.get("protocol", "tcp") == "tcp"
+        ]
+        containers.append(
+            LocalContainer(
+                name=container["name"],
+                argv=[*entry, *container.get("command", [])],
+                env=env,
+                container_port=ports[0] if ports else None,
+                stop_timeout_s=float(container.get("stopTimeout", 30)),
+                essential=essential,
+                health_check=container.get("healthCheck", {}),
+            )
+        )
+    return containers

@@ -1,0 +1,193 @@
+"""The realizer with a real emulator and real task processes (the mock upstream as the task's command)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import psutil
+import pytest
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from devenv.cloud import control
+from devenv.cloud.realizer import Realizer
+from devenv.cloud.tasks import resolve_value_from
+from devenv.runtime.ports import free_port
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import Supervisor
+
+CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    control.install()
+    port = free_port()
+    server = make_server(
+        "127.0.0.1", port, control.wrap(DomainDispatcherApplication(create_backend_app)), threaded=True
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def realizer(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realizer]:
+    supervisor = Supervisor(StateDir(tmp_path_factory.mktemp("realizer-state")), facts={})
+    realizer = Realizer(supervisor, endpoint, "us-east-1", target_groups=None)
+    stop = threading.Event()
+    loop = threading.Thread(target=realizer.run, args=(stop,), daemon=True)
+    loop.start()
+    yield realizer
+    stop.set()
+    loop.join()
+    realizer.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ecs(endpoint: str) -> Any:
+    client = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
+    client.create_cluster(clusterName="local")
+    client.register_task_definition(
+        family="upstream",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "upstream",
+                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local",
+                "command": ["mock-upstream"],
+                "portMappings": [{"containerPort": 8080}],
+                "stopTimeout": 5,
+                "essential": True,
+            }
+        ],
+    )
+    return client
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def running_tasks(realizer: Realizer, service: str, count: int) -> Callable[[], list[Any] | None]:
+    def check() -> list[Any] | None:
+        tasks = [t for t in realizer.tasks.values() if t.service == service and not t.stopping]
+        return tasks if len(tasks) == count else None
+
+    return check
+
+
+def answers(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+        return response.status == 200
+
+
+def test_service_tasks_run_answer_and_are_reported(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local", serviceName="web", taskDefinition="upstream", desiredCount=2, launchType="FARGATE"
+    )
+    tasks = wait_for(running_tasks(realizer, "web", 2))
+    assert all(answers(t.host_port) for t in tasks)
+
+    def counted() -> bool:
+        service = ecs.describe_services(cluster="local", services=["web"])["services"][0]
+        return bool(service["runningCount"] == 2)
+
+    wait_for(counted)
+    described = ecs.describe_tasks(cluster="local", tasks=[t.task_arn for t in tasks])["tasks"]
+    assert {t["lastStatus"] for t in described} == {"RUNNING"}
+
+
+def test_stop_task_stops_the_process_and_a_replacement_starts(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-stop",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    [task] = wait_for(running_tasks(realizer, "svc-stop", 1))
+    pid = realizer.supervisor.services[task.process].proc.pid  # type: ignore[union-attr]
+    ecs.stop_task(cluster="local", task=task.task_arn, reason="test")
+    replacement = wait_for(
+        lambda: [t for t in running_tasks(realizer, "svc-stop", 1)() or [] if t.task_arn != task.task_arn]
+    )
+    assert answers(replacement[0].host_port)
+    wait_for(lambda: not psutil.pid_exists(pid))
+    stopped = wait_for(
+        lambda: [
+            t
+            for t in ecs.describe_tasks(cluster="local", tasks=[task.task_arn])["tasks"]
+            if t["lastStatus"] == "STOPPED"
+        ]
+    )
+    assert stopped[0]["stopCode"] == "UserInitiated"
+
+
+def test_a_killed_task_is_replaced_like_the_ecs_scheduler_does(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-kill",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    [task] = wait_for(running_tasks(realizer, "svc-kill", 1))
+    os.kill(realizer.supervisor.services[task.process].proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    wait_for(
+        lambda: [t for t in running_tasks(realizer, "svc-kill", 1)() or [] if t.task_arn != task.task_arn]
+    )
+    died = wait_for(
+        lambda: [
+            t
+            for t in ecs.describe_tasks(cluster="local", tasks=[task.task_arn])["tasks"]
+            if t["lastStatus"] == "STOPPED"
+        ]
+    )
+    assert died[0]["stopCode"] == "EssentialContainerExited"
+
+
+def test_update_service_scales_the_processes(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-scale",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    wait_for(running_tasks(realizer, "svc-scale", 1))
+    ecs.update_service(cluster="local", service="svc-scale", desiredCount=3)
+    tasks = wait_for(running_tasks(realizer, "svc-scale", 3))
+    assert len({t.host_port for t in tasks}) == 3
+    ecs.update_service(cluster="local", service="svc-scale", desiredCount=1)
+    wait_for(running_tasks(realizer, "svc-scale", 1))
+
+
+def test_secrets_resolve_as_the_ecs_agent_reads_them(endpoint: str) -> None:
+    sm = boto3.client("secretsmanager", endpoint_url=endpoint, **CREDS)
+    ssm = boto3.client("ssm", endpoint_url=endpoint, **CREDS)
+    arn = sm.create_secret(Name="db-creds", SecretString='{"username": "app", "password": "s3cret"}')["ARN"]
+    ssm.put_parameter(Name="/app/log-level", Value="debug", Type="String")
+    assert resolve_value_from(f"{arn}:password::", sm, ssm) == "s3cret"
+    assert resolve_value_from(arn, sm, ssm) == '{"username": "app", "password": "s3cret"}'
+    assert (
+        resolve_value_from("arn:aws:ssm:us-east-1:123456789012:parameter/app/log-level", sm, ssm) == "debug"
+    )
