@@ -29,6 +29,7 @@ from devenv.errors import DevenvError, ServiceFailedError
 from devenv.runtime import probes
 from devenv.runtime.ports import free_port
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
+from devenv.services import faultproxy
 
 log = logging.getLogger("devenv.realizer")
 LOOP_INTERVAL_S = 0.25
@@ -52,6 +53,17 @@ class TargetGroups(Protocol):
     def deregistration_delay_s(self, target_group_arn: str) -> float: ...
 
     def health_probe(self, target_group_arn: str, port: int) -> probes.Probe: ...
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """Where the local Postgres and Redis listen, and where their AWS endpoints must listen."""
+
+    postgres_port: int
+    redis_port: int
+    redis_tls_port: int | None
+    aurora_port: int
+    elasticache_port: int
 
 
 @dataclass
@@ -83,10 +95,12 @@ class Realizer:
         endpoint: str,
         region: str,
         target_groups: TargetGroups | None,
+        data: LocalData | None = None,
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
     ) -> None:
         self.supervisor = supervisor
+        self.data = data
         self.endpoint = endpoint
         self.target_groups = target_groups
         self.extra_env = extra_env or {}
@@ -97,6 +111,8 @@ class Realizer:
         self.ecs = session.client("ecs", endpoint_url=endpoint)
         self.secretsmanager = session.client("secretsmanager", endpoint_url=endpoint)
         self.ssm = session.client("ssm", endpoint_url=endpoint)
+        self.rds = session.client("rds", endpoint_url=endpoint)
+        self.elasticache = session.client("elasticache", endpoint_url=endpoint)
         self.tasks: dict[str, LocalTask] = {}
         self.problems: dict[str, str] = {}
         self._starting: set[str] = set()
@@ -115,6 +131,7 @@ class Realizer:
 
     def reconcile_once(self) -> None:
         self._carry_out_faults()
+        self._realize_data_endpoints()
         wanted = self._wanted_tasks()
         for arn, (task, service) in wanted.items():
             with self._lock:
@@ -162,6 +179,23 @@ class Realizer:
                             if task["desiredStatus"] == "RUNNING":
                                 wanted[task["taskArn"]] = (task, service)
         return wanted
+
+    # -- Aurora and ElastiCache endpoints --------------------------------------------------
+
+    def _realize_data_endpoints(self) -> None:
+        """A fault proxy at each endpoint the emulator advertises, once the cluster / group exists."""
+        if self.data is None:
+            return
+        if "aurora" not in self.supervisor.services and self.rds.describe_db_clusters()["DBClusters"]:
+            self.supervisor.add(endpoint_proxy("aurora", self.data.aurora_port, self.data.postgres_port))
+        if "elasticache" not in self.supervisor.services:
+            groups = self.elasticache.describe_replication_groups()["ReplicationGroups"]
+            if groups:
+                encrypted = any(g.get("TransitEncryptionEnabled") for g in groups)
+                if encrypted and self.data.redis_tls_port is None:
+                    raise UnrealizableTask("the cache encrypts in transit but the local Redis serves no TLS")
+                upstream = self.data.redis_tls_port if encrypted else self.data.redis_port
+                self.supervisor.add(endpoint_proxy("elasticache", self.data.elasticache_port, upstream or 0))
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -333,6 +367,19 @@ class Realizer:
                     "fault %s on %s: %s down for %.1f s", event["kind"], event["resource"], service, hold
                 )
                 self._pool.submit(self.supervisor.restart, service, hold)
+
+
+def endpoint_proxy(name: str, port: int, upstream_port: int) -> ServiceSpec:
+    """A fault proxy standing at an AWS endpoint in front of a local server (failover experiments steer it)."""
+    control = free_port()
+    return ServiceSpec(
+        name=name,
+        argv=faultproxy.command(f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}", f"127.0.0.1:{control}"),
+        ready=faultproxy.ready_probe(f"http://127.0.0.1:{control}"),
+        ports={"endpoint": port, "control": control},
+        url=f"http://127.0.0.1:{control}",
+        restart=RestartPolicy(mode="always"),
+    )
 
 
 def _alive_for(seconds: float) -> probes.Probe:
