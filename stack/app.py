@@ -48,10 +48,16 @@ def build_app(
     import aws_cdk as cdk
     import cdk_nag
 
-    from stack.config import load_props
+    from stack.config import PropsError, load_props
     from stack.llm_proxy_stack import LlmProxyStack
     from stack.names import STACK_NAME
 
+    allowed = {*_prop_keys(), "propsFile"}
+    unknown = sorted(
+        key for key in (context or {}) if ":" not in key and "@" not in key and key not in allowed
+    )
+    if unknown:
+        raise PropsError(f"unknown prop(s): {', '.join(unknown)}; see stack/config.py for the props")
     merged = {**cdk_json_context(), **(context or {})}
     app = cdk.App(context=merged, outdir=str(outdir) if outdir else None)
     if props_file is None:

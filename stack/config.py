@@ -108,7 +108,7 @@ class StackProps(BaseModel):
     log_level: str = Field("info")
     cache_enabled: bool = Field(True)
     rate_limit_rpm: int = Field(0, ge=0, description="requests per minute per token; 0 = no limit")
-    create_openai_api_key_secret: bool = Field(False, description="an openai-api-key secret for the proxy")
+    create_open_ai_api_key_secret: bool = Field(False, description="an openai-api-key secret for the proxy")
     # Observability
     enable_x_ray: bool = Field(False, alias="enableXRay")
     log_retention_days: int = Field(14)

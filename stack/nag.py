@@ -143,6 +143,15 @@ def acknowledge_findings(stack: Stack, props: StackProps) -> None:
                     "not a secret); all app config comes from Secrets Manager and SSM.",
                 )
             )
+    if props.create_open_ai_api_key_secret:
+        rules.append(
+            (
+                "AppConfig/OpenAiApiKey",
+                "AwsSolutions-SMG4",
+                "The upstream provider issues this key: it is replaced by hand with `devenv secret set "
+                "openai-api-key` when the provider rotates it; AWS cannot rotate it.",
+            )
+        )
     if props.alarm_email:
         rules.append(
             (

@@ -26,7 +26,7 @@ class AppConfig(Construct):
                 "AdminPassword", "admin-password", "ADMIN_PASSWORD, kept for the upstream admin UI", 32
             ),
         }
-        if props.create_openai_api_key_secret:
+        if props.create_open_ai_api_key_secret:
             self.secrets["openai-api-key"] = self._generated(
                 "OpenAiApiKey",
                 "openai-api-key",
