@@ -64,14 +64,21 @@ def up(
     overrides = {k: v for k, v in {"auto_ports": auto_ports, "runtime": runtime}.items() if v is not None}
     if overrides:
         app.settings = app.settings.model_copy(update=overrides)
-    resolve_runtime(app.settings.runtime)
+    use_docker = resolve_runtime(app.settings.runtime) == "docker"
     state = StateDir(app.settings.state_dir)
     if detach:
         _up_detached(app, state, infra_only)
         return
     lock = state.acquire_supervisor_lock()
     try:
-        _up_foreground(app, state, infra_only, detached_child)
+        if use_docker:
+            from devenv.runtime import docker as docker_runtime  # the SDK loads only when used
+
+            docker_runtime.up_foreground(
+                app, state, infra_only, detached_child, _report, _progress_printer(app)
+            )
+        else:
+            _up_foreground(app, state, infra_only, detached_child)
     finally:
         lock.close()
 
@@ -209,7 +216,7 @@ def status_document(state: StateDir) -> dict[str, Any]:
     rows = []
     for name, svc in snapshot.get("services", {}).items():
         pid = svc.get("pid") if running else None
-        alive = bool(pid) and psutil.pid_exists(pid)
+        alive = (bool(pid) and psutil.pid_exists(pid)) or (running and bool(svc.get("container")))
         svc_state = svc.get("state", "unknown") if running else "stopped"
         started_at = svc.get("started_at")
         rows.append(
@@ -300,6 +307,10 @@ def down(
             svc["pid"], svc.get("create_time"), grace_s=app.settings.stop_timeout_s
         ):
             leftovers += 1
+    if snapshot.get("facts", {}).get("runtime") == "docker":
+        from devenv.runtime import docker as docker_runtime
+
+        leftovers += docker_runtime.clean_up(state, snapshot, volumes, app.settings.stop_timeout_s)
     if leftovers:
         app.info(f"stopped {leftovers} process(es) left behind by a supervisor that died")
     if volumes:

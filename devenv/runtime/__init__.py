@@ -1,4 +1,4 @@
-"""How processes run: the native supervisor (here) or Docker containers (a later runtime)."""
+"""How processes run: the native supervisor, or Docker containers (`devenv.runtime.docker`)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,15 @@ def docker_daemon_answers() -> bool:
 
 
 def resolve_runtime(choice: str) -> str:
-    """native | docker | auto -> the runtime to use; docker is not available in this version."""
-    if choice in ("native", "auto"):
-        return "native"  # auto would pick docker when a daemon answers, once that runtime exists
+    """native | docker | auto -> the runtime to use: auto is docker only when a daemon answers."""
+    if choice == "native":
+        return "native"
+    if docker_daemon_answers():
+        return "docker"
+    if choice == "auto":
+        return "native"
     raise UsageError(
-        "the docker runtime is not available yet"
-        + ("" if docker_daemon_answers() else ", and no Docker daemon answers here"),
-        "use --runtime native (the default when no daemon answers) or --runtime auto",
+        "no Docker daemon answers, and --runtime docker needs one",
+        "start Docker (Docker Desktop, `sudo systemctl start docker`, or point DOCKER_HOST at a daemon), "
+        "or use --runtime native (or auto, which picks native when no daemon answers)",
     )

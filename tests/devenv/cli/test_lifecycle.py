@@ -140,7 +140,7 @@ def test_unknown_key_in_devenv_toml_is_refused(devenv_cli: DevenvCli, tmp_path) 
 def test_docker_runtime_is_refused_clearly(devenv_cli: DevenvCli) -> None:
     done = devenv_cli.run("up", "-d", "--runtime", "docker")
     assert done.returncode == 2
-    assert "docker runtime is not available yet" in done.stderr
+    assert "no Docker daemon answers" in done.stderr
 
 
 def test_logs_of_an_unknown_service_lists_the_known_ones(devenv_cli: DevenvCli) -> None:
