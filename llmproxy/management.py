@@ -16,7 +16,15 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,26 +51,39 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(pattern=NO_NUL), AfterValidator(_storable)]
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer includes 3.0; strict mode would refuse it (and must still refuse true)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Minutes = Annotated[int, Field(ge=1, le=MAX_DURATION_MINUTES), BeforeValidator(_whole_number)]
+RequestCount = Annotated[int, Field(ge=0, le=2**62), BeforeValidator(_whole_number)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+ApiKey = Annotated[Text, Field(min_length=1, max_length=2000)]
+Url = Annotated[Text, Field(min_length=1, max_length=4096)]
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ProjectCreate(Model):
-    name: Text = Field(min_length=1, max_length=200)
-    api_key: Text = Field(
-        min_length=1, max_length=2000, description="the upstream API key (stored encrypted)"
-    )
+    name: Name
+    api_key: ApiKey = Field(description="the upstream API key (stored encrypted)")
 
 
 class ProjectUpdate(Model):
-    name: Text | None = Field(default=None, min_length=1, max_length=200)
-    api_key: Text | None = Field(default=None, min_length=1, max_length=2000)
+    name: Name | None = None
+    api_key: ApiKey | None = None
     is_active: bool | None = None
     revoke_tokens: bool | None = Field(default=None, description="also deactivate every token of the project")
 
@@ -79,8 +100,8 @@ class Project(Model):
 
 class TokenCreate(Model):
     project_id: uuid.UUID
-    duration_minutes: int = Field(ge=1, le=MAX_DURATION_MINUTES)
-    max_requests: int | None = Field(default=None, ge=0, le=2**62, description="0 or null: unlimited")
+    duration_minutes: Minutes
+    max_requests: RequestCount | None = Field(default=None, description="0 or null: unlimited")
 
 
 class TokenCreated(Model):
@@ -93,10 +114,8 @@ class TokenCreated(Model):
 
 class TokenUpdate(Model):
     is_active: bool | None = None
-    max_requests: int | None = Field(default=None, ge=0, le=2**62, description="0: unlimited")
-    duration_minutes: int | None = Field(
-        default=None, ge=1, le=MAX_DURATION_MINUTES, description="new expiry, counted from now"
-    )
+    max_requests: RequestCount | None = Field(default=None, description="0: unlimited")
+    duration_minutes: Minutes | None = Field(default=None, description="new expiry, counted from now")
 
 
 class Token(Model):
@@ -149,10 +168,8 @@ class AuditPage(Model):
 
 class CachePurge(Model):
     method: Literal["GET", "HEAD", "POST"]
-    url: Text = Field(min_length=1, max_length=4096, description="path and query, e.g. /v1/models")
-    prefix: Text | None = Field(
-        default=None, min_length=1, max_length=4096, description="purge every URL under it"
-    )
+    url: Url = Field(description="path and query, e.g. /v1/models")
+    prefix: Url | None = Field(default=None, description="purge every URL under it")
 
 
 class Purged(Model):
@@ -550,27 +567,39 @@ class Management:
 
         async def not_found(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, HTTPException)
-            return error_response(
-                exc.status_code, "not_found" if exc.status_code == 404 else "error", exc.detail
-            )
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+            response = error_response(exc.status_code, code, exc.detail)
+            response.headers.update(exc.headers or {})
+            return response
 
-        routes = [
-            Route("/manage/openapi.json", openapi, methods=["GET"]),
-            Route("/manage/projects", guarded(self.list_projects), methods=["GET"]),
-            Route("/manage/projects", guarded(self.create_project), methods=["POST"]),
-            Route("/manage/projects/{id}", guarded(self.get_project), methods=["GET"]),
-            Route("/manage/projects/{id}", guarded(self.update_project), methods=["PATCH"]),
-            Route(
-                "/manage/projects/{id}/tokens/revoke", guarded(self.revoke_project_tokens), methods=["POST"]
-            ),
-            Route("/manage/tokens", guarded(self.list_tokens), methods=["GET"]),
-            Route("/manage/tokens", guarded(self.create_token), methods=["POST"]),
-            Route("/manage/tokens/{id}", guarded(self.get_token), methods=["GET"]),
-            Route("/manage/tokens/{id}", guarded(self.update_token), methods=["PATCH"]),
-            Route("/manage/tokens/{id}", guarded(self.revoke_token), methods=["DELETE"]),
-            Route("/manage/audit", guarded(self.list_audit), methods=["GET"]),
-            Route("/manage/audit/{id}", guarded(self.get_audit), methods=["GET"]),
-            Route("/manage/cache/purge", guarded(self.purge_cache), methods=["POST"]),
+        table: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {
+            "/manage/projects": {"GET": self.list_projects, "POST": self.create_project},
+            "/manage/projects/{id}": {"GET": self.get_project, "PATCH": self.update_project},
+            "/manage/projects/{id}/tokens/revoke": {"POST": self.revoke_project_tokens},
+            "/manage/tokens": {"GET": self.list_tokens, "POST": self.create_token},
+            "/manage/tokens/{id}": {
+                "GET": self.get_token,
+                "PATCH": self.update_token,
+                "DELETE": self.revoke_token,
+            },
+            "/manage/audit": {"GET": self.list_audit},
+            "/manage/audit/{id}": {"GET": self.get_audit},
+            "/manage/cache/purge": {"POST": self.purge_cache},
+        }
+
+        def by_method(handlers: dict[str, Callable[[Request], Awaitable[Response]]]) -> Callable[..., Any]:
+            guarded_handlers = {method: guarded(handler) for method, handler in handlers.items()}
+            if "GET" in guarded_handlers:
+                guarded_handlers["HEAD"] = guarded_handlers["GET"]
+
+            async def endpoint(request: Request) -> Response:
+                return await guarded_handlers[request.method](request)
+
+            return endpoint
+
+        routes = [Route("/manage/openapi.json", openapi, methods=["GET"])]
+        routes += [
+            Route(path, by_method(handlers), methods=list(handlers)) for path, handlers in table.items()
         ]
         return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
@@ -650,10 +679,10 @@ def openapi_document() -> dict[str, Any]:
     audit_params = [
         query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}),
         query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
-        query("action", {"type": "string"}),
-        query("outcome", {"type": "string"}),
-        query("actor", {"type": "string"}),
-        query("request_id", {"type": "string"}),
+        query("action", {"type": "string", "pattern": NO_NUL}),
+        query("outcome", {"type": "string", "pattern": NO_NUL}),
+        query("actor", {"type": "string", "pattern": NO_NUL}),
+        query("request_id", {"type": "string", "pattern": NO_NUL}),
         query("project_id", {"type": "string", "format": "uuid"}),
         query("token_id", {"type": "string", "format": "uuid"}),
         query("since", {"type": "string", "format": "date-time"}),

@@ -32,7 +32,7 @@ from devenv.runtime.ports import free_port
 MANAGEMENT_TOKEN = "test-management-token"
 ENCRYPTION_KEY = "test-encryption-key-0123456789abcdef"
 UPSTREAM_KEY = "sk-upstream-project-key"
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 
 
 def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
@@ -132,11 +132,15 @@ class Proxy:
         return self.session.request(method, self.url + path, json=body, headers=headers, timeout=10, **kwargs)
 
     def create_project(self, name: str | None = None, api_key: str = UPSTREAM_KEY) -> str:
-        response = self.manage("POST", "/manage/projects", {"name": name or f"p-{uuid.uuid4().hex[:12]}", "api_key": api_key})
+        response = self.manage(
+            "POST", "/manage/projects", {"name": name or f"p-{uuid.uuid4().hex[:12]}", "api_key": api_key}
+        )
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
-    def create_token(self, project_id: str, duration_minutes: int = 60, max_requests: int | None = None) -> dict[str, Any]:
+    def create_token(
+        self, project_id: str, duration_minutes: int = 60, max_requests: int | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"project_id": project_id, "duration_minutes": duration_minutes}
         if max_requests is not None:
             body["max_requests"] = max_requests
@@ -148,7 +152,9 @@ class Proxy:
     def token(self, max_requests: int | None = None) -> str:
         return str(self.create_token(self.create_project(), max_requests=max_requests)["token"])
 
-    def call(self, token: str | None, path: str = "/v1/chat/completions", body: Any = CHAT, **kwargs: Any) -> requests.Response:
+    def call(
+        self, token: str | None, path: str = "/v1/chat/completions", body: Any = CHAT, **kwargs: Any
+    ) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -215,13 +221,17 @@ class Stack:
             "DISPATCHER_BLOCK_MS": "200",
             **overrides,
         }
-        return self.factory.process("dispatcher", [sys.executable, "-m", "llmproxy", "dispatcher"], dispatcher_env)
+        return self.factory.process(
+            "dispatcher", [sys.executable, "-m", "llmproxy", "dispatcher"], dispatcher_env
+        )
 
 
 def start_mock_upstream(factory: ProcessFactory) -> str:
     port = free_port()
     process = factory.process(
-        "mock-upstream", [sys.executable, "-m", "llmproxy", "mock-upstream", "--port", str(port)], dict(os.environ)
+        "mock-upstream",
+        [sys.executable, "-m", "llmproxy", "mock-upstream", "--port", str(port)],
+        dict(os.environ),
     )
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(url + "/mock/stats", timeout=1).ok, timeout=60, what="mock upstream")
@@ -400,6 +410,7 @@ def audit_rows(dsn: str, request_ids: list[str]) -> dict[str, int]:
 
 def wait_for_audit(dsn: str, request_ids: list[str], timeout: float = 30) -> dict[str, int]:
     """Wait until every request id has a row; returns the row count per id."""
+
     def complete() -> dict[str, int] | None:
         counts = audit_rows(dsn, request_ids)
         return counts if len(counts) == len(set(request_ids)) else None

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -35,7 +36,7 @@ def test_every_request_yields_exactly_one_row(stack: Stack, proxy: Proxy, workdi
     token = proxy.token()
     ids: list[str] = []
     cached = {"Cache-Control": "public, max-age=60"}
-    variants = [
+    variants: list[dict[str, Any]] = [
         dict(token=token),
         dict(token=None),
         dict(token="sk-" + "B" * 22),
@@ -48,7 +49,7 @@ def test_every_request_yields_exactly_one_row(stack: Stack, proxy: Proxy, workdi
             request_id = f"req-{uuid.uuid4().hex}"
             ids.append(request_id)
             headers = {**variant.get("headers", {}), "X-Request-ID": request_id}
-            response = proxy.call(variant["token"], body=variant.get("body", CHAT), headers=headers)  # type: ignore[arg-type]
+            response = proxy.call(variant["token"], body=variant.get("body", CHAT), headers=headers)
             assert response.headers["x-request-id"] == request_id
             if variant.get("headers") is cached and round_ > 0:
                 assert response.headers["x-proxy-cache"] == "hit"
@@ -98,7 +99,11 @@ def test_kill_9_mid_batch_then_restart_writes_each_event_once(stack: Stack, prox
     env = {**proxy.env, "REDIS_STREAM_KEY": stream, "REDIS_CONSUMER_GROUP": "crash-group"}
 
     def rows() -> int:
-        return int(run_sql(proxy.dsn, "SELECT count(*) AS n FROM audit_events WHERE id = ANY($1::uuid[])", event_ids)[0]["n"])
+        return int(
+            run_sql(
+                proxy.dsn, "SELECT count(*) AS n FROM audit_events WHERE id = ANY($1::uuid[])", event_ids
+            )[0]["n"]
+        )
 
     # First crash: in the middle of the flow (batches of 50, some written and ACKed, some in hand).
     first = stack.dispatcher(env, DISPATCHER_BATCH_SIZE="50", DISPATCHER_CONSUMER_NAME="a")
@@ -134,7 +139,9 @@ def test_kill_9_mid_batch_then_restart_writes_each_event_once(stack: Stack, prox
         DISPATCHER_CLAIM_INTERVAL="0.2",
     )
     wait_until(lambda: rows() == len(event_ids), timeout=60, interval=0.2, what="all rows")
-    wait_until(lambda: int(client.xpending(stream, "crash-group")["pending"]) == 0, timeout=30, what="no pending")
+    wait_until(
+        lambda: int(client.xpending(stream, "crash-group")["pending"]) == 0, timeout=30, what="no pending"
+    )
     time.sleep(0.5)
     assert rows() == len(event_ids)
     client.delete(stream)

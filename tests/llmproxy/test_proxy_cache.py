@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import uuid
 
+import requests
+
 from tests.llmproxy.conftest import CHAT, Proxy, RedisServer, Stack, metrics
 
 
-def cached_call(proxy: Proxy, token: str, prompt: str, cache_control: str = "public, max-age=60"):  # type: ignore[no-untyped-def]
+def cached_call(
+    proxy: Proxy, token: str, prompt: str, cache_control: str = "public, max-age=60"
+) -> requests.Response:
     body = {**CHAT, "messages": [{"role": "user", "content": prompt}]}
     return proxy.call(token, body=body, headers={"Cache-Control": cache_control})
 

@@ -43,14 +43,18 @@ def test_each_auth_error_has_its_code(proxy: Proxy) -> None:
     assert (response.status_code, error_code(response)) == (401, "token_inactive")
 
     expired = proxy.create_token(project)
-    run_sql(proxy.dsn, "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE id = $1", expired["id"])
+    run_sql(
+        proxy.dsn, "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE id = $1", expired["id"]
+    )
     time.sleep(0.6)  # TOKEN_CACHE_TTL=0.5 in the test proxy
     response = proxy.call(expired["token"])
     assert (response.status_code, error_code(response)) == (401, "token_expired")
 
     inactive_project = proxy.create_project()
     token = proxy.create_token(inactive_project)["token"]
-    assert proxy.manage("PATCH", f"/manage/projects/{inactive_project}", {"is_active": False}).status_code == 200
+    assert (
+        proxy.manage("PATCH", f"/manage/projects/{inactive_project}", {"is_active": False}).status_code == 200
+    )
     response = proxy.call(token)
     assert (response.status_code, error_code(response)) == (401, "token_inactive")
 
@@ -61,7 +65,9 @@ def test_max_requests_then_429(proxy: Proxy) -> None:
     assert statuses == [200, 200, 200]
     refused = proxy.call(token)
     assert (refused.status_code, error_code(refused)) == (429, "rate_limit_exceeded")
-    rows = run_sql(proxy.dsn, "SELECT request_count FROM tokens WHERE max_requests = 3 ORDER BY created_at DESC LIMIT 1")
+    rows = run_sql(
+        proxy.dsn, "SELECT request_count FROM tokens WHERE max_requests = 3 ORDER BY created_at DESC LIMIT 1"
+    )
     assert rows[0]["request_count"] == 3
 
 
@@ -79,7 +85,9 @@ def test_stream_bytes_identical_to_upstream(proxy: Proxy, upstream_url: str) -> 
     token = proxy.token()
     body = {**CHAT, "stream": True}
     headers = {"X-Mock-Inter-Token-Ms": "5", "X-Mock-Tokens": "20"}
-    direct = requests.post(upstream_url + "/chat/completions", json=body, headers=headers, stream=True, timeout=10)
+    direct = requests.post(
+        upstream_url + "/chat/completions", json=body, headers=headers, stream=True, timeout=10
+    )
     direct_bytes = b"".join(direct.iter_content(chunk_size=None))
     proxied = proxy.call(token, body=body, headers=headers, stream=True)
     assert proxied.headers["content-type"].startswith("text/event-stream")
