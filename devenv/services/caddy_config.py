@@ -1,0 +1,228 @@
+"""What of an ALB the local load balancer mirrors, and the Caddy JSON config that mirrors it.
+
+The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups); `caddy_config` turns it
+into the config `caddy run --config` loads. Targets are not part of it: they come and go through the
+admin API (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
+
+Per target group, two `reverse_proxy` handlers share the same targets:
+- `target_group_id(name)`: round robin over healthy targets, active health checks on the group's path,
+  retries so a dying target costs no failed request;
+- `fail_open_id(name)`: no health checks, reached from the server's error routes only when the first one
+  has no healthy target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from devenv.errors import ConfigError
+
+LOCAL_TLS_NAMES = ("localhost", "127.0.0.1")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Tries per request beyond the first: a target that died since the last health check is skipped.
+PROXY_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """An ELBv2 target group's health check (the defaults are the ALB's for HTTP targets)."""
+
+    path: str = "/"
+    interval_s: float = 30.0
+    timeout_s: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    expect_status: int = 200
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """An ELBv2 target group; targets are added at run time."""
+
+    name: str
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    deregistration_delay_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Listener:
+    """An ALB listener on a local port: forwards to `target_group`, or redirects to `redirect_to_port`
+    (the HTTP -> HTTPS listener)."""
+
+    port: int
+    protocol: Literal["HTTP", "HTTPS"]
+    target_group: str | None = None
+    redirect_to_port: int | None = None
+    redirect_status: int = 301
+
+
+@dataclass(frozen=True)
+class LoadBalancerSpec:
+    """The ALB to mirror: its listeners and the target groups they forward to."""
+
+    name: str
+    listeners: tuple[Listener, ...]
+    target_groups: tuple[TargetGroup, ...]
+
+    def target_group(self, name: str) -> TargetGroup:
+        for group in self.target_groups:
+            if group.name == name:
+                return group
+        raise ConfigError(
+            f"load balancer {self.name!r} has no target group {name!r}",
+            f"use one of: {', '.join(g.name for g in self.target_groups) or '(none defined)'}",
+        )
+
+
+def target_group_id(name: str) -> str:
+    """The `@id` of a target group's health-checked `reverse_proxy` handler."""
+    return f"tg-{name}"
+
+
+def fail_open_id(name: str) -> str:
+    """The `@id` of a target group's fail-open handler (all targets, no health checks)."""
+    return f"tg-{name}-all"
+
+
+def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path) -> dict[str, Any]:
+    """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
+    127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`."""
+    _validate(spec)
+    servers = {f"listener-{listener.port}": _server(spec, listener) for listener in spec.listeners}
+    config: dict[str, Any] = {
+        "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(storage_dir)},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "apps": {"http": {"servers": servers}},
+    }
+    if any(listener.protocol == "HTTPS" for listener in spec.listeners):
+        config["apps"]["tls"] = {
+            "certificates": {"automate": list(LOCAL_TLS_NAMES)},
+            "automation": {
+                "policies": [{"subjects": list(LOCAL_TLS_NAMES), "issuers": [{"module": "internal"}]}]
+            },
+        }
+        # Never touch the system trust store: clients trust the CA from the storage directory.
+        config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    return config
+
+
+def internal_ca_path(storage_dir: Path) -> Path:
+    """Where Caddy writes its internal CA's root certificate (clients verify HTTPS listeners with it)."""
+    return storage_dir / "pki" / "authorities" / "local" / "root.crt"
+
+
+def _server(spec: LoadBalancerSpec, listener: Listener) -> dict[str, Any]:
+    server: dict[str, Any] = {
+        "listen": [f"127.0.0.1:{listener.port}"],
+        "automatic_https": {"disable": True},
+        "protocols": ["h1"],
+    }
+    if listener.protocol == "HTTPS":
+        server["tls_connection_policies"] = [{"default_sni": "localhost"}]
+        server["protocols"] = ["h1", "h2"]  # as an ALB: HTTP/2 over TLS, no HTTP/3
+    if listener.redirect_to_port is not None:
+        location = f"https://{{http.request.host}}:{listener.redirect_to_port}{{http.request.uri}}"
+        server["routes"] = [
+            {
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": listener.redirect_status,
+                        "headers": {"Location": [location]},
+                    }
+                ]
+            }
+        ]
+        return server
+    assert listener.target_group is not None  # _validate checked it
+    group = spec.target_group(listener.target_group)
+    check = group.health_check
+    server["routes"] = [
+        {
+            "handle": [
+                _reverse_proxy(target_group_id(group.name))
+                | {
+                    "health_checks": {
+                        "active": {
+                            "uri": check.path,
+                            "interval": _duration(check.interval_s),
+                            "timeout": _duration(check.timeout_s),
+                            "passes": check.healthy_threshold,
+                            "fails": check.unhealthy_threshold,
+                            "expect_status": check.expect_status,
+                        }
+                    }
+                }
+            ]
+        }
+    ]
+    server["errors"] = {
+        "routes": [
+            {
+                "match": [{"expression": "{http.error.status_code} == 503"}],
+                "handle": [_reverse_proxy(fail_open_id(group.name))],
+            }
+        ]
+    }
+    return server
+
+
+def _reverse_proxy(handler_id: str) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        "@id": handler_id,
+        "upstreams": [],
+        "load_balancing": {"selection_policy": {"policy": "round_robin"}, "retries": PROXY_RETRIES},
+    }
+
+
+def _duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def _validate(spec: LoadBalancerSpec) -> None:
+    if not spec.listeners:
+        raise ConfigError(f"load balancer {spec.name!r} has no listener", "give it at least one listener")
+    for group in spec.target_groups:
+        if not NAME_PATTERN.match(group.name):
+            raise ConfigError(
+                f"target group name {group.name!r} is not usable as a Caddy handler id",
+                "use letters, digits, '-' and '_' only",
+            )
+        check = group.health_check
+        if not check.path.startswith("/"):
+            raise ConfigError(
+                f"target group {group.name!r}: health check path {check.path!r} must start with /"
+            )
+        if check.interval_s <= 0 or check.timeout_s <= 0 or check.timeout_s > check.interval_s:
+            raise ConfigError(
+                f"target group {group.name!r}: health check timeout {check.timeout_s}s and interval "
+                f"{check.interval_s}s must be > 0, with timeout <= interval",
+                "fix HealthCheckTimeoutSeconds / HealthCheckIntervalSeconds",
+            )
+        if check.healthy_threshold < 1 or check.unhealthy_threshold < 1:
+            raise ConfigError(f"target group {group.name!r}: health check thresholds must be >= 1")
+    ports = [listener.port for listener in spec.listeners]
+    if len(set(ports)) != len(ports):
+        raise ConfigError(
+            f"load balancer {spec.name!r} has two listeners on one port", "give each its own port"
+        )
+    forwarded: set[str] = set()
+    for listener in spec.listeners:
+        if (listener.target_group is None) == (listener.redirect_to_port is None):
+            raise ConfigError(
+                f"listener on port {listener.port} must either forward to a target group or redirect",
+                "set exactly one of target_group and redirect_to_port",
+            )
+        if listener.target_group is not None:
+            spec.target_group(listener.target_group)
+            if listener.target_group in forwarded:
+                raise ConfigError(
+                    f"target group {listener.target_group!r} is forwarded to by two listeners",
+                    "the local mirror supports one forwarding listener per target group",
+                )
+            forwarded.add(listener.target_group)

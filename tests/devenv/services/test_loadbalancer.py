@@ -1,0 +1,399 @@
+"""The ALB mirror: a real Caddy in front of real (tiny, in-process) HTTP targets on free ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from devenv.errors import ConfigError, NotRunningError
+from devenv.runtime.ports import free_port
+from devenv.services import loadbalancer as lb
+from devenv.services.caddy_config import (
+    HealthCheck,
+    Listener,
+    LoadBalancerSpec,
+    TargetGroup,
+    caddy_config,
+    internal_ca_path,
+)
+
+GROUP = "api"
+SLOW_S = 1.0
+
+
+class TargetServer(ThreadingHTTPServer):
+    daemon_threads = True
+    health_status = 200
+    hits: Counter[str]
+
+
+class TargetHandler(BaseHTTPRequestHandler):
+    server: TargetServer
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            status = self.server.health_status
+        else:
+            self.server.hits[self.path] += 1
+            status = 200
+            if self.path == "/slow":
+                time.sleep(SLOW_S)
+        body = json.dumps({"port": self.server.server_address[1], "path": self.path}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Target:
+    server: TargetServer
+    thread: threading.Thread
+
+    @property
+    def dial(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def make_target() -> Iterator[Callable[[], Target]]:
+    started: list[Target] = []
+
+    def make() -> Target:
+        server = TargetServer(("127.0.0.1", 0), TargetHandler)
+        server.hits = Counter()
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        started.append(Target(server, thread))
+        return started[-1]
+
+    yield make
+    for target in started:
+        target.stop()
+
+
+@dataclass
+class Alb:
+    spec: LoadBalancerSpec
+    admin: str
+    http_port: int
+    https_port: int
+    redirect_port: int
+    steady_port: int
+    state_dir: Path
+
+    @property
+    def group(self) -> TargetGroup:
+        return self.spec.target_group(GROUP)
+
+
+@pytest.fixture(scope="module")
+def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
+    """Caddy with an HTTP listener and an HTTPS one (plus its HTTP -> HTTPS redirect listener)."""
+    state_dir = tmp_path_factory.mktemp("caddy")
+    http_port, https_port, redirect_port, steady_port, admin_port = (free_port() for _ in range(5))
+    check = HealthCheck(
+        path="/health", interval_s=0.2, timeout_s=0.2, healthy_threshold=1, unhealthy_threshold=1
+    )
+    spec = LoadBalancerSpec(
+        name="alb",
+        listeners=(
+            Listener(http_port, "HTTP", target_group=GROUP),
+            Listener(https_port, "HTTPS", target_group="secure"),
+            Listener(redirect_port, "HTTP", redirect_to_port=https_port),
+            Listener(steady_port, "HTTP", target_group="steady"),
+        ),
+        target_groups=(
+            TargetGroup(GROUP, check, deregistration_delay_s=30),
+            TargetGroup("secure", check, deregistration_delay_s=30),
+            # checked once a minute: between two checks only retries keep a dead target from failing requests
+            TargetGroup("steady", HealthCheck("/health", 60, 5, 1, 1), deregistration_delay_s=30),
+        ),
+    )
+    config = lb.write_config(spec, admin_port, state_dir)
+    caddy = subprocess.Popen(
+        lb.caddy_command(config),
+        env=lb.caddy_env(state_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    admin = lb.admin_url(admin_port)
+    ready = lb.ready_probe(admin)
+    deadline = time.monotonic() + 15
+    while not ready().ok:
+        if caddy.poll() is not None or time.monotonic() > deadline:
+            caddy.kill()
+            output = caddy.stdout.read().decode() if caddy.stdout else ""
+            pytest.fail(f"Caddy did not start: {output[-3000:]}")
+        time.sleep(0.05)
+    try:
+        yield Alb(spec, admin, http_port, https_port, redirect_port, steady_port, state_dir)
+    finally:
+        caddy.terminate()
+        caddy.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _no_targets_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "alb" in request.fixturenames:
+        alb: Alb = request.getfixturevalue("alb")
+        lb.set_targets(alb.admin, GROUP, [])
+        lb.set_targets(alb.admin, "secure", [])
+        lb.set_targets(alb.admin, "steady", [])
+
+
+def get(port: int, path: str = "/v1") -> tuple[int, dict[str, object]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if response.status == 200 else {"body": raw.decode()}
+    finally:
+        conn.close()
+
+
+def ports_hit(alb: Alb, requests: int, port: int | None = None) -> Counter[int]:
+    seen: Counter[int] = Counter()
+    for _ in range(requests):
+        status, body = get(port or alb.http_port)
+        assert status == 200, body
+        seen[int(str(body["port"]))] += 1
+    return seen
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# ---- config -----------------------------------------------------------------------------------------------
+
+
+def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
+    spec = LoadBalancerSpec(
+        "alb",
+        (Listener(18080, "HTTP", target_group="web"),),
+        (TargetGroup("web", HealthCheck("/healthz", 15, 4, 3, 2, 200)),),
+    )
+    config = caddy_config(spec, 12019, tmp_path / "data")
+    assert config["admin"]["listen"] == "127.0.0.1:12019"
+    assert config["storage"] == {"module": "file_system", "root": str(tmp_path / "data")}
+    server = config["apps"]["http"]["servers"]["listener-18080"]
+    assert server["listen"] == ["127.0.0.1:18080"]
+    handler = server["routes"][0]["handle"][0]
+    assert handler["@id"] == "tg-web"
+    assert handler["health_checks"]["active"] == {
+        "uri": "/healthz",
+        "interval": "15000ms",
+        "timeout": "4000ms",
+        "passes": 3,
+        "fails": 2,
+        "expect_status": 200,
+    }
+    assert handler["load_balancing"]["retries"] >= 1
+    assert server["errors"]["routes"][0]["handle"][0]["@id"] == "tg-web-all"
+    assert "tls" not in config["apps"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        (LoadBalancerSpec("alb", (), ()), "has no listener"),
+        (
+            LoadBalancerSpec("alb", (Listener(1, "HTTP", target_group="nope"),), (TargetGroup("web"),)),
+            "has no target group 'nope'",
+        ),
+        (
+            LoadBalancerSpec("alb", (Listener(1, "HTTP"),), ()),
+            "must either forward to a target group or redirect",
+        ),
+        (
+            LoadBalancerSpec(
+                "alb",
+                (Listener(1, "HTTP", target_group="web"), Listener(1, "HTTPS", target_group="web")),
+                (TargetGroup("web"),),
+            ),
+            "two listeners on one port",
+        ),
+        (
+            LoadBalancerSpec("alb", (Listener(1, "HTTP", target_group="a b"),), (TargetGroup("a b"),)),
+            "not usable as a Caddy handler id",
+        ),
+        (
+            LoadBalancerSpec(
+                "alb",
+                (Listener(1, "HTTP", target_group="web"),),
+                (TargetGroup("web", HealthCheck("/", 5, 10)),),
+            ),
+            "timeout <= interval",
+        ),
+    ],
+)
+def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=problem.replace("(", r"\(")):
+        caddy_config(spec, 12019, tmp_path)
+
+
+# ---- a running Caddy -----------------------------------------------------------------------------------------
+
+
+def test_no_target_is_a_503(alb: Alb) -> None:
+    assert get(alb.http_port)[0] == 503
+
+
+def test_requests_are_spread_over_added_targets(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    lb.add_target(alb.admin, GROUP, a.dial)
+    lb.add_target(alb.admin, GROUP, b.dial)
+    lb.add_target(alb.admin, GROUP, b.dial)  # idempotent
+    assert lb.targets(alb.admin, GROUP) == [a.dial, b.dial]
+
+    seen = ports_hit(alb, 10)
+
+    assert set(seen) == {a.port, b.port}
+    statuses = {s.dial: s for s in lb.list_targets(alb.admin, alb.group)}
+    assert set(statuses) == {a.dial, b.dial}
+    assert all(s.healthy and s.in_flight == 0 for s in statuses.values())
+
+
+def test_a_removed_target_gets_no_new_requests(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+    assert set(ports_hit(alb, 4)) == {a.port, b.port}
+
+    lb.remove_target(alb.admin, GROUP, a.dial)
+    lb.remove_target(alb.admin, GROUP, a.dial)  # idempotent
+    hits_before = a.server.hits["/v1"]
+
+    assert set(ports_hit(alb, 10)) == {b.port}
+    assert a.server.hits["/v1"] == hits_before
+    assert lb.targets(alb.admin, GROUP) == [b.dial]
+
+
+def test_drain_lets_in_flight_requests_finish(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    lb.set_targets(alb.admin, GROUP, [a.dial])
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(get, alb.http_port, "/slow")
+        wait_for(lambda: a.server.hits["/slow"] == 1, "the slow request to reach target a")
+        assert {s.dial: s.in_flight for s in lb.list_targets(alb.admin, alb.group)} == {a.dial: 1}
+        lb.add_target(alb.admin, GROUP, b.dial)
+
+        waited = lb.drain_target(alb.admin, alb.group, a.dial)
+
+        status, body = slow.result(timeout=10)
+    assert (status, body["port"]) == (200, a.port)  # the in-flight request finished on the drained target
+    assert waited < alb.group.deregistration_delay_s  # returned once nothing was in flight, not after 30 s
+    assert lb.targets(alb.admin, GROUP) == [b.dial]
+    assert set(ports_hit(alb, 4)) == {b.port}
+
+
+def test_an_unhealthy_target_is_taken_out(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    a.server.health_status = 500
+    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+
+    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "the unhealthy target to be taken out")
+
+    health = {s.dial: (s.healthy, s.detail) for s in lb.list_targets(alb.admin, alb.group)}
+    assert health[a.dial][0] is False
+    assert "500" in health[a.dial][1]
+    assert health[b.dial][0] is True
+
+
+def test_a_404_on_the_health_path_counts_as_unhealthy(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    a.server.health_status = 404
+    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "the target answering 404 to be taken out")
+
+
+def test_fail_open_when_every_target_is_unhealthy(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    a.server.health_status = b.server.health_status = 500
+    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+    wait_for(
+        lambda: not any(s.healthy for s in lb.list_targets(alb.admin, alb.group)),
+        "both targets to fail checks",
+    )
+    time.sleep(0.5)  # a few of Caddy's 0.2 s health checks have now failed for both
+
+    seen = ports_hit(alb, 10)  # asserts every request succeeded
+
+    assert set(seen) == {a.port, b.port}  # routed to all, as an ALB fails open
+
+    a.server.health_status = 200  # one recovers: traffic goes to the healthy one only
+    wait_for(lambda: set(ports_hit(alb, 6)) == {a.port}, "traffic to return to the healthy target only")
+
+
+def test_a_dying_target_costs_no_failed_request(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a, b = make_target(), make_target()
+    lb.set_targets(alb.admin, "steady", [a.dial, b.dial])
+    assert set(ports_hit(alb, 4, alb.steady_port)) == {a.port, b.port}
+
+    a.stop()  # killed between two health checks (a minute apart): connections are refused now
+
+    assert set(ports_hit(alb, 10, alb.steady_port)) == {b.port}  # every request succeeded, retried on b
+
+
+def test_https_listener_serves_with_the_internal_ca(alb: Alb, make_target: Callable[[], Target]) -> None:
+    a = make_target()
+    lb.add_target(alb.admin, "secure", a.dial)
+    ca = internal_ca_path(alb.state_dir / "data")
+    wait_for(ca.exists, "Caddy's internal CA")
+    context = ssl.create_default_context(cafile=str(ca))
+    for host in ("127.0.0.1", "localhost"):
+        conn = http.client.HTTPSConnection(host, alb.https_port, context=context, timeout=10)
+        conn.request("GET", "/v1")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["port"] == a.port
+        conn.close()
+    unverified = http.client.HTTPSConnection("127.0.0.1", alb.https_port, timeout=10)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        unverified.request("GET", "/v1")  # the system trust store does not know the devenv CA
+
+
+def test_http_listener_redirects_to_https(alb: Alb) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", alb.redirect_port, timeout=10)
+    conn.request("GET", "/v1/models?limit=2")
+    response = conn.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://127.0.0.1:{alb.https_port}/v1/models?limit=2"
+
+
+def test_unknown_target_group_is_a_config_error(alb: Alb) -> None:
+    with pytest.raises(ConfigError, match="no target group 'nope'"):
+        lb.add_target(alb.admin, "nope", "127.0.0.1:1")
+
+
+def test_admin_client_says_when_caddy_is_not_running() -> None:
+    with pytest.raises(NotRunningError, match="does not answer"):
+        lb.targets(lb.admin_url(free_port()), GROUP)
