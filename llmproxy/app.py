@@ -63,7 +63,9 @@ class Services:
 async def build_services(settings: ProxySettings) -> Services:
     """Connect, migrate and check the encryption key; raises DatabaseUnavailable or DecryptionError."""
     box = KeyBox(settings.encryption_key)
-    pool = await connect_pool(settings.database_url, settings.database_pool_size)
+    pool = await connect_pool(
+        settings.database_url, settings.database_pool_size, settings.database_connect_timeout
+    )
     try:
         await migrate(pool)
         await verify_encryption_key(pool, box)

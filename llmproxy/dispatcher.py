@@ -230,7 +230,7 @@ async def serve(settings: DispatcherSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        pool = await connect_pool(settings.database_url, 2)
+        pool = await connect_pool(settings.database_url, 2, settings.database_connect_timeout)
     except DatabaseUnavailable as exc:
         print(f"llmproxy dispatcher: {exc} (check DATABASE_URL and that Postgres is up)", file=sys.stderr)
         return 1

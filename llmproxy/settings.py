@@ -48,6 +48,7 @@ class ProxySettings:
     management_token: str
     database_url: str
     database_pool_size: int
+    database_connect_timeout: float
     encryption_key: str
     upstream_url: str
     request_timeout: float
@@ -77,6 +78,7 @@ class ProxySettings:
 @dataclass(frozen=True)
 class DispatcherSettings:
     database_url: str
+    database_connect_timeout: float
     event_redis: RedisSettings
     stream_key: str
     consumer_group: str
@@ -243,6 +245,7 @@ def load_proxy_settings(env: Mapping[str, str] | None = None) -> ProxySettings:
         management_token=management_token,
         database_url=database_url,
         database_pool_size=_integer(env, "DATABASE_POOL_SIZE", 10, 1),
+        database_connect_timeout=_number(env, "DATABASE_CONNECT_TIMEOUT", 30.0, 0.0),
         encryption_key=encryption_key,
         upstream_url=upstream,
         request_timeout=_number(env, "REQUEST_TIMEOUT", 30.0, 0.1),
@@ -278,6 +281,7 @@ def load_dispatcher_settings(env: Mapping[str, str] | None = None) -> Dispatcher
         raise ConfigError(f"DISPATCHER_JSONL_PATH={jsonl!r}: its directory does not exist")
     return DispatcherSettings(
         database_url=_database_url(env),
+        database_connect_timeout=_number(env, "DATABASE_CONNECT_TIMEOUT", 30.0, 0.0),
         event_redis=_redis(env, "REDIS_EVENT_URL", "REDIS_CACHE_URL"),
         stream_key=_get(env, "REDIS_STREAM_KEY") or "llm-proxy-events",
         consumer_group=_get(env, "REDIS_CONSUMER_GROUP") or "llm-proxy-dispatchers",
