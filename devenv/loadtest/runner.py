@@ -7,6 +7,8 @@ unreachable target or a refused management token a clear set-up error (exit 2), 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
@@ -31,6 +33,7 @@ THRESHOLDS = LOADTESTS_DIR / "thresholds.yaml"
 LOG_FILE = "locust.log"
 HTML_FILE = "locust.html"
 STOP_GRACE_S = 20.0
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,11 @@ def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[s
     try:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                locust_argv(plan, web_port=port), stdout=log, stderr=subprocess.STDOUT, env=_environment(plan)
+                locust_argv(plan, web_port=port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_environment(plan),
+                preexec_fn=_die_with_parent,
             )
             try:
                 _wait_for_ui(process, url, log_path)
@@ -189,6 +196,15 @@ def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[s
     if not (plan.run_dir / SUMMARY_FILE).exists():
         return None
     return read_summary(plan.run_dir, process.returncode, log_path)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM Locust if devenv dies, so no load generator is orphaned."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's own clean-up still stops Locust
 
 
 def _raise_interrupt(*_: Any) -> None:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from devenv.errors import DevenvError, NotRunningError, UsageError
+from devenv.errors import DevenvError, UsageError
 from devenv.runtime.state import StateDir
 
 TARGETS = ("local", "aws")
@@ -54,7 +54,7 @@ def resolve(
         return Endpoint(url.rstrip("/"), token or _local_token(state), "--url")
     found = _local_front(state)
     if found is None:
-        raise NotRunningError(
+        raise TargetError(
             f"no local target: `devenv up` is not running (state dir {state.root}) and no --url was given",
             "start the stack with `devenv up -d`, or pass --url / DEVENV_TARGET_URL",
         )

@@ -1,0 +1,142 @@
+"""`devenv loadtest` end to end: Locust in a subprocess against a real proxy and mock upstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devenv.runtime.ports import free_port
+from tests.loadtests.conftest import MANAGEMENT_TOKEN, Devenv, Target
+
+
+def test_an_impossible_threshold_exits_1_naming_it(
+    devenv: Devenv, local_target: Target, tmp_path: Path
+) -> None:
+    result = devenv.run(
+        "loadtest",
+        "--url",
+        local_target.proxy_url,
+        "--management-token",
+        MANAGEMENT_TOKEN,
+        "--duration",
+        "3s",
+        "--users",
+        "2",
+        "--report-dir",
+        str(tmp_path),
+        "--threshold",
+        "total.min_rps=1000000",
+        "--threshold",
+        "chat: cache miss.p99_ms=100000",
+    )
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert re.search(r"breached:.*total rps .*below the limit; total rps >= 1e\+06", result.stdout)
+    assert "chat: cache miss p99_ms" not in result.stdout.split("verdict:")[0].split("breached:", 1)[1]
+    assert "verdict: FAIL" in result.stdout
+
+
+def test_an_unreachable_target_exits_2_with_a_clear_message(devenv: Devenv, tmp_path: Path) -> None:
+    port = free_port()
+    result = devenv.run(
+        "loadtest",
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--management-token",
+        "x",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 2
+    assert f"cannot reach the target http://127.0.0.1:{port}/health" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_refused_token_and_no_target_exit_2(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+    refused = devenv.run(
+        "loadtest", "--url", local_target.proxy_url, "--management-token", "wrong", "-o", "json"
+    )
+    assert refused.returncode == 2
+    assert "refused the management token (401)" in refused.stderr
+    assert json.loads(refused.stdout)["verdict"] == "error"
+    nothing = devenv.run("loadtest", "--target", "local")
+    assert nothing.returncode == 2  # no `devenv up` in this state dir, and no --url
+    assert "devenv up" in nothing.stderr
+
+
+def test_bad_flags_are_usage_errors(devenv: Devenv) -> None:
+    # (the duration and override grammars are covered in test_verdicts; here: they reach the user as exit 2)
+    for args, message in [
+        (["--profile", "tsunami"], "unknown profile 'tsunami'"),
+        (["--duration", "soon", "--threshold", "total.p95=1"], "cannot read the duration 'soon'"),
+    ]:
+        result = devenv.run("loadtest", "--url", "http://127.0.0.1:1", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+
+
+def _json(url: str, data: dict[str, Any] | None = None) -> Any:
+    body = None if data is None else urllib.parse.urlencode(data).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+    generous = tmp_path / "generous.yaml"
+    generous.write_text("default:\n  total: {p99_ms: 60000, error_rate: 0.5}\n")
+    process = subprocess.Popen(
+        devenv.argv(
+            "loadtest",
+            "--web",
+            "--url",
+            local_target.proxy_url,
+            "--management-token",
+            MANAGEMENT_TOKEN,
+            "--thresholds",
+            str(generous),
+            "--report-dir",
+            str(tmp_path / "runs"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=devenv.env,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"Locust web UI: (http://127\.0\.0\.1:\d+)", line)
+        assert match, line + (process.stderr.read() if process.stderr else "")
+        ui = match.group(1)
+        stats = _json(ui + "/stats/requests")
+        assert stats["state"] == "ready" and "stats" in stats
+        started = _json(ui + "/swarm", {"user_count": 2, "spawn_rate": 2, "host": local_target.proxy_url})
+        assert started["success"] is True
+        deadline = time.monotonic() + 30
+        total = 0
+        while time.monotonic() < deadline and total == 0:  # /stats/requests is refreshed every ~2 s
+            time.sleep(1)
+            stats = _json(ui + "/stats/requests")
+            total = sum(s["num_requests"] for s in stats["stats"] if s["name"] == "chat: cache miss")
+        assert total > 0, stats
+        urllib.request.urlopen(urllib.request.Request(ui + "/stop", data=b""), timeout=10).read()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, err
+    run_dirs = list((tmp_path / "runs").iterdir())
+    assert len(run_dirs) == 1
+    summary = json.loads((run_dirs[0] / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["requests"] > 0
+    assert (run_dirs[0] / "report.html").exists()
