@@ -1,0 +1,269 @@
+"""`devenv synth` and `devenv diff`: the CDK app (stack/) synthesized in-process, diffed by the pinned CDK CLI.
+
+The CDK CLI is the one pinned in stack/package.json; `ensure_cdk_cli` installs it on first use with
+`npm ci` in stack/ (never a global install).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from devenv.cli.application import Application, OutputFormat
+from devenv.cli.options import OutputOption, QuietOption
+from devenv.config import Settings
+from devenv.errors import ConfigError, DevenvError, MissingDependencyError, UsageError
+
+STACK_DIR = Path(__file__).resolve().parents[2] / "stack"
+DEFAULT_OUTDIR = STACK_DIR / "cdk.out"
+CDK_BIN = STACK_DIR / "node_modules" / ".bin" / "cdk"
+STACK_NAME = "LlmProxyStack"
+TEMPLATE_FILE = f"{STACK_NAME}.template.json"
+
+
+class Target(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+class SynthFailedError(DevenvError):
+    """The CDK app did not synthesize (a cdk-nag finding, a CloudFormation validation error, ...)."""
+
+    exit_code = 1
+
+
+def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Synthesize the stack into `outdir`; a summary of what was written. Bad props raise ConfigError."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from stack.app import synthesize
+    from stack.config import PropsError
+
+    if props_file is not None and not props_file.is_file():
+        raise ConfigError(
+            f"props file {props_file} does not exist", "pass --props with an existing JSON file"
+        )
+    started = time.monotonic()
+    try:
+        assembly = synthesize(props_file, outdir, context)
+    except PropsError as exc:
+        raise ConfigError(str(exc), "fix the prop named above (stack/config.py lists every prop)") from None
+    except RuntimeError as exc:  # jsii: a validation plugin (cdk-nag, CloudFormation Validate) failed
+        report = outdir / "validation-report.json"
+        raise SynthFailedError(
+            f"the stack did not synthesize: {str(exc).splitlines()[0]}",
+            f"see the findings above and {report}; fix them or acknowledge them in stack/nag.py with a reason",
+        ) from None
+    template_path = assembly / TEMPLATE_FILE
+    template = json.loads(template_path.read_text())
+    counts = Counter(resource["Type"] for resource in template["Resources"].values())
+    return {
+        "stack": STACK_NAME,
+        "assembly": str(assembly),
+        "template": str(template_path),
+        "props_file": str(props_file) if props_file else None,
+        "resources": sum(counts.values()),
+        "resource_types": dict(sorted(counts.items())),
+        "outputs": sorted(template.get("Outputs", {})),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def ensure_cdk_cli(app: Application | None = None) -> Path:
+    """The pinned CDK CLI (stack/node_modules/.bin/cdk), installed with `npm ci` in stack/ on first use."""
+    if CDK_BIN.is_file():
+        return CDK_BIN
+    npm = shutil.which("npm")
+    if npm is None:
+        raise MissingDependencyError(
+            "the CDK CLI needs Node.js and npm, and `npm` is not on PATH",
+            "install Node.js 22+ (with npm), then rerun; devenv installs the pinned CDK CLI itself",
+        )
+    if app is not None:
+        app.info("installing the pinned CDK CLI: npm ci in stack/ (first use only)")
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=STACK_DIR, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or not CDK_BIN.is_file():
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise MissingDependencyError(
+            f"`npm ci` in {STACK_DIR} failed (exit {result.returncode}):\n{tail}",
+            "check that the npm registry is reachable, then rerun (or run `npm ci --prefix stack` yourself)",
+        )
+    return CDK_BIN
+
+
+def cdk_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The CDK CLI's environment: no version check or notices (offline-safe), the venv's python first."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "CDK_DISABLE_VERSION_CHECK": "true",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def local_target_env(settings: Settings) -> dict[str, str]:
+    """SDK settings for the local cloud: the emulator with test credentials (`localhost`, for path-style S3)."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://localhost:{settings.emulator_port}",
+        "AWS_ENDPOINT_URL_S3": f"http://localhost:{settings.emulator_port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+    }
+
+
+def target_reachable(settings: Settings, target: Target) -> tuple[bool, str]:
+    """Whether the target can answer a diff, and why not."""
+    if target is Target.local:
+        try:
+            with socket.create_connection(("127.0.0.1", settings.emulator_port), timeout=1):
+                return True, f"emulator at 127.0.0.1:{settings.emulator_port}"
+        except OSError as exc:
+            return False, f"no emulator answers at 127.0.0.1:{settings.emulator_port} ({exc.strerror or exc})"
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        identity = boto3.client(
+            "sts", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
+        ).get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        return False, f"AWS does not answer with the default credentials ({exc})"
+    return True, f"AWS account {identity['Account']}"
+
+
+def baseline_template(settings: Settings, target: Target, scratch: Path) -> Path:
+    """What to diff against when the target cannot answer: the template last deployed there if recorded
+    (`<state_dir>/deployed/<target>/LlmProxyStack.template.json`), else an empty template."""
+    recorded = settings.state_dir / "deployed" / target.value / TEMPLATE_FILE
+    if recorded.is_file():
+        return recorded
+    empty = scratch / "empty.template.json"
+    empty.write_text(json.dumps({"Resources": {}}))
+    return empty
+
+
+def run_diff(settings: Settings, target: Target, assembly: Path, app: Application) -> dict[str, Any]:
+    """`cdk diff` of the synthesized assembly against the target, or a template diff if it cannot answer."""
+    cdk = ensure_cdk_cli(app)
+    reachable, reason = target_reachable(settings, target)
+    command = [str(cdk), "diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
+    extra = local_target_env(settings) if target is Target.local else {}
+    with tempfile.TemporaryDirectory(prefix="devenv-diff-") as scratch:
+        if reachable:
+            method = "template" if target is Target.local else "auto"
+            command += ["--method", method]
+            baseline = f"the deployed stack ({reason})"
+        else:
+            method = "offline-template"
+            base_path = baseline_template(settings, target, Path(scratch))
+            command += ["--template", str(base_path)]
+            baseline = str(base_path)
+            app.info(f"[yellow]{target.value} cannot answer[/]: {reason}; diffing against {baseline}")
+        result = subprocess.run(command, capture_output=True, text=True, env=cdk_env(extra), check=False)
+    text = "\n".join(
+        line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("b'!!")
+    ).strip()
+    if result.returncode not in (0, 1):
+        raise DevenvError(
+            f"cdk diff failed (exit {result.returncode}):\n{text[-3000:]}", "see the CDK CLI output"
+        )
+    match = re.search(r"Number of stacks with differences: (\d+)", text)
+    return {
+        "target": target.value,
+        "method": method,
+        "baseline": baseline,
+        "differences": bool(match and int(match.group(1))),
+        "diff": text,
+    }
+
+
+def props_for(target: Target | None, props: Path | None) -> Path | None:
+    if props is not None:
+        return props.resolve()
+    if target is not None:
+        return STACK_DIR / "props" / f"{target.value}.json"
+    return None
+
+
+def parse_context(pairs: list[str]) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --context {pair!r}", "use --context KEY=VALUE, e.g. -c imageTag=v1.2.3")
+        context[key] = value
+    return context
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("synth")
+    def synth_command(
+        ctx: typer.Context,
+        props: Path | None = typer.Option(
+            None, "--props", help="a props JSON file [default: the seed's defaults]"
+        ),
+        target: Target | None = typer.Option(None, "--target", "-t", help="use stack/props/<target>.json"),
+        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
+        output: OutputFormat = OutputOption,
+        quiet: bool = QuietOption,
+    ) -> None:
+        """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: stack/cdk.out]."""
+        from devenv.cli.app import application
+
+        application_ = application(ctx, output, quiet)
+        if props is not None and target is not None:
+            raise UsageError("--props and --target both choose the props", "pass one of them")
+        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        if application_.json_output:
+            application_.emit_json(summary)
+            return
+        application_.info(
+            f"synthesized {STACK_NAME}: {summary['resources']} resources, "
+            f"{len(summary['resource_types'])} types, in {summary['seconds']} s -> {summary['template']}"
+        )
+
+    @app.command("diff")
+    def diff_command(
+        ctx: typer.Context,
+        target: Target = typer.Option(..., "--target", "-t", help="compare with what is deployed there"),
+        props: Path | None = typer.Option(
+            None, "--props", help="props file [default: stack/props/<target>.json]"
+        ),
+        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
+        output: OutputFormat = OutputOption,
+        quiet: bool = QuietOption,
+    ) -> None:
+        """Show what a deploy to the target would change (a template diff when the target cannot answer)."""
+        from devenv.cli.app import application
+
+        application_ = application(ctx, output, quiet)
+        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        result = run_diff(application_.settings, target, Path(summary["assembly"]), application_)
+        if application_.json_output:
+            application_.emit_json(result)
+            return
+        application_.out.print(result["diff"], highlight=False, markup=False)
