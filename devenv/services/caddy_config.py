@@ -4,11 +4,12 @@ The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups);
 into the config `caddy run --config` loads. Targets are not part of it: they come and go through the
 admin API (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
 
-Per target group, two `reverse_proxy` handlers share the same targets:
-- `target_group_id(name)`: round robin over healthy targets, active health checks on the group's path,
-  retries so a dying target costs no failed request;
-- `fail_open_id(name)`: no health checks, reached from the server's error routes only when the first one
-  has no healthy target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
+Per target group, two `reverse_proxy` handlers:
+- `target_group_id(name)`: the targets in rotation (known healthy), round robin, active health checks on
+  the group's path, retries so a dying target costs no failed request;
+- `fail_open_id(name)`: every registered target, no health checks, reached from the server's error routes
+  only when the first one has no healthy target (Caddy's 503): an ALB whose targets are all unhealthy
+  routes to all of them.
 """
 
 from __future__ import annotations

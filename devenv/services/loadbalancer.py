@@ -1,27 +1,42 @@
-"""The ALB mirror: Caddy run as a supervised child, and a small client for its admin API.
+"""The ALB mirror: Caddy run as a supervised child, and the target groups' control plane over its admin API.
 
-The config comes from `devenv.services.caddy_config`; targets are added and removed at run time here,
-as ECS tasks start and stop. Contract for deregistration (the ALB's):
-- `remove_target` takes the target out of rotation at once: it gets no new request. Requests already in
-  flight run to completion (Caddy keeps the old config's connections until they finish).
+The config comes from `devenv.services.caddy_config`. Each target group has two target lists in Caddy:
+- registered targets (the fail-open handler): every target ECS registered and not yet deregistered;
+- targets in rotation (the health-checked handler): the registered ones this module has seen pass the
+  group's health check `healthy_threshold` times in a row, as an ALB moves a target from `initial` to
+  `healthy`. Caddy's own active checks take a target out of rotation within its unhealthy threshold,
+  between two `sync_target_health` calls.
+
+Why not let Caddy alone decide health: any target change reloads Caddy's config, and a reload starts
+every target healthy again (Caddy keeps no health state across reloads), so a known-bad target would get
+traffic for up to `unhealthy_threshold * interval` after each registration. Keeping only targets known to
+be healthy in rotation closes that gap; `sync_target_health`, called by the realizer's loop, runs the
+ALB's health-check state machine (each target checked once per interval, thresholds applied).
+
+Deregistration contract (the ALB's):
+- `deregister_target` takes the target out at once: it gets no new request. Requests already in flight
+  run to completion (Caddy keeps the old config's connections until they finish).
 - `drain_target` does that, then returns once the target has no request in flight or the group's
-  deregistration delay has passed, whichever comes first (as an ALB completes deregistration early when a
-  target has no in-flight request). Only then may the caller stop the task.
+  deregistration delay has passed, whichever comes first (an ALB completes deregistration early when a
+  target has nothing in flight). Only then may the caller stop the task.
 
-Fail-open needs no controller: the config routes to all targets, unchecked, whenever none is healthy.
+Fail-open needs no controller: the config routes to every registered target, unchecked, whenever none is
+in rotation and healthy (Caddy's 503), as an ALB does when all its targets are unhealthy.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from devenv.errors import ConfigError, MissingDependencyError, NotRunningError, ServiceFailedError
 from devenv.runtime import probes
@@ -35,16 +50,40 @@ from devenv.services.caddy_config import (
 
 ADMIN_TIMEOUT_S = 10.0
 
+TargetState = Literal["initial", "healthy", "unhealthy"]
+
+
+@dataclass
+class TargetHealth:
+    """One target's place in the ALB health state machine."""
+
+    state: TargetState = "initial"
+    consecutive_passes: int = 0
+    consecutive_fails: int = 0
+    last_checked: float = -math.inf
+    detail: str = "not checked yet"
+
+
+@dataclass
+class TargetGroupMirror:
+    """A target group as mirrored in a running Caddy: its admin URL, its definition, and the health this
+    module has observed for each registered target (keep one per group for the life of the Caddy)."""
+
+    admin: str
+    group: TargetGroup
+    health: dict[str, TargetHealth] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class TargetStatus:
-    """A registered target: `dial` is HOST:PORT; `in_flight` and `fails` are Caddy's counts for it;
-    `healthy` is the target group's health check run now against the target."""
+    """A registered target: `dial` is HOST:PORT; `state` the ALB health state; `in_rotation` whether it
+    gets requests while any target is healthy; `in_flight` and `fails` are Caddy's counts for it."""
 
     dial: str
+    state: TargetState
+    in_rotation: bool
     in_flight: int
     fails: int
-    healthy: bool
     detail: str
 
 
@@ -101,62 +140,90 @@ def ready_probe(admin: str) -> probes.Probe:
 # ---- targets ---------------------------------------------------------------------------------------------
 
 
-def targets(admin: str, group: str) -> list[str]:
+def registered_targets(admin: str, group: str) -> list[str]:
     """The dial addresses (HOST:PORT) registered in target group `group`."""
-    upstreams = _request(admin, "GET", f"/id/{target_group_id(group)}/upstreams", group=group)
-    return [upstream["dial"] for upstream in upstreams or []]
+    return _upstreams(admin, fail_open_id(group), group)
 
 
-def set_targets(admin: str, group: str, dials: list[str]) -> None:
-    """Make `dials` the target group's targets (both its handlers; each a config reload in Caddy)."""
-    body = [{"dial": dial} for dial in dict.fromkeys(dials)]
-    for handler_id in (target_group_id(group), fail_open_id(group)):
-        _request(admin, "PATCH", f"/id/{handler_id}/upstreams", body, group=group)
+def targets_in_rotation(admin: str, group: str) -> list[str]:
+    """The registered targets that get requests while any of them is healthy."""
+    return _upstreams(admin, target_group_id(group), group)
 
 
-def add_target(admin: str, group: str, dial: str) -> None:
-    """Register a target (HOST:PORT); it gets requests while Caddy's health checks pass. Idempotent."""
-    current = targets(admin, group)
-    if dial not in current:
-        set_targets(admin, group, [*current, dial])
+def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
+    """Register a target (HOST:PORT), check its health once now, and put it in rotation if that makes it
+    healthy (a `healthy_threshold` of 1); otherwise later `sync_target_health` calls do. Idempotent."""
+    registered = registered_targets(mirror.admin, mirror.group.name)
+    if dial not in registered:
+        _set_upstreams(mirror.admin, fail_open_id(mirror.group.name), mirror.group.name, [*registered, dial])
+    mirror.health.setdefault(dial, TargetHealth())
+    statuses = sync_target_health(mirror)
+    return next(status for status in statuses if status.dial == dial)
 
 
-def remove_target(admin: str, group: str, dial: str) -> None:
-    """Take a target out of rotation now: no new requests; in-flight ones finish. Idempotent.
-    Wait before stopping the task: see `drain_target`."""
-    current = targets(admin, group)
-    if dial in current:
-        set_targets(admin, group, [d for d in current if d != dial])
+def deregister_target(mirror: TargetGroupMirror, dial: str) -> None:
+    """Take a target out now: no new requests; in-flight ones finish. Idempotent. Wait before stopping
+    the task: see `drain_target`."""
+    name = mirror.group.name
+    for handler_id, current in (
+        (target_group_id(name), targets_in_rotation(mirror.admin, name)),
+        (fail_open_id(name), registered_targets(mirror.admin, name)),
+    ):
+        if dial in current:
+            _set_upstreams(mirror.admin, handler_id, name, [d for d in current if d != dial])
+    mirror.health.pop(dial, None)
 
 
-def drain_target(admin: str, group: TargetGroup, dial: str, poll_s: float = 0.05) -> float:
-    """Deregister a target: remove it, then wait until it has no request in flight or the group's
-    deregistration delay has passed. Returns the seconds waited; the caller then stops the task."""
+def drain_target(mirror: TargetGroupMirror, dial: str, poll_s: float = 0.05) -> float:
+    """Deregister a target, then wait until it has no request in flight or the group's deregistration
+    delay has passed. Returns the seconds waited; the caller then stops the task."""
     started = time.monotonic()
-    remove_target(admin, group.name, dial)
-    deadline = started + group.deregistration_delay_s
-    while time.monotonic() < deadline and _in_flight(admin).get(dial, 0) > 0:
+    deregister_target(mirror, dial)
+    deadline = started + mirror.group.deregistration_delay_s
+    while time.monotonic() < deadline and _upstream_counts(mirror.admin).get(dial, (0, 0))[0] > 0:
         time.sleep(poll_s)
     return time.monotonic() - started
 
 
-def list_targets(admin: str, group: TargetGroup) -> list[TargetStatus]:
-    """The target group's targets with their in-flight requests, passive fails and health now.
+def sync_target_health(mirror: TargetGroupMirror, now: float | None = None) -> list[TargetStatus]:
+    """Check the targets whose health check is due (once per interval), apply the thresholds, and make
+    the targets in rotation the healthy ones. Returns every registered target's status.
 
-    Caddy's admin API does not expose active health, so `healthy` is the group's health check (path,
-    timeout, expected status) run here once; Caddy itself also applies the pass/fail thresholds."""
-    counts = _upstream_counts(admin)
-    statuses = []
-    for dial in targets(admin, group.name):
-        healthy, detail = _check_health(dial, group)
-        in_flight, fails = counts.get(dial, (0, 0))
-        statuses.append(
-            TargetStatus(dial=dial, in_flight=in_flight, fails=fails, healthy=healthy, detail=detail)
+    Call it from the realizer's loop, more often than the group's interval. `now` (time.monotonic())
+    is for tests."""
+    now = time.monotonic() if now is None else now
+    group = mirror.group
+    registered = registered_targets(mirror.admin, group.name)
+    for dial in registered:
+        mirror.health.setdefault(dial, TargetHealth())
+    for dial in [d for d in mirror.health if d not in registered]:
+        del mirror.health[dial]
+    due = [d for d in registered if now - mirror.health[d].last_checked >= group.health_check.interval_s]
+    if due:
+        with ThreadPoolExecutor(max_workers=len(due)) as pool:
+            results = dict(zip(due, pool.map(lambda d: check_target_health(d, group), due), strict=True))
+        for dial, (passed, detail) in results.items():
+            _record_check(mirror.health[dial], group, passed, detail, now)
+    healthy = [d for d in registered if mirror.health[d].state == "healthy"]
+    in_rotation = targets_in_rotation(mirror.admin, group.name)
+    if set(in_rotation) != set(healthy):
+        _set_upstreams(mirror.admin, target_group_id(group.name), group.name, healthy)
+    counts = _upstream_counts(mirror.admin)
+    return [
+        TargetStatus(
+            dial=dial,
+            state=mirror.health[dial].state,
+            in_rotation=dial in healthy,
+            in_flight=counts.get(dial, (0, 0))[0],
+            fails=counts.get(dial, (0, 0))[1],
+            detail=mirror.health[dial].detail,
         )
-    return statuses
+        for dial in registered
+    ]
 
 
-def _check_health(dial: str, group: TargetGroup) -> tuple[bool, str]:
+def check_target_health(dial: str, group: TargetGroup) -> tuple[bool, str]:
+    """Run the group's health check against one target now: (passed, what was seen)."""
     check = group.health_check
     url = f"http://{dial}{check.path}"
     try:
@@ -169,6 +236,33 @@ def _check_health(dial: str, group: TargetGroup) -> tuple[bool, str]:
     return status == check.expect_status, f"GET {url} -> {status} (expected {check.expect_status})"
 
 
+def _record_check(health: TargetHealth, group: TargetGroup, passed: bool, detail: str, now: float) -> None:
+    health.last_checked = now
+    health.detail = detail
+    if passed:
+        health.consecutive_passes += 1
+        health.consecutive_fails = 0
+        if health.consecutive_passes >= group.health_check.healthy_threshold:
+            health.state = "healthy"
+    else:
+        health.consecutive_fails += 1
+        health.consecutive_passes = 0
+        # `initial` and `healthy` targets keep their state until the unhealthy threshold is reached.
+        if health.consecutive_fails >= group.health_check.unhealthy_threshold:
+            health.state = "unhealthy"
+
+
+def _upstreams(admin: str, handler_id: str, group: str) -> list[str]:
+    upstreams = _request(admin, "GET", f"/id/{handler_id}/upstreams", group=group)
+    return [upstream["dial"] for upstream in upstreams or []]
+
+
+def _set_upstreams(admin: str, handler_id: str, group: str, dials: list[str]) -> None:
+    """Replace one handler's upstreams (a config reload in Caddy; in-flight requests finish)."""
+    body = [{"dial": dial} for dial in dict.fromkeys(dials)]
+    _request(admin, "PATCH", f"/id/{handler_id}/upstreams", body, group=group)
+
+
 def _upstream_counts(admin: str) -> dict[str, tuple[int, int]]:
     """dial -> (requests in flight, passive fails), from Caddy's /reverse_proxy/upstreams (a dial in two
     handlers is one entry there)."""
@@ -176,10 +270,6 @@ def _upstream_counts(admin: str) -> dict[str, tuple[int, int]]:
         entry["address"]: (int(entry.get("num_requests", 0)), int(entry.get("fails", 0)))
         for entry in _request(admin, "GET", "/reverse_proxy/upstreams") or []
     }
-
-
-def _in_flight(admin: str) -> dict[str, int]:
-    return {dial: counts[0] for dial, counts in _upstream_counts(admin).items()}
 
 
 def _request(admin: str, method: str, path: str, body: Any = None, group: str | None = None) -> Any:

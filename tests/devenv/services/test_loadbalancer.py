@@ -85,7 +85,7 @@ def make_target() -> Iterator[Callable[[], Target]]:
     def make() -> Target:
         server = TargetServer(("127.0.0.1", 0), TargetHandler)
         server.hits = Counter()
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         started.append(Target(server, thread))
         return started[-1]
@@ -156,14 +156,19 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
         caddy.wait(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def _no_targets_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "alb" in request.fixturenames:
-        alb: Alb = request.getfixturevalue("alb")
-        lb.set_targets(alb.admin, GROUP, [])
-        lb.set_targets(alb.admin, "secure", [])
-        lb.set_targets(alb.admin, "steady", [])
+@pytest.fixture
+def mirrors(alb: Alb) -> Iterator[dict[str, lb.TargetGroupMirror]]:
+    """A fresh mirror per target group; every target is deregistered afterwards."""
+    made = {group.name: lb.TargetGroupMirror(alb.admin, group) for group in alb.spec.target_groups}
+    yield made
+    for mirror in made.values():
+        for dial in lb.registered_targets(alb.admin, mirror.group.name):
+            lb.deregister_target(mirror, dial)
+
+
+@pytest.fixture
+def api(mirrors: dict[str, lb.TargetGroupMirror]) -> lb.TargetGroupMirror:
+    return mirrors[GROUP]
 
 
 def get(port: int, path: str = "/v1") -> tuple[int, dict[str, object]]:
@@ -264,98 +269,164 @@ def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_p
 # ---- a running Caddy -----------------------------------------------------------------------------------------
 
 
-def test_no_target_is_a_503(alb: Alb) -> None:
+def test_no_target_is_a_503(alb: Alb, api: lb.TargetGroupMirror) -> None:
+    assert lb.registered_targets(alb.admin, GROUP) == []
     assert get(alb.http_port)[0] == 503
 
 
-def test_requests_are_spread_over_added_targets(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_requests_are_spread_over_registered_targets(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
-    lb.add_target(alb.admin, GROUP, a.dial)
-    lb.add_target(alb.admin, GROUP, b.dial)
-    lb.add_target(alb.admin, GROUP, b.dial)  # idempotent
-    assert lb.targets(alb.admin, GROUP) == [a.dial, b.dial]
+    assert lb.register_target(api, a.dial).state == "healthy"  # healthy_threshold 1: in rotation at once
+    lb.register_target(api, b.dial)
+    lb.register_target(api, b.dial)  # idempotent
+    assert lb.registered_targets(alb.admin, GROUP) == [a.dial, b.dial]
+    assert lb.targets_in_rotation(alb.admin, GROUP) == [a.dial, b.dial]
 
     seen = ports_hit(alb, 10)
 
     assert set(seen) == {a.port, b.port}
-    statuses = {s.dial: s for s in lb.list_targets(alb.admin, alb.group)}
-    assert set(statuses) == {a.dial, b.dial}
-    assert all(s.healthy and s.in_flight == 0 for s in statuses.values())
+    statuses = lb.sync_target_health(api)
+    assert [(s.dial, s.state, s.in_rotation, s.in_flight) for s in statuses] == [
+        (a.dial, "healthy", True, 0),
+        (b.dial, "healthy", True, 0),
+    ]
 
 
-def test_a_removed_target_gets_no_new_requests(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_a_deregistered_target_gets_no_new_requests(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
-    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+    lb.register_target(api, a.dial)
+    lb.register_target(api, b.dial)
     assert set(ports_hit(alb, 4)) == {a.port, b.port}
 
-    lb.remove_target(alb.admin, GROUP, a.dial)
-    lb.remove_target(alb.admin, GROUP, a.dial)  # idempotent
+    lb.deregister_target(api, a.dial)
+    lb.deregister_target(api, a.dial)  # idempotent
     hits_before = a.server.hits["/v1"]
 
     assert set(ports_hit(alb, 10)) == {b.port}
     assert a.server.hits["/v1"] == hits_before
-    assert lb.targets(alb.admin, GROUP) == [b.dial]
+    assert lb.registered_targets(alb.admin, GROUP) == [b.dial]
+    assert lb.targets_in_rotation(alb.admin, GROUP) == [b.dial]
 
 
-def test_drain_lets_in_flight_requests_finish(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_drain_lets_in_flight_requests_finish(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
-    lb.set_targets(alb.admin, GROUP, [a.dial])
+    lb.register_target(api, a.dial)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(get, alb.http_port, "/slow")
         wait_for(lambda: a.server.hits["/slow"] == 1, "the slow request to reach target a")
-        assert {s.dial: s.in_flight for s in lb.list_targets(alb.admin, alb.group)} == {a.dial: 1}
-        lb.add_target(alb.admin, GROUP, b.dial)
+        assert [(s.dial, s.in_flight) for s in lb.sync_target_health(api)] == [(a.dial, 1)]
+        lb.register_target(api, b.dial)
 
-        waited = lb.drain_target(alb.admin, alb.group, a.dial)
+        waited = lb.drain_target(api, a.dial)
 
         status, body = slow.result(timeout=10)
     assert (status, body["port"]) == (200, a.port)  # the in-flight request finished on the drained target
-    assert waited < alb.group.deregistration_delay_s  # returned once nothing was in flight, not after 30 s
-    assert lb.targets(alb.admin, GROUP) == [b.dial]
+    assert waited < api.group.deregistration_delay_s  # returned once nothing was in flight, not after 30 s
+    assert lb.registered_targets(alb.admin, GROUP) == [b.dial]
     assert set(ports_hit(alb, 4)) == {b.port}
 
 
-def test_an_unhealthy_target_is_taken_out(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_a_target_failing_its_health_check_never_enters_rotation(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
     a.server.health_status = 500
-    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
+    lb.register_target(api, b.dial)
+    status = lb.register_target(api, a.dial)
 
-    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "the unhealthy target to be taken out")
+    assert (status.state, status.in_rotation) == ("unhealthy", False)
+    assert "500" in status.detail
+    assert set(ports_hit(alb, 10)) == {b.port}
+    lb.register_target(api, make_target().dial)  # a config reload must not put the bad target back
+    assert a.port not in ports_hit(alb, 10)
 
-    health = {s.dial: (s.healthy, s.detail) for s in lb.list_targets(alb.admin, alb.group)}
-    assert health[a.dial][0] is False
-    assert "500" in health[a.dial][1]
-    assert health[b.dial][0] is True
 
-
-def test_a_404_on_the_health_path_counts_as_unhealthy(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_a_404_on_the_health_path_counts_as_unhealthy(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
     a.server.health_status = 404
-    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
-    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "the target answering 404 to be taken out")
+    lb.register_target(api, b.dial)
+    assert lb.register_target(api, a.dial).state == "unhealthy"
+    assert set(ports_hit(alb, 6)) == {b.port}
 
 
-def test_fail_open_when_every_target_is_unhealthy(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_caddy_takes_a_target_that_turns_unhealthy_out_between_syncs(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
+    a, b = make_target(), make_target()
+    lb.register_target(api, a.dial)
+    lb.register_target(api, b.dial)
+    assert set(ports_hit(alb, 4)) == {a.port, b.port}
+
+    a.server.health_status = 503  # no sync from here on: Caddy's own checks act
+
+    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "Caddy to take the unhealthy target out")
+    statuses = {s.dial: s for s in lb.sync_target_health(api)}
+    assert (statuses[a.dial].state, statuses[a.dial].in_rotation) == ("unhealthy", False)
+    assert lb.targets_in_rotation(alb.admin, GROUP) == [b.dial]
+
+
+def test_thresholds_follow_the_alb_state_machine(alb: Alb, make_target: Callable[[], Target]) -> None:
+    group = TargetGroup(GROUP, HealthCheck("/health", 10, 1, healthy_threshold=2, unhealthy_threshold=2))
+    mirror = lb.TargetGroupMirror(alb.admin, group)
+    a = make_target()
+    try:
+        assert lb.register_target(mirror, a.dial).state == "initial"  # one pass of two
+        clock = time.monotonic()
+
+        def state_after_check() -> tuple[str, bool]:
+            nonlocal clock
+            clock += 10  # one interval later
+            (status,) = lb.sync_target_health(mirror, now=clock)
+            return status.state, status.in_rotation
+
+        assert lb.sync_target_health(mirror, now=clock)[0].state == "initial"  # not due: no new check
+        assert state_after_check() == ("healthy", True)
+        a.server.health_status = 500
+        assert state_after_check() == ("healthy", True)  # one failure of two
+        assert state_after_check() == ("unhealthy", False)
+        a.server.health_status = 200
+        assert state_after_check() == ("unhealthy", False)
+        assert state_after_check() == ("healthy", True)
+    finally:
+        lb.deregister_target(mirror, a.dial)
+
+
+def test_fail_open_when_every_target_is_unhealthy(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
     a, b = make_target(), make_target()
     a.server.health_status = b.server.health_status = 500
-    lb.set_targets(alb.admin, GROUP, [a.dial, b.dial])
-    wait_for(
-        lambda: not any(s.healthy for s in lb.list_targets(alb.admin, alb.group)),
-        "both targets to fail checks",
-    )
-    time.sleep(0.5)  # a few of Caddy's 0.2 s health checks have now failed for both
+    lb.register_target(api, a.dial)
+    lb.register_target(api, b.dial)
+    assert [s.state for s in lb.sync_target_health(api)] == ["unhealthy", "unhealthy"]
+    assert lb.targets_in_rotation(alb.admin, GROUP) == []
 
     seen = ports_hit(alb, 10)  # asserts every request succeeded
 
     assert set(seen) == {a.port, b.port}  # routed to all, as an ALB fails open
 
     a.server.health_status = 200  # one recovers: traffic goes to the healthy one only
-    wait_for(lambda: set(ports_hit(alb, 6)) == {a.port}, "traffic to return to the healthy target only")
+    wait_for(
+        lambda: lb.sync_target_health(api)[0].state == "healthy", "target a to pass its check", timeout_s=5
+    )
+    assert set(ports_hit(alb, 6)) == {a.port}
 
 
-def test_a_dying_target_costs_no_failed_request(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_a_dying_target_costs_no_failed_request(
+    alb: Alb, mirrors: dict[str, lb.TargetGroupMirror], make_target: Callable[[], Target]
+) -> None:
+    steady = mirrors["steady"]
     a, b = make_target(), make_target()
-    lb.set_targets(alb.admin, "steady", [a.dial, b.dial])
+    lb.register_target(steady, a.dial)
+    lb.register_target(steady, b.dial)
     assert set(ports_hit(alb, 4, alb.steady_port)) == {a.port, b.port}
 
     a.stop()  # killed between two health checks (a minute apart): connections are refused now
@@ -363,9 +434,11 @@ def test_a_dying_target_costs_no_failed_request(alb: Alb, make_target: Callable[
     assert set(ports_hit(alb, 10, alb.steady_port)) == {b.port}  # every request succeeded, retried on b
 
 
-def test_https_listener_serves_with_the_internal_ca(alb: Alb, make_target: Callable[[], Target]) -> None:
+def test_https_listener_serves_with_the_internal_ca(
+    alb: Alb, mirrors: dict[str, lb.TargetGroupMirror], make_target: Callable[[], Target]
+) -> None:
     a = make_target()
-    lb.add_target(alb.admin, "secure", a.dial)
+    lb.register_target(mirrors["secure"], a.dial)
     ca = internal_ca_path(alb.state_dir / "data")
     wait_for(ca.exists, "Caddy's internal CA")
     context = ssl.create_default_context(cafile=str(ca))
@@ -391,9 +464,9 @@ def test_http_listener_redirects_to_https(alb: Alb) -> None:
 
 def test_unknown_target_group_is_a_config_error(alb: Alb) -> None:
     with pytest.raises(ConfigError, match="no target group 'nope'"):
-        lb.add_target(alb.admin, "nope", "127.0.0.1:1")
+        lb.register_target(lb.TargetGroupMirror(alb.admin, TargetGroup("nope")), "127.0.0.1:1")
 
 
 def test_admin_client_says_when_caddy_is_not_running() -> None:
     with pytest.raises(NotRunningError, match="does not answer"):
-        lb.targets(lb.admin_url(free_port()), GROUP)
+        lb.registered_targets(lb.admin_url(free_port()), GROUP)
