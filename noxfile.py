@@ -41,3 +41,17 @@ def tests(session: nox.Session) -> None:
 def benchmark_up(session: nox.Session) -> None:
     """`devenv up -d --infra-only` to all-healthy, cold and warm, median of 5 (prints figures)."""
     uv_run(session, "python", "benchmarks/up_benchmark.py", *session.posargs)
+
+
+@nox.session
+def loadtest_smoke(session: nox.Session) -> None:
+    """A ~20 s smoke load test against the local stack (on free ports), thresholds enforced."""
+    args = session.posargs or ["--profile", "smoke", "--duration", "20s"]
+    uv_run(session, "python", "loadtests/against_local_stack.py", *args)
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """The proxy's max RPS within the ramp thresholds on the local stack (prints the ramp's figures)."""
+    args = session.posargs or ["--profile", "ramp", "--users", "300", "--duration", "150s"]
+    uv_run(session, "python", "loadtests/against_local_stack.py", *args)

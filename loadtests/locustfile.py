@@ -75,9 +75,7 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--load-profile", default="", help=f"load profile ({', '.join(PROFILES)}); used by shapes.py"
     )
-    parser.add_argument(
-        "--load-users", type=int, default=0, help="peak users of the profile [its default]"
-    )
+    parser.add_argument("--load-users", type=int, default=0, help="peak users of the profile [its default]")
     parser.add_argument(
         "--load-duration", default="", help="length of the profile, e.g. 20s, 5m [its default]"
     )
