@@ -43,8 +43,11 @@ POSTGRES_IMAGE = "postgres:18"  # major 18 everywhere: Aurora, compose, native
 REDIS_IMAGE = "redis:7"
 LLMPROXY_IMAGE = "llmproxy:local"
 CLOUD_IMAGE = "devenv-cloud:local"
-# The project's own images: tag -> Dockerfile (relative to the repository root).
-PROJECT_IMAGES = {LLMPROXY_IMAGE: "llmproxy/Dockerfile", CLOUD_IMAGE: "dockerfiles/cloud.Dockerfile"}
+# The project's own images: tag -> (build context, Dockerfile), relative to the repository root.
+PROJECT_IMAGES = {
+    LLMPROXY_IMAGE: ("llmproxy", "llmproxy/Dockerfile"),
+    CLOUD_IMAGE: (".", "dockerfiles/cloud.Dockerfile"),
+}
 
 LABEL_STATE_DIR = "dev.devenv.state-dir"
 LABEL_SERVICE = "dev.devenv.service"
@@ -359,7 +362,7 @@ def missing_images(client: DockerClient, configs: Iterable[ContainerConfig]) -> 
 
 
 def build_hint(images: Iterable[str]) -> str:
-    commands = [f"docker build -f {PROJECT_IMAGES[i]} -t {i} ." for i in images]
+    commands = [f"docker build -f {PROJECT_IMAGES[i][1]} -t {i} {PROJECT_IMAGES[i][0]}" for i in images]
     return (
         "build them from the repository root: "
         + " && ".join(commands)
