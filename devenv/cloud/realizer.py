@@ -20,10 +20,11 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 
+from devenv.cloud.alb import AlbMirror
 from devenv.cloud.tasks import LocalContainer, UnrealizableTask, local_containers
 from devenv.errors import DevenvError, ServiceFailedError
 from devenv.runtime import probes
@@ -39,20 +40,6 @@ FAULT_TARGETS = {
     "elasticache-reboot": "redis",
     "elasticache-failover": "redis",
 }
-
-
-class TargetGroups(Protocol):
-    """What the realizer needs of the ALB mirror."""
-
-    def register(self, target_group_arn: str, port: int) -> None: ...
-
-    def deregister(self, target_group_arn: str, port: int) -> None: ...
-
-    def in_flight(self, target_group_arn: str, port: int) -> int: ...
-
-    def deregistration_delay_s(self, target_group_arn: str) -> float: ...
-
-    def health_probe(self, target_group_arn: str, port: int) -> probes.Probe: ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +81,7 @@ class Realizer:
         supervisor: Supervisor,
         endpoint: str,
         region: str,
-        target_groups: TargetGroups | None,
+        alb: AlbMirror | None,
         data: LocalData | None = None,
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
@@ -102,7 +89,7 @@ class Realizer:
         self.supervisor = supervisor
         self.data = data
         self.endpoint = endpoint
-        self.target_groups = target_groups
+        self.alb = alb
         self.extra_env = extra_env or {}
         self.fault_hold_s = fault_hold_s
         session = boto3.session.Session(
@@ -132,6 +119,9 @@ class Realizer:
     def reconcile_once(self) -> None:
         self._carry_out_faults()
         self._realize_data_endpoints()
+        if self.alb is not None:
+            self.alb.ensure()
+            self.alb.tick()
         wanted = self._wanted_tasks()
         for arn, (task, service) in wanted.items():
             with self._lock:
@@ -224,7 +214,7 @@ class Realizer:
                 process=f"{container.name}-{arn.rsplit('/', 1)[-1][:8]}",
                 container=container,
                 host_port=host_port,
-                target_group_arn=balancer["targetGroupArn"] if balancer and self.target_groups else None,
+                target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
             )
             self.supervisor.add(self._spec(local))
         except (DevenvError, ServiceFailedError) as exc:
@@ -248,8 +238,8 @@ class Realizer:
             self.tasks[arn] = local
             self._starting.discard(arn)
         self._report(arn, "RUNNING")
-        if local.target_group_arn and local.host_port and self.target_groups:
-            self.target_groups.register(local.target_group_arn, local.host_port)
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.register(local.target_group_arn, local.host_port)
 
     def _spec(self, local: LocalTask) -> ServiceSpec:
         env = {**self.extra_env, **local.container.env}
@@ -284,16 +274,15 @@ class Realizer:
                 self._task_ended, local, 128 - code if code < 0 else code
             )  # as a container reports it
             return
-        if local.target_group_arn and local.host_port and self.target_groups:
-            result = self.target_groups.health_probe(local.target_group_arn, local.host_port)()
-            health = "HEALTHY" if result.ok else "UNHEALTHY"
+        if local.target_group_arn and local.host_port and self.alb:
+            health = self.alb.health(local.target_group_arn, local.host_port)
             if health != local.reported_health:
                 local.reported_health = health
                 self._report(local.task_arn, "RUNNING", health=health)
 
     def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
-        if local.target_group_arn and local.host_port and self.target_groups:
-            self.target_groups.deregister(local.target_group_arn, local.host_port)
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.drain(local.target_group_arn, local.host_port)
         self.supervisor.remove(local.process)
         self._forget(local)
         self._report(
@@ -302,13 +291,8 @@ class Realizer:
 
     def _drain_and_stop(self, local: LocalTask, reason: str) -> None:
         """Deregister from the ALB (no new requests), let in-flight ones finish, then SIGTERM."""
-        if local.target_group_arn and local.host_port and self.target_groups:
-            self.target_groups.deregister(local.target_group_arn, local.host_port)
-            deadline = time.monotonic() + self.target_groups.deregistration_delay_s(local.target_group_arn)
-            while time.monotonic() < deadline and self.target_groups.in_flight(
-                local.target_group_arn, local.host_port
-            ):
-                time.sleep(0.05)
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.drain(local.target_group_arn, local.host_port)
         running = self.supervisor.services.get(local.process)
         exit_code = None
         if running is not None:

@@ -10,6 +10,7 @@ from devenv.errors import MissingDependencyError
 from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
+from devenv.services.tls import TlsFiles
 
 INSTALL_HINT = (
     "install it: `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
@@ -25,7 +26,8 @@ def server_binary(settings: Settings) -> str:
     return found
 
 
-def spec(settings: Settings, state: StateDir, port: int) -> ServiceSpec:
+def spec(settings: Settings, state: StateDir, port: int, tls: TlsFiles | None = None, tls_port: int = 0) -> ServiceSpec:
+    """Redis on `port`; with `tls`, also TLS on `tls_port` (as ElastiCache with in-transit encryption)."""
     data = state.data / "redis"
     data.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -43,10 +45,15 @@ def spec(settings: Settings, state: StateDir, port: int) -> ServiceSpec:
         "--dir",
         str(data),
     ]
+    ports = {"redis": port}
+    if tls is not None:
+        argv += ["--tls-port", str(tls_port), "--tls-cert-file", str(tls.server_cert), "--tls-key-file", str(tls.server_key)]
+        argv += ["--tls-ca-cert-file", str(tls.ca_cert), "--tls-auth-clients", "no"]
+        ports["tls"] = tls_port
     return ServiceSpec(
         name="redis",
         argv=argv,
-        ports={"redis": port},
+        ports=ports,
         url=f"redis://127.0.0.1:{port}/0",
         ready=probes.tcp_exchange("127.0.0.1", port, b"PING\r\n", b"+PONG"),
         stop_timeout_s=settings.stop_timeout_s,

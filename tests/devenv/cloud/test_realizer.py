@@ -43,7 +43,7 @@ def endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def realizer(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realizer]:
     supervisor = Supervisor(StateDir(tmp_path_factory.mktemp("realizer-state")), facts={})
-    realizer = Realizer(supervisor, endpoint, "us-east-1", target_groups=None)
+    realizer = Realizer(supervisor, endpoint, "us-east-1", alb=None)
     stop = threading.Event()
     loop = threading.Thread(target=realizer.run, args=(stop,), daemon=True)
     loop.start()
