@@ -22,7 +22,15 @@ from llmproxy.redis_conn import Breaker
 
 # Response headers never replayed from the cache (hop-by-hop or per-response).
 UNCACHED_HEADERS = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"date", b"x-request-id", b"set-cookie"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"date",
+        b"x-request-id",
+        b"set-cookie",
+    }
 )
 
 

@@ -67,6 +67,7 @@ async def serve(settings: ProxySettings) -> int:
         http="httptools",
         lifespan="off",
         access_log=False,
+        proxy_headers=False,
         server_header=False,
         date_header=False,
         log_config=None,

@@ -1,4 +1,7 @@
-"""Per-token requests-per-minute limit shared by every replica: a sliding one-minute log in Redis."""
+"""Per-token requests-per-minute limit shared by every replica: a sliding one-minute log in Redis.
+
+One Lua call per request (atomic across replicas); a refused request does not use up the window.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,21 @@ from redis.exceptions import RedisError
 from llmproxy.redis_conn import Breaker
 
 WINDOW = 60.0
+SLIDING_WINDOW = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+  return ''
+end
+return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+"""
 
 
 class RateLimiter:
     def __init__(self, client: redis.Redis, rpm: int, prefix: str = "llmproxy:ratelimit:") -> None:
-        self._client = client
+        self._script = client.register_script(SLIDING_WINDOW)
         self._rpm = rpm
         self._prefix = prefix
         self._breaker = Breaker()
@@ -26,21 +39,12 @@ class RateLimiter:
         if not self._breaker.closed:
             return None
         now = time.time()
-        key = self._prefix + token_id
         member = f"{now:.6f}:{os.urandom(4).hex()}"
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, 0, now - WINDOW)
-                pipe.zadd(key, {member: now})
-                pipe.zcard(key)
-                pipe.zrange(key, 0, 0, withscores=True)
-                pipe.expire(key, int(WINDOW) + 1)
-                _, _, count, oldest, _ = await pipe.execute()
-            if int(count) <= self._rpm:
-                return None
-            await self._client.zrem(key, member)  # refused requests do not use up the window
+            oldest = await self._script(keys=[self._prefix + token_id], args=[now, WINDOW, self._rpm, member])
         except (RedisError, OSError):
             self._breaker.trip()
             return None
-        oldest_at = float(oldest[0][1]) if oldest else now
-        return max(1, math.ceil(oldest_at + WINDOW - now))
+        if not oldest:
+            return None
+        return max(1, math.ceil(float(oldest) + WINDOW - now))

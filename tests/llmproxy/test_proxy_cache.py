@@ -28,6 +28,7 @@ def test_post_is_cached_only_when_the_client_asks(proxy: Proxy) -> None:
     assert second.headers["x-proxy-cache"] == "hit"
     assert "hit" in second.headers["cache-status"]
     assert second.content == first.content
+    assert second.headers["content-length"] == str(len(second.content))  # one header, the right length
     assert second.headers["x-request-id"] != first.headers["x-request-id"]
 
     plain = proxy.call(token, body={**CHAT, "messages": [{"role": "user", "content": prompt}]})
