@@ -84,14 +84,11 @@ class LocalTask(Task):
     def advance(self) -> None:
         """Nothing: the realizer reports real status."""
 
-    @property
-    def serving(self) -> bool:
-        """Counts toward minimumHealthyPercent: running, and not known to be unhealthy."""
-        return (
-            self.desired_status == "RUNNING"
-            and self._local_status == "RUNNING"
-            and self.health_status != "UNHEALTHY"
-        )
+    def serving(self, behind_load_balancer: bool) -> bool:
+        """Counts toward minimumHealthyPercent: running and, behind a load balancer, healthy there."""
+        if self.desired_status != "RUNNING" or self._local_status != "RUNNING":
+            return False
+        return self.health_status == "HEALTHY" if behind_load_balancer else self.health_status != "UNHEALTHY"
 
 
 def service_tasks(backend: EC2ContainerServiceBackend, service: Service) -> list[LocalTask]:
@@ -154,6 +151,7 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
     config = getattr(service, "deployment_configuration", None) or {}
     max_total = max(desired, math.floor(desired * int(config.get("maximumPercent", 200)) / 100))
     min_serving = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
+    behind_lb = bool(service.load_balancers)
 
     # Scale in: the newest extra tasks of the current deployment go first.
     for task in sorted(current, key=lambda t: t.created_at, reverse=True)[: max(0, len(current) - desired)]:
@@ -164,20 +162,22 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
     for _ in range(max(0, min(desired - len(current), room))):
         current.append(_start(backend, service, primary_id))
     # Retire old tasks while enough tasks keep serving.
-    serving = sum(1 for t in current + previous if t.serving)
-    for task in sorted(previous, key=lambda t: (t.serving, t.created_at)):
-        if not task.serving or serving - 1 >= min_serving or desired == 0:
-            if task.serving:
+    serving = sum(1 for t in current + previous if t.serving(behind_lb))
+    for task in sorted(previous, key=lambda t: (t.serving(behind_lb), t.created_at)):
+        if not task.serving(behind_lb) or serving - 1 >= min_serving or desired == 0:
+            if task.serving(behind_lb):
                 serving -= 1
             stop(task, f"Deployment {primary_id} replaced this task")
     if previous and not any(t.desired_status == "RUNNING" for t in previous) and len(current) >= desired:
         # old tasks all gone: start what maximumPercent held back
         for _ in range(desired - len(current)):
             current.append(_start(backend, service, primary_id))
-    _update_counts(service, service_tasks(backend, service), deployment)
+    _update_counts(service, service_tasks(backend, service), deployment, behind_lb)
 
 
-def _update_counts(service: Service, tasks: list[LocalTask], deployment: dict[str, Any]) -> None:
+def _update_counts(
+    service: Service, tasks: list[LocalTask], deployment: dict[str, Any], behind_lb: bool
+) -> None:
     live = [t for t in tasks if t.desired_status == "RUNNING"]
     service.running_count = sum(1 for t in live if t.last_status == "RUNNING")
     service.pending_count = sum(1 for t in live if t.last_status == "PROVISIONING")
@@ -188,7 +188,8 @@ def _update_counts(service: Service, tasks: list[LocalTask], deployment: dict[st
             "runningCount": sum(1 for t in primary_live if t.last_status == "RUNNING"),
             "pendingCount": sum(1 for t in primary_live if t.last_status == "PROVISIONING"),
             "rolloutState": "COMPLETED"
-            if len(primary_live) == len(live) == service.desired_count and all(t.serving for t in live)
+            if len(primary_live) == len(live) == service.desired_count
+            and all(t.serving(behind_lb) for t in live)
             else "IN_PROGRESS",
             "updatedAt": datetime.now(UTC),
         }
