@@ -55,3 +55,9 @@ def benchmark(session: nox.Session) -> None:
     """The proxy's max RPS within the ramp thresholds on the local stack (prints the ramp's figures)."""
     args = session.posargs or ["--profile", "ramp", "--users", "300", "--duration", "150s"]
     uv_run(session, "python", "loadtests/against_local_stack.py", *args)
+
+
+@nox.session
+def benchmark_proxy(session: nox.Session) -> None:
+    """The proxy vs the mock upstream directly under wrk: added latency, max RPS, CPU/request, RSS."""
+    uv_run(session, "python", "benchmarks/proxy_benchmark.py", *session.posargs)
