@@ -1,0 +1,200 @@
+"""`devenv synth`, `devenv diff` and the config CLI (secret/config/setup) against a real moto server.
+
+The commands run in-process through Typer's runner (the CDK library is already loaded by the template
+tests, so a synth costs about a second); two error paths run the real `devenv` executable to show the
+user sees a message and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
+
+from devenv.cli.app import app
+from devenv.errors import DevenvError
+from devenv.runtime.ports import free_port
+from stack.names import PARAMETERS, SECRETS
+
+REGION = "eu-central-1"
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, input: str | None = None) -> tuple[int, str]:
+        """Exit code (DevenvError mapped as `devenv.cli.app.main` does) and stdout."""
+        result = CliRunner().invoke(app, list(args), env=self.env, input=input)
+        if isinstance(result.exception, DevenvError):
+            return result.exception.exit_code, result.stdout + f"\nerror: {result.exception.message}"
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout
+
+
+@pytest.fixture(scope="module")
+def moto_port() -> Iterator[int]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield port
+    server.stop()
+
+
+@pytest.fixture
+def cli(moto_port: int, tmp_path: Path) -> Cli:
+    return Cli(
+        {
+            "DEVENV_EMULATOR_PORT": str(moto_port),
+            "DEVENV_REGION": REGION,
+            "DEVENV_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+
+
+def moto_client(service: str, port: int) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def test_secret_set_get_never_echoes_the_value(cli: Cli, moto_port: int) -> None:
+    code, out = cli("secret", "set", "management-token", "s3cret-token-value", "--target", "local")
+    assert (
+        code == 0 and "s3cret-token-value" not in out and "created secret llm-proxy/management-token" in out
+    )
+    stored = moto_client("secretsmanager", moto_port).get_secret_value(SecretId=SECRETS["management-token"])
+    assert stored["SecretString"] == "s3cret-token-value"
+
+    code, out = cli("secret", "set", "management-token", "second-value", "-o", "json")
+    assert code == 0 and json.loads(out)["created"] is False and "second-value" not in out
+
+    code, out = cli("secret", "get", "management-token")
+    assert code == 0 and "second-value" not in out and "12 characters" in out
+    code, out = cli("secret", "get", "management-token", "--reveal")
+    assert code == 0 and out.strip() == "second-value"
+    code, out = cli("secret", "get", "management-token", "-o", "json")
+    assert json.loads(out)["value"] == "********"
+
+
+def test_secret_set_prompts_when_value_omitted(cli: Cli, moto_port: int) -> None:
+    code, out = cli("secret", "set", "openai-api-key", input="sk-typed\nsk-typed\n")
+    assert code == 0 and "sk-typed" not in out
+    stored = moto_client("secretsmanager", moto_port).get_secret_value(SecretId=SECRETS["openai-api-key"])
+    assert stored["SecretString"] == "sk-typed"
+
+
+def test_secret_errors(cli: Cli) -> None:
+    code, out = cli("secret", "get", "no-such-secret")
+    assert code == 2 and "unknown secret 'no-such-secret'" in out
+    code, out = cli("secret", "get", "admin-password")
+    assert code == 1 and "does not exist" in out
+
+
+def test_config_set_get_list(cli: Cli, moto_port: int) -> None:
+    code, out = cli("config", "set", "log-level", "debug")
+    assert code == 0
+    stored = moto_client("ssm", moto_port).get_parameter(Name=PARAMETERS["log-level"])
+    assert stored["Parameter"]["Value"] == "debug"
+    code, out = cli("config", "get", "/llm-proxy/log-level")
+    assert code == 0 and out.strip() == "debug"
+    code, out = cli("config", "set", "rate-limit-rpm", "120", "-o", "json")
+    assert json.loads(out)["value"] == "120"
+    code, out = cli("config", "list", "-o", "json")
+    values = {row["key"]: row["value"] for row in json.loads(out)}
+    assert values["log-level"] == "debug" and values["rate-limit-rpm"] == "120"
+    assert set(values) == set(PARAMETERS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("log-level", "loud", "must be one of"),
+        ("rate-limit-rpm", "5.5", "whole number"),
+        ("upstream-url", "api.openai.com", "http or https URL"),
+        ("cache-enabled", "yes", "must be one of"),
+        ("colour", "blue", "unknown config name"),
+    ],
+)
+def test_config_rejects_bad_values(cli: Cli, moto_port: int, name: str, value: str, message: str) -> None:
+    code, out = cli("config", "set", name, value)
+    assert code == 2 and message in out
+
+
+def test_setup_wizard_writes_the_answers(cli: Cli, moto_port: int) -> None:
+    answers = "\n".join(["http://127.0.0.1:9999", "warning", "false", "60", "generate", "sk-wizard", ""])
+    code, out = cli("setup", "-o", "json", input=answers)
+    assert code == 0, out
+    ssm = moto_client("ssm", moto_port)
+    assert ssm.get_parameter(Name=PARAMETERS["upstream-url"])["Parameter"]["Value"] == "http://127.0.0.1:9999"
+    assert ssm.get_parameter(Name=PARAMETERS["cache-enabled"])["Parameter"]["Value"] == "false"
+    secrets = moto_client("secretsmanager", moto_port)
+    token = secrets.get_secret_value(SecretId=SECRETS["management-token"])["SecretString"]
+    assert len(token) >= 40 and token not in out
+    assert secrets.get_secret_value(SecretId=SECRETS["openai-api-key"])["SecretString"] == "sk-wizard"
+    # Typer's test runner echoes typed input into stdout; a terminal shows it on the tty instead.
+    assert SECRETS["management-token"] in json.loads(out[out.index("{") :])["changed"]
+
+
+def test_real_executable_errors_without_traceback(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here
+    env = {"DEVENV_EMULATOR_PORT": str(port), "DEVENV_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    devenv = [sys.executable, "-m", "devenv"]
+    unknown = subprocess.run(
+        [*devenv, "secret", "get", "nope"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (
+        unknown.returncode == 2 and "unknown secret" in unknown.stderr and "Traceback" not in unknown.stderr
+    )
+    down = subprocess.run([*devenv, "config", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert down.returncode == 7 and "not answering" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_synth_writes_the_cloud_assembly(cli: Cli, tmp_path: Path) -> None:
+    outdir = tmp_path / "cdk.out"
+    code, out = cli("synth", "--target", "local", "--outdir", str(outdir), "-o", "json")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["stack"] == "LlmProxyStack" and Path(summary["template"]).is_file()
+    assert summary["resource_types"]["AWS::ElastiCache::ReplicationGroup"] == 1
+    assert {"AlbUrl", "ClusterName", "EcrRepositoryUri"} <= set(summary["outputs"])
+
+
+def test_synth_bad_props_name_the_prop(cli: Cli, tmp_path: Path) -> None:
+    props = tmp_path / "bad.json"
+    props.write_text(json.dumps({"proxyMinTasks": 5, "proxyMaxTasks": 2}))
+    code, out = cli("synth", "--props", str(props), "--outdir", str(tmp_path / "out"))
+    assert code == 2 and "proxyMaxTasks" in out
+    assert not (tmp_path / "out" / "LlmProxyStack.template.json").exists()
+    code, out = cli("synth", "-c", "imageTg=v1", "--outdir", str(tmp_path / "out"))
+    assert code == 2 and "imageTg" in out
+
+
+def test_diff_against_the_emulator(cli: Cli, tmp_path: Path) -> None:
+    code, out = cli("diff", "--target", "local", "--outdir", str(tmp_path / "out"), "-o", "json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["method"] == "template" and result["differences"] is True
+    assert "AWS::RDS::DBCluster" in result["diff"]
+
+
+def test_diff_falls_back_to_a_template_diff(tmp_path: Path) -> None:
+    offline = Cli({"DEVENV_EMULATOR_PORT": str(free_port()), "DEVENV_STATE_DIR": str(tmp_path / "state")})
+    code, out = offline("diff", "--target", "local", "--outdir", str(tmp_path / "out"), "-o", "json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["method"] == "offline-template" and result["baseline"].endswith("empty.template.json")
+    assert result["differences"] is True and "AWS::ElastiCache::ReplicationGroup" in result["diff"]
