@@ -56,7 +56,7 @@ MODELS = "models"
 MANAGE_TOKEN = "manage: get token"
 MANAGE_PROJECT = "manage: get project"
 
-# Cache hits: a few fixed prompts, asked with `Cache-Control: public, max-age=N` (the proxy's opt-in).
+# Cache hits: a few fixed prompts; misses: unique prompts; both ask with `Cache-Control: public, max-age=N`.
 CACHED_PROMPTS = [f"Summarise the proxy's caching rules, variant {i}." for i in range(8)]
 EMBEDDING_INPUTS = [f"load test embedding input number {i}" for i in range(16)]
 
@@ -358,14 +358,19 @@ class LlmProxyUser(FastHttpUser):
     @task(10)
     def chat_cache_miss(self) -> None:
         body = self._chat_body(self._unique_prompt("miss"))
-        self._post(CHAT_MISS, "/v1/chat/completions", body, self.auth, "choices")
+        self._post(CHAT_MISS, "/v1/chat/completions", body, self._cacheable(), "choices")
 
     @task(6)
     def chat_cache_hit(self) -> None:
         prompt = CACHED_PROMPTS[next(self.sequence) % len(CACHED_PROMPTS)]
-        max_age = self.environment.parsed_options.cache_max_age
-        headers = {**self.auth, "Cache-Control": f"public, max-age={max_age}"}
-        self._post(CHAT_HIT, "/v1/chat/completions", self._chat_body(prompt), headers, "choices")
+        self._post(CHAT_HIT, "/v1/chat/completions", self._chat_body(prompt), self._cacheable(), "choices")
+
+    def _cacheable(self) -> dict[str, str]:
+        """The proxy caches a POST only when the client opts in; misses opt in too (lookup, miss, store)."""
+        return {
+            **self.auth,
+            "Cache-Control": f"public, max-age={self.environment.parsed_options.cache_max_age}",
+        }
 
     @task(4)
     def chat_stream(self) -> None:
