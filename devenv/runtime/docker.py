@@ -30,6 +30,7 @@ from devenv.errors import MissingDependencyError, ServiceFailedError
 from devenv.runtime.ports import claim
 from devenv.runtime.state import StateDir, tail
 from devenv.services import emulator, llmproxy
+from stack import names
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -48,6 +49,10 @@ PROJECT_IMAGES = {
     LLMPROXY_IMAGE: ("llmproxy", "llmproxy/Dockerfile"),
     CLOUD_IMAGE: (".", "dockerfiles/cloud.Dockerfile"),
 }
+
+DATABASE = names.DATABASE_NAME  # the database Aurora creates for the cluster
+EVENT_STREAM = "llm-proxy-events"  # the event bus stream and the dispatchers' group (PROXY-CONTRACT.md)
+CONSUMER_GROUP = "llm-proxy-dispatchers"
 
 LABEL_STATE_DIR = "dev.devenv.state-dir"
 LABEL_SERVICE = "dev.devenv.service"
@@ -109,17 +114,14 @@ class ContainerConfig:
         return bindings
 
     def create_kwargs(self) -> dict[str, Any]:
-        """The Docker API's create arguments beyond image, command, env and ports."""
+        """The Docker API's create arguments beyond image, command, env, ports and volumes."""
         kwargs: dict[str, Any] = {
             "labels": dict(self.labels),
             "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
-            "stop_signal": "SIGTERM",
-            "stop_timeout": int(self.stop_timeout_s),
+            "stop_signal": "SIGTERM",  # the grace period is given when stopping (stop_timeout_s)
         }
         if self.health is not None:
             kwargs["healthcheck"] = self.health.to_docker()
-        if self.volumes:
-            kwargs["volumes"] = {name: {"bind": path, "mode": "rw"} for name, path in self.volumes.items()}
         return kwargs
 
 
@@ -167,11 +169,11 @@ def stack(settings: Settings, state: StateDir, infra_only: bool = False) -> list
             container_name=container_name(state, "postgres"),
             image=POSTGRES_IMAGE,
             kind="postgres",
-            env={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": llmproxy.DATABASE},
+            env={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": DATABASE},
             ports={"postgres": 5432},
             host_ports={"postgres": pg_port},
             url=f"postgresql://{user}:{password}@127.0.0.1:{pg_port}/postgres",
-            health=HealthCheck(("pg_isready", "-h", "127.0.0.1", "-U", user, "-d", llmproxy.DATABASE)),
+            health=HealthCheck(("pg_isready", "-h", "127.0.0.1", "-U", user, "-d", DATABASE)),
             volumes={
                 postgres_volume(state): "/var/lib/postgresql"
             },  # 18+: PGDATA in a versioned folder below
@@ -227,7 +229,7 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
     redis_url = "redis://redis:6379/0"
     env = {
         **llmproxy.local_secrets(state),  # the same MANAGEMENT_TOKEN as native: `devenv token create` works
-        "DATABASE_URL": f"postgresql://{user}:{password}@postgres:5432/{llmproxy.DATABASE}",
+        "DATABASE_URL": f"postgresql://{user}:{password}@postgres:5432/{DATABASE}",
         "REDIS_CACHE_URL": redis_url,
         "REDIS_EVENT_URL": redis_url,
         "OPENAI_API_URL": "http://mock-upstream:8081/v1",
@@ -235,7 +237,7 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
     }
     consumers = (
         "import os, redis; "
-        f"groups = redis.Redis.from_url(os.environ['REDIS_EVENT_URL']).xinfo_groups('{llmproxy.EVENT_STREAM}'); "
+        f"groups = redis.Redis.from_url(os.environ['REDIS_EVENT_URL']).xinfo_groups('{EVENT_STREAM}'); "
         "assert any(g['consumers'] for g in groups)"
     )
     return [
@@ -393,7 +395,11 @@ def _testcontainer(config: ContainerConfig, network: Network) -> DockerContainer
         container.with_command(list(config.command))
     container.with_envs(**config.env)
     container.with_name(config.container_name)
+    for port in config.ports.values():
+        container.ports.pop(str(port), None)  # the classes expose "5432" unbound: keep only our binding
     container.ports.update(config.port_bindings())  # type: ignore[arg-type]  # docker-py takes (ip, port)
+    for volume, path in config.volumes.items():
+        container.with_volume_mapping(volume, path, "rw")  # a named volume: Docker creates it on first use
     container.with_network(network).with_network_aliases(config.name)
     container.with_kwargs(**config.create_kwargs())
     return container
@@ -415,7 +421,15 @@ class RunningContainer:
 
     @property
     def wrapped(self) -> Container | None:
-        return self.container.get_wrapped_container() if self.container is not None else None
+        """The docker-py container, once Docker created it."""
+        from testcontainers.core.exceptions import ContainerStartException
+
+        if self.container is None:
+            return None
+        try:
+            return self.container.get_wrapped_container()
+        except ContainerStartException:
+            return None
 
     def snapshot(self) -> dict[str, Any]:
         wrapped = self.wrapped
@@ -476,12 +490,18 @@ class ContainerSupervisor:
         ordered = start_order([*(r.config for r in self.services.values()), *configs])
         fresh = [c for c in ordered if c.name not in self.services]
         from docker import from_env
+        from docker.errors import DockerException
 
-        client = from_env()
         try:
-            missing = missing_images(client, fresh)
-        finally:
-            client.close()
+            client = from_env()
+            try:
+                missing = missing_images(client, fresh)
+            finally:
+                client.close()
+        except DockerException as exc:
+            raise MissingDependencyError(
+                f"the Docker daemon does not answer: {exc}", "start Docker, or use --runtime native"
+            ) from exc
         if missing:
             raise MissingDependencyError(
                 f"the project image(s) {', '.join(missing)} are not built in this Docker", build_hint(missing)

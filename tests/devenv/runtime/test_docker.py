@@ -76,24 +76,18 @@ def test_proxy_and_dispatcher_get_the_task_definitions_variables(settings: Setti
     dispatcher_wanted = set(names.DISPATCHER_SECRETS) | set(names.DISPATCHER_PARAMETERS)
     assert proxy_wanted <= set(configs["proxy"].env)
     assert dispatcher_wanted <= set(configs["dispatcher"].env)
-    # ... and the same set the native runtime gives its processes (minus the inherited host environment).
-    native = llmproxy.environment(
-        settings, state, "postgresql://u:p@h:1/postgres", "redis://h:2/0", "http://h:3/v1"
-    )
-    native_own = {k for k in native if k not in os.environ or os.environ[k] != native[k]}
-    assert native_own <= set(configs["proxy"].env)
 
 
 def test_containers_address_each_other_by_service_name(settings: Settings, state: StateDir) -> None:
     configs = by_name(docker_runtime.stack(settings, state))
     env = configs["proxy"].env
-    assert env["DATABASE_URL"] == f"postgresql://postgres:devenv@postgres:5432/{llmproxy.DATABASE}"
+    assert env["DATABASE_URL"] == f"postgresql://postgres:devenv@postgres:5432/{docker_runtime.DATABASE}"
     assert env["REDIS_CACHE_URL"] == env["REDIS_EVENT_URL"] == "redis://redis:6379/0"
     assert env["OPENAI_API_URL"] == "http://mock-upstream:8081/v1"
     assert env["LISTEN_ADDR"] == ":8080" and configs["proxy"].ports == {"http": 8080}
     assert configs["emulator"].env["DEVENV_POSTGRES_ADMIN_URL"].endswith("@postgres:5432/postgres")
     assert configs["emulator"].env["DEVENV_REDIS_ENDPOINT"] == "redis:6379"
-    assert configs["postgres"].env["POSTGRES_DB"] == llmproxy.DATABASE  # as Aurora creates it
+    assert configs["postgres"].env["POSTGRES_DB"] == docker_runtime.DATABASE  # as Aurora creates it
     # the management token is the state dir's, so `devenv token create` works with either runtime
     assert env["MANAGEMENT_TOKEN"] == llmproxy.local_secrets(state)["MANAGEMENT_TOKEN"]
     assert "PATH" not in env  # nothing of the host's environment leaks into a container
@@ -131,11 +125,10 @@ def test_create_arguments_carry_health_restart_labels_and_data_volume(
     assert pg["healthcheck"]["interval"] == 1_000_000_000 and pg["healthcheck"]["retries"] == 30
     assert pg["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
     assert pg["labels"][docker_runtime.LABEL_STATE_DIR] == str(state.root.resolve())
-    assert pg["volumes"] == {
-        docker_runtime.postgres_volume(state): {"bind": "/var/lib/postgresql", "mode": "rw"}
-    }
-    assert pg["stop_timeout"] == int(settings.stop_timeout_s)
-    assert "volumes" not in configs["redis"].create_kwargs()
+    assert configs["postgres"].volumes == {docker_runtime.postgres_volume(state): "/var/lib/postgresql"}
+    assert "volumes" not in pg  # mounted through testcontainers, not a create argument
+    assert pg["stop_signal"] == "SIGTERM" and configs["postgres"].stop_timeout_s == settings.stop_timeout_s
+    assert configs["redis"].volumes == {}  # no persistence, as ElastiCache without a snapshot
     for config in configs.values():
         assert config.health is not None, f"{config.name} has no health check"
         if config.health.test[0] == "python":
@@ -189,7 +182,7 @@ def test_task_container_is_what_the_realizer_asks_for(state: StateDir) -> None:
     assert (task.image, task.command, task.env["LISTEN_ADDR"]) == ("llmproxy:local", ("proxy",), ":8080")
     assert task.port_bindings() == {"8080/tcp": ("127.0.0.1",)}  # Docker picks the host port
     assert task.container_name == docker_runtime.container_name(state, "proxy-task-1")
-    assert task.create_kwargs()["stop_timeout"] == 30  # the task definition's stopTimeout default here
+    assert task.stop_timeout_s == 30  # ECS's stopTimeout default
     assert docker_runtime.task_container(state, "worker", "img:1").port_bindings() == {}
     with pytest.raises(ValueError, match="names no image"):
         docker_runtime.task_container(state, "t", "")
@@ -220,17 +213,21 @@ def test_dispatcher_health_check_passes_only_with_a_consumer(
     code = compile(check.test[2], "dispatcher-health", "exec")
     monkeypatch.setenv("REDIS_EVENT_URL", redis_url)
     client = redis_lib.Redis.from_url(redis_url)
-    client.delete(llmproxy.EVENT_STREAM)
+    client.delete(docker_runtime.EVENT_STREAM)
     try:
         with pytest.raises(redis_lib.ResponseError):  # no stream, no group
             exec(code, {})
-        client.xgroup_create(llmproxy.EVENT_STREAM, llmproxy.CONSUMER_GROUP, id="0", mkstream=True)
+        client.xgroup_create(
+            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, id="0", mkstream=True
+        )
         with pytest.raises(AssertionError):  # a group with no consumer yet
             exec(code, {})
-        client.xgroup_createconsumer(llmproxy.EVENT_STREAM, llmproxy.CONSUMER_GROUP, "dispatcher-1")
+        client.xgroup_createconsumer(
+            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, "dispatcher-1"
+        )
         exec(code, {})
     finally:
-        client.delete(llmproxy.EVENT_STREAM)
+        client.delete(docker_runtime.EVENT_STREAM)
         client.close()
 
 
