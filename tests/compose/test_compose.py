@@ -348,3 +348,10 @@ def test_compose_health_checks_pass_against_tls_redis(
         client.close()
         for key in ("REDIS_EVENT_URL", "REDIS_CA_FILE"):
             os.environ.pop(key, None)
+
+
+def test_project_images_are_always_built_never_pulled(compose: dict[str, Any]) -> None:
+    """A service naming one of our images without a `build` would make compose pull it (and fail)."""
+    for name, svc in services(compose).items():
+        if svc["image"].endswith(":local"):
+            assert "build" in svc, f"{name} runs {svc['image']} but cannot build it"
