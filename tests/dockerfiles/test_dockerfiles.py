@@ -225,3 +225,17 @@ def test_every_import_of_what_the_image_runs_is_installed(dockerfile: Path) -> N
 def test_the_closure_check_would_catch_a_missing_package() -> None:
     assert "werkzeug" in closure(["moto[server]"])  # moto's server extra brings its WSGI server
     assert "werkzeug" not in closure(["pyyaml"])
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_its_dockerignore_sends_only_and_all_of_what_it_copies(dockerfile: Path) -> None:
+    """`<name>.Dockerfile.dockerignore` (BuildKit): exclude all, then re-include each COPY source."""
+    lines = [line.strip() for line in Path(f"{dockerfile}.dockerignore").read_text().splitlines()]
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    included = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    copied = set()
+    for step in instructions(dockerfile):
+        if step.keyword == "COPY" and "--from=" not in step.args:
+            copied |= {source.rstrip("/") for source in shlex.split(step.args)[:-1]}
+    assert included == copied
