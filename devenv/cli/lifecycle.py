@@ -20,11 +20,15 @@ from devenv import services
 from devenv.cli.app import application
 from devenv.cli.application import Application, OutputFormat
 from devenv.cli.options import OutputOption, QuietOption
+from devenv.cloud import local_stack
+from devenv.cloud.realizer import LocalData
 from devenv.config import Runtime
-from devenv.errors import NotRunningError, ServiceFailedError, UsageError
+from devenv.errors import DevenvError, NotRunningError, ServiceFailedError, UsageError
 from devenv.runtime import resolve_runtime
 from devenv.runtime.state import StateDir, tail
 from devenv.runtime.supervisor import Supervisor, kill_recorded
+from devenv.services import emulator
+from devenv.targets import cdk
 
 STATE_ICONS = {"running": "[green]✓[/]", "failed": "[red]✗[/]", "restarting": "[yellow]↻[/]", "starting": "…"}
 
@@ -84,20 +88,28 @@ def up(
 
 
 def _up_foreground(app: Application, state: StateDir, infra_only: bool, detached_child: bool) -> None:
-    """Run the supervisor in this process until SIGINT/SIGTERM."""
+    """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
-    specs = services.infrastructure(app.settings, state)
+    ports = services.claim_ports(app.settings, infra_only)
+    specs = services.infrastructure(app.settings, state, ports)
     if not infra_only:
-        specs += services.application(app.settings, state, specs)
+        specs += services.application(app.settings, ports)
     supervisor = Supervisor(
-        state, services.facts(app.settings, state, specs), on_event=_progress_printer(app)
+        state, services.facts(app.settings, state, ports), on_event=_progress_printer(app)
     )
+    stack: local_stack.RealizedStack | None = None
     try:
         supervisor.start_all(specs)
-    except ServiceFailedError:
+        if not infra_only:
+            stack = _deploy_and_realize(app, state, supervisor, ports, stop)
+    except DevenvError as exc:
+        supervisor.error = supervisor.error or exc.message
+        supervisor.stop_all()
+        raise
+    except KeyboardInterrupt:
         supervisor.stop_all()
         raise
     if not detached_child:
@@ -107,8 +119,38 @@ def _up_foreground(app: Application, state: StateDir, infra_only: bool, detached
         supervisor.watch(stop)
     finally:
         app.info("stopping…")
+        if stack is not None:
+            stack.shutdown()
         supervisor.stop_all()
         app.info("[green]stopped[/]")
+
+
+def _deploy_and_realize(
+    app: Application, state: StateDir, supervisor: Supervisor, ports: services.Ports, stop: threading.Event
+) -> local_stack.RealizedStack:
+    """Deploy the CDK app to the emulator and realize it; progress goes to the supervisor's state too."""
+    assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
+
+    def say(message: str) -> None:
+        supervisor.set_phase("deploying", message)
+        app.info(f"  [dim]{message}[/]")
+
+    endpoint = emulator.endpoint(ports.emulator)
+    began = time.monotonic()
+    outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, say)
+    app.info(
+        f"  {STATE_ICONS['running']} stack {cdk.STACK_NAME} deployed in {time.monotonic() - began:.2f} s"
+    )
+    began = time.monotonic()
+    data = LocalData(ports.postgres, ports.redis, ports.redis_tls, ports.aurora, ports.elasticache)
+    stack = local_stack.realize(
+        app.settings, state, supervisor, endpoint, data, services.tls_files(state).ca_cert, outputs, say, stop
+    )
+    supervisor.facts.update({"alb_url": stack.alb_url, "stack": local_stack.outputs_fact(outputs)})
+    app.info(
+        f"  {STATE_ICONS['running']} stack realized, answering at {stack.alb_url} in {time.monotonic() - began:.2f} s"
+    )
+    return stack
 
 
 def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
@@ -138,7 +180,7 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
         )
     printer = _progress_printer(app)
     seen: dict[str, str] = {}
-    deadline = time.monotonic() + app.settings.ready_timeout_s * 2 + 30
+    deadline = time.monotonic() + app.settings.ready_timeout_s * 2 + (30 if infra_only else 300)
     while True:
         snapshot = state.read()
         for name, svc in snapshot.get("services", {}).items():
@@ -146,13 +188,21 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
                 seen[name] = svc["state"]
                 printer(name, svc["state"], "")
         phase = snapshot.get("supervisor", {}).get("phase")
+        detail = snapshot.get("supervisor", {}).get("detail")
+        if phase == "deploying" and detail and detail != seen.get("_detail"):
+            seen["_detail"] = detail
+            app.info(f"  [dim]{detail}[/]")
         if phase == "ready":
             break
         code = child.poll()
         if code is not None or phase == "failed" or time.monotonic() > deadline:
             if code is None:
                 child.terminate()
-                child.wait(30)
+                try:
+                    child.wait(60)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
             error = snapshot.get("supervisor", {}).get("error")
             if not error:
                 error = f"the supervisor exited (code {code})\n--- last lines of {log_path} ---\n{tail(log_path, 30)}"

@@ -100,6 +100,7 @@ class Realizer:
         self.ssm = session.client("ssm", endpoint_url=endpoint)
         self.rds = session.client("rds", endpoint_url=endpoint)
         self.elasticache = session.client("elasticache", endpoint_url=endpoint)
+        self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
         self.tasks: dict[str, LocalTask] = {}
         self.problems: dict[str, str] = {}
         self._starting: set[str] = set()

@@ -10,7 +10,7 @@ from types import FrameType
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devenv.cloud import stacks
+from devenv.cloud import control, stacks
 
 STRICT_ENV = "DEVENV_CLOUD_STRICT"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -28,6 +28,7 @@ def prepare(region: str, strict: bool) -> None:
     os.environ["AWS_DEFAULT_REGION"] = region
     os.environ["AWS_REGION"] = region
     stacks.install(strict=strict)
+    control.install()  # the ECS scheduler and the fault side channel the realizer reads
 
 
 def start_in_thread(
@@ -43,7 +44,7 @@ def start_in_thread(
 def serve_forever(host: str, port: int, region: str, strict: bool) -> int:
     """Run in the foreground until SIGTERM or SIGINT; exit code 0 on either."""
     prepare(region, strict)
-    app = DomainDispatcherApplication(create_backend_app)
+    app = control.wrap(DomainDispatcherApplication(create_backend_app))
     server: BaseWSGIServer = make_server(host, port, app, threaded=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:

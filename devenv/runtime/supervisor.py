@@ -116,6 +116,7 @@ class Supervisor:
         self.on_event = on_event or (lambda name, state, detail: None)
         self.services: dict[str, Running] = {}
         self.phase = "starting"
+        self.phase_detail: str | None = None
         self.error: str | None = None
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -217,6 +218,11 @@ class Supervisor:
             running.create_time = psutil.Process(running.proc.pid).create_time()
         except psutil.Error:
             running.create_time = None
+        self._write_state()
+
+    def set_phase(self, phase: str, detail: str | None = None) -> None:
+        """What the supervisor is doing beyond its services (e.g. deploying), for `up -d` to show."""
+        self.phase, self.phase_detail = phase, detail
         self._write_state()
 
     # -- watching -------------------------------------------------------------------------

@@ -1,52 +1,89 @@
-"""One module per local service; `infrastructure` assembles the ones every `devenv up` runs."""
+"""One module per local service; this module assembles what `devenv up` starts, on claimed ports."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from devenv.config import Settings
-from devenv.runtime.ports import claim
+from devenv.runtime.ports import claim, free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import ServiceSpec
 from devenv.services import emulator, llmproxy, postgres, redis
+from devenv.services.tls import TlsFiles, ensure_tls_files
 
 
-def infrastructure(settings: Settings, state: StateDir) -> list[ServiceSpec]:
-    """Postgres (for Aurora), Redis (for ElastiCache) and the AWS emulator, on their claimed ports."""
-    pg_port = claim("postgres", "postgres_port", settings.postgres_port, settings.auto_ports)
-    redis_port = claim("redis", "redis_port", settings.redis_port, settings.auto_ports)
-    emulator_port = claim("emulator", "emulator_port", settings.emulator_port, settings.auto_ports)
-    return [
-        postgres.spec(settings, state, pg_port),
-        redis.spec(settings, state, redis_port),
-        emulator.spec(settings, emulator_port, postgres.admin_url(settings, pg_port), redis_port),
-    ]
+@dataclass(frozen=True)
+class Ports:
+    """Every port `up` uses, claimed before anything starts (a busy one fails `up` at once)."""
+
+    postgres: int
+    redis: int
+    redis_tls: int
+    emulator: int
+    mock_upstream: int | None = None
+    alb: int | None = None
+    alb_https: int | None = None
+    aurora: int | None = None
+    elasticache: int | None = None
 
 
-def application(settings: Settings, state: StateDir, infra: list[ServiceSpec]) -> list[ServiceSpec]:
-    """The mock upstream, the proxy and the dispatcher, wired to the infrastructure's Postgres and Redis."""
-    by_name = {spec.name: spec for spec in infra}
-    admin_url = by_name["postgres"].url or ""
-    redis_url = by_name["redis"].url or ""
-    upstream_port = claim(
-        "mock-upstream", "mock_upstream_port", settings.mock_upstream_port, settings.auto_ports
+def claim_ports(settings: Settings, infra_only: bool) -> Ports:
+    def take(service: str, setting: str) -> int:
+        return claim(service, setting, getattr(settings, setting), settings.auto_ports)
+
+    infra = {
+        "postgres": take("postgres", "postgres_port"),
+        "redis": take("redis", "redis_port"),
+        "redis_tls": free_port(),
+        "emulator": take("emulator", "emulator_port"),
+    }
+    if infra_only:
+        return Ports(**infra)
+    return Ports(
+        **infra,
+        mock_upstream=take("mock-upstream", "mock_upstream_port"),
+        alb=take("the ALB mirror", "alb_port"),
+        alb_https=take("the ALB mirror (HTTPS)", "alb_https_port"),
+        aurora=take("the Aurora endpoint", "aurora_port"),
+        elasticache=take("the ElastiCache endpoint", "elasticache_port"),
     )
-    proxy_port = claim("proxy", "proxy_port", settings.proxy_port, settings.auto_ports)
-    env = llmproxy.environment(settings, state, admin_url, redis_url, f"http://127.0.0.1:{upstream_port}/v1")
+
+
+def tls_files(state: StateDir) -> TlsFiles:
+    """devenv's CA and localhost certificate (Redis serves TLS with them, tasks trust the CA)."""
+    return ensure_tls_files(state.run / "tls")
+
+
+def infrastructure(settings: Settings, state: StateDir, ports: Ports) -> list[ServiceSpec]:
+    """Postgres (for Aurora), Redis (for ElastiCache; plain and TLS) and the AWS emulator."""
+    state.ensure()
+    admin_url = postgres.admin_url(settings, ports.postgres)
     return [
-        llmproxy.mock_upstream_spec(settings, upstream_port),
-        llmproxy.proxy_spec(settings, env, admin_url, proxy_port),
-        llmproxy.dispatcher_spec(settings, env, redis_url),
+        postgres.spec(settings, state, ports.postgres),
+        redis.spec(settings, state, ports.redis, tls_files(state), ports.redis_tls),
+        emulator.spec(
+            settings,
+            ports.emulator,
+            admin_url,
+            postgres_endpoint=f"127.0.0.1:{ports.aurora or ports.postgres}",
+            redis_endpoint=f"127.0.0.1:{ports.elasticache or ports.redis}",
+        ),
     ]
 
 
-def facts(settings: Settings, state: StateDir, specs: list[ServiceSpec]) -> dict[str, Any]:
+def application(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+    """What the stack needs beside AWS: the mock OpenAI upstream (the stack's local upstreamUrl)."""
+    assert ports.mock_upstream is not None
+    return [llmproxy.mock_upstream_spec(settings, ports.mock_upstream)]
+
+
+def facts(settings: Settings, state: StateDir, ports: Ports) -> dict[str, Any]:
     """What `status` shows beside the services: region, credentials, the SDK env, the state dir."""
-    emulator_port = next(s.ports["emulator"] for s in specs if s.name == "emulator")
     return {
         "region": settings.region,
         "credentials": dict(emulator.CREDENTIALS),
-        "aws_env": emulator.sdk_env(settings, emulator_port),
+        "aws_env": emulator.sdk_env(settings, ports.emulator),
         "state_dir": str(state.root),
         "runtime": "native",
     }

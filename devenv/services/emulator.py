@@ -21,14 +21,18 @@ def sdk_env(settings: Settings, port: int) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL": endpoint(port), "AWS_REGION": settings.region, **CREDENTIALS}
 
 
-def spec(settings: Settings, port: int, postgres_admin_url: str, redis_port: int) -> ServiceSpec:
+def spec(
+    settings: Settings, port: int, postgres_admin_url: str, postgres_endpoint: str, redis_endpoint: str
+) -> ServiceSpec:
+    """The emulator; DB clusters and caches it creates advertise the given endpoints (host:port)."""
     env = {
         **os.environ,
         **CREDENTIALS,
         "AWS_REGION": settings.region,
         "AWS_DEFAULT_REGION": settings.region,
         "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
-        "DEVENV_REDIS_ENDPOINT": f"127.0.0.1:{redis_port}",
+        "DEVENV_POSTGRES_ENDPOINT": postgres_endpoint,
+        "DEVENV_REDIS_ENDPOINT": redis_endpoint,
     }
     return ServiceSpec(
         name="emulator",
