@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 POSTGRES_IMAGE = "postgres:18"  # major 18 everywhere: Aurora, compose, native
 REDIS_IMAGE = "redis:7"
+CADDY_IMAGE = "caddy:2"  # the ALB mirror, configured by compose/Caddyfile (one file for both)
+CADDYFILE = Path(__file__).resolve().parents[2] / "compose" / "Caddyfile"
 LLMPROXY_IMAGE = "llmproxy:local"
 CLOUD_IMAGE = "devenv-cloud:local"
 # The project's own images: tag -> (build context, Dockerfile), relative to the repository root.
@@ -103,6 +105,7 @@ class ContainerConfig:
     stop_timeout_s: float = 10.0
     volumes: Mapping[str, str] = field(default_factory=dict)  # named volume -> mount path
     labels: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, bytes] = field(default_factory=dict)  # path in the container -> content
     kind: Literal["generic", "postgres", "redis"] = "generic"  # which testcontainers class runs it
 
     def port_bindings(self) -> dict[str, tuple[str, int | None] | tuple[str]]:
@@ -154,7 +157,8 @@ def _http_ok(port: int, path: str) -> tuple[str, ...]:
 
 
 def stack(settings: Settings, state: StateDir, infra_only: bool = False) -> list[ContainerConfig]:
-    """Postgres, Redis and the local cloud; unless `infra_only`, the mock upstream, proxy and dispatcher.
+    """Postgres, Redis and the local cloud; unless `infra_only`, the mock upstream, proxy, dispatcher and
+    the ALB mirror (Caddy, the only way in to the proxy, as on AWS).
 
     The same services, ports and environment variable names as the native runtime (and the ECS task
     definitions), with container hostnames in the URLs the containers use.
@@ -220,11 +224,18 @@ def stack(settings: Settings, state: StateDir, infra_only: bool = False) -> list
 
 
 def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
-    """The mock upstream, the proxy and the dispatcher, from the llmproxy image."""
+    """The mock upstream, the proxy and the dispatcher (the llmproxy image), and the ALB mirror in front."""
     upstream_port = claim(
         "mock-upstream", "mock_upstream_port", settings.mock_upstream_port, settings.auto_ports
     )
-    proxy_port = claim("proxy", "proxy_port", settings.proxy_port, settings.auto_ports)
+    alb_port = claim("the ALB mirror", "alb_port", settings.alb_port, settings.auto_ports)
+    try:
+        caddyfile = CADDYFILE.read_bytes()
+    except FileNotFoundError:
+        raise MissingDependencyError(
+            f"the ALB mirror's configuration {CADDYFILE} is missing",
+            "run devenv from its source checkout (the docker runtime reads compose/Caddyfile)",
+        ) from None
     user, password = settings.postgres_user, settings.postgres_password
     redis_url = "redis://redis:6379/0"
     env = {
@@ -258,10 +269,7 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
             container_name=container_name(state, "proxy"),
             image=LLMPROXY_IMAGE,
             command=("proxy",),
-            env={**env, "LISTEN_ADDR": ":8080"},
-            ports={"http": 8080},
-            host_ports={"http": proxy_port},
-            url=f"http://localhost:{proxy_port}",
+            env={**env, "LISTEN_ADDR": ":8080"},  # reached through the ALB mirror only, as on AWS
             health=HealthCheck(_http_ok(8080, "/health")),
             depends_on=("postgres", "redis", "mock-upstream"),
             stop_timeout_s=settings.stop_timeout_s,
@@ -277,6 +285,20 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
             depends_on=("proxy",),  # the proxy applies the migrations the dispatcher writes through
             stop_timeout_s=settings.stop_timeout_s,
             labels=_labels(state, "dispatcher"),
+        ),
+        ContainerConfig(
+            name="alb",
+            container_name=container_name(state, "alb"),
+            image=CADDY_IMAGE,
+            env={"PROXY_UPSTREAM": "proxy"},
+            files={"/etc/caddy/Caddyfile": caddyfile},
+            ports={"http": 8080},
+            host_ports={"http": alb_port},
+            url=f"http://localhost:{alb_port}",
+            health=HealthCheck(("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health")),
+            depends_on=("proxy",),
+            stop_timeout_s=settings.stop_timeout_s,
+            labels=_labels(state, "alb"),
         ),
     ]
 
@@ -400,6 +422,8 @@ def _testcontainer(config: ContainerConfig, network: Network) -> DockerContainer
     container.ports.update(config.port_bindings())  # type: ignore[arg-type]  # docker-py takes (ip, port)
     for volume, path in config.volumes.items():
         container.with_volume_mapping(volume, path, "rw")  # a named volume: Docker creates it on first use
+    for path, content in config.files.items():
+        container.with_copy_into_container(content, path)  # copied before start: works with a remote daemon
     container.with_network(network).with_network_aliases(config.name)
     container.with_kwargs(**config.create_kwargs())
     return container

@@ -39,7 +39,7 @@ def state(tmp_path: Path) -> StateDir:
 
 @pytest.fixture
 def settings(state: StateDir) -> Settings:
-    ports = ("postgres_port", "redis_port", "emulator_port", "proxy_port", "mock_upstream_port")
+    ports = ("postgres_port", "redis_port", "emulator_port", "alb_port", "mock_upstream_port")
     return Settings.model_validate({"state_dir": state.root, **{name: free_port() for name in ports}})
 
 
@@ -54,7 +54,7 @@ def test_stack_runs_the_native_services_from_pinned_and_project_images(
     settings: Settings, state: StateDir
 ) -> None:
     configs = by_name(docker_runtime.stack(settings, state))
-    assert list(configs) == ["postgres", "redis", "emulator", "mock-upstream", "proxy", "dispatcher"]
+    assert list(configs) == ["postgres", "redis", "emulator", "mock-upstream", "proxy", "dispatcher", "alb"]
     assert configs["postgres"].image == f"postgres:{postgres.PINNED_MAJOR}"
     assert configs["redis"].image == "redis:7"
     assert {configs[n].image for n in ("mock-upstream", "proxy", "dispatcher")} == {"llmproxy:local"}
@@ -84,7 +84,9 @@ def test_containers_address_each_other_by_service_name(settings: Settings, state
     assert env["DATABASE_URL"] == f"postgresql://postgres:devenv@postgres:5432/{docker_runtime.DATABASE}"
     assert env["REDIS_CACHE_URL"] == env["REDIS_EVENT_URL"] == "redis://redis:6379/0"
     assert env["OPENAI_API_URL"] == "http://mock-upstream:8081/v1"
-    assert env["LISTEN_ADDR"] == ":8080" and configs["proxy"].ports == {"http": 8080}
+    assert env["LISTEN_ADDR"] == ":8080"
+    assert configs["alb"].env["PROXY_UPSTREAM"] == "proxy"  # Caddy finds the proxy by its service name
+    assert configs["alb"].files["/etc/caddy/Caddyfile"] == docker_runtime.CADDYFILE.read_bytes()
     assert configs["emulator"].env["DEVENV_POSTGRES_ADMIN_URL"].endswith("@postgres:5432/postgres")
     assert configs["emulator"].env["DEVENV_REDIS_ENDPOINT"] == "redis:6379"
     assert configs["postgres"].env["POSTGRES_DB"] == docker_runtime.DATABASE  # as Aurora creates it
@@ -98,9 +100,9 @@ def test_ports_are_published_on_loopback_at_the_settings_ports(settings: Setting
     assert configs["postgres"].port_bindings() == {"5432/tcp": ("127.0.0.1", settings.postgres_port)}
     assert configs["redis"].port_bindings() == {"6379/tcp": ("127.0.0.1", settings.redis_port)}
     assert configs["emulator"].port_bindings() == {"4566/tcp": ("127.0.0.1", settings.emulator_port)}
-    assert configs["proxy"].port_bindings() == {"8080/tcp": ("127.0.0.1", settings.proxy_port)}
-    assert configs["dispatcher"].port_bindings() == {}
-    assert configs["proxy"].url == f"http://localhost:{settings.proxy_port}"
+    assert configs["alb"].port_bindings() == {"8080/tcp": ("127.0.0.1", settings.alb_port)}
+    assert configs["proxy"].port_bindings() == {} == configs["dispatcher"].port_bindings()  # behind the ALB
+    assert configs["alb"].url == f"http://localhost:{settings.alb_port}"
     assert configs["emulator"].url == f"http://localhost:{settings.emulator_port}"
 
 

@@ -9,9 +9,11 @@ tests against a real daemon are in test_docker.py and run wherever one answers.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import socketserver
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -90,6 +92,8 @@ class EngineStub:
             if action == "/stop":
                 container["State"] = {"Status": "exited", "ExitCode": 0}
                 return 204, None
+            if action == "/archive" and method == "PUT":
+                return 200, None
             if action == "/logs":
                 return 200, b""
             if action == "/json":
@@ -110,7 +114,9 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineSt
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, payload = stub.answer(self.command, self.path, json.loads(raw) if raw else None)
+            is_json = "json" in (self.headers.get("Content-Type") or "")
+            body = (json.loads(raw) if is_json else raw) if raw else None
+            status, payload = stub.answer(self.command, self.path, body)
             data = (
                 payload
                 if isinstance(payload, bytes)
@@ -124,7 +130,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineSt
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = do_HEAD = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -227,3 +233,20 @@ def test_down_removes_containers_a_dead_supervisor_left(engine: EngineStub, stat
     assert len(engine.containers) == 1
     assert docker_runtime.clean_up(state, snapshot, volumes=False, grace_s=1) == 1
     assert engine.containers == {}
+
+
+def test_the_alb_mirror_gets_the_compose_caddyfile_copied_in(engine: EngineStub, state: StateDir) -> None:
+    engine.images.add("caddy:2")
+    settings = Settings.model_validate({"state_dir": state.root, "auto_ports": True})
+    alb = next(c for c in docker_runtime.stack(settings, state) if c.name == "alb")
+    supervisor = docker_runtime.ContainerSupervisor(state, {"runtime": "docker"})
+    supervisor.add(dataclasses.replace(alb, depends_on=()), ready_timeout_s=5)
+    ((path, body),) = [(p, b) for m, p, b in engine.requests if m == "PUT" and "/archive" in p]
+    assert path.endswith("/archive?path=%2F")  # a tar of the whole path, unpacked at /
+    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+        (name,) = archive.getnames()
+        assert name.lstrip("/") == "etc/caddy/Caddyfile"
+        member = archive.extractfile(name)
+        assert member is not None and member.read() == docker_runtime.CADDYFILE.read_bytes()
+    assert state.read()["services"]["alb"]["url"] == f"http://localhost:{alb.host_ports['http']}"
+    supervisor.stop_all()
