@@ -186,7 +186,7 @@ def test_buttons_deploy_to_the_local_cloud_and_run_a_smoke_load_test(core: Tilt)
 
 
 def test_ports_follow_the_devenv_settings_variables() -> None:
-    tilt = evaluate(env={"DEVENV_PROXY_PORT": "18080", "DEVENV_EMULATOR_PORT": "14566"})
+    tilt = evaluate(env={"DEVENV_ALB_PORT": "18080", "DEVENV_EMULATOR_PORT": "14566"})
     assert "--url http://localhost:18080" in tilt.local["loadtest-smoke"]["cmd"]
     assert tilt.local["deploy-local"]["env"] == {"DEVENV_EMULATOR_PORT": "14566"}
     assert tilt.dc["cloud"]["links"][0]["url"] == "http://localhost:14566/moto-api/"

@@ -208,7 +208,7 @@ def test_published_ports_are_loopback_and_default_to_the_devenv_settings(raw: di
 
 
 def test_ports_follow_the_environment(raw: dict[str, Any]) -> None:
-    env = {"DEVENV_PROXY_PORT": "18080", "DEVENV_POSTGRES_PORT": "15432", "LOCUST_WORKERS": "4"}
+    env = {"DEVENV_ALB_PORT": "18080", "DEVENV_POSTGRES_PORT": "15432", "LOCUST_WORKERS": "4"}
     resolved = services(interpolate(raw, env))
     assert resolved["caddy"]["ports"] == ["127.0.0.1:18080:8080"]
     assert resolved["postgres"]["ports"] == ["127.0.0.1:15432:5432"]
