@@ -83,7 +83,6 @@ def loadtest(
     try:
         run_plan = _plan(app, target.value, profile_name, users, duration, url, management_token, api_key,
                          thresholds_file, threshold, report_dir)  # fmt: skip
-        runner.preflight(run_plan.endpoint, api_key)
     except TargetError as exc:
         if app.json_output:
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
@@ -125,6 +124,7 @@ def _plan(
         raise ConfigError(str(exc), f"fix {thresholds_file} or the --threshold value") from None
     state = StateDir(app.settings.state_dir)
     endpoint = resolve(target, state, url=url, management_token=management_token, region=app.settings.region)
+    runner.preflight(endpoint, api_key)  # before the run folder: a target that is down leaves nothing behind
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = (report_dir or state.root / "loadtests") / f"{stamp}-{profile or 'web'}-{target}"
     suffix = 1

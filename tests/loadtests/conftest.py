@@ -65,7 +65,7 @@ def _create_database(admin_dsn: str) -> str:
     return urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_target(
     postgres_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:

@@ -57,6 +57,7 @@ def test_an_unreachable_target_exits_2_with_a_clear_message(devenv: Devenv, tmp_
     assert result.returncode == 2
     assert f"cannot reach the target http://127.0.0.1:{port}/health" in result.stderr
     assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no half-written run folder
 
 
 def test_a_refused_token_and_no_target_exit_2(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
