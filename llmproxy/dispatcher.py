@@ -61,6 +61,10 @@ DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.Tim
 Message = tuple[bytes, dict[bytes, bytes] | None]
 
 
+class Stopping(Exception):
+    """SIGTERM arrived while Postgres was down: leave the batch unACKed and exit."""
+
+
 def _clean_text(value: Any) -> str | None:
     """Postgres text cannot hold NUL; a request path may (percent-decoded)."""
     if value is None:
@@ -215,8 +219,10 @@ class Dispatcher:
                 records = await self.pool.fetch(INSERT_SQL, payload, timeout=30)
                 return [r[0] for r in records]
             except DB_ERRORS as exc:
+                if self.stop.is_set():
+                    raise Stopping from exc  # unACKed: redelivered to the next consumer
                 log.warning("Postgres unavailable (%s); batch of %d held, retrying", exc, len(rows))
-                await asyncio.sleep(backoff)
+                await self.pause(backoff)
                 backoff = min(backoff * 2, 2.0)
 
     async def pause(self, seconds: float) -> None:
@@ -257,6 +263,8 @@ async def serve(settings: DispatcherSettings) -> int:
                 log.warning("Redis unavailable (%s); retrying", exc)
                 await dispatcher.pause(1.0)
         await dispatcher.run()
+    except Stopping:
+        log.warning("stopping with a batch unwritten (Postgres down); it stays pending for redelivery")
     finally:
         await client.aclose()
         await pool.close()

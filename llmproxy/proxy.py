@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 from types import FrameType
@@ -73,7 +74,7 @@ async def serve(settings: ProxySettings) -> int:
         log_config=None,
         backlog=4096,
         timeout_keep_alive=75,
-        timeout_graceful_shutdown=int(settings.drain_timeout) or None,
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
     )
     server = DrainingServer(config, services, settings.drain_delay)
     try:
