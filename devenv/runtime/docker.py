@@ -303,6 +303,43 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
     ]
 
 
+# The stack's ECR repository (and the image's own name) -> the image built here under that name.
+LOCAL_REPOSITORIES = {names.ECR_REPOSITORY_NAME: "llmproxy", "llmproxy": "llmproxy"}
+
+
+def local_image(image: str) -> str:
+    """The image a task definition names, as this Docker has it: the stack's ECR image
+    (`123.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local`) is the `llmproxy:local` built from
+    llmproxy/; any other image (a public sidecar) is used as named."""
+    reference = image.split("@", 1)[0]
+    last = reference.rsplit("/", 1)[-1]
+    repository, _, tag = last.partition(":")
+    registry = reference.rsplit("/", 1)[0] if "/" in reference else ""
+    if repository in LOCAL_REPOSITORIES and (not registry or ".dkr.ecr." in registry):
+        return f"{LOCAL_REPOSITORIES[repository]}:{tag or 'latest'}"
+    return image
+
+
+def health_from_ecs(health_check: Mapping[str, Any] | None) -> HealthCheck | None:
+    """An ECS container `healthCheck` (CMD or CMD-SHELL, seconds) as a Docker health check."""
+    if not health_check or not health_check.get("command"):
+        return None
+    kind, *rest = health_check["command"]
+    if kind == "CMD-SHELL":
+        test: tuple[str, ...] = ("sh", "-c", " ".join(rest))
+    elif kind == "CMD":
+        test = tuple(rest)
+    else:
+        raise ValueError(f"healthCheck command must start with CMD or CMD-SHELL, got {kind!r}")
+    return HealthCheck(
+        test,
+        interval_s=float(health_check.get("interval", 30)),
+        timeout_s=float(health_check.get("timeout", 5)),
+        retries=int(health_check.get("retries", 3)),
+        start_period_s=float(health_check.get("startPeriod", 0)),
+    )
+
+
 def task_container(
     state: StateDir,
     name: str,
@@ -313,15 +350,15 @@ def task_container(
     health: HealthCheck | None = None,
     stop_timeout_s: float = 30.0,
 ) -> ContainerConfig:
-    """An ECS task as a container (for the realizer): the task definition's image, command and
-    resolved environment; its container port published on 127.0.0.1 at a port Docker picks (read it
-    back with `ContainerSupervisor.host_port`), for the load balancer to target.
+    """An ECS task as a container (for the realizer): the task definition's image (`local_image`),
+    command and resolved environment; its container port published on 127.0.0.1 at a port Docker
+    picks (read it back with `ContainerSupervisor.host_port`), for the load balancer to target.
     """
     if not image:
         raise ValueError(f"task {name}: the task definition names no image")
     return ContainerConfig(
         name=name,
-        image=image,
+        image=local_image(image),
         container_name=container_name(state, name),
         command=tuple(command),
         env=dict(env or {}),

@@ -191,6 +191,36 @@ def test_task_container_is_what_the_realizer_asks_for(state: StateDir) -> None:
 
 
 @pytest.mark.parametrize(
+    ("named", "local"),
+    [
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local", "llmproxy:local"),
+        ("123456789012.dkr.ecr.eu-central-1.amazonaws.com/llm-proxy:v1.2.3", "llmproxy:v1.2.3"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy", "llmproxy:latest"),
+        ("llmproxy:local", "llmproxy:local"),
+        ("public.ecr.aws/xray/aws-xray-daemon:3.3.14", "public.ecr.aws/xray/aws-xray-daemon:3.3.14"),
+        ("docker.io/someone/llm-proxy:1", "docker.io/someone/llm-proxy:1"),  # not the stack's repository
+    ],
+)
+def test_task_images_map_to_the_images_built_here(named: str, local: str, state: StateDir) -> None:
+    assert docker_runtime.local_image(named) == local
+    assert docker_runtime.task_container(state, "t", named).image == local
+
+
+def test_ecs_health_checks_become_docker_ones() -> None:
+    shell = {"command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"], "interval": 10}
+    assert docker_runtime.health_from_ecs(shell) == HealthCheck(
+        ("sh", "-c", "curl -f http://localhost:8080/health || exit 1"), interval_s=10, timeout_s=5, retries=3
+    )
+    exec_form = {"command": ["CMD", "pg_isready"], "timeout": 2, "retries": 5, "startPeriod": 20}
+    assert docker_runtime.health_from_ecs(exec_form) == HealthCheck(
+        ("pg_isready",), interval_s=30, timeout_s=2, retries=5, start_period_s=20
+    )
+    assert docker_runtime.health_from_ecs(None) is None
+    with pytest.raises(ValueError, match="CMD or CMD-SHELL"):
+        docker_runtime.health_from_ecs({"command": ["NONE"]})
+
+
+@pytest.mark.parametrize(
     ("attrs", "expected"),
     [
         ({"State": {"Status": "running", "Health": {"Status": "healthy"}}}, ("running", "healthy", None)),
