@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # devenv's local cloud: the extended moto server (CloudFormation models moto lacks, strict mode) that
-# `devenv deploy --target local` deploys the CDK app to, and the realizer that turns it into containers.
+# `devenv deploy --target local` deploys the CDK app to. The image holds all of devenv/, so the realizer
+# can run from it too; its entry point is the emulator.
 #
 #   docker build -f dockerfiles/cloud.Dockerfile -t devenv-cloud:local .
 #   docker buildx build --platform linux/amd64,linux/arm64 -f dockerfiles/cloud.Dockerfile -t devenv-cloud:local .
@@ -26,7 +27,7 @@ RUN uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /tmp
 
 FROM ${PYTHON_IMAGE} AS cloud
 LABEL org.opencontainers.image.title="devenv-cloud" \
-      org.opencontainers.image.description="devenv's local AWS: extended moto server and realizer"
+      org.opencontainers.image.description="devenv's local AWS: the extended moto server"
 RUN groupadd --system --gid 10001 devenv \
     && useradd --system --uid 10001 --gid devenv --no-create-home --shell /usr/sbin/nologin devenv
 COPY --from=build /opt/venv /opt/venv
