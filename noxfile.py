@@ -28,7 +28,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy over the packages."""
-    uv_run(session, "mypy", "devenv", "llmproxy")
+    uv_run(session, "mypy", "devenv", "llmproxy", "stack")
 
 
 @nox.session

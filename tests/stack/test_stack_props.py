@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from stack.config import PropsError, StackProps, load_props, parse_props, target_props_file
+from stack.config import PropsError, load_props, parse_props, target_props_file
 
 
 def test_defaults_are_the_seeds() -> None:
-    props = StackProps()
+    props = parse_props({})
     assert props.nat_gateways == 1
     assert (props.aurora_min_capacity, props.aurora_max_capacity, props.aurora_readers) == (0.5, 4, 0)
     assert (props.redis_node_type, props.redis_num_nodes) == ("cache.t4g.micro", 1)

@@ -463,12 +463,13 @@ def test_stack_is_asset_free(local_synth: Synth) -> None:
     )
 
 
-@pytest.mark.parametrize("variant", ["local", "full", "https-imported-cert"])
+@pytest.mark.parametrize("variant", ["local", "defaults", "full", "https-imported-cert"])
 def test_cdk_nag_has_no_unacknowledged_finding(
     synth_variant: Callable[..., Synth], local_synth: Synth, variant: str
 ) -> None:
     synth = {
         "local": lambda: local_synth,
+        "defaults": lambda: synth_variant(),
         "full": lambda: synth_variant(**FULL_PROPS),
         "https-imported-cert": lambda: synth_variant(imageTag="v1", existingCertificateArn=IMPORTED_CERT),
     }[variant]()
