@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
 import requests
 
+from devenv.runtime.ports import free_port
+from devenv.services.tls import ensure_tls_files, redis_server_tls_args
 from tests.llmproxy.conftest import (
     CHAT,
     PassThrough,
+    ProcessFactory,
     Proxy,
     RedisServer,
     Stack,
@@ -156,3 +162,45 @@ def test_sigterm_during_a_stream_lets_it_finish(stack: Stack) -> None:
     # The event of the stream was flushed to Redis before exit.
     entries: Any = redis.Redis.from_url(stack.redis_url).xrange(proxy.env["REDIS_STREAM_KEY"])
     assert any(b"sigterm-stream" in fields[b"data"] for _, fields in entries)
+
+
+def test_tls_and_password_on_redis(stack: Stack, workdir: Path, factory: ProcessFactory) -> None:
+    """`rediss://` with REDIS_CA_FILE and a password, as ElastiCache with in-transit encryption and AUTH."""
+    files = ensure_tls_files(workdir / "tls")
+    port = free_port()
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is not installed"
+    factory.process(
+        "redis-tls",
+        [
+            binary,
+            *redis_server_tls_args(files, port),
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        dict(os.environ),
+    )
+    url = f"rediss://:s3cret@127.0.0.1:{port}/0"
+    probe = redis.Redis.from_url(url, ssl_ca_certs=str(files.ca_cert))
+
+    def answers() -> bool:
+        try:
+            return bool(probe.ping())
+        except redis.RedisError:
+            return False
+
+    wait_until(answers, timeout=10, what="TLS redis-server")
+    proxy = stack.proxy(REDIS_CACHE_URL=url, REDIS_EVENT_URL=url, REDIS_CA_FILE=str(files.ca_cert))
+    health = requests.get(proxy.url + "/health", timeout=5).json()
+    assert health["status"] == "ok", health
+    token = proxy.token()
+    headers = {"Cache-Control": "public, max-age=60"}
+    assert proxy.call(token, headers=headers).headers["x-proxy-cache"] == "miss"
+    assert proxy.call(token, headers=headers).headers["x-proxy-cache"] == "hit"
+    wait_until(lambda: probe.xlen(proxy.env["REDIS_STREAM_KEY"]) >= 2, timeout=10, what="events over TLS")
+    unverified = stack.proxy(REDIS_CACHE_URL=url, REDIS_EVENT_URL=url)  # no CA: the server is not trusted
+    assert requests.get(unverified.url + "/health", timeout=5).json()["status"] == "degraded"
