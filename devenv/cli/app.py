@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "devenv.cli.lifecycle",
     "devenv.cli.doctor",
     "devenv.cli.token",
+    "devenv.cli.deploy",
     "devenv.cli.loadtest",
     "devenv.cli.stack",
     "devenv.cli.settings_store",

@@ -22,7 +22,7 @@ from typing import Any
 
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
-from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException, ValidationError
 from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError, ServiceException, _RESTError
 from moto.secretsmanager.models import secretsmanager_backends
@@ -113,6 +113,10 @@ def _strict_clean_json(original: Callable[[Any, Any], Any]) -> Callable[[Any, An
             if resource is not None and hasattr(resource, "get_cfn_attribute"):
                 try:
                     return resource.get_cfn_attribute(attribute)
+                except UnformattedGetAttTemplateException:
+                    raise ValidationError(
+                        message=UnformattedGetAttTemplateException.description.format(logical_id, attribute)
+                    ) from None
                 except NotImplementedError:
                     raise ValidationError(
                         message=f"Template error: attribute {attribute} of {logical_id} is not implemented by the "
@@ -141,7 +145,7 @@ def _resolve_secret(reference: str, account_id: str, region_name: str) -> str:
     _, json_key, version_stage, version_id = rest[:4]
     secrets = secretsmanager_backends[account_id][region_name]
     try:
-        value = secrets.get_secret_value(secret_id, version_id or None, version_stage or None)["SecretString"]
+        value = secrets.get_secret_value(secret_id, version_id or None, version_stage or None)["SecretString"]  # type: ignore[arg-type]
     except (ServiceException, _RESTError) as exc:
         raise TemplateError(
             f"dynamic reference {{{{resolve:secretsmanager:{reference}}}}}: {describe(exc)}"
@@ -359,6 +363,8 @@ def _roll_back_update(
     stack._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
     stack.template = template
     stack._parse_template()
+    stack.resource_map.input_parameters = dict(parameters)
+    stack.parameters = dict(parameters)
     try:
         stack.resource_map.update(stack.template_dict, parameters)
         stack.output_map = stack._create_output_map()
@@ -444,14 +450,19 @@ def _as_validation_error(original: Callable[..., Any], check_argument: str) -> C
 def _resolve_update_parameters(
     backend: Any, instance: Any, incoming_params: list[dict[str, str]]
 ) -> dict[str, str]:
-    """moto's, except that UsePreviousValue also finds parameters that took their default."""
-    previous = dict(getattr(getattr(instance, "resource_map", None), "resolved_parameters", {}) or {})
+    """moto's, except that UsePreviousValue also covers a parameter that took its default.
+
+    The previous value is the previous *input* (for an SSM-typed parameter, the parameter name, resolved
+    again), as on AWS; moto raises KeyError and the SDK retries for ~49 s.
+    """
+    template = getattr(instance, "template_dict", None) or {}
+    previous = {name: spec.get("Default") for name, spec in (template.get("Parameters") or {}).items()}
     previous.update(instance.parameters or {})
     resolved = {p["ParameterKey"]: p["ParameterValue"] for p in incoming_params if "ParameterValue" in p}
     for parameter in incoming_params:
         if parameter.get("UsePreviousValue", False):
             key = parameter["ParameterKey"]
-            if key not in previous:
+            if previous.get(key) is None:
                 raise ValidationError(message=f"Parameter {key} has no previous value to use")
             resolved[key] = previous[key]
     return resolved
@@ -485,39 +496,52 @@ def _parse_ssm_parameter(resource_map: Any, value: str, value_type: str) -> Any:
     return parameter.value
 
 
+def _patch(owner: Any, name: str, value: Any) -> None:
+    """Replace one attribute of a moto module or class (mypy cannot follow monkey-patching)."""
+    setattr(owner, name, value)
+
+
 def install(strict: bool = True) -> None:
     """Patch moto's CloudFormation (idempotent); `strict` may be changed by calling again."""
     with _lock:
         _state["strict"] = strict
         if _state["installed"]:
             return
-        moto_models = parsing.get_model_list.__wrapped__  # type: ignore[attr-defined]
+        moto_models = parsing.get_model_list.__wrapped__
 
         def get_model_list() -> list[type[CloudFormationModel]]:
             return [m for m in moto_models() if m.__module__.startswith("moto.")] + list(MODELS)
 
-        parsing.get_model_list = parsing.lru_cache(get_model_list)  # type: ignore[assignment]
+        _patch(parsing, "get_model_list", parsing.lru_cache(get_model_list))
         parsing.get_model_map.cache_clear()
         parsing.get_name_type_map.cache_clear()
 
-        parsing.clean_json = _strict_clean_json(parsing.clean_json)  # type: ignore[assignment]
-        parsing.parse_resource = _resolving_parse_resource(parsing.parse_resource)  # type: ignore[assignment]
-        parsing.parse_and_create_resource = _recording_create(parsing.parse_and_create_resource)  # type: ignore[assignment]
-        parsing.parse_and_update_resource = _recording_update(parsing.parse_and_update_resource)  # type: ignore[assignment]
+        _patch(parsing, "clean_json", _strict_clean_json(parsing.clean_json))
+        _patch(parsing, "parse_resource", _resolving_parse_resource(parsing.parse_resource))
+        _patch(parsing, "parse_and_create_resource", _recording_create(parsing.parse_and_create_resource))
+        _patch(parsing, "parse_and_update_resource", _recording_update(parsing.parse_and_update_resource))
 
-        parsing.ResourceMap.parse_ssm_parameter = _parse_ssm_parameter  # type: ignore[method-assign]
-        parsing.ResourceMap._delete_resource = _deleting_resource(parsing.ResourceMap._delete_resource)  # type: ignore[method-assign]
+        _patch(parsing.ResourceMap, "parse_ssm_parameter", _parse_ssm_parameter)
+        _patch(
+            parsing.ResourceMap, "_delete_resource", _deleting_resource(parsing.ResourceMap._delete_resource)
+        )
         stack_class = cfn_models.Stack
-        stack_class.create_resources = _failing_create_resources(stack_class.create_resources)  # type: ignore[method-assign]
-        stack_class.update = _failing_update(stack_class.update)  # type: ignore[method-assign]
-        stack_class.delete = _failing_delete(stack_class.delete)  # type: ignore[method-assign]
-        cfn_models.ChangeSet.apply = _change_set_apply  # type: ignore[method-assign]
+        _patch(stack_class, "create_resources", _failing_create_resources(stack_class.create_resources))
+        _patch(stack_class, "update", _failing_update(stack_class.update))
+        _patch(stack_class, "delete", _failing_delete(stack_class.delete))
+        _patch(cfn_models.ChangeSet, "apply", _change_set_apply)
 
         backend_class = cfn_models.CloudFormationBackend
-        backend_class.execute_change_set = _failing_execute_change_set(backend_class.execute_change_set)  # type: ignore[method-assign]
-        backend_class.create_stack = _as_validation_error(backend_class.create_stack, "template")  # type: ignore[method-assign]
-        backend_class.update_stack = _as_validation_error(backend_class.update_stack, "template")  # type: ignore[method-assign]
-        backend_class.create_change_set = _as_validation_error(backend_class.create_change_set, "template")  # type: ignore[method-assign]
-        backend_class.delete_stack = _keeping_failed_deletes(backend_class.delete_stack)  # type: ignore[method-assign]
-        backend_class._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]
+        _patch(
+            backend_class, "execute_change_set", _failing_execute_change_set(backend_class.execute_change_set)
+        )
+        _patch(backend_class, "create_stack", _as_validation_error(backend_class.create_stack, "template"))
+        _patch(backend_class, "update_stack", _as_validation_error(backend_class.update_stack, "template"))
+        _patch(
+            backend_class,
+            "create_change_set",
+            _as_validation_error(backend_class.create_change_set, "template"),
+        )
+        _patch(backend_class, "delete_stack", _keeping_failed_deletes(backend_class.delete_stack))
+        _patch(backend_class, "_resolve_update_parameters", _resolve_update_parameters)
         _state["installed"] = True

@@ -26,8 +26,11 @@ from devenv.targets.local import DeployFailedError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = REPO_ROOT / "stack"
 STACK_NAME = "LlmProxyStack"
-SOURCE_SUFFIXES = (".py", ".json")
-IGNORED_PARTS = {"node_modules", "cdk.out", "__pycache__"}
+SOURCE_SUFFIXES = (".py",)
+SOURCE_FILES = (
+    "cdk.json",
+)  # the feature flags; the CLI's version is hashed from node_modules, not package.json
+IGNORED_PARTS = {"node_modules", "cdk.out", "__pycache__", "tools", "props"}
 ASSEMBLY_MARKER = "manifest.json"
 
 
@@ -55,7 +58,9 @@ def cdk_cli(stack_dir: Path = STACK_DIR) -> Path:
             f"the pinned CDK CLI is not installed ({binary} is missing)", f"run `npm ci` in {stack_dir}"
         )
     if shutil.which("node") is None:
-        raise MissingDependencyError("Node.js is not on PATH; the CDK CLI needs it", "install Node.js 20 or newer")
+        raise MissingDependencyError(
+            "Node.js is not on PATH; the CDK CLI needs it", "install Node.js 20 or newer"
+        )
     return binary
 
 
@@ -75,7 +80,9 @@ def source_files(stack_dir: Path) -> list[Path]:
     return sorted(
         path
         for path in stack_dir.rglob("*")
-        if path.is_file() and path.suffix in SOURCE_SUFFIXES and not IGNORED_PARTS.intersection(path.parts)
+        if path.is_file()
+        and (path.suffix in SOURCE_SUFFIXES or path.name in SOURCE_FILES)
+        and not IGNORED_PARTS.intersection(path.relative_to(stack_dir).parts)
     )
 
 
@@ -88,7 +95,9 @@ def assembly_digest(stack_dir: Path, props_file: Path | None, context: Mapping[s
     if props_file is not None:
         digest.update(b"props:" + props_file.read_bytes())
     digest.update(json.dumps(dict(context), sort_keys=True, default=str).encode())
-    digest.update(f"lib={library_version()} cli={cli_version(stack_dir)} python={sys.version_info[:2]}".encode())
+    digest.update(
+        f"lib={library_version()} cli={cli_version(stack_dir)} python={sys.version_info[:2]}".encode()
+    )
     for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         digest.update(f"{name}={os.environ.get(name, '')}".encode())
     return digest.hexdigest()[:16]
@@ -104,7 +113,9 @@ def synthesize(
     """The cloud assembly for these inputs: from the cache, or synthesized once (in a child process)."""
     say = on_event or (lambda message: None)
     if props_file is not None and not props_file.is_file():
-        raise UsageError(f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)")
+        raise UsageError(
+            f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
+        )
     context = dict(context or {})
     digest = assembly_digest(stack_dir, props_file, context)
     directory = state_dir / "cdk" / digest
@@ -131,12 +142,19 @@ def synthesize(
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     result = subprocess.run(
         [sys.executable, "-c", script, str(props_file or ""), str(staging), json.dumps(context)],
-        cwd=stack_dir.parent, env=env, capture_output=True, text=True, check=False,
+        cwd=stack_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         error = UsageError if result.returncode == 2 else DeployFailedError
-        raise error(f"the CDK app failed to synthesize:\n{result.stderr.strip()[-3000:]}", "fix the stack or its props")
+        raise error(
+            f"the CDK app failed to synthesize:\n{result.stderr.strip()[-3000:]}",
+            "fix the stack or its props",
+        )
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     say(f"synthesized in {time.monotonic() - started:.1f} s")
@@ -152,7 +170,11 @@ def run_cli(
     """Run the pinned CDK CLI; each output line goes to `on_line`; returns (exit code, output)."""
     command = [str(cdk_cli(stack_dir)), *arguments]
     process = subprocess.Popen(
-        command, cwd=stack_dir, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        command,
+        cwd=stack_dir,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     lines = []
@@ -181,13 +203,32 @@ def local_env(endpoint: str, region: str) -> dict[str, str]:
 
 def deploy_arguments(assembly: Assembly, method: str = "direct", extra: list[str] | None = None) -> list[str]:
     return [
-        "deploy", STACK_NAME, "--app", str(assembly.directory), "--method", method, "--require-approval", "never",
-        "--progress", "events", "--no-notices", "--ci", *(extra or []),
+        "deploy",
+        STACK_NAME,
+        "--app",
+        str(assembly.directory),
+        "--method",
+        method,
+        "--require-approval",
+        "never",
+        "--progress",
+        "events",
+        "--no-notices",
+        "--ci",
+        *(extra or []),
     ]
 
 
-def bootstrap_arguments(account: str, region: str) -> list[str]:
-    return ["bootstrap", f"aws://{account}/{region}", "--no-notices", "--ci"]
+def bootstrap_arguments(assembly: Assembly, account: str, region: str) -> list[str]:
+    """`--app` the cached assembly, so the CLI does not run stack/cdk.json's app again."""
+    return [
+        "bootstrap",
+        f"aws://{account}/{region}",
+        "--app",
+        str(assembly.directory),
+        "--no-notices",
+        "--ci",
+    ]
 
 
 def destroy_arguments(assembly: Assembly) -> list[str]:

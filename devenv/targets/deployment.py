@@ -31,18 +31,30 @@ def _tail(output: str, lines: int = 25) -> str:
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
-def deploy_local(inputs: Inputs, emulator_port: int, say: Say) -> local.StackReport:
-    """Synthesize once, bootstrap the emulator when needed, `cdk deploy --method=direct`, verify."""
-    endpoint = local.endpoint_for(emulator_port)
-    local.require_emulator(endpoint)
+def deploy_local(
+    inputs: Inputs,
+    endpoint: str,
+    say: Say,
+    env: Mapping[str, str] | None = None,
+    probe_path: str = "/moto-api/",
+) -> local.StackReport:
+    """Synthesize once, bootstrap the emulator when needed, `cdk deploy --method=direct`, verify.
+
+    `env` overrides the variables that point the CLI at the emulator (LocalStack's differ).
+    """
+    local.require_emulator(endpoint, probe_path)
     assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
-    env = cdk.local_env(endpoint, inputs.region)
+    env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     if local.bootstrap_version(endpoint, inputs.region) is None:
         account = local.client("sts", endpoint, inputs.region).get_caller_identity()["Account"]
         say(f"bootstrapping the local cloud (aws://{account}/{inputs.region})")
-        code, output = cdk.run_cli(cdk.bootstrap_arguments(account, inputs.region), env, on_line=say)
+        code, output = cdk.run_cli(
+            cdk.bootstrap_arguments(assembly, account, inputs.region), env, on_line=say
+        )
         if code != 0 or local.bootstrap_version(endpoint, inputs.region) is None:
-            raise local.DeployFailedError(f"cdk bootstrap failed (exit {code}):\n{_tail(output)}", "see the emulator log")
+            raise local.DeployFailedError(
+                f"cdk bootstrap failed (exit {code}):\n{_tail(output)}", "see the emulator log"
+            )
     say(f"cdk deploy {cdk.STACK_NAME} --method=direct -> {endpoint}")
     code, output = cdk.run_cli(cdk.deploy_arguments(assembly, "direct"), env, on_line=say)
     try:
@@ -53,20 +65,21 @@ def deploy_local(inputs: Inputs, emulator_port: int, say: Say) -> local.StackRep
         ) from None
     if code != 0:
         raise local.DeployFailedError(
-            f"cdk deploy exited {code} although the stack is {report.status}:\n{_tail(output)}", "see the output above"
+            f"cdk deploy exited {code} although the stack is {report.status}:\n{_tail(output)}",
+            "see the output above",
         )
     return report
 
 
-def destroy_local(inputs: Inputs, emulator_port: int, say: Say) -> dict[str, Any]:
+def destroy_local(inputs: Inputs, endpoint: str, say: Say) -> dict[str, Any]:
     """Delete the stack from the emulator, then check through the APIs that nothing it held remains."""
-    endpoint = local.endpoint_for(emulator_port)
     say(f"deleting {cdk.STACK_NAME} from the local cloud")
     held = local.delete_stack(endpoint, cdk.STACK_NAME, inputs.region)
     remaining = leaks.leaked(lambda service: local.client(service, endpoint, inputs.region), held)
     if remaining:
         raise local.DeployFailedError(
-            f"{len(remaining)} resource(s) outlived the stack: {', '.join(remaining)}", "report this emulator bug"
+            f"{len(remaining)} resource(s) outlived the stack: {', '.join(remaining)}",
+            "report this emulator bug",
         )
     return {"stack": cdk.STACK_NAME, "deleted": bool(held), "resources": len(held), "leaked": []}
 
@@ -86,14 +99,16 @@ def aws_session(profile: str | None, region: str | None) -> Any:
         session = boto3.Session(profile_name=profile, region_name=region)
         identity = session.client("sts").get_caller_identity()
     except ProfileNotFound as exc:
-        raise DevenvError(f"AWS profile not found: {exc}", "pass --profile with a profile from ~/.aws/config") from None
+        raise DevenvError(
+            f"AWS profile not found: {exc}", "pass --profile with a profile from ~/.aws/config"
+        ) from None
     except NoCredentialsError:
         raise DevenvError("no AWS credentials found", "log in (aws sso login) or pass --profile") from None
     except (ClientError, BotoCoreError) as exc:
         raise DevenvError(f"AWS rejected the credentials: {exc}", "refresh your credentials") from None
     if session.region_name is None:
         raise DevenvError("no AWS region configured", "pass --region or set AWS_REGION")
-    session.identity = identity  # type: ignore[attr-defined]
+    session.identity = identity
     return session
 
 
@@ -101,7 +116,9 @@ def diff_aws(inputs: Inputs, profile: str | None, say: Say) -> str:
     assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
     code, output = cdk.run_cli(cdk.diff_arguments(assembly), aws_env(profile, inputs.region))
     if code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
-        raise local.DeployFailedError(f"cdk diff failed (exit {code}):\n{_tail(output)}", "check your credentials")
+        raise local.DeployFailedError(
+            f"cdk diff failed (exit {code}):\n{_tail(output)}", "check your credentials"
+        )
     return output
 
 
@@ -109,7 +126,9 @@ def deploy_aws(inputs: Inputs, profile: str | None, say: Say) -> local.StackRepo
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
     assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
-    code, output = cdk.run_cli(cdk.deploy_arguments(assembly, "change-set"), aws_env(profile, inputs.region), on_line=say)
+    code, output = cdk.run_cli(
+        cdk.deploy_arguments(assembly, "change-set"), aws_env(profile, inputs.region), on_line=say
+    )
     cfn = session.client("cloudformation")
     report = verify_with(cfn, session.region_name, assembly.template())
     if code != 0:

@@ -64,8 +64,10 @@ def _ecs_cluster(c: Callable[[str], Any], pid: str) -> bool:
 
 
 def _scalable_target(c: Callable[[str], Any], pid: str) -> bool:
-    resource_id, dimension, namespace = pid.split("|")
-    targets = c("application-autoscaling").describe_scalable_targets(ServiceNamespace=namespace, ResourceIds=[resource_id])
+    resource_id, _dimension, namespace = pid.split("|")
+    targets = c("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace=namespace, ResourceIds=[resource_id]
+    )
     return bool(targets["ScalableTargets"])
 
 

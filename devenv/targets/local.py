@@ -62,9 +62,9 @@ def client(service: str, endpoint: str, region: str) -> Any:
     )
 
 
-def require_emulator(endpoint: str) -> None:
+def require_emulator(endpoint: str, probe_path: str = "/moto-api/") -> None:
     """Fail with a clear message when no emulator answers at `endpoint`."""
-    probe = endpoint.rstrip("/").replace("//localhost", "//127.0.0.1") + "/moto-api/"
+    probe = endpoint.rstrip("/").replace("//localhost", "//127.0.0.1") + probe_path
     try:
         with urlopen(probe, timeout=2) as response:
             if response.status == 200:
@@ -112,7 +112,7 @@ def failure_reasons(cfn: Any, stack_name: str) -> list[str]:
 
 def stack_status(cfn: Any, stack_name: str) -> dict[str, Any] | None:
     try:
-        return cfn.describe_stacks(StackName=stack_name)["Stacks"][0]  # type: ignore[no-any-return]
+        return cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     except ClientError as exc:
         if "does not exist" in str(exc):
             return None
@@ -262,7 +262,7 @@ def deploy_template_report(
             say(f"updating {stack_name}")
             update_parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
             update_parameters += [
-                {"ParameterKey": k, "UsePreviousValue": True}
+                {"ParameterKey": k, "UsePreviousValue": True}  # type: ignore[dict-item]
                 for k in declared
                 if k not in params and k in {p["ParameterKey"] for p in existing.get("Parameters", [])}
             ]

@@ -6,7 +6,7 @@ moto finds models through `CloudFormationModel.__subclasses__()`, which lists di
 
 from __future__ import annotations
 
-from moto.core.common_models import CloudFormationModel
+from typing import Any
 
 from devenv.cloud.models.autoscaling import ScalableTarget, ScalingPolicy
 from devenv.cloud.models.certificates import Certificate
@@ -25,7 +25,7 @@ from devenv.cloud.models.rds import DBCluster, DBInstance, DBSubnetGroup
 from devenv.cloud.models.secrets import Secret, SecretTargetAttachment
 from devenv.cloud.models.storage import BucketPolicy
 
-MODELS: list[type[CloudFormationModel]] = [
+MODELS: list[type[Any]] = [
     Secret,
     SecretTargetAttachment,
     DBCluster,

@@ -32,7 +32,7 @@ class ScalableTarget(DevenvModel):
         return ""
 
     @classmethod
-    def _register(cls, properties: Mapping[str, Any], account_id: str, region_name: str) -> ScalableTarget:
+    def _register(cls, properties: Any, account_id: str, region_name: str) -> ScalableTarget:
         kind = cls.cloudformation_type()
         target = cls(
             required(properties, "ServiceNamespace", kind),
@@ -47,20 +47,20 @@ class ScalableTarget(DevenvModel):
             min_capacity=as_int(required(properties, "MinCapacity", kind)),
             max_capacity=as_int(required(properties, "MaxCapacity", kind)),
             role_arn=properties.get("RoleARN", ""),
-            suspended_state=suspended,  # type: ignore[arg-type]
+            suspended_state=suspended,
         )
         if properties.get("ScheduledActions"):
             raise TemplateError(f"{kind}: ScheduledActions are not emulated")
         return target
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> ScalableTarget:
         return cls._register(cloudformation_json["Properties"], account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: ScalableTarget,
         new_resource_name: str,
@@ -103,9 +103,7 @@ class ScalingPolicy(DevenvModel):
         return {"Arn": lambda: self.policy.policy_arn}
 
     @classmethod
-    def _put(
-        cls, name: str, properties: Mapping[str, Any], account_id: str, region_name: str
-    ) -> ScalingPolicy:
+    def _put(cls, name: str, properties: Any, account_id: str, region_name: str) -> ScalingPolicy:
         kind = cls.cloudformation_type()
         target_ref = properties.get("ScalingTargetId")
         if target_ref:
@@ -132,14 +130,14 @@ class ScalingPolicy(DevenvModel):
         return cls(policy)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> ScalingPolicy:
         properties = cloudformation_json["Properties"]
         return cls._put(properties.get("PolicyName") or resource_name, properties, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: ScalingPolicy,
         new_resource_name: str,

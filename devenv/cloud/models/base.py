@@ -18,7 +18,7 @@ class TemplateError(Exception):
     """A resource's properties cannot be deployed; the message names the property and what is wrong."""
 
 
-def required(properties: Mapping[str, Any], name: str, resource_type: str) -> Any:
+def required(properties: Any, name: str, resource_type: str) -> Any:
     """A property the resource type cannot do without."""
     if properties.get(name) in (None, ""):
         raise TemplateError(f"{resource_type}: property {name} is required")
@@ -34,7 +34,7 @@ def as_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def tag_list(properties: Mapping[str, Any]) -> list[dict[str, str]]:
+def tag_list(properties: Any) -> list[dict[str, str]]:
     return [{"Key": tag["Key"], "Value": str(tag["Value"])} for tag in properties.get("Tags") or []]
 
 

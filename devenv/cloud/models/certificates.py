@@ -28,7 +28,7 @@ class Certificate(DevenvModel):
         self.physical_id = arn
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Certificate:
         properties = cloudformation_json["Properties"]
@@ -42,7 +42,7 @@ class Certificate(DevenvModel):
         return cls(arn)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: Certificate,
         new_resource_name: str,

@@ -25,9 +25,7 @@ def _camel(value: Any) -> Any:
     return remap_nested_keys(value, pascal_to_camelcase) if value is not None else None
 
 
-def _register(
-    properties: Mapping[str, Any], family: str, account_id: str, region_name: str
-) -> MotoTaskDefinition:
+def _register(properties: Any, family: str, account_id: str, region_name: str) -> MotoTaskDefinition:
     kind = TaskDefinition.cloudformation_type()
     definition = backend(account_id, region_name).register_task_definition(
         family=family,
@@ -68,7 +66,7 @@ class TaskDefinition(MotoTaskDefinition, DevenvModel):
         return DevenvModel.get_cfn_attribute(self, attribute_name)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoTaskDefinition:
         properties = cloudformation_json["Properties"]
@@ -78,7 +76,7 @@ class TaskDefinition(MotoTaskDefinition, DevenvModel):
         return created
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: MotoTaskDefinition,
         new_resource_name: str,
@@ -99,7 +97,7 @@ class TaskDefinition(MotoTaskDefinition, DevenvModel):
             ecs.deregister_task_definition(self.arn)
 
 
-def _service_settings(properties: Mapping[str, Any]) -> dict[str, Any]:
+def _service_settings(properties: Any) -> dict[str, Any]:
     return {
         "load_balancers": _camel(properties.get("LoadBalancers")) or [],
         "launch_type": properties.get("LaunchType")
@@ -114,7 +112,7 @@ def _service_settings(properties: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _apply_extras(service: MotoService, properties: Mapping[str, Any]) -> MotoService:
+def _apply_extras(service: MotoService, properties: Any) -> MotoService:
     """Settings moto's create_service has no argument for, kept as the DescribeServices fields."""
     service.health_check_grace_period_seconds = as_int(properties.get("HealthCheckGracePeriodSeconds"))  # type: ignore[attr-defined]
     service.deployment_configuration = _camel(properties.get("DeploymentConfiguration"))  # type: ignore[attr-defined]
@@ -141,7 +139,7 @@ class Service(MotoService, DevenvModel):
         return DevenvModel.get_cfn_attribute(self, attribute_name)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoService:
         properties = cloudformation_json["Properties"]
@@ -157,7 +155,7 @@ class Service(MotoService, DevenvModel):
         return _apply_extras(service, properties)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: MotoService,
         new_resource_name: str,

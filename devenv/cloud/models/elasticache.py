@@ -21,7 +21,7 @@ def backend(account_id: str, region_name: str) -> ElastiCacheBackend:
 
 
 def _cache_cluster(
-    account_id: str, region_name: str, cluster_id: str, properties: Mapping[str, Any], group_id: str | None
+    account_id: str, region_name: str, cluster_id: str, properties: Any, group_id: str | None
 ) -> MotoCacheCluster:
     endpoint = local_backends.redis_endpoint()
     cluster = MotoCacheCluster(
@@ -97,7 +97,7 @@ class CacheCluster(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheCluster:
         properties = cloudformation_json["Properties"]
@@ -108,7 +108,7 @@ class CacheCluster(DevenvModel):
         )
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: CacheCluster,
         new_resource_name: str,
@@ -157,7 +157,7 @@ class CacheReplicationGroup(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheReplicationGroup:
         properties = cloudformation_json["Properties"]
@@ -182,8 +182,8 @@ class CacheReplicationGroup(DevenvModel):
             multi_az_enabled=as_bool(properties.get("MultiAZEnabled", False)),
             num_cache_clusters=num_clusters,
             preferred_cache_cluster_azs=properties.get("PreferredCacheClusterAZs"),
-            num_node_groups=as_int(properties.get("NumNodeGroups")),
-            replicas_per_node_group=replicas,
+            num_node_groups=as_int(properties.get("NumNodeGroups")),  # type: ignore[arg-type]
+            replicas_per_node_group=replicas,  # type: ignore[arg-type]
             node_group_configuration=properties.get("NodeGroupConfiguration"),
             cache_node_type=properties.get("CacheNodeType"),
             engine=engine,
@@ -199,7 +199,7 @@ class CacheReplicationGroup(DevenvModel):
             port=endpoint.port,
             notification_topic_arn=properties.get("NotificationTopicArn"),
             auto_minor_version_upgrade=as_bool(properties.get("AutoMinorVersionUpgrade", True)),
-            snapshot_retention_limit=as_int(properties.get("SnapshotRetentionLimit")),
+            snapshot_retention_limit=as_int(properties.get("SnapshotRetentionLimit")),  # type: ignore[arg-type]
             snapshot_window=properties.get("SnapshotWindow"),
             auth_token=properties.get("AuthToken"),
             transit_encryption_enabled=as_bool(properties.get("TransitEncryptionEnabled", False)),
@@ -212,7 +212,7 @@ class CacheReplicationGroup(DevenvModel):
             ip_discovery=properties.get("IpDiscovery"),
             transit_encryption_mode=properties.get("TransitEncryptionMode"),
             cluster_mode=properties.get("ClusterMode"),
-            serverless_cache_snapshot_name=None,
+            serverless_cache_snapshot_name=None,  # type: ignore[arg-type]
         )
         _point_at_local_redis(group, endpoint)
         for member in group.member_clusters:
@@ -220,7 +220,7 @@ class CacheReplicationGroup(DevenvModel):
         return cls(account_id, region_name, group)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: CacheReplicationGroup,
         new_resource_name: str,
@@ -278,7 +278,7 @@ class CacheSubnetGroup(DevenvModel):
         return "CacheSubnetGroupName"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheSubnetGroup:
         properties = cloudformation_json["Properties"]
@@ -293,7 +293,7 @@ class CacheSubnetGroup(DevenvModel):
         return cls(name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: CacheSubnetGroup,
         new_resource_name: str,
@@ -313,7 +313,7 @@ class CacheSubnetGroup(DevenvModel):
 class CacheParameterGroup(DevenvModel):
     """AWS::ElastiCache::ParameterGroup: recorded (its parameters are not applied to the local Redis)."""
 
-    def __init__(self, name: str, family: str, properties: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, family: str, properties: Any) -> None:
         self.physical_id = name
         self.family = family
         self.properties = dict(properties)
@@ -327,7 +327,7 @@ class CacheParameterGroup(DevenvModel):
         return ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheParameterGroup:
         properties = cloudformation_json["Properties"]
@@ -335,7 +335,7 @@ class CacheParameterGroup(DevenvModel):
         return cls(resource_name.lower(), family, properties.get("Properties") or {})
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: CacheParameterGroup,
         new_resource_name: str,

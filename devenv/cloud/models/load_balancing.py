@@ -26,7 +26,7 @@ class LoadBalancer(FakeLoadBalancer, DevenvModel):
     """moto's FakeLoadBalancer, with the attributes it lacks; moto's instances are re-classed on creation."""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FakeLoadBalancer:
         created = FakeLoadBalancer.create_from_cloudformation_json(
@@ -52,7 +52,7 @@ class LoadBalancer(FakeLoadBalancer, DevenvModel):
                 "loadbalancer/"
             ),
             "CanonicalHostedZoneID": lambda: ALB_HOSTED_ZONES.get(
-                self.region_name, ALB_HOSTED_ZONES["us-east-1"]
+                self.arn.split(":")[3], ALB_HOSTED_ZONES["us-east-1"]
             ),
             "SecurityGroups": lambda: list(self.security_groups),
         }
@@ -65,7 +65,7 @@ class LoadBalancer(FakeLoadBalancer, DevenvModel):
         return DevenvModel.get_cfn_attribute(self, attribute_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: FakeLoadBalancer,
         new_resource_name: str,
@@ -84,7 +84,7 @@ class TargetGroup(FakeTargetGroup, DevenvModel):
     """moto's FakeTargetGroup, with the attributes it lacks; moto's instances are re-classed on creation."""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FakeTargetGroup:
         created = FakeTargetGroup.create_from_cloudformation_json(
@@ -113,7 +113,7 @@ class TargetGroup(FakeTargetGroup, DevenvModel):
         return DevenvModel.get_cfn_attribute(self, attribute_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: FakeTargetGroup,
         new_resource_name: str,
@@ -152,13 +152,13 @@ class CdkMetadata(DevenvModel):
         return ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CdkMetadata:
         return cls(resource_name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: CdkMetadata,
         new_resource_name: str,

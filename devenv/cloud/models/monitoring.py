@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from moto.cloudwatch.models import CloudWatchBackend, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.cloudwatch.models import Dimension as MotoDimension
@@ -15,7 +15,7 @@ def backend(account_id: str, region_name: str) -> CloudWatchBackend:
     return cloudwatch_backends[account_id][region_name]
 
 
-def _metric_queries(metrics: list[Mapping[str, Any]] | None) -> list[MetricDataQuery] | None:
+def _metric_queries(metrics: Any) -> list[MetricDataQuery] | None:
     if not metrics:
         return None
     queries = []
@@ -49,7 +49,7 @@ def _metric_queries(metrics: list[Mapping[str, Any]] | None) -> list[MetricDataQ
     return queries
 
 
-def _put_alarm(account_id: str, region_name: str, name: str, properties: Mapping[str, Any]) -> Any:
+def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) -> Any:
     kind = Alarm.cloudformation_type()
     return backend(account_id, region_name).put_metric_alarm(
         name=name,
@@ -57,10 +57,12 @@ def _put_alarm(account_id: str, region_name: str, name: str, properties: Mapping
         metric_name=properties.get("MetricName"),
         metric_data_queries=_metric_queries(properties.get("Metrics")),
         comparison_operator=required(properties, "ComparisonOperator", kind),
-        evaluation_periods=as_int(required(properties, "EvaluationPeriods", kind)),
+        evaluation_periods=int(required(properties, "EvaluationPeriods", kind)),
         datapoints_to_alarm=as_int(properties.get("DatapointsToAlarm")),
-        period=as_int(properties.get("Period")),
-        threshold=float(properties["Threshold"]) if properties.get("Threshold") is not None else None,
+        period=cast(int, as_int(properties.get("Period"))),
+        threshold=cast(
+            float, float(properties["Threshold"]) if properties.get("Threshold") is not None else None
+        ),
         statistic=properties.get("Statistic"),
         extended_statistic=properties.get("ExtendedStatistic"),
         description=properties.get("AlarmDescription"),
@@ -96,7 +98,7 @@ class Alarm(DevenvModel):
         return {"Arn": lambda: self.alarm.alarm_arn}
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Alarm:
         properties = cloudformation_json["Properties"]
@@ -104,7 +106,7 @@ class Alarm(DevenvModel):
         return cls(account_id, region_name, _put_alarm(account_id, region_name, name, properties))
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: Alarm,
         new_resource_name: str,

@@ -30,7 +30,7 @@ class SecurityGroupEgress(DevenvModel):
         return ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> SecurityGroupEgress:
         properties = cloudformation_json["Properties"]

@@ -35,7 +35,7 @@ class Parameter(DevenvModel):
 
     @classmethod
     def _put(
-        cls, name: str, properties: Mapping[str, Any], account_id: str, region_name: str, overwrite: bool
+        cls, name: str, properties: Any, account_id: str, region_name: str, overwrite: bool
     ) -> Parameter:
         kind = cls.cloudformation_type()
         parameter_type = required(properties, "Type", kind)
@@ -51,7 +51,7 @@ class Parameter(DevenvModel):
             value=value,
             parameter_type=parameter_type,
             allowed_pattern=properties.get("AllowedPattern"),
-            keyid=None,
+            keyid=None,  # type: ignore[arg-type]
             overwrite=overwrite,
             tags=[{"Key": k, "Value": v} for k, v in tags.items()] if isinstance(tags, dict) else tags,
             data_type=properties.get("DataType") or "text",
@@ -61,7 +61,7 @@ class Parameter(DevenvModel):
         return cls(name, parameter_type, value)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Parameter:
         properties = cloudformation_json["Properties"]
@@ -72,7 +72,7 @@ class Parameter(DevenvModel):
         return cls._put(name, properties, account_id, region_name, overwrite=False)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: Parameter,
         new_resource_name: str,

@@ -45,7 +45,7 @@ class LocalDBCluster(MotoDBCluster):
         return self.advertised.host
 
 
-def _cluster_settings(properties: Mapping[str, Any]) -> dict[str, Any]:
+def _cluster_settings(properties: Any) -> dict[str, Any]:
     scaling = properties.get("ServerlessV2ScalingConfiguration")
     return {
         "engine_version": properties.get("EngineVersion"),
@@ -87,7 +87,7 @@ class DBCluster(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> DBCluster:
         properties = cloudformation_json["Properties"]
@@ -128,7 +128,7 @@ class DBCluster(DevenvModel):
         return cls(account_id, region_name, cluster)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: DBCluster,
         new_resource_name: str,
@@ -152,16 +152,16 @@ class DBCluster(DevenvModel):
             if value is not None:
                 setattr(cluster, name, value)
         password = required(properties, "MasterUserPassword", cls.cloudformation_type())
-        local_backends.provision_database(cluster.master_username, password, cluster.database_name)
+        local_backends.provision_database(cluster.master_username, password, cluster.database_name)  # type: ignore[arg-type]
         cluster.master_user_password = password
         return original_resource
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).delete_db_cluster(self.cluster.db_cluster_identifier)
-        local_backends.drop_database(self.cluster.master_username, self.cluster.database_name)
+        local_backends.drop_database(self.cluster.master_username, self.cluster.database_name)  # type: ignore[arg-type]
 
 
-class DBInstance(MotoDBInstance, DevenvModel):
+class DBInstance(MotoDBInstance, DevenvModel):  # type: ignore[misc]
     """AWS::RDS::DBInstance: a cluster member (db.serverless) joins its cluster; others are moto's instances."""
 
     @staticmethod
@@ -173,7 +173,7 @@ class DBInstance(MotoDBInstance, DevenvModel):
         return "DBInstanceIdentifier"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoDBInstance:
         properties = cloudformation_json["Properties"]
@@ -201,7 +201,7 @@ class DBInstance(MotoDBInstance, DevenvModel):
         )
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: MotoDBInstance,
         new_resource_name: str,
@@ -234,7 +234,7 @@ class DBSubnetGroup(DevenvModel):
         return "DBSubnetGroupName"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> DBSubnetGroup:
         properties = cloudformation_json["Properties"]
@@ -251,7 +251,7 @@ class DBSubnetGroup(DevenvModel):
         return cls(group)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: DBSubnetGroup,
         new_resource_name: str,

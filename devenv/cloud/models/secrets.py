@@ -20,7 +20,7 @@ def backend(account_id: str, region_name: str) -> SecretsManagerBackend:
     return secretsmanager_backends[account_id][region_name]
 
 
-def generate_secret_string(spec: Mapping[str, Any]) -> str:
+def generate_secret_string(spec: Any) -> str:
     """What CloudFormation's GenerateSecretString produces: a password, alone or merged into a JSON template."""
     password = random_password(
         password_length=as_int(spec.get("PasswordLength")) or 32,
@@ -69,7 +69,7 @@ class Secret(DevenvModel):
         return {"Id": lambda: self.physical_id}
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Secret:
         properties = cloudformation_json["Properties"]
@@ -98,7 +98,7 @@ class Secret(DevenvModel):
         return cls(account_id, region_name, created["ARN"], name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: Secret,
         new_resource_name: str,
@@ -110,9 +110,9 @@ class Secret(DevenvModel):
         properties = cloudformation_json["Properties"]
         secrets = backend(account_id, region_name)
         stored = secrets.describe_secret(original_resource.physical_id)
-        stored.description = properties.get("Description")
+        stored.description = properties.get("Description")  # type: ignore[misc]
         value = properties.get("SecretString")
-        if value is not None and value != secrets.get_secret_value(stored.arn, None, None).get(
+        if value is not None and value != secrets.get_secret_value(stored.arn, None, None).get(  # type: ignore[arg-type]
             "SecretString"
         ):
             secrets.put_secret_value(
@@ -145,7 +145,7 @@ class SecretTargetAttachment(DevenvModel):
         return ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> SecretTargetAttachment:
         from devenv.cloud.models.rds import find_target
@@ -160,7 +160,7 @@ class SecretTargetAttachment(DevenvModel):
             )
         connection = find_target(account_id, region_name, target_type, target_id)
         secrets = backend(account_id, region_name)
-        current = secrets.get_secret_value(secret_id, None, None)["SecretString"]
+        current = secrets.get_secret_value(secret_id, None, None)["SecretString"]  # type: ignore[arg-type]
         try:
             document = json.loads(current)
         except (TypeError, json.JSONDecodeError) as exc:
@@ -178,7 +178,7 @@ class SecretTargetAttachment(DevenvModel):
         return cls(secrets.describe_secret(secret_id).arn)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: SecretTargetAttachment,
         new_resource_name: str,

@@ -44,7 +44,7 @@ class BucketPolicy(DevenvModel):
         return ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> BucketPolicy:
         properties = cloudformation_json["Properties"]
@@ -56,7 +56,7 @@ class BucketPolicy(DevenvModel):
         return cls(bucket, document)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: BucketPolicy,
         new_resource_name: str,

@@ -1,0 +1,205 @@
+"""`devenv deploy`, `devenv destroy`, `devenv parity`: the CDK app on the local cloud or on AWS.
+
+Both targets deploy the same cached cloud assembly with the same pinned CDK CLI; the local target is the
+emulator `devenv up` runs (devenv.cloud), or LocalStack with `--emulator localstack`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from devenv.cli.app import application
+from devenv.cli.application import Application, OutputFormat
+from devenv.cli.options import OutputOption, QuietOption
+from devenv.errors import UsageError
+from devenv.targets import cdk, deployment, localstack, parity, templates
+from devenv.targets.local import endpoint_for
+
+STACK_DIR = cdk.STACK_DIR
+
+
+class Target(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+class Emulator(StrEnum):
+    moto = "moto"
+    localstack = "localstack"
+
+
+TargetOption = typer.Option(Target.local, "--target", "-t", help="local (the emulator of `devenv up`) or aws")
+PropsOption = typer.Option(
+    None, "--props", help="stack props JSON [default: stack/props/local.json or stack/props/aws.json]"
+)
+ContextOption = typer.Option([], "--context", "-c", help="extra CDK context KEY=VALUE (repeatable)")
+ProfileOption = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile (aws target)")
+RegionOption = typer.Option(
+    None, "--region", help="AWS region [default: settings.region locally, your AWS config on aws]"
+)
+YesOption = typer.Option(False, "--yes", "-y", help="do not ask for confirmation (aws target)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+    app.command("destroy")(destroy)
+    app.command("parity")(parity_command)
+
+
+def parse_context(pairs: list[str]) -> dict[str, str]:
+    context = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(
+                f"--context {pair!r} is not KEY=VALUE", "write it like --context imageTag=v1.2.3"
+            )
+        context[key] = value
+    return context
+
+
+def inputs_for(
+    app: Application, target: Target, props: Path | None, context: list[str], region: str | None
+) -> deployment.Inputs:
+    props_file = (props or STACK_DIR / "props" / f"{target.value}.json").resolve()
+    if not props_file.is_file():
+        raise UsageError(
+            f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
+        )
+    resolved_region = region or (app.settings.region if target is Target.local else None)
+    return deployment.Inputs(
+        app.settings.state_dir, props_file, parse_context(context), resolved_region or ""
+    )
+
+
+def confirm(app: Application, question: str, yes: bool) -> None:
+    if yes:
+        return
+    if app.json_output:
+        raise UsageError("a deploy to AWS needs confirmation", "pass --yes with --output json")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Abort()
+
+
+def deploy(
+    ctx: typer.Context,
+    target: Target = TargetOption,
+    props: Path | None = PropsOption,
+    context: list[str] = ContextOption,
+    emulator: Emulator = typer.Option(
+        Emulator.moto, "--emulator", help="the local emulator: moto (built in) or localstack"
+    ),
+    profile: str | None = ProfileOption,
+    region: str | None = RegionOption,
+    yes: bool = YesOption,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="print the diff against the target and stop (aws target)"
+    ),
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Deploy LlmProxyStack: synthesized once (cached), deployed by the CDK CLI, then verified resource by resource."""
+    app = application(ctx, output, quiet)
+    inputs = inputs_for(app, target, props, context, region)
+    if target is Target.local:
+        if dry_run:
+            raise UsageError("--dry-run applies to --target aws", "a local deploy is already disposable")
+        if emulator is Emulator.localstack:
+            localstack.require_localstack()
+            endpoint = localstack.endpoint()
+            report = deployment.deploy_local(
+                inputs,
+                endpoint,
+                app.info,
+                env=localstack.cdklocal_env(endpoint, inputs.region),
+                probe_path="/_localstack/health",
+            )
+        else:
+            report = deployment.deploy_local(inputs, endpoint_for(app.settings.emulator_port), app.info)
+    else:
+        if emulator is not Emulator.moto:
+            raise UsageError("--emulator applies to --target local", "drop --emulator for the aws target")
+        if dry_run:
+            diff = deployment.diff_aws(inputs, profile, app.info)
+            if app.json_output:
+                app.emit_json({"target": "aws", "dry_run": True, "diff": diff})
+            else:
+                app.out.print(diff, highlight=False, markup=False)
+            return
+        confirm(app, f"Deploy {cdk.STACK_NAME} to AWS (profile {profile or 'default'})?", yes)
+        report = deployment.deploy_aws(inputs, profile, app.info)
+    result: dict[str, Any] = {"target": target.value, **report.as_json()}
+    if app.json_output:
+        app.emit_json(result)
+        return
+    app.out.print(f"[green]{report.stack_name} {report.status}[/] ({len(report.resources) or '?'} resources)")
+    for key, value in sorted(report.outputs.items()):
+        app.out.print(f"  {key} = {value}", highlight=False)
+
+
+def destroy(
+    ctx: typer.Context,
+    target: Target = TargetOption,
+    props: Path | None = PropsOption,
+    context: list[str] = ContextOption,
+    profile: str | None = ProfileOption,
+    region: str | None = RegionOption,
+    yes: bool = YesOption,
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Delete LlmProxyStack; on the local cloud, also check that none of its resources remains."""
+    app = application(ctx, output, quiet)
+    inputs = inputs_for(app, target, props, context, region)
+    if target is Target.local:
+        result = deployment.destroy_local(inputs, endpoint_for(app.settings.emulator_port), app.info)
+    else:
+        confirm(app, f"Destroy {cdk.STACK_NAME} on AWS (profile {profile or 'default'})?", yes)
+        result = deployment.destroy_aws(inputs, profile, app.info)
+    if app.json_output:
+        app.emit_json({"target": target.value, **result})
+    else:
+        app.out.print(
+            f"[green]{cdk.STACK_NAME} destroyed[/]"
+            if result["deleted"]
+            else f"{cdk.STACK_NAME} did not exist"
+        )
+
+
+def parity_command(
+    ctx: typer.Context,
+    props: Path | None = PropsOption,
+    context: list[str] = ContextOption,
+    template: Path | None = typer.Option(
+        None, "--template", help="a synthesized template instead of the app's"
+    ),
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Every resource of the template with its local fate; exits 1 if any is unsupported."""
+    app = application(ctx, output, quiet)
+    if template is None:
+        inputs = inputs_for(app, Target.local, props, context, None)
+        template = cdk.synthesize(
+            inputs.state_dir, inputs.props_file, inputs.context, on_event=app.info
+        ).template_path
+    entries = parity.fates(templates.load_template(template), parity.supported_types())
+    document = parity.summary(entries)
+    if app.json_output:
+        app.emit_json(document)
+    else:
+        from rich.table import Table
+
+        table = Table("resource", "type", "fate", "note")
+        for entry in entries:
+            style = "red" if entry.fate == "unsupported" else None
+            note = f"{entry.realized_by}: {entry.note}" if entry.realized_by else entry.note
+            table.add_row(entry.logical_id, entry.type, entry.fate, note, style=style)
+        app.out.print(table)
+        app.out.print(", ".join(f"{count} {fate}" for fate, count in sorted(document["counts"].items())))
+    if document["unsupported"]:
+        raise typer.Exit(1)

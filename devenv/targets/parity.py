@@ -1,0 +1,97 @@
+"""`devenv parity`: each resource of the template with its fate on the local cloud.
+
+Fates: `emulated` (a model stores it where the AWS API reads it back), `realized` (local processes make
+it real; `realized_by` names what, filled in by the realizer), `recorded` (stored only: no network
+isolation or IAM enforcement locally), `unsupported` (no model: a strict deploy refuses the template).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Types stored but with no local effect, and why.
+RECORDED: dict[str, str] = {
+    "AWS::EC2::VPC": "no network isolation locally",
+    "AWS::EC2::Subnet": "no network isolation locally",
+    "AWS::EC2::RouteTable": "no network isolation locally",
+    "AWS::EC2::Route": "no network isolation locally",
+    "AWS::EC2::SubnetRouteTableAssociation": "no network isolation locally",
+    "AWS::EC2::NatGateway": "no network isolation locally",
+    "AWS::EC2::EIP": "no network isolation locally",
+    "AWS::EC2::InternetGateway": "no network isolation locally",
+    "AWS::EC2::VPCGatewayAttachment": "no network isolation locally",
+    "AWS::EC2::SecurityGroup": "no network isolation locally",
+    "AWS::EC2::SecurityGroupIngress": "no network isolation locally",
+    "AWS::EC2::SecurityGroupEgress": "no network isolation locally",
+    "AWS::IAM::Role": "IAM is not enforced locally",
+    "AWS::IAM::Policy": "IAM is not enforced locally",
+    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
+    "AWS::CloudWatch::Alarm": "stored (DescribeAlarms); never evaluated locally",
+    "AWS::CloudWatch::Dashboard": "stored (GetDashboard)",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "stored (DescribeScalingPolicies); not acted on",
+    "AWS::CertificateManager::Certificate": "stored (DescribeCertificate); never issued",
+    "AWS::ECR::Repository": "stored; images are not pulled from it locally",
+    "AWS::Logs::LogGroup": "stored; local processes log to files",
+    "AWS::CDK::Metadata": "CDK version report",
+}
+
+# Notes on emulated types whose local behaviour matters.
+EMULATED_NOTES: dict[str, str] = {
+    "AWS::RDS::DBCluster": "database and master user created on the local Postgres; endpoint = local Postgres",
+    "AWS::RDS::DBInstance": "cluster member record",
+    "AWS::ElastiCache::ReplicationGroup": "endpoints = local Redis",
+    "AWS::SecretsManager::Secret": "generated values readable via GetSecretValue",
+    "AWS::SecretsManager::SecretTargetAttachment": "host/port/engine merged into the secret",
+    "AWS::SSM::Parameter": "readable via GetParameter",
+    "AWS::S3::BucketPolicy": "conditional Deny statements are not enforced (moto ignores conditions)",
+}
+
+# Filled in by the realizer (part 2): resource type -> what makes it real locally.
+REALIZED_BY: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Fate:
+    logical_id: str
+    type: str
+    fate: str
+    realized_by: str | None
+    note: str
+
+
+def supported_types() -> set[str]:
+    """The types the emulator's CloudFormation has a model for (imports moto's CloudFormation: ~3 s)."""
+    from moto.cloudformation import parsing
+
+    from devenv.cloud import stacks
+
+    stacks.install(strict=True)
+    return set(parsing.get_model_map()) | set(parsing.NULL_MODELS)
+
+
+def fates(template: Mapping[str, Any], supported: set[str]) -> list[Fate]:
+    result = []
+    for logical_id, body in template.get("Resources", {}).items():
+        kind = body.get("Type", "")
+        if kind not in supported:
+            result.append(Fate(logical_id, kind, "unsupported", None, "no model: a strict deploy refuses it"))
+        elif kind in REALIZED_BY:
+            result.append(Fate(logical_id, kind, "realized", REALIZED_BY[kind], EMULATED_NOTES.get(kind, "")))
+        elif kind in RECORDED:
+            result.append(Fate(logical_id, kind, "recorded", None, RECORDED[kind]))
+        else:
+            result.append(Fate(logical_id, kind, "emulated", None, EMULATED_NOTES.get(kind, "")))
+    return result
+
+
+def summary(entries: list[Fate]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.fate] = counts.get(entry.fate, 0) + 1
+    return {
+        "resources": [asdict(e) for e in entries],
+        "counts": counts,
+        "unsupported": counts.get("unsupported", 0),
+    }

@@ -1,0 +1,220 @@
+"""`devenv deploy/destroy --target local` with the real CDK CLI against the real emulator.
+
+One stack is deployed for the module (CDK runs are slow): the assertions read it back through the AWS
+APIs and the local Postgres, then an update and a destroy run in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from devenv.targets.local import client
+from tests.conftest import reachable_tmpdir
+from tests.devenv.cloud.conftest import start_emulator, stop_emulator
+
+REGION = "us-east-1"
+STACK = "LlmProxyStack"
+
+
+@dataclass
+class Deployed:
+    endpoint: str
+    env: dict[str, str]
+    first: dict[str, Any]
+    first_stderr: str
+
+    def devenv(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devenv", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            check=False,
+        )
+
+    def aws(self, service: str) -> Any:
+        return client(service, self.endpoint, REGION)
+
+
+@pytest.fixture(scope="module")
+def deployed(postgres_dsn: str, redis_url: str) -> Iterator[Deployed]:
+    if not (Path(__file__).resolve().parents[3] / "stack/node_modules/.bin/cdk").exists():
+        pytest.fail("the pinned CDK CLI is missing: run `npm ci` in stack/")
+    state_dir = reachable_tmpdir("devenv-test-deploy-")
+    redis = urlsplit(redis_url)
+    process, endpoint = start_emulator(
+        {
+            "DEVENV_POSTGRES_ADMIN_URL": postgres_dsn,
+            "DEVENV_REDIS_ENDPOINT": f"{redis.hostname}:{redis.port}",
+        },
+        state_dir / "emulator.log",
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "DEVENV_STATE_DIR": str(state_dir),
+        "DEVENV_EMULATOR_PORT": str(urlsplit(endpoint).port),
+    }
+    try:
+        first = subprocess.run(
+            [sys.executable, "-m", "devenv", "deploy", "--target", "local", "--output", "json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            check=False,
+        )
+        assert first.returncode == 0, first.stderr[-3000:]
+        yield Deployed(endpoint, env, json.loads(first.stdout), first.stderr)
+    finally:
+        stop_emulator(process)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def secret_json(deployed: Deployed, arn: str) -> dict[str, Any]:
+    return dict(json.loads(deployed.aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]))
+
+
+def test_the_cdk_cli_deploys_every_resource_and_the_outputs(deployed: Deployed) -> None:
+    assert deployed.first["status"] == "CREATE_COMPLETE"
+    template = json.loads(
+        next(Path(deployed.env["DEVENV_STATE_DIR"]).glob("cdk/*/LlmProxyStack.template.json")).read_text()
+    )
+    assert deployed.first["resources"] == len(template["Resources"])
+    outputs = deployed.first["outputs"]
+    assert set(template["Outputs"]) <= set(outputs)
+    assert "bootstrapping the local cloud" in deployed.first_stderr
+    resources = deployed.aws("cloudformation").list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+    assert {r["LogicalResourceId"] for r in resources} == set(template["Resources"])
+
+
+def test_the_database_secret_logs_in_to_the_local_postgres(deployed: Deployed, postgres_dsn: str) -> None:
+    secret = secret_json(deployed, deployed.first["outputs"]["DatabaseSecretArn"])
+    admin = urlsplit(postgres_dsn)
+    assert (secret["host"], int(secret["port"])) == (admin.hostname, admin.port)
+    assert secret["engine"] == "postgres"
+    cluster = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]
+    assert (cluster["Endpoint"], cluster["Port"]) == (admin.hostname, admin.port)
+    assert cluster["Engine"] == "aurora-postgresql"
+    assert cluster["ServerlessV2ScalingConfiguration"]["MaxCapacity"] == 4
+
+    async def login() -> str:
+        connection = await asyncpg.connect(
+            host=secret["host"],
+            port=int(secret["port"]),
+            user=secret["username"],
+            password=secret["password"],
+            database=secret.get("dbname", "postgres"),
+        )
+        try:
+            return str(await connection.fetchval("SELECT current_user"))
+        finally:
+            await connection.close()
+
+    assert asyncio.run(login()) == secret["username"]
+
+
+def test_the_apis_read_back_what_the_template_declared(deployed: Deployed, redis_url: str) -> None:
+    redis = urlsplit(redis_url)
+    group = deployed.aws("elasticache").describe_replication_groups()["ReplicationGroups"][0]
+    primary = group["NodeGroups"][0]["PrimaryEndpoint"]
+    assert (primary["Address"], primary["Port"]) == (redis.hostname, redis.port)
+    assert deployed.aws("elasticache").describe_cache_clusters()["CacheClusters"]
+    assert deployed.aws("cloudwatch").describe_alarms()["MetricAlarms"]
+    scaling = deployed.aws("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [t["MaxCapacity"] for t in targets] == [4]
+    assert len(scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]) == 2
+    ecs = deployed.aws("ecs")
+    arns = ecs.list_task_definitions()["taskDefinitionArns"]
+    definitions = [ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"] for arn in arns]
+    proxy = next(
+        d for d in definitions if any(c.get("command") == ["proxy"] for c in d["containerDefinitions"])
+    )
+    assert proxy["cpu"] == "256" and proxy["memory"] == "512"
+    assert proxy["requiresCompatibilities"] == ["FARGATE"] and proxy["networkMode"] == "awsvpc"
+    assert proxy["runtimePlatform"]["cpuArchitecture"] in ("ARM64", "X86_64")
+    container = proxy["containerDefinitions"][0]
+    assert container["secrets"] and all(s["valueFrom"].startswith("arn:aws:") for s in container["secrets"])
+    template = json.loads(
+        next(Path(deployed.env["DEVENV_STATE_DIR"]).glob("cdk/*/LlmProxyStack.template.json")).read_text()
+    )
+    declared = next(
+        r["Properties"]["ContainerDefinitions"][0]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ECS::TaskDefinition"
+        and r["Properties"]["ContainerDefinitions"][0]["Command"] == ["proxy"]
+    )
+    assert container["stopTimeout"] == declared["StopTimeout"]
+    assert ("healthCheck" in container) == ("HealthCheck" in declared)
+    cluster = deployed.first["outputs"]["ClusterName"]
+    services = ecs.describe_services(
+        cluster=cluster, services=ecs.list_services(cluster=cluster)["serviceArns"]
+    )
+    assert {s["launchType"] for s in services["services"]} == {"FARGATE"}
+    assert any(s["loadBalancers"] for s in services["services"])
+
+
+def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_place(deployed: Deployed) -> None:
+    again = deployed.devenv("deploy", "--target", "local", "--output", "json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "not synthesizing" in again.stderr
+    cluster_before = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]["DBClusterIdentifier"]
+    update = deployed.devenv(
+        "deploy",
+        "--target",
+        "local",
+        "--output",
+        "json",
+        "-c",
+        "proxyMaxTasks=6",
+        "-c",
+        "logLevel=warn",
+        "-c",
+        "auroraMaxCapacity=8",
+    )
+    assert update.returncode == 0, update.stderr[-3000:]
+    assert json.loads(update.stdout)["status"] == "UPDATE_COMPLETE"
+    targets = deployed.aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")
+    assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [6]
+    cluster = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]
+    assert cluster["DBClusterIdentifier"] == cluster_before
+    assert cluster["ServerlessV2ScalingConfiguration"]["MaxCapacity"] == 8
+    parameter = deployed.aws("ssm").get_parameter(Name="/llm-proxy/log-level")["Parameter"]
+    assert parameter["Value"] == "warn"
+
+
+def test_destroy_leaves_nothing(deployed: Deployed, postgres_dsn: str) -> None:
+    secret = secret_json(deployed, deployed.first["outputs"]["DatabaseSecretArn"])
+    done = deployed.devenv("destroy", "--target", "local", "--output", "json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["leaked"] == []
+    assert deployed.aws("rds").describe_db_clusters()["DBClusters"] == []
+    assert deployed.aws("elasticache").describe_replication_groups()["ReplicationGroups"] == []
+    assert deployed.aws("ecs").list_clusters()["clusterArns"] == []
+    vpcs = deployed.aws("ec2").describe_vpcs()["Vpcs"]
+    assert all(v["IsDefault"] for v in vpcs)
+
+    async def role_exists() -> bool:
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            return bool(
+                await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", secret["username"])
+            )
+        finally:
+            await connection.close()
+
+    assert not asyncio.run(role_exists())

@@ -1,0 +1,68 @@
+"""`devenv parity` on a template: every resource gets a fate, and an unknown type is `unsupported`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from devenv.targets import parity
+
+TEMPLATE = {
+    "Resources": {
+        "Vpc": {"Type": "AWS::EC2::VPC"},
+        "Db": {"Type": "AWS::RDS::DBCluster"},
+        "Cache": {"Type": "AWS::ElastiCache::ReplicationGroup"},
+        "Secret": {"Type": "AWS::SecretsManager::Secret"},
+        "Alarm": {"Type": "AWS::CloudWatch::Alarm"},
+    }
+}
+
+
+def test_each_resource_gets_its_fate() -> None:
+    entries = {e.logical_id: e for e in parity.fates(TEMPLATE, parity.supported_types())}
+    assert entries["Vpc"].fate == "recorded" and "network" in entries["Vpc"].note
+    assert entries["Db"].fate == "emulated" and "Postgres" in entries["Db"].note
+    assert entries["Cache"].fate == "emulated" and entries["Secret"].fate == "emulated"
+    assert entries["Alarm"].fate == "recorded"
+
+
+def test_the_command_exits_non_zero_on_an_unsupported_type(tmp_path: Path) -> None:
+    template = {"Resources": {**TEMPLATE["Resources"], "Odd": {"Type": "AWS::Made::Up"}}}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devenv",
+            "--state-dir",
+            str(tmp_path),
+            "parity",
+            "--template",
+            str(path),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert document["unsupported"] == 1
+    odd = next(r for r in document["resources"] if r["logical_id"] == "Odd")
+    assert odd["fate"] == "unsupported" and odd["type"] == "AWS::Made::Up"
+    path.write_text(json.dumps(TEMPLATE))
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "devenv", "--state-dir", str(tmp_path), "parity", "--template", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).returncode
+        == 0
+    )

@@ -1,0 +1,77 @@
+"""Which template resources a deploy must create (conditions evaluated), and the synth cache key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devenv.errors import UsageError
+from devenv.targets import cdk, templates
+
+TEMPLATE = {
+    "Parameters": {"Env": {"Type": "String", "Default": "dev"}},
+    "Conditions": {
+        "IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]},
+        "InUsEast": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]},
+        "ProdOrUs": {"Fn::Or": [{"Condition": "IsProd"}, {"Condition": "InUsEast"}]},
+        "Odd": {"Fn::Equals": [{"Fn::Select": [0, ["a"]]}, "a"]},
+    },
+    "Resources": {
+        "Always": {"Type": "AWS::SSM::Parameter"},
+        "ProdOnly": {"Type": "AWS::SSM::Parameter", "Condition": "IsProd"},
+        "UsOrProd": {"Type": "AWS::SSM::Parameter", "Condition": "ProdOrUs"},
+        "Unknown": {"Type": "AWS::SSM::Parameter", "Condition": "Odd"},
+    },
+}
+
+
+def ids(resources: list[templates.TemplateResource]) -> list[str]:
+    return [r.logical_id for r in resources]
+
+
+def test_conditions_decide_which_resources_must_exist() -> None:
+    required, unknown = templates.expected_resources(TEMPLATE, {}, "us-east-1", "123456789012", "S")
+    assert ids(required) == ["Always", "UsOrProd"] and ids(unknown) == ["Unknown"]
+    required, _ = templates.expected_resources(TEMPLATE, {"Env": "prod"}, "eu-west-1", "123456789012", "S")
+    assert ids(required) == ["Always", "ProdOnly", "UsOrProd"]
+    required, _ = templates.expected_resources(TEMPLATE, {}, "eu-west-1", "123456789012", "S")
+    assert ids(required) == ["Always"]
+
+
+def test_a_missing_or_broken_template_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        templates.load_template(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"NoResources": {}}))
+    with pytest.raises(UsageError):
+        templates.load_template(tmp_path / "bad.json")
+
+
+def test_yaml_short_forms_are_read(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Value: !Ref X\n"
+    )
+    assert templates.load_template(tmp_path / "t.yaml")["Resources"]["P"]["Properties"]["Value"] == {
+        "Ref": "X"
+    }
+
+
+def test_the_synth_cache_key_follows_sources_props_and_context(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    (stack / "constructs").mkdir(parents=True)
+    (stack / "app.py").write_text("print('app')\n")
+    (stack / "cdk.json").write_text("{}")
+    (stack / "package.json").write_text("{}")
+    props = tmp_path / "props.json"
+    props.write_text('{"logLevel": "info"}')
+    base = cdk.assembly_digest(stack, props, {})
+    assert cdk.assembly_digest(stack, props, {}) == base
+    (stack / "package.json").write_text('{"scripts": {}}')  # not an input of the synth
+    assert cdk.assembly_digest(stack, props, {}) == base
+    assert cdk.assembly_digest(stack, props, {"proxyMaxTasks": "6"}) != base
+    props.write_text('{"logLevel": "warn"}')
+    changed_props = cdk.assembly_digest(stack, props, {})
+    assert changed_props != base
+    (stack / "constructs" / "cache.py").write_text("X = 1\n")
+    assert cdk.assembly_digest(stack, props, {}) != changed_props
