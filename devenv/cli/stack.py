@@ -29,7 +29,6 @@ from devenv.errors import ConfigError, DevenvError, MissingDependencyError, Usag
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"
 DEFAULT_OUTDIR = STACK_DIR / "cdk.out"
-CDK_BIN = STACK_DIR / "node_modules" / ".bin" / "cdk"
 STACK_NAME = "LlmProxyStack"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 
@@ -81,10 +80,11 @@ def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None 
     }
 
 
-def ensure_cdk_cli(app: Application | None = None) -> Path:
+def ensure_cdk_cli(app: Application | None = None, stack_dir: Path = STACK_DIR) -> Path:
     """The pinned CDK CLI (stack/node_modules/.bin/cdk), installed with `npm ci` in stack/ on first use."""
-    if CDK_BIN.is_file():
-        return CDK_BIN
+    binary = stack_dir / "node_modules" / ".bin" / "cdk"
+    if binary.is_file():
+        return binary
     npm = shutil.which("npm")
     if npm is None:
         raise MissingDependencyError(
@@ -92,17 +92,17 @@ def ensure_cdk_cli(app: Application | None = None) -> Path:
             "install Node.js 22+ (with npm), then rerun; devenv installs the pinned CDK CLI itself",
         )
     if app is not None:
-        app.info("installing the pinned CDK CLI: npm ci in stack/ (first use only)")
+        app.info(f"installing the pinned CDK CLI: npm ci in {stack_dir} (first use only)")
     result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=STACK_DIR, capture_output=True, text=True, check=False
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=stack_dir, capture_output=True, text=True, check=False
     )
-    if result.returncode != 0 or not CDK_BIN.is_file():
+    if result.returncode != 0 or not binary.is_file():
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise MissingDependencyError(
-            f"`npm ci` in {STACK_DIR} failed (exit {result.returncode}):\n{tail}",
+            f"`npm ci` in {stack_dir} failed (exit {result.returncode}):\n{tail}",
             "check that the npm registry is reachable, then rerun (or run `npm ci --prefix stack` yourself)",
         )
-    return CDK_BIN
+    return binary
 
 
 def cdk_env(extra: dict[str, str] | None = None) -> dict[str, str]:

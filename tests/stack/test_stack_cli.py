@@ -8,6 +8,7 @@ user sees a message and an exit code, never a traceback.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.errors import DevenvError
+from devenv.cli.stack import STACK_DIR, ensure_cdk_cli
+from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
 from stack.names import PARAMETERS, SECRETS
 
@@ -198,3 +200,21 @@ def test_diff_falls_back_to_a_template_diff(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["method"] == "offline-template" and result["baseline"].endswith("empty.template.json")
     assert result["differences"] is True and "AWS::ElastiCache::ReplicationGroup" in result["diff"]
+
+
+def test_cdk_cli_is_installed_on_first_use(tmp_path: Path) -> None:
+    """`npm ci` from the lock file installs the pinned CLI; no global install."""
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(STACK_DIR / name, tmp_path / name)
+    binary = ensure_cdk_cli(stack_dir=tmp_path)
+    assert binary == tmp_path / "node_modules" / ".bin" / "cdk"
+    pinned = json.loads((STACK_DIR / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    installed = json.loads((tmp_path / "node_modules" / "aws-cdk" / "package.json").read_text())["version"]
+    assert installed == pinned
+
+
+def test_cdk_cli_without_npm_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
+    with pytest.raises(MissingDependencyError, match="npm") as caught:
+        ensure_cdk_cli(stack_dir=tmp_path)
+    assert caught.value.hint and "Node.js" in caught.value.hint
