@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import signal
 import threading
@@ -44,6 +45,10 @@ POSTGRES_IMAGE = "postgres:18"  # major 18 everywhere: Aurora, compose, native
 REDIS_IMAGE = "redis:7"
 CADDY_IMAGE = "caddy:2"  # the ALB mirror, configured by compose/Caddyfile (one file for both)
 CADDYFILE = Path(__file__).resolve().parents[2] / "compose" / "Caddyfile"
+# compose's one-shot `redis-tls` job makes the Redis certificates with this script; so does this runtime.
+MAKE_REDIS_CERTS = Path(__file__).resolve().parents[2] / "compose" / "make_redis_certs.py"
+REDIS_TLS_PORT = 6380  # in the container; plain 6379 stays for the emulator and the host, as native
+TLS_DIR = "/tls"
 LLMPROXY_IMAGE = "llmproxy:local"
 CLOUD_IMAGE = "devenv-cloud:local"
 # The project's own images: tag -> (build context, Dockerfile), relative to the repository root.
@@ -145,6 +150,21 @@ def _labels(state: StateDir, service: str) -> dict[str, str]:
     return {LABEL_STATE_DIR: str(state.root.resolve()), LABEL_SERVICE: service}
 
 
+def redis_tls_files(state: StateDir) -> dict[str, bytes]:
+    """A local CA and a certificate for the `redis` host (made once per state dir), by file name."""
+    folder = state.run / "docker-redis-tls"
+    if not MAKE_REDIS_CERTS.is_file():
+        raise MissingDependencyError(
+            f"{MAKE_REDIS_CERTS} is missing", "run devenv from its source checkout (it holds compose/)"
+        )
+    spec = importlib.util.spec_from_file_location("make_redis_certs", MAKE_REDIS_CERTS)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.make(folder, ["redis", "localhost"])
+    return {name: (folder / name).read_bytes() for name in ("ca.crt", "redis.crt", "redis.key")}
+
+
 def _python_check(code: str) -> tuple[str, ...]:
     """A health check run by the image's Python (slim images have no curl)."""
     return ("python", "-c", code)
@@ -164,6 +184,7 @@ def stack(settings: Settings, state: StateDir, infra_only: bool = False) -> list
     definitions), with container hostnames in the URLs the containers use.
     """
     user, password = settings.postgres_user, settings.postgres_password
+    tls = redis_tls_files(state)
     pg_port = claim("postgres", "postgres_port", settings.postgres_port, settings.auto_ports)
     redis_port = claim("redis", "redis_port", settings.redis_port, settings.auto_ports)
     emulator_port = claim("emulator", "emulator_port", settings.emulator_port, settings.auto_ports)
@@ -189,7 +210,14 @@ def stack(settings: Settings, state: StateDir, infra_only: bool = False) -> list
             container_name=container_name(state, "redis"),
             image=REDIS_IMAGE,
             kind="redis",
-            command=("redis-server", "--save", "", "--appendonly", "no"),
+            command=(
+                "redis-server",
+                *("--save", "", "--appendonly", "no"),
+                *("--tls-port", str(REDIS_TLS_PORT), "--tls-auth-clients", "no"),
+                *("--tls-cert-file", f"{TLS_DIR}/redis.crt", "--tls-key-file", f"{TLS_DIR}/redis.key"),
+                *("--tls-ca-cert-file", f"{TLS_DIR}/ca.crt"),
+            ),
+            files={f"{TLS_DIR}/{name}": content for name, content in tls.items()},
             ports={"redis": 6379},
             host_ports={"redis": redis_port},
             url=f"redis://127.0.0.1:{redis_port}/0",
@@ -237,8 +265,10 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
             "run devenv from its source checkout (the docker runtime reads compose/Caddyfile)",
         ) from None
     user, password = settings.postgres_user, settings.postgres_password
-    redis_url = "redis://redis:6379/0"
+    redis_url = f"rediss://redis:{REDIS_TLS_PORT}/0"  # TLS in transit, as ElastiCache in the stack
+    ca_file = {f"{TLS_DIR}/ca.crt": redis_tls_files(state)["ca.crt"]}
     env = {
+        "REDIS_CA_FILE": f"{TLS_DIR}/ca.crt",
         **llmproxy.local_secrets(state),  # the same MANAGEMENT_TOKEN as native: `devenv token create` works
         "DATABASE_URL": f"postgresql://{user}:{password}@postgres:5432/{DATABASE}",
         "REDIS_CACHE_URL": redis_url,
@@ -248,7 +278,8 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
     }
     consumers = (
         "import os, redis; "
-        f"groups = redis.Redis.from_url(os.environ['REDIS_EVENT_URL']).xinfo_groups('{EVENT_STREAM}'); "
+        "tls = {'ssl_ca_certs': os.environ['REDIS_CA_FILE']} if 'REDIS_CA_FILE' in os.environ else {}; "
+        f"groups = redis.Redis.from_url(os.environ['REDIS_EVENT_URL'], **tls).xinfo_groups('{EVENT_STREAM}'); "
         "assert any(g['consumers'] for g in groups)"
     )
     return [
@@ -268,6 +299,7 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
             name="proxy",
             container_name=container_name(state, "proxy"),
             image=LLMPROXY_IMAGE,
+            files=ca_file,
             command=("proxy",),
             env={**env, "LISTEN_ADDR": ":8080"},  # reached through the ALB mirror only, as on AWS
             health=HealthCheck(_http_ok(8080, "/health")),
@@ -279,6 +311,7 @@ def application(settings: Settings, state: StateDir) -> list[ContainerConfig]:
             name="dispatcher",
             container_name=container_name(state, "dispatcher"),
             image=LLMPROXY_IMAGE,
+            files=ca_file,
             command=("dispatcher",),
             env=env,
             health=HealthCheck(_python_check(consumers)),

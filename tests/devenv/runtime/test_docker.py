@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +84,10 @@ def test_containers_address_each_other_by_service_name(settings: Settings, state
     configs = by_name(docker_runtime.stack(settings, state))
     env = configs["proxy"].env
     assert env["DATABASE_URL"] == f"postgresql://postgres:devenv@postgres:5432/{docker_runtime.DATABASE}"
-    assert env["REDIS_CACHE_URL"] == env["REDIS_EVENT_URL"] == "redis://redis:6379/0"
+    assert env["REDIS_CACHE_URL"] == env["REDIS_EVENT_URL"] == "rediss://redis:6380/0"  # TLS, as the stack
+    assert env["REDIS_CA_FILE"] == "/tls/ca.crt"
+    for name in ("proxy", "dispatcher"):
+        assert configs[name].files["/tls/ca.crt"] == configs["redis"].files["/tls/ca.crt"]
     assert env["OPENAI_API_URL"] == "http://mock-upstream:8081/v1"
     assert env["LISTEN_ADDR"] == ":8080"
     assert configs["alb"].env["PROXY_UPSTREAM"] == "proxy"  # Caddy finds the proxy by its service name
@@ -261,6 +266,45 @@ def test_dispatcher_health_check_passes_only_with_a_consumer(
     finally:
         client.delete(docker_runtime.EVENT_STREAM)
         client.close()
+
+
+def test_the_redis_container_command_serves_plain_and_tls_with_its_files(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, state: StateDir, tmp_path: Path
+) -> None:
+    """The container's redis-server arguments and files, run by a real redis-server on free ports."""
+    redis_config = by_name(docker_runtime.stack(settings, state, infra_only=True))["redis"]
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    for path, content in redis_config.files.items():
+        (folder / Path(path).name).write_bytes(content)
+    plain, tls = free_port(), free_port()
+    argv = [a.replace("/tls/", f"{folder}/") for a in redis_config.command]
+    argv[argv.index("--tls-port") + 1] = str(tls)
+    proc = subprocess.Popen([*argv, "--port", str(plain), "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
+    try:
+        secure = redis_lib.Redis.from_url(f"rediss://localhost:{tls}/0", ssl_ca_certs=str(folder / "ca.crt"))
+        for _ in range(100):
+            try:
+                assert secure.ping()
+                break
+            except redis_lib.ConnectionError:
+                assert proc.poll() is None, "redis-server exited"
+                time.sleep(0.05)
+        assert redis_lib.Redis(host="127.0.0.1", port=plain).ping()  # the emulator's and the host's port
+        secure.xgroup_create(
+            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, id="0", mkstream=True
+        )
+        secure.xgroup_createconsumer(docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, "d-1")
+        secure.close()
+        # the dispatcher's health check speaks TLS with the CA file it is given
+        check = by_name(docker_runtime.stack(settings, state))["dispatcher"].health
+        assert check is not None
+        monkeypatch.setenv("REDIS_EVENT_URL", f"rediss://localhost:{tls}/0")
+        monkeypatch.setenv("REDIS_CA_FILE", str(folder / "ca.crt"))
+        exec(compile(check.test[2], "dispatcher-health", "exec"), {})
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # -- choosing the runtime, and the CLI around it ------------------------------------------------
