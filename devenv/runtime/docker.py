@@ -8,8 +8,8 @@ daemon: `ContainerSupervisor` starts each container on a private network once it
 healthy (Docker's own health check, as compose's `service_healthy`), copies its output to the
 service's log file, keeps the state file in step, and stops them in reverse order.
 
-Containers reach each other by service name (`postgres`, `redis`, `cloud`, `mock-upstream`, `proxy`);
-the host reaches them on 127.0.0.1 at the ports the native runtime would use.
+Containers reach each other by service name (`postgres`, `redis`, `emulator`, `mock-upstream`, `proxy`,
+`alb`); the host reaches them on 127.0.0.1 at the ports the native runtime would use.
 """
 
 from __future__ import annotations
