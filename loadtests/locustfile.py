@@ -394,7 +394,8 @@ class LlmProxyUser(FastHttpUser):
             buffer = b""
             try:
                 for chunk in response.iter_content(chunk_size=8192, decode_content=False):
-                    buffer += chunk if isinstance(chunk, bytes) else chunk.encode()
+                    data_in = chunk if isinstance(chunk, bytes) else chunk.encode()
+                    buffer = (buffer + data_in).replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
                     while b"\n\n" in buffer:
                         event, buffer = buffer.split(b"\n\n", 1)
                         data = event.partition(b"data:")[2].strip()
