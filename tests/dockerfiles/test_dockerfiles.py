@@ -239,3 +239,10 @@ def test_its_dockerignore_sends_only_and_all_of_what_it_copies(dockerfile: Path)
         if step.keyword == "COPY" and "--from=" not in step.args:
             copied |= {source.rstrip("/") for source in shlex.split(step.args)[:-1]}
     assert included == copied
+
+
+def test_the_cloud_image_can_run_the_redis_certificate_job() -> None:
+    """compose's `redis-tls` job runs compose/make_redis_certs.py (mounted) with the cloud image's Python."""
+    _, modules = reached(["compose/make_redis_certs.py"])
+    assert modules == {"cryptography"}
+    assert "cryptography" in closure(installed_requirements(ROOT / "dockerfiles" / "cloud.Dockerfile"))
