@@ -9,7 +9,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "loadtest_smoke"]
 
 PACKAGES = ["devenv", "llmproxy", "tests", "noxfile.py"]
 
