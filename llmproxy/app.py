@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import asyncpg
 import orjson
 import redis.asyncio as redis
@@ -25,6 +24,7 @@ from llmproxy.metrics import Counters, prometheus_text
 from llmproxy.ratelimit import RateLimiter
 from llmproxy.redis_conn import make_redis
 from llmproxy.settings import ProxySettings
+from llmproxy.upstream import UpstreamPool
 
 CHECK_TIMEOUT = 1.0
 
@@ -35,7 +35,7 @@ class Services:
     pool: asyncpg.Pool
     cache_client: redis.Redis
     event_client: redis.Redis
-    session: aiohttp.ClientSession
+    upstream: UpstreamPool
     publisher: EventPublisher
     validator: TokenValidator
     gateway: Gateway
@@ -53,7 +53,7 @@ class Services:
         await self.validator.flush_counts()
         if self.gateway.background:
             await asyncio.gather(*self.gateway.background, return_exceptions=True)
-        await self.session.close()
+        self.upstream.close()
         await self.cache_client.aclose()
         if self.event_client is not self.cache_client:
             await self.event_client.aclose()
@@ -87,14 +87,7 @@ async def build_services(settings: ProxySettings) -> Services:
     )
     publisher.start()
     validator = TokenValidator(pool, box, settings.token_cache_ttl)
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections, ttl_dns_cache=300),
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.request_timeout
-        ),
-        auto_decompress=False,
-        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-    )
+    upstream = UpstreamPool(settings.upstream_url, settings.connect_timeout, settings.request_timeout)
     cache = (
         HttpCache(cache_client, settings.cache_key_prefix, settings.cache_max_body_bytes)
         if settings.cache_enabled
@@ -104,13 +97,12 @@ async def build_services(settings: ProxySettings) -> Services:
     counters = Counters()
     gateway = Gateway(
         allow=settings.allow,
-        upstream_url=settings.upstream_url,
         validator=validator,
         publisher=publisher,
         counters=counters,
         cache=cache,
         limiter=limiter,
-        session=session,
+        upstream=upstream,
     )
     management = Management(
         pool=pool,
@@ -125,7 +117,7 @@ async def build_services(settings: ProxySettings) -> Services:
         pool=pool,
         cache_client=cache_client,
         event_client=event_client,
-        session=session,
+        upstream=upstream,
         publisher=publisher,
         validator=validator,
         gateway=gateway,

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from llmproxy.auth import TokenRecord, TokenStoreUnavailable, TokenValidator
@@ -25,6 +24,7 @@ from llmproxy.keys import TOKEN_PATTERN, hash_token
 from llmproxy.metrics import Counters
 from llmproxy.ratelimit import RateLimiter
 from llmproxy.settings import AllowList
+from llmproxy.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("llmproxy.gateway")
 
@@ -35,18 +35,19 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 # Request headers not forwarded upstream (hop-by-hop, or replaced by the proxy).
 DROPPED_REQUEST_HEADERS = frozenset(
     {
-        "host",
-        "authorization",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "x-request-id",
+        b"host",
+        b"authorization",
+        b"content-length",
+        b"connection",
+        b"expect",
+        b"keep-alive",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"x-request-id",
     }
 )
 DROPPED_RESPONSE_HEADERS = frozenset(
@@ -86,13 +87,12 @@ class Exchange:
 @dataclass
 class Gateway:
     allow: AllowList
-    upstream_url: str
     validator: TokenValidator
     publisher: EventPublisher
     counters: Counters
     cache: HttpCache | None
     limiter: RateLimiter | None
-    session: aiohttp.ClientSession
+    upstream: UpstreamPool
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -256,30 +256,27 @@ class Gateway:
         cache_key: str | None,
         received_at: float,
     ) -> None:
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
+        lines = [
+            name + b": " + value + b"\r\n"
             for name, value in scope["headers"]
-            if name.decode("latin-1") not in DROPPED_REQUEST_HEADERS
-        }
-        headers["Authorization"] = "Bearer " + record.upstream_key
-        headers["X-Request-ID"] = exchange.request_id
+            if name not in DROPPED_REQUEST_HEADERS
+        ]
+        lines.append(b"Authorization: Bearer " + record.upstream_key.encode() + b"\r\n")
+        lines.append(b"X-Request-ID: " + exchange.request_id.encode() + b"\r\n")
         upstream_started = time.perf_counter()
         try:
-            response = await self.session.request(
-                method, self.upstream_url + target, data=body or None, headers=headers, allow_redirects=False
+            response = await self.upstream.request(method, target, lines, body)
+        except UpstreamError as exc:
+            self.counters.upstream_errors += 1
+            if exc.kind == "timeout":
+                raise Reply(504, "upstream_timeout", "the upstream did not answer in time") from None
+            raise Reply(502, "upstream_unavailable", f"the upstream cannot be reached ({exc})") from None
+        try:
+            out = [(k, v) for k, v in response.headers if k.lower() not in DROPPED_RESPONSE_HEADERS]
+            content_type = response.header(b"content-type") or b""
+            streamed = (
+                content_type.startswith(b"text/event-stream") or response.header(b"content-length") is None
             )
-        except TimeoutError:
-            self.counters.upstream_errors += 1
-            raise Reply(504, "upstream_timeout", "the upstream did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            self.counters.upstream_errors += 1
-            raise Reply(
-                502, "upstream_unavailable", f"the upstream cannot be reached ({type(exc).__name__})"
-            ) from None
-        async with response:
-            out = [(k, v) for k, v in response.raw_headers if k.lower() not in DROPPED_RESPONSE_HEADERS]
-            content_type = response.headers.get("Content-Type", "")
-            streamed = content_type.startswith("text/event-stream") or response.content_length is None
             if exchange.cache == "miss":
                 out.append((b"cache-status", b"llm-proxy; fwd=miss"))
                 out.append((b"x-proxy-cache", b"miss"))
@@ -289,7 +286,7 @@ class Gateway:
             if not streamed:
                 try:
                     payload = await response.read()
-                except (TimeoutError, aiohttp.ClientError):
+                except UpstreamError:
                     self.counters.upstream_errors += 1
                     raise Reply(502, "upstream_error", "the upstream response was cut short") from None
                 exchange.upstream_ms = (time.perf_counter() - upstream_started) * 1000
@@ -298,7 +295,10 @@ class Gateway:
                 await send({"type": "http.response.start", "status": response.status, "headers": out})
                 await send({"type": "http.response.body", "body": payload})
                 if policy is not None and cache_key is not None and self.cache is not None:
-                    ttl = response_ttl(policy, response.status, response.headers.get("Cache-Control"))
+                    cache_control = response.header(b"cache-control")
+                    ttl = response_ttl(
+                        policy, response.status, cache_control.decode("latin-1") if cache_control else None
+                    )
                     if ttl > 0:
                         self._store(cache_key, ttl, response.status, out, payload, method, target)
                 return
@@ -306,13 +306,15 @@ class Gateway:
             out.extend(self._timing(exchange, received_at))
             await send({"type": "http.response.start", "status": response.status, "headers": out})
             try:
-                async for chunk in response.content.iter_any():
+                async for chunk in response.chunks():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except UpstreamError as exc:
                 self.counters.upstream_errors += 1
                 exchange.reason = "upstream_stream_interrupted"
                 log.warning("request %s: upstream stream interrupted (%s)", exchange.request_id, exc)
             await send({"type": "http.response.body", "body": b""})
+        finally:
+            response.release()
 
     def _store(
         self,

@@ -68,7 +68,8 @@ def _whole_number(value: Any) -> Any:
 Minutes = Annotated[int, Field(ge=1, le=MAX_DURATION_MINUTES), BeforeValidator(_whole_number)]
 RequestCount = Annotated[int, Field(ge=0, le=2**62), BeforeValidator(_whole_number)]
 Name = Annotated[Text, Field(min_length=1, max_length=200)]
-ApiKey = Annotated[Text, Field(min_length=1, max_length=2000)]
+# Sent as an HTTP header value upstream: printable ASCII only (no spaces, no CR/LF injection).
+ApiKey = Annotated[str, StringConstraints(pattern=r"^[!-~]+$", min_length=1, max_length=2000)]
 Url = Annotated[Text, Field(min_length=1, max_length=4096)]
 
 

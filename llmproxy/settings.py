@@ -53,7 +53,6 @@ class ProxySettings:
     upstream_url: str
     request_timeout: float
     connect_timeout: float
-    upstream_max_connections: int
     cache_enabled: bool
     cache_redis: RedisSettings
     cache_key_prefix: str
@@ -250,7 +249,6 @@ def load_proxy_settings(env: Mapping[str, str] | None = None) -> ProxySettings:
         upstream_url=upstream,
         request_timeout=_number(env, "REQUEST_TIMEOUT", 30.0, 0.1),
         connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 5.0, 0.1),
-        upstream_max_connections=_integer(env, "UPSTREAM_MAX_CONNECTIONS", 256, 1),
         cache_enabled=_boolean(env, "HTTP_CACHE_ENABLED", True),
         cache_redis=_redis(env, "REDIS_CACHE_URL", "REDIS_EVENT_URL"),
         cache_key_prefix=_get(env, "REDIS_CACHE_KEY_PREFIX") or "llmproxy:cache:",

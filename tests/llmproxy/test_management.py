@@ -57,6 +57,7 @@ def test_invalid_input_gets_a_clear_4xx(proxy: Proxy) -> None:
     cases = [
         ("POST", "/manage/projects", {"name": ""}),
         ("POST", "/manage/projects", {"name": "a", "api_key": "k", "extra": 1}),
+        ("POST", "/manage/projects", {"name": "a", "api_key": "sk-1\r\nX-Injected: 1"}),
         ("POST", "/manage/tokens", {"project_id": "not-a-uuid", "duration_minutes": 5}),
         ("POST", "/manage/tokens", {"project_id": str(uuid.uuid4()), "duration_minutes": 0}),
         ("POST", "/manage/tokens", {"project_id": str(uuid.uuid4()), "duration_minutes": 525601}),
