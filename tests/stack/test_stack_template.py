@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -481,3 +483,16 @@ def test_cdk_nag_has_no_unacknowledged_finding(
     assert acknowledged, "expected the seed's accepted findings to be acknowledged, not absent"
     for finding in acknowledged:
         assert len(finding.get("reason") or json.dumps(finding)) > 20
+
+
+def test_templates_pass_cfn_lint(synth_variant: Callable[..., Synth], local_synth: Synth) -> None:
+    templates = [local_synth.assembly, synth_variant(**FULL_PROPS).assembly, synth_variant().assembly]
+    paths = [str(assembly / "LlmProxyStack.template.json") for assembly in templates]
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", *paths],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
