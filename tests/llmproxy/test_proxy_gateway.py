@@ -3,11 +3,23 @@ upstream errors, allow-list, request ids."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import requests
 
-from tests.llmproxy.conftest import CHAT, UPSTREAM_KEY, Proxy, Stack, metrics, run_sql, wait_until
+from devenv.runtime.ports import free_port
+from tests.llmproxy.conftest import (
+    CHAT,
+    UPSTREAM_KEY,
+    ProcessFactory,
+    Proxy,
+    Stack,
+    metrics,
+    run_sql,
+    wait_until,
+)
 
 
 def error_code(response: requests.Response) -> str:
@@ -107,8 +119,6 @@ def test_upstream_errors_pass_through(proxy: Proxy) -> None:
 
 
 def test_unreachable_upstream_is_502(stack: Stack) -> None:
-    from devenv.runtime.ports import free_port
-
     dead = stack.proxy(OPENAI_API_URL=f"http://127.0.0.1:{free_port()}")
     response = dead.call(dead.token())
     assert (response.status_code, error_code(response)) == (502, "upstream_unavailable")
@@ -134,3 +144,32 @@ def test_request_id_is_kept_or_generated(proxy: Proxy) -> None:
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
     error = proxy.call(None, headers={"X-Request-ID": "client-chosen-id-2"})
     assert error.headers["x-request-id"] == "client-chosen-id-2"
+
+
+def test_slow_upstream_is_504_and_a_long_stream_is_not_cut(stack: Stack) -> None:
+    proxy = stack.proxy(REQUEST_TIMEOUT="0.5")
+    token = proxy.token()
+    slow = proxy.call(token, headers={"X-Mock-Error": "timeout"})
+    assert (slow.status_code, error_code(slow)) == (504, "upstream_timeout")
+    # REQUEST_TIMEOUT bounds idle gaps, not a stream's length: 30 chunks 0.1 s apart take ~3 s.
+    stream = proxy.call(
+        token, body={**CHAT, "stream": True}, headers={"X-Mock-Inter-Token-Ms": "100", "X-Mock-Tokens": "30"}
+    )
+    assert stream.status_code == 200 and stream.content.endswith(b"data: [DONE]\n\n")
+
+
+def test_upstream_restart_between_requests_costs_no_error(stack: Stack, factory: ProcessFactory) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "llmproxy", "mock-upstream", "--port", str(port)]
+    mock = factory.process("mock-restart", argv, dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url + "/mock/stats", timeout=1).ok, timeout=30, what="mock upstream")
+    proxy = stack.proxy(OPENAI_API_URL=url)
+    token = proxy.token()
+    assert proxy.call(token).status_code == 200  # leaves a keep-alive connection in the pool
+    mock.stop()
+    factory.process("mock-restart", argv, dict(os.environ))
+    wait_until(
+        lambda: requests.get(url + "/mock/stats", timeout=1).ok, timeout=30, what="mock upstream again"
+    )
+    assert proxy.call(token).status_code == 200  # the dead pooled connection is replaced, not reported
