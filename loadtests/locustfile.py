@@ -79,6 +79,7 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--load-duration", default="", help="length of the profile, e.g. 20s, 5m [its default]"
     )
+    parser.add_argument("--load-step", default="", help="length of a ramp step, e.g. 10s [10s]")
     parser.add_argument("--thresholds", default=str(HERE / "thresholds.yaml"), help="thresholds YAML")
     parser.add_argument("--run-dir", default="", help="write summary.json and timeline.json here")
     parser.add_argument(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from locust import LoadTestShape
 
 from devenv.loadtest.figures import Sample
-from devenv.loadtest.profiles import Stage, parse_duration, plan
+from devenv.loadtest.profiles import RAMP_STEP_S, Stage, parse_duration, plan
 from devenv.loadtest.summary import current_run
 
 
@@ -30,7 +30,8 @@ class ProfileShape(LoadTestShape):
         profile = (options.load_profile if options else "") or "smoke"
         users = (options.load_users if options else 0) or None
         duration = parse_duration(options.load_duration) if options and options.load_duration else None
-        return plan(profile, users, duration)
+        step = parse_duration(options.load_step) if options and options.load_step else RAMP_STEP_S
+        return plan(profile, users, duration, step)
 
     def tick(self) -> tuple[int, float] | None:
         state = current_run()

@@ -19,7 +19,7 @@ from devenv.cli.options import OutputOption, QuietOption
 from devenv.errors import ConfigError, UsageError
 from devenv.loadtest import report, runner
 from devenv.loadtest import thresholds as th
-from devenv.loadtest.profiles import PROFILES, parse_duration, plan, total_seconds
+from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.targets.endpoints import TargetError, resolve
@@ -47,6 +47,7 @@ def loadtest(
     duration: str | None = typer.Option(
         None, "--duration", "-d", help="run length, e.g. 20s, 5m [the profile's]"
     ),
+    ramp_step: str | None = typer.Option(None, "--ramp-step", help="length of a ramp step, e.g. 10s [10s]"),
     web: bool = typer.Option(
         False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
     ),
@@ -81,8 +82,8 @@ def loadtest(
         raise UsageError(f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
     profile_name = profile if profile is not None else (None if web else "smoke")
     try:
-        run_plan = _plan(app, target.value, profile_name, users, duration, url, management_token, api_key,
-                         thresholds_file, threshold, report_dir)  # fmt: skip
+        run_plan = _plan(app, target.value, profile_name, users, duration, ramp_step, url, management_token,
+                         api_key, thresholds_file, threshold, report_dir)  # fmt: skip
     except TargetError as exc:
         if app.json_output:
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
@@ -104,6 +105,7 @@ def _plan(
     profile: str | None,
     users: int | None,
     duration: str | None,
+    ramp_step: str | None,
     url: str | None,
     management_token: str | None,
     api_key: str | None,
@@ -113,7 +115,8 @@ def _plan(
 ) -> runner.RunPlan:
     try:
         duration_s = parse_duration(duration) if duration is not None else None
-        planned = total_seconds(plan(profile or "smoke", users, duration_s))
+        step_s = parse_duration(ramp_step) if ramp_step is not None else RAMP_STEP_S
+        planned = total_seconds(plan(profile or "smoke", users, duration_s, step_s))
     except ValueError as exc:
         raise UsageError(
             str(exc), "see `devenv loadtest --help` for the profiles and duration forms"
@@ -141,6 +144,7 @@ def _plan(
         profile=profile,
         users=users,
         duration=f"{duration_s}s" if duration_s is not None else None,
+        ramp_step=f"{step_s}s" if ramp_step is not None else None,
         planned_s=planned,
         api_key=api_key,
     )

@@ -72,8 +72,11 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def plan(profile: str, users: int | None = None, duration_s: float | None = None) -> list[Stage]:
-    """The stages of a run; `users` is the peak, `duration_s` the whole length (for ramp: the cap)."""
+def plan(
+    profile: str, users: int | None = None, duration_s: float | None = None, step_s: float = RAMP_STEP_S
+) -> list[Stage]:
+    """The stages of a run; `users` is the peak, `duration_s` the whole length (for ramp: the cap, in
+    steps of `step_s`)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base = PROFILES[profile]
@@ -101,10 +104,12 @@ def plan(profile: str, users: int | None = None, duration_s: float | None = None
             Stage(length * 0.6, peak, float(peak), "spike"),
             Stage(length, baseline, float(peak), "recovery"),
         ]
-    steps = max(1, int(length // RAMP_STEP_S))
+    if step_s <= 0:
+        raise ValueError("the ramp step must be longer than zero")
+    steps = max(1, int(length // step_s))
     increment = max(1, math.ceil(peak / steps))
     return [
-        Stage(RAMP_STEP_S * (i + 1), min(peak, increment * (i + 1)), float(increment), f"ramp step {i + 1}")
+        Stage(step_s * (i + 1), min(peak, increment * (i + 1)), float(increment), f"ramp step {i + 1}")
         for i in range(steps)
     ]
 

@@ -44,6 +44,7 @@ class RunPlan:
     profile: str | None
     users: int | None = None
     duration: str | None = None
+    ramp_step: str | None = None
     planned_s: float = 0.0
     api_key: str | None = None
     locustfile: Path = LOCUSTFILE
@@ -125,6 +126,8 @@ def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
         argv += ["--load-users", str(plan.users)]
     if plan.duration is not None:
         argv += ["--load-duration", plan.duration]
+    if plan.ramp_step is not None:
+        argv += ["--load-step", plan.ramp_step]
     if web_port is None:
         argv += ["--headless", "--only-summary"]
     else:

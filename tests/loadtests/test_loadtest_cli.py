@@ -141,3 +141,33 @@ def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: Target, t
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["requests"] > 0
     assert (run_dirs[0] / "report.html").exists()
+
+
+def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+    result = devenv.run(
+        "loadtest",
+        "--url",
+        local_target.proxy_url,
+        "--management-token",
+        MANAGEMENT_TOKEN,
+        "--profile",
+        "ramp",
+        "--users",
+        "6",
+        "--duration",
+        "6s",
+        "--ramp-step",
+        "2s",
+        "--threshold",
+        "models.p50_ms=0",  # a round trip through the proxy takes at least a millisecond
+        "--report-dir",
+        str(tmp_path),
+        "-o",
+        "json",
+    )
+    assert result.returncode == 1, result.stderr
+    ramp = json.loads(result.stdout)["ramp"]
+    assert [s["label"] for s in ramp["steps"]] == ["ramp step 1"]  # 3 steps planned, stopped after the first
+    assert ramp["stopped_by"]["users"] == 2
+    assert ramp["stopped_by"]["breached"][0].startswith("models p50_ms")
+    assert (ramp["max_rps"], ramp["max_users"]) == (0.0, 0)

@@ -207,6 +207,8 @@ def test_profiles_plan_their_stages() -> None:
     ramp = plan("ramp", users=100, duration_s=50)
     assert [s.users for s in ramp] == [20, 40, 60, 80, 100] and total_seconds(ramp) == 50
     assert total_seconds(plan("soak", duration_s=600)) == 600
+    short_steps = plan("ramp", users=6, duration_s=6, step_s=2)
+    assert [(s.end_s, s.users) for s in short_steps] == [(2, 2), (4, 4), (6, 6)]
     with pytest.raises(ValueError, match="unknown profile"):
         plan("tsunami")
     with pytest.raises(ValueError, match="at least 1"):
