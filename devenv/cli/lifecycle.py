@@ -317,6 +317,17 @@ def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
             )
         if document["services"]:
             app.out.print(table)
+        if document.get("ecs_services"):
+            ecs = Table(title="ECS services (realized)")
+            for column in ("service", "running/desired", "tasks"):
+                ecs.add_column(column)
+            for svc in document["ecs_services"]:
+                tasks = ", ".join(f"{t['id'][:8]} {t['lastStatus']}/{t['health']}" for t in svc["tasks"])
+                ecs.add_row(svc["name"], f"{svc['running']}/{svc['desired']}", tasks)
+            app.out.print(ecs)
+        if document.get("targets") is not None and document.get("alb_url"):
+            health = ", ".join(f"{t['target']} {t['state']}" for t in document["targets"]) or "no targets"
+            app.out.print(f"ALB mirror {document['alb_url']}: {health}")
         if document["running"]:
             app.out.print(f"region {document.get('region')}, credentials test/test, state dir {state.root}")
     if not document["running"]:

@@ -7,8 +7,10 @@ in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks c
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,13 @@ class AlbMirror:
     """The ALB mirror for the one ALB the stack has."""
 
     elbv2: Any
+    endpoint: str
     supervisor: Supervisor
     state_dir: Path
     http_port: int
     https_port: int
     mirrors: dict[str, loadbalancer.TargetGroupMirror] = field(default_factory=dict)
+    _reported: dict[tuple[str, str], str] = field(default_factory=dict)
     url: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,6 +161,9 @@ class AlbMirror:
             return
         with self._lock:
             loadbalancer.deregister_target(mirror, f"127.0.0.1:{port}")
+        self._report(
+            target_group_arn, f"127.0.0.1:{port}", "draining", "Target deregistration is in progress"
+        )
         loadbalancer.drain_target(mirror, f"127.0.0.1:{port}")
         self.elbv2.deregister_targets(
             TargetGroupArn=target_group_arn, Targets=[{"Id": "127.0.0.1", "Port": port}]
@@ -178,5 +185,30 @@ class AlbMirror:
         ):
             return
         with self._lock:
-            for mirror in self.mirrors.values():
-                loadbalancer.sync_target_health(mirror)
+            for arn, mirror in self.mirrors.items():
+                for status in loadbalancer.sync_target_health(mirror):
+                    self._report(arn, status.dial, status.state, status.detail)
+
+    def _report(self, target_group_arn: str, dial: str, state: str, detail: str) -> None:
+        """Tell the emulator what the mirror's health checks saw (describe_target_health shows it)."""
+        if self._reported.get((target_group_arn, dial)) == state:
+            return
+        host, port = dial.rsplit(":", 1)
+        body = {
+            "targetGroupArn": target_group_arn,
+            "id": host,
+            "port": int(port),
+            "state": state,
+            "detail": detail,
+        }
+        request = urllib.request.Request(
+            f"{self.endpoint}/_devenv/elbv2/target-health",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                self._reported[(target_group_arn, dial)] = state
+        except OSError:
+            pass  # reported again on the next tick

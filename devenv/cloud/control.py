@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from moto.core.responses import ActionResult
 from moto.elasticache.exceptions import CacheClusterNotFound, ElastiCacheException, ReplicationGroupNotFound
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.rds.models import RDSBackend
 
 from devenv.cloud import scheduler
@@ -29,6 +30,8 @@ PREFIX = "/_devenv/"
 _events: list[dict[str, Any]] = []
 _seq = itertools.count(1)
 _events_lock = threading.Lock()
+# (target group ARN, "id:port") -> (state, reason, description), as the ALB mirror observed it
+_target_health: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -75,10 +78,71 @@ def _test_failover(self: ElastiCacheResponse) -> ActionResult:
     return ActionResult({"ReplicationGroup": group})
 
 
+def _target_key(target: dict[str, Any], default_port: Any) -> str:
+    return f"{target['Id']}:{target.get('Port', default_port)}"
+
+
+def _install_target_groups() -> None:
+    """Targets keyed by address and port (many tasks share 127.0.0.1 here) with the health the ALB
+    mirror observed, so `describe_target_health` tells the truth."""
+
+    def register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+        for target in targets:
+            key = _target_key(target, self.port)
+            self.targets[key] = {"Id": target["Id"], "Port": target.get("Port", self.port)}
+            self.deregistered_targets.pop(key, None)
+            _target_health[(self.arn, key)] = (
+                "initial",
+                "Elb.RegistrationInProgress",
+                "Target registration is in progress",
+            )
+
+    def deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+        for target in targets:
+            key = _target_key(target, self.port)
+            removed = self.targets.pop(key, None)
+            if removed is not None:
+                self.deregistered_targets[key] = removed
+            _target_health.pop((self.arn, key), None)
+
+    def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+        key = _target_key(target, self.port)
+        port = target.get("Port", self.port)
+        if key not in self.targets:
+            return FakeHealthStatus(
+                target["Id"],
+                port,
+                self.health_check_port,
+                "unused",
+                "Target.NotRegistered",
+                "Target is not registered to the target group",
+            )
+        state, reason, description = _target_health.get((self.arn, key), ("healthy", None, None))
+        return FakeHealthStatus(target["Id"], port, self.health_check_port, state, reason, description)
+
+    FakeTargetGroup.register = register  # type: ignore[method-assign]
+    FakeTargetGroup.deregister = deregister  # type: ignore[method-assign]
+    FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+
+
+def set_target_health(target_group_arn: str, target_id: str, port: int, state: str, detail: str) -> None:
+    """The ALB mirror's verdict on a target (healthy, unhealthy, initial, draining)."""
+    reasons = {
+        "initial": "Elb.RegistrationInProgress",
+        "unhealthy": "Target.FailedHealthChecks",
+        "draining": "Target.DeregistrationInProgress",
+    }
+    key = (target_group_arn, f"{target_id}:{port}")
+    if key not in _target_health:
+        raise KeyError(f"{target_id}:{port} is not registered in {target_group_arn}")
+    _target_health[key] = (state, reasons.get(state), detail)
+
+
 def install() -> None:
-    """Add the fault hooks and the missing ElastiCache actions (idempotent)."""
+    """Add the fault hooks, the missing ElastiCache actions and the ECS scheduler (idempotent)."""
     if getattr(RDSBackend, "_devenv_faults", False):
         return
+    _install_target_groups()
     original_failover = RDSBackend.failover_db_cluster
     original_reboot = RDSBackend.reboot_db_instance
 
@@ -124,6 +188,15 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
         except ValueError:
             return _json(start_response, "400 Bad Request", {"error": "after must be an integer"})
         return _json(start_response, "200 OK", {"events": events_after(after)})
+    if method == "POST" and parts == ["elbv2", "target-health"]:
+        try:
+            body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"{}")
+            set_target_health(
+                body["targetGroupArn"], body["id"], int(body["port"]), body["state"], body.get("detail", "")
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json(start_response, "400 Bad Request", {"error": f"bad target health report: {exc}"})
+        return _json(start_response, "200 OK", {"ok": True})
     if method == "POST" and len(parts) == 4 and parts[:2] == ["ecs", "tasks"] and parts[3] == "status":
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -102,7 +102,12 @@ def realize(
         fault_hold_s=settings.fault_hold_s,
     )
     realizer.alb = AlbMirror(
-        realizer.elbv2, supervisor, state.root / "run", settings.alb_port, settings.alb_https_port
+        realizer.elbv2,
+        emulator_endpoint,
+        supervisor,
+        state.root / "run",
+        settings.alb_port,
+        settings.alb_https_port,
     )
     keep_management_token(state, realizer, outputs)
     stop = threading.Event()

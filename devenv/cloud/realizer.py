@@ -107,6 +107,7 @@ class Realizer:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="realizer")
         self._event_seq = self._latest_event_seq()
+        self._published: dict[str, Any] = {}
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class Realizer:
             self.alb.ensure()
             self.alb.tick()
         wanted = self._wanted_tasks()
+        self._publish(wanted)
         for arn, (task, service) in wanted.items():
             with self._lock:
                 known = arn in self.tasks or arn in self._starting
@@ -170,6 +172,39 @@ class Realizer:
                             if task["desiredStatus"] == "RUNNING":
                                 wanted[task["taskArn"]] = (task, service)
         return wanted
+
+    def _publish(self, wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """ECS services (running/desired) and target health into the state file, for `devenv status`."""
+        services: dict[str, dict[str, Any]] = {}
+        for task, service in wanted.values():
+            entry = services.setdefault(
+                service["serviceName"],
+                {
+                    "name": service["serviceName"],
+                    "desired": service["desiredCount"],
+                    "running": service["runningCount"],
+                    "tasks": [],
+                },
+            )
+            entry["tasks"].append(
+                {
+                    "id": task["taskArn"].rsplit("/", 1)[-1],
+                    "lastStatus": task["lastStatus"],
+                    "health": task.get("healthStatus", "UNKNOWN"),
+                }
+            )
+        targets = []
+        if self.alb is not None:
+            for mirror in self.alb.mirrors.values():
+                targets += [
+                    {"target": dial, "state": h.state, "detail": h.detail}
+                    for dial, h in mirror.health.items()
+                ]
+        published = {"ecs_services": sorted(services.values(), key=lambda s: s["name"]), "targets": targets}
+        if published != self._published:
+            self._published = published
+            self.supervisor.facts.update(published)
+            self.supervisor.set_phase(self.supervisor.phase, self.supervisor.phase_detail)
 
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 

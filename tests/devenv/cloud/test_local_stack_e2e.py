@@ -1,0 +1,278 @@
+"""`devenv up` end to end: the CDK app deployed to the emulator and realized, driven through the AWS API.
+
+One stack for the module (deploying it is the slow part); each test leaves it as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import psutil
+import pytest
+
+from devenv.runtime.ports import free_port
+from tests.conftest import reachable_tmpdir
+
+PORT_SETTINGS = (
+    "postgres_port",
+    "redis_port",
+    "emulator_port",
+    "mock_upstream_port",
+    "alb_port",
+    "alb_https_port",
+    "aurora_port",
+    "elasticache_port",
+)
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    alb: str
+    emulator: str
+    token: str
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devenv", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = boto3.client(
+                service,
+                endpoint_url=self.emulator,
+                region_name="us-east-1",
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+        return self.clients[service]
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.devenv("status", "--output", "json").stdout))
+
+    def chat(self, prompt: str = "hello") -> tuple[int, dict[str, str]]:
+        body = json.dumps(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.alb}/v1/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers)
+        except OSError:
+            return 0, {}
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"{self.alb}/health", timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except OSError:
+            return 0, {}
+
+    def proxy_service(self) -> tuple[str, str]:
+        ecs = self.client("ecs")
+        cluster = ecs.list_clusters()["clusterArns"][0]
+        return cluster, "proxy"
+
+    def proxy_tasks(self) -> list[str]:
+        cluster, service = self.proxy_service()
+        return list(
+            self.client("ecs").list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")[
+                "taskArns"
+            ]
+        )
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    state_dir = reachable_tmpdir("devenv-test-stack-")
+    ports = {name: free_port() for name in PORT_SETTINGS}
+    env = {
+        **os.environ,
+        "DEVENV_STATE_DIR": str(state_dir),
+        "DEVENV_FAULT_HOLD_S": "2",
+        **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
+    }
+    up = subprocess.run(
+        [sys.executable, "-m", "devenv", "up", "-d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        created = subprocess.run(
+            [sys.executable, "-m", "devenv", "token", "create", "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        token = json.loads(created.stdout)["token"]
+        yield Stack(
+            env, f"http://127.0.0.1:{ports['alb_port']}", f"http://127.0.0.1:{ports['emulator_port']}", token
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "devenv", "down"], env=env, capture_output=True, timeout=180, check=False
+        )
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def steady_traffic(stack: Stack) -> Iterator[list[int]]:
+    """Light traffic through the ALB for the length of a test; yields the status codes seen."""
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            codes.append(stack.chat(f"steady {len(codes)}")[0])
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield codes
+    stop.set()
+    thread.join()
+
+
+def test_a_chat_completion_reaches_the_mock_upstream_through_the_alb_and_a_realized_task(
+    stack: Stack,
+) -> None:
+    status, headers = stack.chat()
+    assert status == 200
+    assert headers.get("Via", "").endswith("Caddy")  # through the ALB mirror
+    assert headers["X-Mock-Authorization"].startswith(
+        "Bearer sk-devenv"
+    )  # the proxy swapped in the project key
+    doc = stack.status()
+    names = {s["name"] for s in doc["services"]}
+    assert {"alb", "aurora", "elasticache", "postgres", "redis", "emulator", "mock-upstream"} <= names
+    ecs = {s["name"]: s for s in doc["ecs_services"]}
+    assert ecs["proxy"]["desired"] == 1 and ecs["dispatcher"]["desired"] == 1
+    status_code, health = stack.health()
+    assert status_code == 200 and health["status"] == "ok"
+
+
+def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traffic: list[int]) -> None:
+    ecs = stack.client("ecs")
+    cluster, service = stack.proxy_service()
+    ecs.update_service(cluster=cluster, service=service, desiredCount=3)
+    wait_for(
+        lambda: (
+            len(stack.proxy_tasks()) == 3
+            and ecs.describe_services(cluster=cluster, services=[service])["services"][0]["runningCount"] == 3
+        )
+    )
+    elbv2 = stack.client("elbv2")
+    group = elbv2.describe_target_groups()["TargetGroups"][0]["TargetGroupArn"]
+    wait_for(lambda: len(elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]) == 3)
+
+    victim = stack.proxy_tasks()[0]
+    ecs.stop_task(cluster=cluster, task=victim, reason="e2e: stop one of three")
+    wait_for(lambda: victim not in stack.proxy_tasks() and len(stack.proxy_tasks()) == 3)
+    stopped = wait_for(
+        lambda: [
+            t
+            for t in ecs.describe_tasks(cluster=cluster, tasks=[victim])["tasks"]
+            if t["lastStatus"] == "STOPPED"
+        ]
+    )
+    assert stopped[0]["stopCode"] == "UserInitiated"
+
+    ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+    wait_for(lambda: len(stack.proxy_tasks()) == 1)
+    wait_for(lambda: len(elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]) == 1)
+    assert steady_traffic and all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
+
+
+def test_a_forced_new_deployment_under_steady_traffic_fails_no_request(
+    stack: Stack, steady_traffic: list[int]
+) -> None:
+    ecs = stack.client("ecs")
+    cluster, service = stack.proxy_service()
+    [before] = stack.proxy_tasks()
+    ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
+    [after] = wait_for(
+        lambda: [t for t in stack.proxy_tasks() if t != before] if len(stack.proxy_tasks()) == 1 else None,
+        timeout_s=120,
+    )
+    assert after != before
+    time.sleep(1)
+    assert len(steady_traffic) > 20
+    assert all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
+
+
+def test_a_database_reboot_turns_health_503_then_back_to_200(stack: Stack) -> None:
+    rds = stack.client("rds")
+    [instance] = rds.describe_db_instances()["DBInstances"]
+    rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"])
+    status, body = wait_for(
+        lambda: (lambda r: r if r[0] == 503 else None)(stack.health()), timeout_s=30, interval_s=0.05
+    )
+    assert body["status"] == "down" and body["checks"]["database"]["status"] != "ok"
+    wait_for(lambda: stack.health()[0] == 200, timeout_s=60)
+    assert stack.chat("after the database came back")[0] == 200
+
+
+def test_a_redis_reboot_degrades_health_then_recovers(stack: Stack) -> None:
+    cache = stack.client("elasticache")
+    member = cache.describe_replication_groups()["ReplicationGroups"][0]["MemberClusters"][0]
+    cache.reboot_cache_cluster(CacheClusterId=member, CacheNodeIdsToReboot=["0001"])
+    status, body = wait_for(
+        lambda: (lambda r: r if r[1].get("status") == "degraded" else None)(stack.health()),
+        timeout_s=30,
+        interval_s=0.05,
+    )
+    assert status == 200 and body["checks"]["redis"]["status"] != "ok"
+    wait_for(lambda: stack.health()[1].get("status") == "ok", timeout_s=60)
+    assert stack.chat("after the cache came back")[0] == 200
+
+
+def test_down_leaves_nothing_running(stack: Stack) -> None:
+    pids = [s["pid"] for s in stack.status()["services"] if s["pid"]]
+    assert len(pids) >= 9
+    done = stack.devenv("down", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]
