@@ -26,7 +26,9 @@ def server_binary(settings: Settings) -> str:
     return found
 
 
-def spec(settings: Settings, state: StateDir, port: int, tls: TlsFiles | None = None, tls_port: int = 0) -> ServiceSpec:
+def spec(
+    settings: Settings, state: StateDir, port: int, tls: TlsFiles | None = None, tls_port: int = 0
+) -> ServiceSpec:
     """Redis on `port`; with `tls`, also TLS on `tls_port` (as ElastiCache with in-transit encryption)."""
     data = state.data / "redis"
     data.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,14 @@ def spec(settings: Settings, state: StateDir, port: int, tls: TlsFiles | None = 
     ]
     ports = {"redis": port}
     if tls is not None:
-        argv += ["--tls-port", str(tls_port), "--tls-cert-file", str(tls.server_cert), "--tls-key-file", str(tls.server_key)]
+        argv += [
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            str(tls.server_cert),
+            "--tls-key-file",
+            str(tls.server_key),
+        ]
         argv += ["--tls-ca-cert-file", str(tls.ca_cert), "--tls-auth-clients", "no"]
         ports["tls"] = tls_port
     return ServiceSpec(
