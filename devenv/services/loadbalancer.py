@@ -132,9 +132,13 @@ def admin_url(admin_port: int) -> str:
     return f"http://127.0.0.1:{admin_port}"
 
 
-def ready_probe(admin: str) -> probes.Probe:
-    """Passes once Caddy's admin API answers (it answers only after the config is loaded)."""
-    return probes.http(f"{admin}/config/")
+def ready_probe(admin: str, spec: LoadBalancerSpec) -> probes.Probe:
+    """Passes once Caddy's admin API answers and every listener accepts connections (the admin API can
+    answer a moment before the listeners are bound)."""
+    return probes.all_of(
+        probes.http(f"{admin}/config/"),
+        *(probes.tcp("127.0.0.1", listener.port) for listener in spec.listeners),
+    )
 
 
 # ---- targets ---------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
         stderr=subprocess.STDOUT,
     )
     admin = lb.admin_url(admin_port)
-    ready = lb.ready_probe(admin)
+    ready = lb.ready_probe(admin, spec)
     deadline = time.monotonic() + 15
     while not ready().ok:
         if caddy.poll() is not None or time.monotonic() > deadline:
@@ -465,6 +465,15 @@ def test_http_listener_redirects_to_https(alb: Alb) -> None:
 def test_unknown_target_group_is_a_config_error(alb: Alb) -> None:
     with pytest.raises(ConfigError, match="no target group 'nope'"):
         lb.register_target(lb.TargetGroupMirror(alb.admin, TargetGroup("nope")), "127.0.0.1:1")
+
+
+def test_ready_probe_needs_every_listener(alb: Alb) -> None:
+    assert lb.ready_probe(alb.admin, alb.spec)().ok
+    missing = Listener(free_port(), "HTTP", target_group=GROUP)
+    spec = LoadBalancerSpec("alb", (*alb.spec.listeners, missing), alb.spec.target_groups)
+    result = lb.ready_probe(alb.admin, spec)()
+    assert not result.ok
+    assert str(missing.port) in result.detail
 
 
 def test_admin_client_says_when_caddy_is_not_running() -> None:
