@@ -2,7 +2,8 @@
 
 local: `--url`/`DEVENV_TARGET_URL`, else what the running `devenv up` serves (the ALB mirror, or the
 proxy itself while the realizer does not put a load balancer in front); the token from
-`--management-token`/`MANAGEMENT_TOKEN`, else the local stack's generated secret.
+`--management-token`/`MANAGEMENT_TOKEN`, else the stack's secret in the emulator (behind the ALB
+mirror), else the native proxy's generated one.
 aws: the `LlmProxyStack` outputs (`AlbUrl`, `ManagementTokenSecretArn`) and Secrets Manager.
 """
 
@@ -15,11 +16,12 @@ from typing import Any
 
 from devenv.errors import DevenvError, UsageError
 from devenv.runtime.state import StateDir
+from stack.names import SECRETS, STACK_NAME
 
 TARGETS = ("local", "aws")
-STACK_NAME = "LlmProxyStack"
 URL_OUTPUT = "AlbUrl"
 TOKEN_SECRET_OUTPUT = "ManagementTokenSecretArn"
+TOKEN_SECRET_NAME = SECRETS["management-token"]
 # Services of `devenv up` that front the proxy, most faithful first.
 LOCAL_FRONTS = ("alb", "load-balancer", "loadbalancer", "caddy", "proxy")
 
@@ -59,6 +61,8 @@ def resolve(
             "start the stack with `devenv up -d`, or pass --url / DEVENV_TARGET_URL",
         )
     name, front_url = found
+    if token is None and name == "alb":  # the realized stack: its tasks read the emulator's secret
+        token = _emulator_token(state, region)
     return Endpoint(front_url.rstrip("/"), token or _local_token(state), f"the {name} of `devenv up`")
 
 
@@ -81,6 +85,31 @@ def _local_token(state: StateDir) -> str | None:
         return None
     token = values.get("MANAGEMENT_TOKEN") if isinstance(values, dict) else None
     return str(token) if token else None
+
+
+def _emulator_token(state: StateDir, region: str | None) -> str | None:
+    """The management token secret of the stack deployed to the local cloud, read as the ECS agent would."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    snapshot = state.read()
+    aws_env = (snapshot.get("facts") or {}).get("aws_env") or {}
+    endpoint = aws_env.get("AWS_ENDPOINT_URL") or (
+        (snapshot.get("services") or {}).get("emulator") or {}
+    ).get("url")
+    if not endpoint:
+        return None
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint,
+        region_name=aws_env.get("AWS_REGION") or region or "us-east-1",
+        aws_access_key_id=aws_env.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_secret_access_key=aws_env.get("AWS_SECRET_ACCESS_KEY", "test"),
+    )
+    try:
+        return str(client.get_secret_value(SecretId=TOKEN_SECRET_NAME)["SecretString"])
+    except (ClientError, BotoCoreError):
+        return None
 
 
 def _aws(url: str | None, token: str | None, region: str | None) -> Endpoint:

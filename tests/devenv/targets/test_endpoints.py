@@ -9,10 +9,13 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from devenv.errors import UsageError
+from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import STACK_NAME, TargetError, resolve
+from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, TargetError, resolve
+from stack.names import OUTPUTS
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +44,31 @@ def test_local_uses_the_running_stack_and_its_generated_token(running: StateDir)
         {"services": {"proxy": {"url": "http://localhost:18080"}, "alb": {"url": "http://127.0.0.1:19090/"}}}
     )
     assert resolve("local", running).url == "http://127.0.0.1:19090"  # the ALB mirror before the proxy
+
+
+def test_behind_the_alb_mirror_the_token_is_the_stacks_secret_in_the_emulator(running: StateDir) -> None:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        emulator = f"http://{host}:{port}"
+        boto3.client(
+            "secretsmanager",
+            endpoint_url=emulator,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_secret(Name="llm-proxy/management-token", SecretString="stack-token")
+        running.write(
+            {
+                "services": {"alb": {"url": "http://localhost:18081"}, "emulator": {"url": emulator}},
+                "facts": {"aws_env": {"AWS_ENDPOINT_URL": emulator, "AWS_REGION": "us-east-1"}},
+            }
+        )
+        endpoint = resolve("local", running)
+    finally:
+        server.stop()
+    assert (endpoint.url, endpoint.management_token) == ("http://localhost:18081", "stack-token")
 
 
 def test_flags_and_environment_win(running: StateDir, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +113,7 @@ def test_aws_reads_the_stack_outputs_and_the_secret(tmp_path: Path, monkeypatch:
     with pytest.raises(TargetError, match="cannot read the aws target") as caught:
         resolve("aws", StateDir(tmp_path), region="us-west-2")  # no stack there
     assert caught.value.exit_code == 2
+
+
+def test_the_outputs_read_are_the_stacks_outputs() -> None:
+    assert {URL_OUTPUT, TOKEN_SECRET_OUTPUT} <= set(OUTPUTS)
