@@ -39,17 +39,30 @@ RECORDED: dict[str, str] = {
 
 # Notes on emulated types whose local behaviour matters.
 EMULATED_NOTES: dict[str, str] = {
-    "AWS::RDS::DBCluster": "database and master user created on the local Postgres; endpoint = local Postgres",
+    "AWS::RDS::DBCluster": "database and master user created on the local Postgres",
     "AWS::RDS::DBInstance": "cluster member record",
-    "AWS::ElastiCache::ReplicationGroup": "endpoints = local Redis",
+    "AWS::ElastiCache::ReplicationGroup": "endpoints advertised at the local ElastiCache endpoint",
     "AWS::SecretsManager::Secret": "generated values readable via GetSecretValue",
     "AWS::SecretsManager::SecretTargetAttachment": "host/port/engine merged into the secret",
     "AWS::SSM::Parameter": "readable via GetParameter",
     "AWS::S3::BucketPolicy": "conditional Deny statements are not enforced (moto ignores conditions)",
 }
 
-# Filled in by the realizer (part 2): resource type -> what makes it real locally.
-REALIZED_BY: dict[str, str] = {}
+# What makes each runtime resource real locally (devenv.cloud.realizer and the services it starts).
+REALIZED_BY: dict[str, str] = {
+    "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.cloud.realizer)",
+    "AWS::ECS::Service": "one supervised local process per task, replaced, scaled and rolled like the ECS scheduler",
+    "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), environment and secrets "
+    "resolved from the emulator, container port -> a free host port, stopTimeout honoured",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "Caddy, the ALB mirror (HTTP on alb_port, HTTPS on alb_https_port)",
+    "AWS::ElasticLoadBalancingV2::Listener": "a Caddy server per listener (forward, or the HTTP->HTTPS redirect)",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "Caddy reverse_proxy with the group's health check and thresholds; "
+    "targets follow the tasks; deregistration delay honoured; fails open when no target is healthy",
+    "AWS::RDS::DBCluster": "local Postgres 18 behind a fault proxy at the cluster endpoint (aurora_port)",
+    "AWS::RDS::DBInstance": "reboot_db_instance / failover stop and restart the local Postgres (fault_hold_s)",
+    "AWS::ElastiCache::ReplicationGroup": "local Redis (TLS with devenv's CA when encrypted in transit) behind a "
+    "fault proxy at the endpoint (elasticache_port); reboot_cache_cluster restarts it empty",
+}
 
 
 @dataclass(frozen=True)
