@@ -151,9 +151,12 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
-    table = Table(title=f"load test — {summary.get('profile') or 'web'} against {summary['target']}")
-    for column in ("request type", "requests", "failures", "RPS", "p50 ms", "p95 ms", "p99 ms", "max ms"):
-        table.add_column(column, justify="left" if column == "request type" else "right")
+    table = Table(
+        title=f"load test — {summary.get('profile') or 'web'} against {summary['target']} (times in ms)"
+    )
+    table.add_column("request type", ratio=1, overflow="fold")
+    for column in ("requests", "failures", "RPS", "p50", "p95", "p99", "max"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, f in summary["request_types"].items():
         label = f"{name} (metric)" if f.get("metric_only") else name
         table.add_row(
