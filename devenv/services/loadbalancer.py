@@ -67,7 +67,9 @@ class TargetHealth:
 @dataclass
 class TargetGroupMirror:
     """A target group as mirrored in a running Caddy: its admin URL, its definition, and the health this
-    module has observed for each registered target (keep one per group for the life of the Caddy)."""
+    module has observed for each registered target (keep one per group for the life of the Caddy).
+    The functions taking a mirror read-modify-write Caddy's lists: call them for one mirror from one
+    thread at a time."""
 
     admin: str
     group: TargetGroup
