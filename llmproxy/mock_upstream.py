@@ -7,7 +7,8 @@ latency, time to first token, inter-token delay and errors are configurable per 
 Authorization header it received as `X-Mock-Authorization`, so a proxy's key swap can be checked.
 
 Per-request headers:
-  X-Mock-Error: 429|500|502|503|<any 4xx/5xx>|timeout   force that outcome
+  X-Mock-Error: 429|500|502|503|<any 4xx/5xx>|timeout|cut   force that outcome (cut: the answer
+                              stops halfway and the connection closes)
   X-Mock-Latency-Ms: N        response time (streams: time to first token) for this request
   X-Mock-TTFT-Ms: N           time to first token of a stream
   X-Mock-Inter-Token-Ms: N    delay between stream chunks
@@ -154,6 +155,7 @@ class Call:
     authorization: bytes | None
     headers: dict[bytes, bytes]
     body: bytes
+    cut: bool = False  # X-Mock-Error: cut: the answer stops halfway and the connection closes
 
     def override_ms(self, name: bytes) -> float | None:
         raw = self.headers.get(name)
@@ -312,12 +314,17 @@ class MockUpstream:
                 outcome = "timeout"
             else:
                 return None
+        if outcome == "cut":
+            call.cut = True
+            return None
         if outcome == "timeout":
             await wait_for_disconnect(receive, self.config.hang_s)
             return RequestError(504, "the mock upstream timed out on purpose", "timeout", "server_error")
         if not outcome.isdigit() or not 400 <= int(outcome) <= 599:
             raise RequestError(
-                400, f"X-Mock-Error must be a 4xx/5xx status or 'timeout', got {outcome!r}", "bad_mock_header"
+                400,
+                f"X-Mock-Error must be a 4xx/5xx status, 'timeout' or 'cut', got {outcome!r}",
+                "bad_mock_header",
             )
         status = int(outcome)
         await self.sleep_latency(call)
@@ -506,6 +513,15 @@ class MockUpstream:
         headers = self.headers(call, b"text/event-stream")
         headers.append((b"cache-control", b"no-cache"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if call.cut:  # half the events, then the connection closes with no [DONE]
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"".join(chunks[: len(chunks) // 2]),
+                    "more_body": True,
+                }
+            )
+            return
         if gap <= 0:  # no gap: one write holds every chunk (the client still parses separate events)
             await send({"type": "http.response.body", "body": b"".join(chunks) + DONE, "more_body": False})
             return
@@ -526,6 +542,9 @@ class MockUpstream:
         headers = self.headers(call, b"application/json")
         headers.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        if call.cut:  # half the announced body, then the connection closes
+            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+            return
         await send({"type": "http.response.body", "body": body})
 
     async def send_error(self, call: Call, send: Send, exc: RequestError) -> None:

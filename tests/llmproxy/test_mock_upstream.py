@@ -264,3 +264,18 @@ def test_bad_flags_and_busy_port_are_reported() -> None:
     assert busy.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+def test_cut_stops_the_answer_halfway(mock: Mock) -> None:
+    with pytest.raises(http.client.IncompleteRead):
+        mock.request("POST", "/v1/chat/completions", CHAT, {"X-Mock-Error": "cut"})
+    conn = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=10)
+    body = json.dumps({**CHAT, "stream": True})
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"X-Mock-Error": "cut"})
+    response = conn.getresponse()
+    assert response.status == 200
+    with pytest.raises(http.client.IncompleteRead) as caught:  # the chunked body never ends properly
+        response.read()
+    conn.close()
+    partial = caught.value.partial.decode()
+    assert partial.startswith("data: {") and "[DONE]" not in partial
