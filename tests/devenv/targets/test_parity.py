@@ -23,8 +23,9 @@ TEMPLATE = {
 def test_each_resource_gets_its_fate() -> None:
     entries = {e.logical_id: e for e in parity.fates(TEMPLATE, parity.supported_types())}
     assert entries["Vpc"].fate == "recorded" and "network" in entries["Vpc"].note
-    assert entries["Db"].fate == "emulated" and "Postgres" in entries["Db"].note
-    assert entries["Cache"].fate == "emulated" and entries["Secret"].fate == "emulated"
+    assert entries["Db"].fate == "realized" and "Postgres" in (entries["Db"].realized_by or "")
+    assert entries["Cache"].fate == "realized" and "Redis" in (entries["Cache"].realized_by or "")
+    assert entries["Secret"].fate == "emulated"
     assert entries["Alarm"].fate == "recorded"
 
 
