@@ -66,6 +66,7 @@ async def serve(settings: ProxySettings) -> int:
         port=settings.listen_port,
         loop="none",
         http="httptools",
+        ws="none",
         lifespan="off",
         access_log=False,
         proxy_headers=False,
