@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import time
@@ -337,14 +338,16 @@ def parse_fault(body: Any) -> Fault | None:
 
 
 def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 async def _control(proxy: FaultProxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Serve one HTTP/1.1 control request (then close): small enough not to need a web framework."""
     try:
         status, payload = await _control_request(proxy, reader)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, UnicodeDecodeError):
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
         status, payload = 400, {"error": "malformed HTTP request", "hint": "use an HTTP/1.1 client"}
     body = json.dumps(payload).encode()
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[status]

@@ -154,6 +154,19 @@ def test_latency_delays_each_round_trip(redis_proxy: tuple[int, str]) -> None:
     assert status["fault"] == {"kind": "latency", "latency_ms": 150.0, "remaining_s": None}
 
 
+def test_delayed_chunks_keep_their_order(redis_proxy: tuple[int, str]) -> None:
+    port, control_url = redis_proxy
+    client = redis.Redis(host="127.0.0.1", port=port)
+    faultproxy.add_latency(control_url, 20)
+    value = bytes(range(256)) * 8192  # 2 MB: many chunks in flight at once, each delayed
+    pipe = client.pipeline(transaction=False)
+    for i in range(3):
+        pipe.set(f"faultproxy:order:{i}", value[i:])
+        pipe.get(f"faultproxy:order:{i}")
+    replies = pipe.execute()
+    assert replies[1::2] == [value[i:] for i in range(3)]
+
+
 def test_timed_latency_expires(redis_proxy: tuple[int, str]) -> None:
     _port, control_url = redis_proxy
     answer = faultproxy.add_latency(control_url, 50, seconds=0.3)
@@ -171,6 +184,7 @@ def test_timed_latency_expires(redis_proxy: tuple[int, str]) -> None:
         (b'{"kind": "explode"}', "unknown fault kind 'explode'"),
         (b'{"kind": "refuse"}', "refuse needs duration_s"),
         (b'{"kind": "refuse", "duration_s": -1}', "duration_s must be a number > 0"),
+        (b'{"kind": "refuse", "duration_s": Infinity}', "duration_s must be a number > 0"),
         (b'{"kind": "latency", "latency_ms": "slow"}', "latency needs latency_ms"),
         (b'{"kind": "cut", "duration_s": 3}', "unexpected field(s) for cut: duration_s"),
         (b"[1, 2]", "must be a JSON object"),
@@ -189,6 +203,15 @@ def test_bad_control_input_is_a_400_with_a_clear_error(
     assert error in problem["error"]
     assert "hint" in problem
     assert faultproxy.status(control_url)["fault"] is None
+
+
+def test_malformed_http_is_a_400(redis_proxy: tuple[int, str]) -> None:
+    control = urlsplit(redis_proxy[1])
+    with socket.create_connection((control.hostname, control.port), timeout=5) as conn:
+        conn.sendall(b"POST /faults HTTP/1.1\r\nContent-Length: lots\r\n\r\n")
+        reply = conn.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"malformed HTTP request" in reply
 
 
 def test_client_raises_usage_error_for_bad_values(redis_proxy: tuple[int, str]) -> None:
