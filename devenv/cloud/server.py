@@ -46,6 +46,9 @@ def serve_forever(host: str, port: int, region: str, strict: bool) -> int:
     prepare(region, strict)
     app = control.wrap(DomainDispatcherApplication(create_backend_app))
     server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+    # Keep-alive connections hold request threads; they must not block the exit on SIGTERM.
+    server.daemon_threads = True  # type: ignore[attr-defined]
+    server.block_on_close = False  # type: ignore[attr-defined]
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -29,6 +29,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
 
 from devenv.cloud.deleters import DELETERS
+from devenv.cloud.imported import record_imported_network, record_imported_zones
 from devenv.cloud.models import MODELS
 from devenv.cloud.models.base import TemplateError
 
@@ -438,6 +439,10 @@ def _as_validation_error(original: Callable[..., Any], check_argument: str) -> C
         template = kwargs.get(check_argument)
         check_template(template or "")
         try:
+            if template:
+                parsed = template if isinstance(template, dict) else cfn_models.Stack.parse_template(template)
+                record_imported_network(backend.account_id, backend.region_name, parsed)
+                record_imported_zones(backend.account_id, parsed)
             return original(backend, *args, **kwargs)
         except (ServiceException, _RESTError):
             raise

@@ -204,7 +204,9 @@ def test_destroy_leaves_nothing(deployed: Deployed, postgres_dsn: str) -> None:
     assert json.loads(done.stdout)["leaked"] == []
     assert deployed.aws("rds").describe_db_clusters()["DBClusters"] == []
     assert deployed.aws("elasticache").describe_replication_groups()["ReplicationGroups"] == []
-    assert deployed.aws("ecs").list_clusters()["clusterArns"] == []
+    ecs = deployed.aws("ecs")
+    clusters = ecs.describe_clusters(clusters=ecs.list_clusters()["clusterArns"])["clusters"]
+    assert all(cluster["status"] == "INACTIVE" for cluster in clusters)
     vpcs = deployed.aws("ec2").describe_vpcs()["Vpcs"]
     assert all(v["IsDefault"] for v in vpcs)
 
