@@ -38,6 +38,8 @@ from devenv.errors import NotRunningError, UsageError
 from devenv.runtime import probes
 
 FAULT_KINDS = ("cut", "refuse", "latency")
+# Everything here talks to 127.0.0.1: never through an HTTP proxy from the environment.
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # ---- the proxy ---------------------------------------------------------------------------------------
@@ -504,7 +506,7 @@ def _call(control_url: str, method: str, path: str, body: dict[str, Any] | None 
         control_url.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with LOCAL_HTTP.open(request, timeout=5) as response:
             answer: dict[str, Any] = json.load(response)
             return answer
     except urllib.error.HTTPError as exc:

@@ -49,6 +49,8 @@ from devenv.services.caddy_config import (
 )
 
 ADMIN_TIMEOUT_S = 10.0
+# Everything here talks to 127.0.0.1: never through an HTTP proxy from the environment.
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 TargetState = Literal["initial", "healthy", "unhealthy"]
 
@@ -233,7 +235,7 @@ def check_target_health(dial: str, group: TargetGroup) -> tuple[bool, str]:
     check = group.health_check
     url = f"http://{dial}{check.path}"
     try:
-        with urllib.request.urlopen(url, timeout=check.timeout_s) as response:
+        with LOCAL_HTTP.open(url, timeout=check.timeout_s) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -287,7 +289,7 @@ def _request(admin: str, method: str, path: str, body: Any = None, group: str | 
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S) as response:
+        with LOCAL_HTTP.open(request, timeout=ADMIN_TIMEOUT_S) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
         message = exc.read().decode(errors="replace").strip()
