@@ -96,7 +96,7 @@ def aws_env(profile: str | None, region: str | None) -> dict[str, str]:
 
 def aws_session(profile: str | None, region: str | None) -> Any:
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = boto3.Session(profile_name=profile, region_name=region or None)
         identity = session.client("sts").get_caller_identity()
     except ProfileNotFound as exc:
         raise DevenvError(
@@ -104,7 +104,7 @@ def aws_session(profile: str | None, region: str | None) -> Any:
         ) from None
     except NoCredentialsError:
         raise DevenvError("no AWS credentials found", "log in (aws sso login) or pass --profile") from None
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ValueError) as exc:
         raise DevenvError(f"AWS rejected the credentials: {exc}", "refresh your credentials") from None
     if session.region_name is None:
         raise DevenvError("no AWS region configured", "pass --region or set AWS_REGION")
