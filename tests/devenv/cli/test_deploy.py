@@ -168,6 +168,16 @@ def test_the_apis_read_back_what_the_template_declared(deployed: Deployed, redis
     assert any(s["loadBalancers"] for s in services["services"])
 
 
+def test_parity_finds_no_unsupported_resource_in_the_real_stack(deployed: Deployed) -> None:
+    done = deployed.devenv("parity", "--output", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout)
+    assert document["unsupported"] == 0
+    assert len(document["resources"]) == deployed.first["resources"]
+    fates = {r["type"]: r["fate"] for r in document["resources"]}
+    assert fates["AWS::EC2::VPC"] == "recorded" and fates["AWS::RDS::DBCluster"] in ("emulated", "realized")
+
+
 def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_place(deployed: Deployed) -> None:
     again = deployed.devenv("deploy", "--target", "local", "--output", "json")
     assert again.returncode == 0, again.stderr[-3000:]

@@ -56,14 +56,4 @@ def test_the_command_exits_non_zero_on_an_unsupported_type(tmp_path: Path) -> No
     assert document["unsupported"] == 1
     odd = next(r for r in document["resources"] if r["logical_id"] == "Odd")
     assert odd["fate"] == "unsupported" and odd["type"] == "AWS::Made::Up"
-    path.write_text(json.dumps(TEMPLATE))
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "devenv", "--state-dir", str(tmp_path), "parity", "--template", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        ).returncode
-        == 0
-    )
+    assert {r["fate"] for r in document["resources"] if r["logical_id"] != "Odd"} <= {"emulated", "recorded"}
