@@ -179,7 +179,8 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
             method = "offline-template"
             base_path = baseline_template(settings, target, Path(scratch))
             command += ["--template", str(base_path)]
-            baseline = str(base_path)
+            recorded = base_path.parent != Path(scratch)
+            baseline = str(base_path) if recorded else "an empty template (no deployed template recorded)"
             app.info(f"[yellow]{target.value} cannot answer[/]: {reason}; diffing against {baseline}")
         result = subprocess.run(command, capture_output=True, text=True, env=cdk_env(extra), check=False)
     text = "\n".join(

@@ -25,6 +25,7 @@ from devenv.cli.stack import STACK_DIR, ensure_cdk_cli
 from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
 from stack.names import PARAMETERS, SECRETS
+from tests.stack.conftest import Synth
 
 REGION = "eu-central-1"
 
@@ -198,7 +199,7 @@ def test_diff_falls_back_to_a_template_diff(tmp_path: Path) -> None:
     code, out = offline("diff", "--target", "local", "--outdir", str(tmp_path / "out"), "-o", "json")
     assert code == 0, out
     result = json.loads(out)
-    assert result["method"] == "offline-template" and result["baseline"].endswith("empty.template.json")
+    assert result["method"] == "offline-template" and result["baseline"].startswith("an empty template")
     assert result["differences"] is True and "AWS::ElastiCache::ReplicationGroup" in result["diff"]
 
 
@@ -218,3 +219,14 @@ def test_cdk_cli_without_npm_says_what_to_install(tmp_path: Path, monkeypatch: p
     with pytest.raises(MissingDependencyError, match="npm") as caught:
         ensure_cdk_cli(stack_dir=tmp_path)
     assert caught.value.hint and "Node.js" in caught.value.hint
+
+
+def test_offline_diff_against_the_recorded_deploy_shows_no_change(tmp_path: Path, local_synth: Synth) -> None:
+    recorded = tmp_path / "state" / "deployed" / "local" / "LlmProxyStack.template.json"
+    recorded.parent.mkdir(parents=True)
+    shutil.copy(local_synth.assembly / "LlmProxyStack.template.json", recorded)
+    offline = Cli({"DEVENV_EMULATOR_PORT": str(free_port()), "DEVENV_STATE_DIR": str(tmp_path / "state")})
+    code, out = offline("diff", "--target", "local", "--outdir", str(tmp_path / "out"), "-o", "json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["baseline"] == str(recorded) and result["differences"] is False
