@@ -112,7 +112,17 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
             if stopped
             else "no threshold broke"
         )
-        ramp_html = f"<h2>Ramp</h2><p>max RPS within thresholds: <b>{ramp['max_rps']}</b> at {ramp['max_users']} users; {where}</p>"
+        steps = "".join(
+            f"<tr><td>{e(st['label'])}</td><td>{st['users']}</td><td>{st['rps']}</td><td>{st['p95_ms']}</td>"
+            f"<td>{st['p99_ms']}</td><td>{st['error_rate']}</td><td class={'ok' if st['ok'] else 'bad'}>"
+            f"{'ok' if st['ok'] else 'breached'}</td></tr>"
+            for st in ramp["steps"]
+        )
+        ramp_html = (
+            f"<h2>Ramp</h2><p>max RPS within thresholds: <b>{ramp['max_rps']}</b> at {ramp['max_users']} users; "
+            f"{where}</p><table><tr><th>step</th><th>users</th><th>RPS</th><th>p95</th><th>p99</th>"
+            f"<th>error rate</th><th></th></tr>{steps}</table>"
+        )
     images = "".join(f'<p><img src="{e(p.name)}" alt="{e(p.stem)}"></p>' for p in plots)
     links = (
         f'<p><a href="{e(locust_html)}">Locust report</a> · <a href="summary.json">summary.json</a></p>'
@@ -132,7 +142,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 {links}
 <h2>Request types</h2>
 <table><tr><th>name</th><th>type</th><th>requests</th><th>failures</th><th>RPS</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{rows}</table>
-<h2>Thresholds</h2><ul>{checks or "<li>none evaluated</li>"}</ul>
+<h2>Thresholds</h2><ul>{checks or "<li>none evaluated over the whole run (a ramp judges each step)</li>"}</ul>
 {ramp_html}
 <h2>Failures</h2><ul>{failures or "<li>none</li>"}</ul>
 <h2>Over time</h2>{images or "<p>no timeline (the run did not start)</p>"}
