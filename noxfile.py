@@ -44,6 +44,12 @@ def benchmark_up(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmark_deploy(session: nox.Session) -> None:
+    """`devenv deploy --target local` wall time: cold, warm, fresh emulator; median of 5 (prints figures)."""
+    uv_run(session, "python", "benchmarks/deploy_benchmark.py", *session.posargs)
+
+
+@nox.session
 def loadtest_smoke(session: nox.Session) -> None:
     """A ~20 s smoke load test against the local stack (on free ports), thresholds enforced."""
     args = session.posargs or ["--profile", "smoke", "--duration", "20s"]
