@@ -166,7 +166,9 @@ def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: Target, tm
         "json",
     )
     assert result.returncode == 1, result.stderr
-    ramp = json.loads(result.stdout)["ramp"]
+    summary = json.loads(result.stdout)
+    ramp = summary["ramp"]
+    assert "<td>ramp step 1</td>" in Path(summary["report"]).read_text()
     assert [s["label"] for s in ramp["steps"]] == ["ramp step 1"]  # 3 steps planned, stopped after the first
     assert ramp["stopped_by"]["users"] == 2
     assert ramp["stopped_by"]["breached"][0].startswith("models p50_ms")
