@@ -20,6 +20,11 @@ Deregistration contract (the ALB's):
   deregistration delay has passed, whichever comes first (an ALB completes deregistration early when a
   target has nothing in flight). Only then may the caller stop the task.
 
+Known gap: each target change is a Caddy config reload (two per registration or deregistration: one per
+handler), and a reload closes idle keep-alive client connections; a client that reuses one at that moment
+gets a reset (measured: 17 errors in ~600 requests from a `requests` session across 20 register +
+deregister cycles). An ALB never drops client connections on target changes.
+
 Fail-open needs no controller: the config routes to every registered target, unchecked, whenever none is
 in rotation and healthy (Caddy's 503), as an ALB does when all its targets are unhealthy.
 """
