@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "devenv.cli.loadtest",
     "devenv.cli.stack",
     "devenv.cli.settings_store",
+    "devenv.cli.failover",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,195 @@
+"""`devenv failover`: failover experiments under load against the local stack or AWS.
+
+    devenv failover list                       the experiments in loadtests/failover/
+    devenv failover NAME --target local|aws    run one
+    devenv failover --all --target local       run them all, one after the other
+
+Exit codes: 0 every experiment passed; 1 a criterion or the hypothesis breached; 2 a set-up error, an
+experiment aborted because the hypothesis did not hold before injection, or a bad experiment file
+(then nothing is injected). Each run writes journal.json, timeline.json and timeline.png in a run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from devenv.cli.application import Application, OutputFormat
+from devenv.cli.loadtest import Target
+from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.token import LOCAL_UPSTREAM_KEY
+from devenv.errors import ConfigError, UsageError
+from devenv.failover import experiment as ex
+from devenv.failover import runner
+from devenv.runtime.state import StateDir
+
+HEADLINE = (
+    "failed_requests",
+    "failure_rate",
+    "recovery_s",
+    "p99_ms_during",
+    "p99_ms_after",
+    "lost_events",
+    "duplicate_events",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("failover")(failover)
+
+
+def failover(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="an experiment's name, or `list`"),
+    run_all: bool = typer.Option(False, "--all", help="run every experiment"),
+    target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
+    experiments_dir: Path = typer.Option(
+        ex.EXPERIMENTS_DIR, "--experiments-dir", help="where the experiment YAML files are"
+    ),
+    duration: float | None = typer.Option(
+        None, "--duration", min=1, help="override every experiment's load duration_s (seconds)"
+    ),
+    tolerance: list[str] = typer.Option(
+        [], "--tolerance", help="override a criterion or tolerance: KEY=VALUE, e.g. max_failure_rate=0.05"
+    ),
+    url: str | None = typer.Option(None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL"),
+    management_token: str | None = typer.Option(
+        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
+    ),
+    api_key: str = typer.Option(
+        LOCAL_UPSTREAM_KEY, "--api-key", envvar="DEVENV_PROJECT_API_KEY", help="upstream key of the project"
+    ),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="where run folders go [<state dir>/failover]"
+    ),
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Failover experiments under load: a verdict, failed requests, recovery time and lost audit events."""
+    from devenv.cli.app import application
+
+    app = application(ctx, output, quiet)
+    if name == "list":
+        _list(app, experiments_dir)
+        return
+    if (name is None) == (not run_all):
+        raise UsageError(
+            "name one experiment or pass --all (not both)", "see `devenv failover list` for the experiments"
+        )
+    experiments = _load(experiments_dir, name, duration, tolerance)
+    from devenv.failover.target import connect
+
+    state = StateDir(app.settings.state_dir)
+    try:
+        connected = connect(target.value, state, url, management_token, app.settings.region)
+    except Exception as exc:
+        if app.json_output and hasattr(exc, "message"):
+            app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
+        raise
+    base = report_dir or state.root / "failover"
+    journals = []
+    for experiment in experiments:
+        run_dir = _run_dir(base, experiment.name, target.value)
+        app.info(f"[bold]{experiment.name}[/] on {connected.endpoint.url}; run folder {run_dir}")
+        journal = runner.run(experiment, connected, run_dir, lambda m: app.info(f"  {m}"), api_key)
+        journals.append(journal)
+        if not app.json_output:
+            _print(app, journal)
+    if app.json_output:
+        app.emit_json(journals[0] if name else {"experiments": journals, "exit_code": _exit_code(journals)})
+    code = _exit_code(journals)
+    if code:
+        raise typer.Exit(code)
+
+
+def _exit_code(journals: list[dict[str, Any]]) -> int:
+    codes = [j["exit_code"] for j in journals]
+    return 2 if 2 in codes else max(codes, default=0)
+
+
+def _load(
+    directory: Path, name: str | None, duration: float | None, overrides: list[str]
+) -> list[ex.Experiment]:
+    """Every experiment to run, validated (and overridden) before anything runs."""
+    try:
+        if name is not None:
+            chosen = [ex.find(name, directory)]
+        else:
+            files = ex.discover(directory)
+            if not files:
+                raise ex.ExperimentError(f"no experiment files (*.yaml) in {directory}")
+            chosen = [ex.load_file(path) for path in files.values()]
+        return [_override(e, duration, overrides) for e in chosen]
+    except ex.ExperimentError as exc:
+        raise ConfigError(
+            str(exc), "fix the experiment file (keys are in loadtests/failover/schema.json)"
+        ) from None
+
+
+def _override(experiment: ex.Experiment, duration: float | None, overrides: list[str]) -> ex.Experiment:
+    data = experiment.model_dump(exclude_none=True)
+    if duration is not None:
+        inject = min(data["load"]["inject_at_s"], duration / 3)
+        data["load"].update(duration_s=duration, inject_at_s=round(inject, 2))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section = "criteria" if key in ex.Criteria.model_fields else "hypothesis"
+        if not sep or key not in ex.Criteria.model_fields | ex.Hypothesis.model_fields or key == "health":
+            known = ", ".join([*ex.Criteria.model_fields, "max_error_rate", "max_p99_ms"])
+            raise ex.ExperimentError(f"--tolerance {item!r}: expected KEY=VALUE with KEY one of {known}")
+        data[section][key] = value
+    try:
+        return ex.Experiment.model_validate(data)
+    except ValueError as exc:
+        raise ex.ExperimentError(f"{experiment.name} with the overrides: {exc}") from None
+
+
+def _run_dir(base: Path, name: str, target: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = base / f"{stamp}-{name}-{target}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = base / f"{stamp}-{name}-{target}-{suffix}"
+    return run_dir
+
+
+def _list(app: Application, directory: Path) -> None:
+    rows = []
+    for name, path in ex.discover(directory).items():
+        try:
+            found = ex.load_file(path)
+            rows.append({"name": name, "description": found.description, "file": str(path), "error": None})
+        except ex.ExperimentError as exc:
+            rows.append({"name": name, "description": "", "file": str(path), "error": str(exc)})
+    if app.json_output:
+        app.emit_json({"experiments": rows})
+        return
+    for row in rows:
+        text = row["description"] if row["error"] is None else f"[red]invalid:[/] {row['error']}"
+        app.out.print(f"[bold]{row['name']:<24}[/] {text}", highlight=False)
+
+
+def _print(app: Application, journal: dict[str, Any]) -> None:
+    color = {"pass": "green", "fail": "red"}.get(journal["verdict"], "yellow")
+    figures = "  ".join(f"{k}={journal.get(k)}" for k in HEADLINE)
+    app.out.print(
+        f"[{color}]{journal['verdict'].upper()}[/] {journal['experiment']}: {figures}", highlight=False
+    )
+    for breach in journal["breaches"]:
+        app.out.print(f"  breach: {breach}", highlight=False)
+    for error in journal["errors"]:
+        app.out.print(f"  error: {error}", highlight=False)
+    for step in journal["steps"]:
+        if step.get("status") == "skipped":
+            app.out.print(f"  skipped {step['action']}: {step['detail']}", highlight=False)
+    if journal["missing_ids"]:
+        shown = ", ".join(journal["missing_ids"][:10])
+        more = len(journal["missing_ids"]) - 10
+        app.out.print(
+            f"  missing audit events: {shown}{f' (+{more} more)' if more > 0 else ''}", highlight=False
+        )
+    app.out.print(f"  report: {journal.get('report')}  journal: {journal.get('journal')}", highlight=False)

@@ -1,0 +1,354 @@
+"""The actions an experiment can take, through the AWS API so both targets share them.
+
+ECS, RDS and ElastiCache calls go to AWS or to the local emulator (whose realizer turns them into the same
+fault on local processes). Network faults in front of Postgres and Redis go to the built-in fault proxy on
+the local target, and to AWS FIS where an equivalent exists (`devenv.failover.fis`) on AWS. An action the
+target cannot perform (AWS answers that the resource is in the wrong state for it) is `skipped`, with AWS's
+reason; any other refusal fails the experiment's run (exit 2) after its rollbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from devenv.failover.target import Target
+
+# AWS error codes meaning "this resource cannot do that in its current shape": a skip, not an error.
+CANNOT_PERFORM = {
+    "InvalidDBClusterStateFault",
+    "InvalidDBInstanceState",
+    "InvalidReplicationGroupState",
+    "InvalidCacheClusterState",
+    "TestFailoverNotAvailableFault",
+}
+
+
+class ActionFailed(Exception):
+    """An action the target refused or that did not reach its end state in time."""
+
+
+@dataclass
+class Outcome:
+    status: Literal["done", "skipped"]
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WaitArgs(Args):
+    seconds: float = Field(gt=0, le=600)
+
+
+class ServiceArgs(Args):
+    service: Literal["proxy", "dispatcher"]
+    timeout_s: float = Field(120, gt=0, le=900, description="how long to wait for the end state")
+
+
+class StopTaskArgs(ServiceArgs):
+    reason: str = "failover experiment"
+
+
+class DeployArgs(ServiceArgs):
+    wait: bool = Field(True, description="wait until every old task is replaced")
+
+
+class DesiredCountArgs(ServiceArgs):
+    count: int = Field(ge=0, le=10)
+
+
+class DbFailoverArgs(Args):
+    cluster: str | None = Field(None, description="DB cluster identifier [the stack's only cluster]")
+    fallback: Literal["none", "reboot-writer"] = Field(
+        "none", description="when the cluster has no replica to fail over to, reboot the writer instead"
+    )
+
+
+class DbRebootArgs(Args):
+    instance: str | None = Field(None, description="DB instance identifier [the cluster's writer]")
+
+
+class CacheRebootArgs(Args):
+    cluster: str | None = Field(None, description="cache cluster id [the replication group's first member]")
+    nodes: list[str] = Field(default_factory=lambda: ["0001"], min_length=1)
+
+
+class CacheFailoverArgs(Args):
+    replication_group: str | None = None
+    node_group: str = "0001"
+
+
+class EndpointArgs(Args):
+    endpoint: Literal["aurora", "elasticache"]
+
+
+class RefuseArgs(EndpointArgs):
+    seconds: float = Field(gt=0, le=600)
+
+
+class LatencyArgs(EndpointArgs):
+    ms: float = Field(gt=0, le=60_000)
+    seconds: float | None = Field(None, gt=0, le=600, description="how long [until cleared]")
+
+
+ActionFn = Callable[[Target, Any], Outcome]
+
+
+@dataclass(frozen=True)
+class Action:
+    args: type[Args]
+    run: ActionFn
+    injects: bool  # changes the system (a rollback-worthy fault), as opposed to waiting
+
+
+def validate_args(action: str, args: dict[str, Any]) -> Args:
+    """The action's arguments, validated (ValueError names the argument)."""
+    try:
+        return ACTIONS[action].args.model_validate(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or action}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"arguments of {action}: {problems}") from None
+
+
+def run_action(target: Target, action: str, args: dict[str, Any]) -> Outcome:
+    spec = ACTIONS[action]
+    return spec.run(target, spec.args.model_validate(args))
+
+
+def _aws_call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call the AWS API; CannotPerform for a wrong-state refusal, ActionFailed for any other."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", exc))
+        if code in CANNOT_PERFORM:
+            raise CannotPerform(f"{code}: {message}") from None
+        raise ActionFailed(f"{exc.operation_name} refused: {code}: {message}") from None
+    except BotoCoreError as exc:
+        raise ActionFailed(f"AWS API call failed: {exc}") from None
+
+
+class CannotPerform(Exception):
+    """The target answered that the resource cannot do this (kept as the skip reason)."""
+
+
+def _wait_until(check: Callable[[], str | None], timeout_s: float, what: str) -> None:
+    """Poll `check` (None when done, else what is still missing) until done or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    missing: str | None = what
+    while time.monotonic() < deadline:
+        missing = check()
+        if missing is None:
+            return
+        time.sleep(0.25)
+    raise ActionFailed(f"{what}: not reached in {timeout_s:.0f} s ({missing})")
+
+
+# ---- ECS ----------------------------------------------------------------------------------------------
+
+
+def _running_tasks(target: Target, service: str) -> list[str]:
+    ecs = target.client("ecs")
+    return list(
+        _aws_call(ecs.list_tasks, cluster=target.cluster, serviceName=service, desiredStatus="RUNNING")[
+            "taskArns"
+        ]
+    )
+
+
+def _healthy_targets(target: Target, service: str) -> int | None:
+    """Healthy targets of the service's target group (None for a service without a load balancer)."""
+    ecs = target.client("ecs")
+    described = _aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
+    groups = [lb["targetGroupArn"] for lb in (described[0].get("loadBalancers") or []) if described]
+    if not groups:
+        return None
+    health = _aws_call(target.client("elbv2").describe_target_health, TargetGroupArn=groups[0])
+    return sum(
+        1 for d in health["TargetHealthDescriptions"] if d.get("TargetHealth", {}).get("State") == "healthy"
+    )
+
+
+def _settled(target: Target, service: str, count: int, old: set[str] | None = None) -> str | None:
+    tasks = _running_tasks(target, service)
+    if len(tasks) != count:
+        return f"{len(tasks)} of {count} tasks running"
+    if old and old & set(tasks):
+        return f"{len(old & set(tasks))} old task(s) still running"
+    healthy = _healthy_targets(target, service)
+    if healthy is not None and healthy < count:
+        return f"{healthy} of {count} targets healthy"
+    return None
+
+
+def stop_task(target: Target, args: StopTaskArgs) -> Outcome:
+    tasks = _running_tasks(target, args.service)
+    if not tasks:
+        raise ActionFailed(f"service {args.service} has no running task to stop")
+    victim = tasks[0]
+    _aws_call(target.client("ecs").stop_task, cluster=target.cluster, task=victim, reason=args.reason)
+    return Outcome("done", f"stopped task {victim.rsplit('/', 1)[-1]} of {args.service}", {"task": victim})
+
+
+def force_new_deployment(target: Target, args: DeployArgs) -> Outcome:
+    old = set(_running_tasks(target, args.service))
+    ecs = target.client("ecs")
+    _aws_call(ecs.update_service, cluster=target.cluster, service=args.service, forceNewDeployment=True)
+    if args.wait:
+        _wait_until(
+            lambda: _settled(target, args.service, len(old), old),
+            args.timeout_s,
+            f"rolling deployment of {args.service}",
+        )
+    return Outcome("done", f"forced a new deployment of {args.service} ({len(old)} task(s) replaced)")
+
+
+def set_desired_count(target: Target, args: DesiredCountArgs) -> Outcome:
+    ecs = target.client("ecs")
+    _aws_call(ecs.update_service, cluster=target.cluster, service=args.service, desiredCount=args.count)
+    _wait_until(
+        lambda: _settled(target, args.service, args.count),
+        args.timeout_s,
+        f"{args.service} at {args.count} task(s)",
+    )
+    return Outcome("done", f"{args.service} runs {args.count} task(s)")
+
+
+# ---- RDS ----------------------------------------------------------------------------------------------
+
+
+def _db_cluster(target: Target, name: str | None) -> dict[str, Any]:
+    clusters = _aws_call(target.client("rds").describe_db_clusters)["DBClusters"]
+    if name is not None:
+        clusters = [c for c in clusters if c["DBClusterIdentifier"] == name]
+    if not clusters:
+        raise ActionFailed(f"no DB cluster {name or ''} on the {target.name} target".replace("  ", " "))
+    return dict(clusters[0])
+
+
+def _writer(cluster: dict[str, Any]) -> str:
+    for member in cluster.get("DBClusterMembers", []):
+        if member.get("IsClusterWriter"):
+            return str(member["DBInstanceIdentifier"])
+    raise ActionFailed(f"DB cluster {cluster['DBClusterIdentifier']} has no writer instance")
+
+
+def reboot_db_instance(target: Target, args: DbRebootArgs) -> Outcome:
+    instance = args.instance or _writer(_db_cluster(target, None))
+    _aws_call(target.client("rds").reboot_db_instance, DBInstanceIdentifier=instance)
+    return Outcome("done", f"rebooted DB instance {instance}", {"instance": instance})
+
+
+def failover_db_cluster(target: Target, args: DbFailoverArgs) -> Outcome:
+    cluster = _db_cluster(target, args.cluster)
+    name = cluster["DBClusterIdentifier"]
+    try:
+        _aws_call(target.client("rds").failover_db_cluster, DBClusterIdentifier=name)
+    except CannotPerform as exc:
+        if args.fallback == "none":
+            raise
+        rebooted = reboot_db_instance(target, DbRebootArgs(instance=_writer(cluster)))
+        return Outcome(
+            "done",
+            f"failover of {name} refused ({exc}); no replica to promote, so {rebooted.detail} instead",
+            {"failover_refused": str(exc), **rebooted.data},
+        )
+    return Outcome("done", f"failed over DB cluster {name}")
+
+
+# ---- ElastiCache --------------------------------------------------------------------------------------
+
+
+def _replication_group(target: Target, name: str | None) -> dict[str, Any]:
+    client = target.client("elasticache")
+    kwargs = {"ReplicationGroupId": name} if name else {}
+    groups = _aws_call(client.describe_replication_groups, **kwargs)["ReplicationGroups"]
+    if not groups:
+        raise ActionFailed(f"no ElastiCache replication group on the {target.name} target")
+    return dict(groups[0])
+
+
+def reboot_cache_cluster(target: Target, args: CacheRebootArgs) -> Outcome:
+    member = args.cluster or str(_replication_group(target, None)["MemberClusters"][0])
+    client = target.client("elasticache")
+    _aws_call(client.reboot_cache_cluster, CacheClusterId=member, CacheNodeIdsToReboot=args.nodes)
+    return Outcome("done", f"rebooted cache cluster {member} nodes {','.join(args.nodes)}")
+
+
+def test_failover(target: Target, args: CacheFailoverArgs) -> Outcome:
+    group = args.replication_group or str(_replication_group(target, None)["ReplicationGroupId"])
+    client = target.client("elasticache")
+    _aws_call(client.test_failover, ReplicationGroupId=group, NodeGroupId=args.node_group)
+    return Outcome("done", f"test failover of {group} node group {args.node_group}")
+
+
+# ---- network faults -----------------------------------------------------------------------------------
+
+
+def _network(target: Target, kind: str, args: EndpointArgs) -> Outcome:
+    if target.name == "aws":
+        from devenv.failover import fis
+
+        return fis.run(target, kind, args.model_dump())
+    from devenv.services import faultproxy
+
+    control = target.fault_proxy(args.endpoint)
+    if kind == "cut":
+        answer = faultproxy.cut(control)
+        return Outcome("done", f"cut the open connections of {args.endpoint}", {"status": answer})
+    if kind == "refuse":
+        assert isinstance(args, RefuseArgs)
+        answer = faultproxy.refuse(control, args.seconds)
+        return Outcome("done", f"{args.endpoint} refuses new connections for {args.seconds:g} s")
+    if kind == "latency":
+        assert isinstance(args, LatencyArgs)
+        answer = faultproxy.add_latency(control, args.ms, args.seconds)
+        span = f"for {args.seconds:g} s" if args.seconds else "until cleared"
+        return Outcome("done", f"{args.endpoint} adds {args.ms:g} ms latency {span}", {"status": answer})
+    answer = faultproxy.clear(control)
+    return Outcome("done", f"cleared the faults of {args.endpoint}", {"status": answer})
+
+
+def _wait(target: Target, args: WaitArgs) -> Outcome:
+    time.sleep(args.seconds)
+    return Outcome("done", f"waited {args.seconds:g} s")
+
+
+def _skippable(fn: Callable[[Target, Any], Outcome]) -> Callable[[Target, Any], Outcome]:
+    def run(target: Target, args: Any) -> Outcome:
+        try:
+            return fn(target, args)
+        except CannotPerform as exc:
+            return Outcome("skipped", f"the {target.name} target cannot perform this: {exc}")
+
+    return run
+
+
+ACTIONS: dict[str, Action] = {
+    "wait": Action(WaitArgs, _wait, injects=False),
+    "ecs.stop_task": Action(StopTaskArgs, _skippable(stop_task), injects=True),
+    "ecs.force_new_deployment": Action(DeployArgs, _skippable(force_new_deployment), injects=True),
+    "ecs.set_desired_count": Action(DesiredCountArgs, _skippable(set_desired_count), injects=True),
+    "rds.failover_db_cluster": Action(DbFailoverArgs, _skippable(failover_db_cluster), injects=True),
+    "rds.reboot_db_instance": Action(DbRebootArgs, _skippable(reboot_db_instance), injects=True),
+    "elasticache.reboot_cache_cluster": Action(
+        CacheRebootArgs, _skippable(reboot_cache_cluster), injects=True
+    ),
+    "elasticache.test_failover": Action(CacheFailoverArgs, _skippable(test_failover), injects=True),
+    "network.cut": Action(EndpointArgs, _skippable(lambda t, a: _network(t, "cut", a)), injects=True),
+    "network.refuse": Action(RefuseArgs, _skippable(lambda t, a: _network(t, "refuse", a)), injects=True),
+    "network.latency": Action(LatencyArgs, _skippable(lambda t, a: _network(t, "latency", a)), injects=True),
+    "network.clear": Action(EndpointArgs, _skippable(lambda t, a: _network(t, "clear", a)), injects=True),
+}

@@ -1,0 +1,171 @@
+"""A failover experiment as data: steady-state hypothesis, background load, set-up, method, rollbacks, criteria.
+
+Experiments live as YAML in `loadtests/failover/` (one file each, named after the experiment). Loading one
+validates every key up front (a bad file is an ExperimentError naming the file and the key, before anything
+is injected). `loadtests/failover/schema.json` is this model's JSON Schema (`python -m devenv.failover.schema`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from devenv.failover.actions import ACTIONS, validate_args
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "loadtests" / "failover"
+RESERVED_NAMES = ("list",)
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot be run as written; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Load(Strict):
+    """The background load: `rate` /v1 requests per second for `duration_s`, the fault injected at `inject_at_s`."""
+
+    rate: Annotated[float, Field(gt=0, le=200, description="requests per second (bounded)")] = 20
+    duration_s: Annotated[float, Field(gt=0, le=600, description="total length of the background load")] = 40
+    inject_at_s: Annotated[
+        float, Field(gt=0, description="seconds of steady load before the method starts (the baseline)")
+    ] = 8
+    concurrency: Annotated[int, Field(ge=1, le=64, description="requests in flight at most")] = 16
+    timeout_s: Annotated[float, Field(gt=0, le=60, description="a request slower than this has failed")] = 10
+    path: str = Field(default="/v1/chat/completions", pattern=r"^/v1/", description="the /v1 route to call")
+
+    @model_validator(mode="after")
+    def _injection_inside_the_load(self) -> Load:
+        if self.inject_at_s >= self.duration_s:
+            raise ValueError(
+                f"inject_at_s ({self.inject_at_s}) must be less than duration_s ({self.duration_s})"
+            )
+        return self
+
+
+class Health(Strict):
+    """The health probe: GET `path` answers one of `statuses` with a body `status` in `body_statuses`."""
+
+    path: str = Field(default="/health", pattern=r"^/")
+    statuses: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    body_statuses: list[str] = Field(
+        default_factory=lambda: ["ok"], description="accepted values of the body's `status`"
+    )
+    interval_s: Annotated[float, Field(ge=0.05, le=5)] = 0.25
+
+
+class Hypothesis(Strict):
+    """The steady state: health holds, and the background load's error rate and p99 stay within tolerances."""
+
+    health: Health = Field(default_factory=lambda: Health())
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p99_ms: Annotated[float, Field(gt=0)] = 2000
+
+
+class Criteria(Strict):
+    """The experiment's pass criteria (its reliability goals); an absent key is not checked."""
+
+    max_failed_requests: Annotated[int | None, Field(ge=0)] = None
+    max_failure_rate: Annotated[float | None, Field(ge=0, le=1)] = None
+    max_recovery_s: Annotated[float | None, Field(ge=0)] = None
+    max_lost_events: Annotated[int | None, Field(ge=0)] = None
+    max_duplicate_events: Annotated[int | None, Field(ge=0)] = None
+    max_p99_ms_during: Annotated[float | None, Field(gt=0)] = None
+    max_p99_ms_after: Annotated[float | None, Field(gt=0)] = None
+
+
+class Audit(Strict):
+    """The data-loss check: how long to wait for the dispatcher to catch up (set false to skip it)."""
+
+    enabled: bool = True
+    catch_up_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60
+
+
+class Step(BaseModel):
+    """One action and its arguments, e.g. `{action: ecs.stop_task, service: proxy}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _arguments(self) -> Step:
+        validate_args(self.action, self.args)
+        return self
+
+
+class Experiment(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    hypothesis: Hypothesis = Field(default_factory=Hypothesis)
+    load: Load = Field(default_factory=lambda: Load())
+    setup: list[Step] = Field(default_factory=list, description="before the steady-state check; rolled back")
+    method: list[Step] = Field(min_length=1, description="the fault: actions and waits")
+    rollbacks: list[Step] = Field(default_factory=list, description="always run at the end, in order")
+    criteria: Criteria = Field(default_factory=Criteria)
+    audit: Audit = Field(default_factory=Audit)
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Experiment:
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"{self.name!r} is a command of `devenv failover`, not an experiment name")
+        return self
+
+
+def load_file(path: Path) -> Experiment:
+    """The experiment in `path`, validated; ExperimentError names the file and the offending key."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ExperimentError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{path}: an experiment is a mapping (name, hypothesis, load, method, ...)")
+    try:
+        experiment = Experiment.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_key(err['loc'])}: {err['msg']}" + (f" (got {err['input']!r})" if _short(err) else "")
+            for err in exc.errors()
+        )
+        raise ExperimentError(f"{path}: {problems}") from None
+    if experiment.name != path.stem:
+        raise ExperimentError(f"{path}: name: {experiment.name!r} must match the file name {path.stem!r}")
+    return experiment
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif not str(part).startswith(("function-after", "literal[")):
+            key += ("." if key else "") + str(part)
+    return key or "(top level)"
+
+
+def _short(err: Any) -> bool:
+    return isinstance(err.get("input"), str | int | float) and len(repr(err["input"])) < 60
+
+
+def discover(directory: Path = EXPERIMENTS_DIR) -> dict[str, Path]:
+    """Experiment files by name (`*.yaml` in the directory)."""
+    return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+
+
+def find(name: str, directory: Path = EXPERIMENTS_DIR) -> Experiment:
+    files = discover(directory)
+    if name not in files:
+        known = ", ".join(files) or "none"
+        raise ExperimentError(f"no experiment {name!r} in {directory} (known: {known})")
+    return load_file(files[name])
