@@ -142,9 +142,10 @@ def _init(environment: Environment, **_: Any) -> None:
     try:
         state.rules = th.thresholds(th.load(Path(options.thresholds), options.load_profile or None))
     except th.ThresholdError as exc:
-        state.setup_error = str(exc)
+        state.init_error = str(exc)
     if options.load_profile and options.load_profile not in PROFILES:
-        state.setup_error = f"unknown profile {options.load_profile!r}; choose one of {', '.join(PROFILES)}"
+        state.init_error = f"unknown profile {options.load_profile!r}; choose one of {', '.join(PROFILES)}"
+    state.setup_error = state.init_error
 
 
 def _management(host: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -235,6 +236,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     if state is None:
         return
     state.started_at, state.ended_at = time.time(), None
+    state.setup_error = state.init_error  # a web UI run may follow a failed one with a fixed token
     state.timeline.clear()
     state.ramp_steps.clear()
     state.cache.clear()

@@ -53,6 +53,7 @@ class RunState:
     metric_only: frozenset[str] = frozenset()
     profile: str | None = None
     setup_error: str | None = None
+    init_error: str | None = None  # found at start-up (bad thresholds or profile): fails every run
     started_at: float | None = None
     ended_at: float | None = None
     timeline: list[dict[str, float]] = field(default_factory=list)
