@@ -40,7 +40,7 @@ def test_smoke_passes_against_the_local_stack(devenv: Devenv, local_target: Targ
     # the totals count every real request once, and leave the first-token metric out
     real = [f for f in types.values() if not f["metric_only"]]
     assert summary["requests"] == sum(f["requests"] for f in real)
-    assert summary["failures"] == sum(f["failures"] for f in real) == 0
+    assert summary["failures"] == sum(f["failures"] for f in real)  # (a few are allowed: the verdict decides)
     assert types["chat stream: first token"]["requests"] == types["chat stream"]["requests"]
     assert {"rps", "p50_ms", "p95_ms", "p99_ms"} <= set(summary)
     assert all(c["ok"] for c in summary["thresholds"]) and summary["thresholds"]
