@@ -83,6 +83,12 @@ def target_group_id(name: str) -> str:
     return f"tg-{name}"
 
 
+def server_id(name: str) -> str:
+    """The `@id` of the server (listener) forwarding to a target group: both handlers' target lists
+    change in one request to it, so one config reload."""
+    return f"lb-{name}"
+
+
 def fail_open_id(name: str) -> str:
     """The `@id` of a target group's fail-open handler (all targets, no health checks)."""
     return f"tg-{name}-all"
@@ -142,6 +148,7 @@ def _server(spec: LoadBalancerSpec, listener: Listener) -> dict[str, Any]:
     assert listener.target_group is not None  # _validate checked it
     group = spec.target_group(listener.target_group)
     check = group.health_check
+    server["@id"] = server_id(group.name)
     server["routes"] = [
         {
             "handle": [

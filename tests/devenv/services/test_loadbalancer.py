@@ -212,6 +212,7 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
     assert config["storage"] == {"module": "file_system", "root": str(tmp_path / "data")}
     server = config["apps"]["http"]["servers"]["listener-18080"]
     assert server["listen"] == ["127.0.0.1:18080"]
+    assert server["@id"] == "lb-web"
     handler = server["routes"][0]["handle"][0]
     assert handler["@id"] == "tg-web"
     assert handler["health_checks"]["active"] == {
