@@ -30,7 +30,6 @@ RECORDED: dict[str, str] = {
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::CloudWatch::Alarm": "stored (DescribeAlarms); never evaluated locally",
     "AWS::CloudWatch::Dashboard": "stored (GetDashboard)",
-    "AWS::ApplicationAutoScaling::ScalingPolicy": "stored (DescribeScalingPolicies); not acted on",
     "AWS::CertificateManager::Certificate": "stored (DescribeCertificate); never issued",
     "AWS::ECR::Repository": "stored; images are not pulled from it locally",
     "AWS::Logs::LogGroup": "stored; local processes log to files",
@@ -60,6 +59,9 @@ REALIZED_BY: dict[str, str] = {
     "targets follow the tasks; deregistration delay honoured; fails open when no target is healthy",
     "AWS::RDS::DBCluster": "local Postgres 18 behind a fault proxy at the cluster endpoint (aurora_port)",
     "AWS::RDS::DBInstance": "reboot_db_instance / failover stop and restart the local Postgres (fault_hold_s)",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "the local autoscaler keeps the service within min/max",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "the local autoscaler applies target tracking (task CPU from the "
+    "processes, requests per target from the proxy's /metrics) with the policy's cooldowns",
     "AWS::ElastiCache::ReplicationGroup": "local Redis (TLS with devenv's CA when encrypted in transit) behind a "
     "fault proxy at the endpoint (elasticache_port); reboot_cache_cluster restarts it empty",
 }
