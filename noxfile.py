@@ -9,7 +9,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "tests", "loadtest_smoke"]
+nox.options.sessions = ["lint", "typecheck", "tests", "loadtest_smoke", "failover_smoke"]
 
 PACKAGES = ["devenv", "llmproxy", "tests", "noxfile.py"]
 
@@ -54,6 +54,22 @@ def loadtest_smoke(session: nox.Session) -> None:
     """A ~20 s smoke load test against the local stack (on free ports), thresholds enforced."""
     args = session.posargs or ["--profile", "smoke", "--duration", "20s"]
     uv_run(session, "python", "loadtests/against_local_stack.py", *args)
+
+
+@nox.session
+def failover_smoke(session: nox.Session) -> None:
+    """Two short failover experiments on the local stack (free ports), with CI's generous tolerances."""
+    names = session.posargs or ["proxy-task-kill", "redis-cut-5s"]
+    generous = ["max_failure_rate=0.05", "max_recovery_s=20", "max_p99_ms=5000"]
+    tolerances = [arg for value in generous for arg in ("--tolerance", value)]
+    script = "loadtests/failover/against_local_stack.py"
+    uv_run(session, "python", script, *names, "--duration", "15", *tolerances)
+
+
+@nox.session
+def failover(session: nox.Session) -> None:
+    """Every failover experiment on the local stack, with the criteria in their files (on demand)."""
+    uv_run(session, "python", "loadtests/failover/against_local_stack.py", *(session.posargs or ["--all"]))
 
 
 @nox.session

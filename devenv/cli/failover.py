@@ -1,7 +1,8 @@
 """`devenv failover`: failover experiments under load against the local stack or AWS.
 
     devenv failover list                       the experiments in loadtests/failover/
-    devenv failover NAME --target local|aws    run one
+    devenv failover NAME... --target local|aws run one or more (`--output json`: one journal, or
+                                               {"experiments": [...], "exit_code": N} for several)
     devenv failover --all --target local       run them all, one after the other
 
 Exit codes: 0 every experiment passed; 1 a criterion or the hypothesis breached; 2 a set-up error, an
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 def failover(
     ctx: typer.Context,
-    name: str | None = typer.Argument(None, help="an experiment's name, or `list`"),
+    names: list[str] = typer.Argument(None, help="experiment name(s), or `list`", show_default=False),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
     target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
     experiments_dir: Path = typer.Option(
@@ -72,14 +73,16 @@ def failover(
     from devenv.cli.app import application
 
     app = application(ctx, output, quiet)
-    if name == "list":
+    names = names or []
+    if names == ["list"]:
         _list(app, experiments_dir)
         return
-    if (name is None) == (not run_all):
+    if bool(names) == run_all:
         raise UsageError(
-            "name one experiment or pass --all (not both)", "see `devenv failover list` for the experiments"
+            "name the experiment(s) to run or pass --all (not both)",
+            "see `devenv failover list` for the experiments",
         )
-    experiments = _load(experiments_dir, name, duration, tolerance)
+    experiments = _load(experiments_dir, names, duration, tolerance)
     from devenv.failover.target import connect
 
     state = StateDir(app.settings.state_dir)
@@ -99,7 +102,8 @@ def failover(
         if not app.json_output:
             _print(app, journal)
     if app.json_output:
-        app.emit_json(journals[0] if name else {"experiments": journals, "exit_code": _exit_code(journals)})
+        single = len(names) == 1
+        app.emit_json(journals[0] if single else {"experiments": journals, "exit_code": _exit_code(journals)})
     code = _exit_code(journals)
     if code:
         raise typer.Exit(code)
@@ -111,40 +115,22 @@ def _exit_code(journals: list[dict[str, Any]]) -> int:
 
 
 def _load(
-    directory: Path, name: str | None, duration: float | None, overrides: list[str]
+    directory: Path, names: list[str], duration: float | None, overrides: list[str]
 ) -> list[ex.Experiment]:
     """Every experiment to run, validated (and overridden) before anything runs."""
     try:
-        if name is not None:
-            chosen = [ex.find(name, directory)]
+        if names:
+            chosen = [ex.find(name, directory) for name in names]
         else:
             files = ex.discover(directory)
             if not files:
                 raise ex.ExperimentError(f"no experiment files (*.yaml) in {directory}")
             chosen = [ex.load_file(path) for path in files.values()]
-        return [_override(e, duration, overrides) for e in chosen]
+        return [ex.with_overrides(e, duration, overrides) for e in chosen]
     except ex.ExperimentError as exc:
         raise ConfigError(
             str(exc), "fix the experiment file (keys are in loadtests/failover/schema.json)"
         ) from None
-
-
-def _override(experiment: ex.Experiment, duration: float | None, overrides: list[str]) -> ex.Experiment:
-    data = experiment.model_dump(exclude_none=True)
-    if duration is not None:
-        inject = min(data["load"]["inject_at_s"], duration / 3)
-        data["load"].update(duration_s=duration, inject_at_s=round(inject, 2))
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section = "criteria" if key in ex.Criteria.model_fields else "hypothesis"
-        if not sep or key not in ex.Criteria.model_fields | ex.Hypothesis.model_fields or key == "health":
-            known = ", ".join([*ex.Criteria.model_fields, "max_error_rate", "max_p99_ms"])
-            raise ex.ExperimentError(f"--tolerance {item!r}: expected KEY=VALUE with KEY one of {known}")
-        data[section][key] = value
-    try:
-        return ex.Experiment.model_validate(data)
-    except ValueError as exc:
-        raise ex.ExperimentError(f"{experiment.name} with the overrides: {exc}") from None
 
 
 def _run_dir(base: Path, name: str, target: str) -> Path:

@@ -38,6 +38,11 @@ class Load(Strict):
     concurrency: Annotated[int, Field(ge=1, le=64, description="requests in flight at most")] = 16
     timeout_s: Annotated[float, Field(gt=0, le=60, description="a request slower than this has failed")] = 10
     path: str = Field(default="/v1/chat/completions", pattern=r"^/v1/", description="the /v1 route to call")
+    keep_alive: bool = Field(
+        default=False,
+        description="reuse connections (the local ALB mirror closes idle keep-alive connections on every "
+        "target change, a known gap an ALB does not have: off by default so it is not counted as the stack's)",
+    )
 
     @model_validator(mode="after")
     def _injection_inside_the_load(self) -> Load:
@@ -156,6 +161,32 @@ def _key(loc: tuple[int | str, ...]) -> str:
 
 def _short(err: Any) -> bool:
     return isinstance(err.get("input"), str | int | float) and len(repr(err["input"])) < 60
+
+
+def with_overrides(experiment: Experiment, duration_s: float | None, overrides: list[str]) -> Experiment:
+    """The experiment with a shorter or longer load (the injection kept in its first third at most) and
+    criteria or tolerances replaced (`KEY=VALUE`, e.g. `max_failure_rate=0.05`, `max_p99_ms=3000`)."""
+    data = experiment.model_dump(exclude_none=True)
+    if duration_s is not None:
+        inject = min(data["load"]["inject_at_s"], duration_s / 3)
+        data["load"].update(duration_s=duration_s, inject_at_s=round(inject, 2))
+    tunable = {
+        **dict.fromkeys(Criteria.model_fields, "criteria"),
+        "max_error_rate": "hypothesis",
+        "max_p99_ms": "hypothesis",
+    }
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in tunable:
+            raise ExperimentError(
+                f"--tolerance {item!r}: expected KEY=VALUE with KEY one of {', '.join(tunable)}"
+            )
+        data[tunable[key]][key] = value
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_key(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ExperimentError(f"{experiment.name} with the overrides: {problems}") from None
 
 
 def discover(directory: Path = EXPERIMENTS_DIR) -> dict[str, Path]:

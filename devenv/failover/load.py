@@ -47,6 +47,7 @@ class LoadSpec:
     concurrency: int
     timeout_s: float
     path: str = "/v1/chat/completions"
+    keep_alive: bool = False
 
 
 class BackgroundLoad:
@@ -87,7 +88,7 @@ class BackgroundLoad:
         total = int(spec.rate * spec.duration_s)
         slots = asyncio.Semaphore(spec.concurrency)
         timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
-        connector = aiohttp.TCPConnector(limit=spec.concurrency)
+        connector = aiohttp.TCPConnector(limit=spec.concurrency, force_close=not spec.keep_alive)
         started = time.monotonic()
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             pending: set[asyncio.Task[None]] = set()

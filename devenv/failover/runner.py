@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ class Run:
             concurrency=load.concurrency,
             timeout_s=load.timeout_s,
             path=load.path,
+            keep_alive=load.keep_alive,
         )
         self.load = BackgroundLoad(spec, self.tag)
         self.load.start(self.t0)
@@ -244,6 +246,10 @@ class Run:
                 p99_ms_after=after.p99_ms,
             )
             detail["fault_window_s"] = [self.injected_at, round(during_end, 3)]
+            best = exp.hypothesis.health.body_statuses[:1]
+            strict = [replace(s, ok=s.ok and (not best or s.body_status in best)) for s in samples]
+            full = measure.recovered_at(self.injected_at, strict, requests)
+            detail["full_health_s"] = None if full is None else round(full - self.injected_at, 2)
             detail["recovered_at_s"] = recovered
             detail["windows"] = {
                 "baseline": vars(measure.window(requests, self.load_started, self.injected_at)),
@@ -289,7 +295,8 @@ class Run:
             "load": exp.load.model_dump(),
             "steps": self.steps,
             "audit": vars(result) if result else None,
-            "load_generator": "devenv.failover.load (asyncio + aiohttp, constant rate, one X-Request-ID each)",
+            "load_generator": "devenv.failover.load: asyncio + aiohttp, constant rate, one X-Request-ID each, "
+            + ("keep-alive connections" if exp.load.keep_alive else "a new connection per request"),
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / TIMELINE_FILE).write_text(

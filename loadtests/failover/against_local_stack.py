@@ -1,0 +1,52 @@
+"""Bring the local stack up on free ports in a throw-away state dir, run `devenv failover` against it, and
+bring it down again; exits with the experiments' code (0 pass, 1 breach, 2 set-up error or aborted).
+
+    python loadtests/failover/against_local_stack.py --all                          # nox -s failover
+    python loadtests/failover/against_local_stack.py proxy-task-kill --duration 15  # one, shorter
+
+The run folders are kept under ./.devenv/failover. DEVENV_FAULT_HOLD_S is 5 s unless set (the default a
+database or cache reboot keeps the service down for).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from devenv.config import Settings
+from devenv.runtime.ports import free_port
+
+
+def devenv(*args: str, env: dict[str, str], timeout: float) -> int:
+    print("+ devenv " + " ".join(args), flush=True)
+    return subprocess.run(
+        [sys.executable, "-m", "devenv", *args], env=env, timeout=timeout, check=False
+    ).returncode
+
+
+def main(argv: list[str]) -> int:
+    state_dir = tempfile.mkdtemp(prefix="devenv-failover-")
+    os.chmod(state_dir, 0o755)  # the non-root Postgres user must reach its data dir
+    env = {k: v for k, v in os.environ.items() if k not in ("MANAGEMENT_TOKEN", "DEVENV_TARGET_URL")}
+    env["DEVENV_STATE_DIR"] = state_dir
+    for name in Settings.model_fields:
+        if name.endswith("_port"):
+            env[f"DEVENV_{name.upper()}"] = str(free_port())
+    try:
+        if devenv("up", "-d", env=env, timeout=600) != 0:
+            print("the local stack did not come up; see the logs above", file=sys.stderr)
+            return 2
+        if "--report-dir" not in argv:
+            argv = [*argv, "--report-dir", str(Path.cwd() / ".devenv" / "failover")]
+        return devenv("failover", "--target", "local", *argv, env=env, timeout=3600)
+    finally:
+        devenv("down", env=env, timeout=180)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
