@@ -484,6 +484,103 @@ def _deleting_resource(original: Callable[..., None]) -> Callable[..., None]:
     return _delete_resource
 
 
+def references(node: Any) -> set[str]:
+    """Logical ids a resource body points at: Ref, Fn::GetAtt, ${X} / ${X.Attr} in Fn::Sub, DependsOn."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                template = value[0] if isinstance(value, list) else value
+                if isinstance(template, str):
+                    found.update(
+                        name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", template)
+                    )
+                found |= references(value)
+            elif key == "DependsOn":
+                found.update([value] if isinstance(value, str) else value)
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def dependency_order(resources: dict[str, Any]) -> list[str]:
+    """Logical ids, each after every resource it references (template order otherwise)."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(logical_id: str) -> None:
+        if logical_id in ordered or logical_id in visiting:
+            return
+        visiting.add(logical_id)
+        for dependency in sorted(references(resources[logical_id]) & resources.keys()):
+            visit(dependency)
+        visiting.discard(logical_id)
+        ordered.append(logical_id)
+
+    for logical_id in resources:
+        visit(logical_id)
+    return ordered
+
+
+def _physical_id(resource: Any) -> Any:
+    return getattr(resource, "physical_resource_id", None)
+
+
+def _update_resource_map(
+    resource_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> None:
+    """moto's ResourceMap.update, with the Modify phase in dependency order and propagated.
+
+    moto updates modified resources in template order and only those whose text changed. On AWS a
+    resource whose Ref/GetAtt target was replaced (a task definition's new revision, say) is updated too,
+    after its target: a service then points at the new revision, not at a deregistered one.
+    """
+    diff = resource_map.build_resource_diff(template, parameters)
+    removed = set(diff["Remove"])
+    for logical_id in reversed(dependency_order(resource_map._resource_json_map)):
+        if logical_id not in removed:
+            continue
+        resource_json = resource_map._resource_json_map[logical_id]
+        if logical_id in resource_map._parsed_resources:
+            resource_map._delete_resource(resource_map._parsed_resources.pop(logical_id), resource_json)
+    resource_map._template = template
+    if parameters:
+        resource_map.input_parameters = parameters
+    resource_map.load_mapping()
+    resource_map.load_parameters()
+    resource_map.load_conditions()
+    resource_map._resource_json_map = template["Resources"]
+    for logical_id in diff["Add"]:
+        _ = resource_map[logical_id]
+    modified = set(diff["Modify"])
+    replaced: set[str] = set(diff["Add"])
+    for logical_id in dependency_order(template["Resources"]):
+        if logical_id not in modified and not references(template["Resources"][logical_id]) & replaced:
+            continue
+        if logical_id not in resource_map._parsed_resources:
+            continue
+        before = _physical_id(resource_map._parsed_resources[logical_id])
+        updated = parsing.parse_and_update_resource(
+            logical_id,
+            template["Resources"][logical_id],
+            resource_map,
+            account_id=resource_map._account_id,
+            region_name=resource_map._region_name,
+        )
+        if updated is None:
+            raise TemplateError(f"{logical_id}: the local cloud cannot update this resource")
+        resource_map._parsed_resources[logical_id] = updated
+        if _physical_id(updated) != before:
+            replaced.add(logical_id)
+
+
 def _parse_ssm_parameter(resource_map: Any, value: str, value_type: str) -> Any:
     """moto's, with a clear error when the parameter does not exist (moto fails with AttributeError)."""
     parameter = ssm_backends[resource_map._account_id][resource_map._region_name].get_parameter(value)
@@ -527,6 +624,7 @@ def install(strict: bool = True) -> None:
         _patch(parsing, "parse_and_update_resource", _recording_update(parsing.parse_and_update_resource))
 
         _patch(parsing.ResourceMap, "parse_ssm_parameter", _parse_ssm_parameter)
+        _patch(parsing.ResourceMap, "update", _update_resource_map)
         _patch(
             parsing.ResourceMap, "_delete_resource", _deleting_resource(parsing.ResourceMap._delete_resource)
         )

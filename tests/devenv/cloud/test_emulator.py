@@ -192,3 +192,47 @@ def test_a_db_cluster_without_a_local_postgres_fails_clearly(tmp_path: Path) -> 
         assert "DEVENV_POSTGRES_ADMIN_URL" in caught.value.message
     finally:
         assert stop_emulator(process) == 0  # SIGTERM: a clean exit
+
+
+def test_an_update_reaches_the_resources_that_reference_a_replaced_one(emulator: str, tmp_path: Path) -> None:
+    def template(image: str) -> dict[str, Any]:
+        return {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "upd"}},
+            "Task": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": "upd",
+                    "Cpu": "256",
+                    "Memory": "512",
+                    "NetworkMode": "awsvpc",
+                    "RequiresCompatibilities": ["FARGATE"],
+                    "ContainerDefinitions": [{"Name": "web", "Image": image, "Essential": True}],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "Task"},
+                    "DesiredCount": 1,
+                },
+            },
+        }
+
+    outputs = {"Task": {"Value": {"Ref": "Task"}}, "Service": {"Value": {"Ref": "Service"}}}
+    first = deploy_template(emulator, write(tmp_path, template("web:1"), outputs), "update")
+    second = deploy_template(emulator, write(tmp_path, template("web:2"), outputs), "update")
+    assert second["Task"] != first["Task"]
+    ecs = aws(emulator, "ecs")
+    [service] = ecs.describe_services(cluster="upd", services=[second["Service"]])["services"]
+    assert service["taskDefinition"] == second["Task"]
+    assert (
+        ecs.describe_task_definition(taskDefinition=first["Task"])["taskDefinition"]["status"] == "INACTIVE"
+    )
+    assert (
+        ecs.describe_task_definition(taskDefinition=second["Task"])["taskDefinition"]["containerDefinitions"][
+            0
+        ]["image"]
+        == "web:2"
+    )
+    delete_stack(emulator, "update")
