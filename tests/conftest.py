@@ -73,3 +73,17 @@ def redis_url(infra: Supervisor) -> str:
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_node_eol_banner() -> None:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_cdk_cache() -> Iterator[None]:
+    """One cloud-assembly cache for every `devenv` the tests start: the app is synthesized once per
+    distinct props/context, as on a developer's machine, instead of once per private state dir."""
+    if "DEVENV_CDK_CACHE_DIR" in os.environ:
+        yield
+        return
+    cache = reachable_tmpdir("devenv-test-cdk-cache-")
+    os.environ["DEVENV_CDK_CACHE_DIR"] = str(cache)
+    yield
+    del os.environ["DEVENV_CDK_CACHE_DIR"]
+    shutil.rmtree(cache, ignore_errors=True)

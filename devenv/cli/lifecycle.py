@@ -157,6 +157,7 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
     """Start a supervisor in its own session, its output in the supervisor log; wait for it."""
     if state.supervisor_running():
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
+    services.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child
     state.ensure()
     state.state_file.unlink(missing_ok=True)
     argv = [

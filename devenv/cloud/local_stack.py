@@ -58,8 +58,9 @@ def deploy(
     context = (
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
-    inputs = Inputs(state_dir=state.root, props_file=LOCAL_PROPS, context=context, region=settings.region)
-    assembly = cdk.synthesize(state.root, LOCAL_PROPS, context, on_event=say)
+    cache_root = settings.cdk_cache_dir or state.root
+    inputs = Inputs(state_dir=cache_root, props_file=LOCAL_PROPS, context=context, region=settings.region)
+    assembly = cdk.synthesize(cache_root, LOCAL_PROPS, context, on_event=say)
     if assembly.cached:
         report = local.deploy_template_report(
             emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region, on_event=say

@@ -22,7 +22,7 @@ import boto3
 import psutil
 import pytest
 
-from devenv.runtime.ports import free_port
+from devenv.runtime.ports import free_port, is_free
 from tests.conftest import reachable_tmpdir
 
 PORT_SETTINGS = (
@@ -123,6 +123,8 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: 
 def stack() -> Iterator[Stack]:
     state_dir = reachable_tmpdir("devenv-test-stack-")
     ports = {name: free_port() for name in PORT_SETTINGS}
+    # the stack's local props point at the mock upstream on 8081; another port changes the template
+    ports["mock_upstream_port"] = 8081 if is_free(8081) else ports["mock_upstream_port"]
     env = {
         **os.environ,
         "DEVENV_STATE_DIR": str(state_dir),
@@ -248,7 +250,7 @@ def test_a_database_reboot_turns_health_503_then_back_to_200(stack: Stack) -> No
     rds = stack.client("rds")
     [instance] = rds.describe_db_instances()["DBInstances"]
     rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"])
-    status, body = wait_for(
+    _, body = wait_for(
         lambda: (lambda r: r if r[0] == 503 else None)(stack.health()), timeout_s=30, interval_s=0.05
     )
     assert body["status"] == "down" and body["checks"]["database"]["status"] != "ok"
