@@ -129,21 +129,17 @@ def deploy_aws(inputs: Inputs, profile: str | None, say: Say) -> local.StackRepo
     code, output = cdk.run_cli(
         cdk.deploy_arguments(assembly, "change-set"), aws_env(profile, inputs.region), on_line=say
     )
-    cfn = session.client("cloudformation")
-    report = verify_with(cfn, session.region_name, assembly.template())
+    report = local.verify_with(
+        session.client("cloudformation"),
+        session.identity["Account"],
+        session.region_name,
+        cdk.STACK_NAME,
+        assembly.template(),
+        {},
+    )
     if code != 0:
         raise local.DeployFailedError(f"cdk deploy exited {code}:\n{_tail(output)}", "see the output above")
     return report
-
-
-def verify_with(cfn: Any, region: str, template: Mapping[str, Any]) -> local.StackReport:
-    stack = local.stack_status(cfn, cdk.STACK_NAME)
-    if stack is None or stack["StackStatus"] not in local.TERMINAL_OK:
-        status = "missing" if stack is None else stack["StackStatus"]
-        reasons = local.failure_reasons(cfn, cdk.STACK_NAME) if stack else []
-        raise local.DeployFailedError(f"stack {cdk.STACK_NAME} is {status}: {'; '.join(reasons)}")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
-    return local.StackReport(cdk.STACK_NAME, stack["StackStatus"], outputs)
 
 
 def destroy_aws(inputs: Inputs, profile: str | None, say: Say) -> dict[str, Any]:

@@ -138,10 +138,24 @@ def verify_stack(
     endpoint: str, region: str, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
 ) -> StackReport:
     """Never trust an exit code: the stack must be complete and hold every resource of its template."""
-    cfn = client("cloudformation", endpoint, region)
+    account = client("sts", endpoint, region).get_caller_identity()["Account"]
+    return verify_with(
+        client("cloudformation", endpoint, region), account, region, stack_name, template, parameters
+    )
+
+
+def verify_with(
+    cfn: Any,
+    account: str,
+    region: str,
+    stack_name: str,
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+) -> StackReport:
+    """The check behind verify_stack, for any CloudFormation client (the emulator's or AWS's)."""
     stack = stack_status(cfn, stack_name)
     if stack is None:
-        raise DeployFailedError(f"stack {stack_name} does not exist on {endpoint} after the deploy")
+        raise DeployFailedError(f"stack {stack_name} does not exist after the deploy")
     status = stack["StackStatus"]
     if status not in TERMINAL_OK:
         reasons = failure_reasons(cfn, stack_name)
@@ -149,7 +163,6 @@ def verify_stack(
             f"stack {stack_name} is {status}" + (": " + "; ".join(reasons) if reasons else ""),
             "fix the resource named above and deploy again",
         )
-    account = client("sts", endpoint, region).get_caller_identity()["Account"]
     required, unknown = templates.expected_resources(template, parameters, region, account, stack_name)
     paginator = cfn.get_paginator("list_stack_resources")
     present = {
@@ -164,10 +177,8 @@ def verify_stack(
             "the emulator skipped them: run `devenv parity` to see which types are unsupported",
         )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
-    declared = set(template.get("Outputs", {}))
-    lost = sorted(
-        key for key in declared if key not in outputs and "Condition" not in template["Outputs"][key]
-    )
+    declared = template.get("Outputs", {})
+    lost = sorted(key for key in declared if key not in outputs and "Condition" not in declared[key])
     if lost:
         raise DeployFailedError(
             f"stack {stack_name} lacks outputs {', '.join(lost)}", "report this emulator bug"
