@@ -124,7 +124,7 @@ def test_schemathesis_finds_no_server_error(proxy: Proxy, workdir: Path) -> None
             "--phases",
             "coverage,fuzzing",
             "--max-examples",
-            "8",
+            "5",
             "--seed",
             "20261127",
             "--generation-database",
