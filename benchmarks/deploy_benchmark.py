@@ -66,7 +66,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def deploy(state_dir: Path, port: int) -> float:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVENV_CDK_CACHE_DIR"},
         "DEVENV_STATE_DIR": str(state_dir),
         "DEVENV_EMULATOR_PORT": str(port),
     }

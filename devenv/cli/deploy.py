@@ -72,7 +72,10 @@ def inputs_for(
         )
     resolved_region = region or (app.settings.region if target is Target.local else None)
     return deployment.Inputs(
-        app.settings.state_dir, props_file, parse_context(context), resolved_region or ""
+        app.settings.cdk_cache_dir or app.settings.state_dir,
+        props_file,
+        parse_context(context),
+        resolved_region or "",
     )
 
 

@@ -68,6 +68,7 @@ def deploy_local(
             f"cdk deploy exited {code} although the stack is {report.status}:\n{_tail(output)}",
             "see the output above",
         )
+    report.assembly = str(assembly.directory)
     return report
 
 

@@ -86,6 +86,7 @@ class StackReport:
     outputs: dict[str, str]
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)
+    assembly: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,7 @@ class StackReport:
             "outputs": self.outputs,
             "resources": len(self.resources),
             "unchecked_conditional_resources": self.unchecked,
+            "assembly": self.assembly,
         }
 
 

@@ -36,6 +36,10 @@ class Deployed:
     first: dict[str, Any]
     first_stderr: str
 
+    def template(self) -> dict[str, Any]:
+        """The template of the first deploy's cloud assembly (the cache may be shared by the session)."""
+        return dict(json.loads((Path(self.first["assembly"]) / "LlmProxyStack.template.json").read_text()))
+
     def devenv(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "devenv", *args],
@@ -90,9 +94,7 @@ def secret_json(deployed: Deployed, arn: str) -> dict[str, Any]:
 
 def test_the_cdk_cli_deploys_every_resource_and_the_outputs(deployed: Deployed) -> None:
     assert deployed.first["status"] == "CREATE_COMPLETE"
-    template = json.loads(
-        next(Path(deployed.env["DEVENV_STATE_DIR"]).glob("cdk/*/LlmProxyStack.template.json")).read_text()
-    )
+    template = deployed.template()
     assert deployed.first["resources"] == len(template["Resources"])
     outputs = deployed.first["outputs"]
     assert set(template["Outputs"]) <= set(outputs)
@@ -149,9 +151,7 @@ def test_the_apis_read_back_what_the_template_declared(deployed: Deployed, redis
     assert proxy["runtimePlatform"]["cpuArchitecture"] in ("ARM64", "X86_64")
     container = proxy["containerDefinitions"][0]
     assert container["secrets"] and all(s["valueFrom"].startswith("arn:aws:") for s in container["secrets"])
-    template = json.loads(
-        next(Path(deployed.env["DEVENV_STATE_DIR"]).glob("cdk/*/LlmProxyStack.template.json")).read_text()
-    )
+    template = deployed.template()
     declared = next(
         r["Properties"]["ContainerDefinitions"][0]
         for r in template["Resources"].values()
