@@ -35,13 +35,15 @@ Progress = Callable[[str], None]
 
 def proxy_token(target: Target, api_key: str) -> str:
     """A short-lived proxy token of the experiments' project, made through the management API."""
-    from devenv.cli.token import call, find_or_create_project
-
-    url, management = target.endpoint.url, target.endpoint.management_token or ""
-    project = find_or_create_project(url, management, PROJECT, api_key)
-    created = call(
-        url, management, "POST", "/manage/tokens", {"project_id": project["id"], "duration_minutes": 60}
+    listing = target.manage("GET", "/manage/projects")
+    projects = listing.get("projects", listing) if isinstance(listing, dict) else listing
+    found = [p for p in projects or [] if p.get("name") == PROJECT]
+    project = (
+        found[0]
+        if found
+        else target.manage("POST", "/manage/projects", {"name": PROJECT, "api_key": api_key})
     )
+    created = target.manage("POST", "/manage/tokens", {"project_id": project["id"], "duration_minutes": 60})
     return str(created["token"])
 
 

@@ -7,6 +7,9 @@ URLs from the state dir. aws: the default boto3 session (its credentials and reg
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,31 @@ class Target:
         if service not in self._clients:
             self._clients[service] = self.make_client(service)
         return self._clients[service]
+
+    def manage(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the management API; TargetError (exit 2) when it refuses or does not answer."""
+        request = urllib.request.Request(
+            self.endpoint.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.endpoint.management_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode(errors="replace")
+            raise TargetError(
+                f"{method} {path} on {self.endpoint.url} answered {exc.code}: {detail}",
+                "check the management token and the proxy's log",
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TargetError(
+                f"the proxy at {self.endpoint.url} does not answer ({exc})", "start the target"
+            ) from None
 
     def fault_proxy(self, endpoint: str) -> str:
         if endpoint not in self.fault_proxies:

@@ -89,21 +89,23 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
     )
     try:
         journal = run(experiment, target, run_dir)
+        # checked on their own, while the dispatcher is still stopped: the named ids have no event
+        for request_id in journal["missing_ids"][-3:]:
+            assert target.manage("GET", f"/manage/audit?request_id={request_id}")["events"] == []
     finally:
         stack.client("ecs").update_service(cluster="llm-proxy", service="dispatcher", desiredCount=1)
     assert journal["verdict"] == "fail" and journal["exit_code"] == 1
     timeline = json.loads((run_dir / "timeline.json").read_text())
     answered = sorted(r["request_id"] for r in timeline["requests"] if r["answered"])
     assert len(answered) > 30
-    assert journal["missing_ids"] == answered  # every answered request's event is missing, each named
-    assert journal["lost_events"] == len(answered)
-    assert f"lost events {len(answered)} > 0" in journal["breaches"]
-    wait_for(
-        lambda: (
-            len(stack.client("ecs").list_tasks(cluster="llm-proxy", serviceName="dispatcher")["taskArns"])
-            == 1
-        )
-    )
+    # a stopping dispatcher may still deliver the first few; every later event is missing, and named
+    missing = journal["missing_ids"]
+    assert set(missing) <= set(answered) and len(missing) >= len(answered) - 10
+    assert missing == answered[len(answered) - len(missing) :]
+    assert journal["lost_events"] == len(missing)
+    assert f"lost events {len(missing)} > 0" in journal["breaches"]
+    ecs = stack.client("ecs")
+    wait_for(lambda: len(ecs.list_tasks(cluster="llm-proxy", serviceName="dispatcher")["taskArns"]) == 1)
 
 
 def test_a_hypothesis_failing_before_injection_aborts_with_nothing_injected(
