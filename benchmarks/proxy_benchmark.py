@@ -160,7 +160,7 @@ def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
     log = (root / "processes.log").open("ab")
     try:
-        settings = Settings(state_dir=root)
+        settings = Settings.model_validate({"state_dir": root})
         supervisor.start_all(
             [postgres.spec(settings, state, free_port()), redis.spec(settings, state, free_port())]
         )
