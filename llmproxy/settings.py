@@ -210,6 +210,7 @@ def load_allow_list(env: Mapping[str, str]) -> AllowList:
 
 def _log(env: Mapping[str, str]) -> tuple[str, str]:
     level = (_get(env, "LOG_LEVEL") or "info").lower()
+    level = "warning" if level == "warn" else level  # the upstream Go service's spelling
     if level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
     fmt = (_get(env, "LOG_FORMAT") or "json").lower()

@@ -32,7 +32,7 @@ from tests.llmproxy.conftest import (
 
 def test_every_request_yields_exactly_one_row(stack: Stack, proxy: Proxy, workdir: Path) -> None:
     jsonl = workdir / "events.jsonl"
-    stack.dispatcher(proxy.env, DISPATCHER_JSONL_PATH=str(jsonl))
+    dispatcher = stack.dispatcher(proxy.env, DISPATCHER_JSONL_PATH=str(jsonl))
     token = proxy.token()
     ids: list[str] = []
     cached = {"Cache-Control": "public, max-age=60"}
@@ -70,6 +70,7 @@ def test_every_request_yields_exactly_one_row(stack: Stack, proxy: Proxy, workdi
     assert len(line_ids) == len(set(line_ids))
     assert {line["request_id"] for line in lines} >= set(ids)
     assert metrics(proxy)["events_dropped"] == 0
+    assert dispatcher.stop(signal.SIGTERM, timeout=10) == 0  # SIGTERM: finish the batch in hand, exit 0
 
 
 def fill_stream(client: redis.Redis, stream: str, count: int) -> list[str]:

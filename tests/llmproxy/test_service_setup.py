@@ -55,6 +55,7 @@ def test_valid_settings_and_fallbacks() -> None:
     assert (settings.listen_host, settings.listen_port) == ("0.0.0.0", 9000)
     assert settings.event_redis.url == VALID["REDIS_CACHE_URL"]  # REDIS_EVENT_URL falls back
     assert settings.rate_limit_rpm is None
+    assert load_proxy_settings({**VALID, "LOG_LEVEL": "WARN", "RATE_LIMIT_RPM": "0"}).log_level == "warning"
     assert settings.allow.path_allowed("/v1/models/gpt-4o") and not settings.allow.path_allowed("/v1/files")
     dispatcher = load_dispatcher_settings(
         {"DATABASE_URL": VALID["DATABASE_URL"], "REDIS_EVENT_URL": "redis://r"}
