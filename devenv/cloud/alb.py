@@ -7,14 +7,13 @@ in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks c
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devenv.cloud import control_client
 from devenv.errors import DevenvError
 from devenv.runtime.ports import free_port
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
@@ -193,22 +192,8 @@ class AlbMirror:
         """Tell the emulator what the mirror's health checks saw (describe_target_health shows it)."""
         if self._reported.get((target_group_arn, dial)) == state:
             return
-        host, port = dial.rsplit(":", 1)
-        body = {
-            "targetGroupArn": target_group_arn,
-            "id": host,
-            "port": int(port),
-            "state": state,
-            "detail": detail,
-        }
-        request = urllib.request.Request(
-            f"{self.endpoint}/_devenv/elbv2/target-health",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=5):
-                self._reported[(target_group_arn, dial)] = state
+            control_client.report_target_health(self.endpoint, target_group_arn, dial, state, detail)
         except OSError:
-            pass  # reported again on the next tick
+            return  # reported again on the next tick
+        self._reported[(target_group_arn, dial)] = state

@@ -12,18 +12,17 @@ A reconcile loop reading the emulator through the AWS API, like any client:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
+from devenv.cloud import control_client
 from devenv.cloud.alb import AlbMirror
 from devenv.cloud.autoscaling import AutoScaler
 from devenv.cloud.tasks import LocalContainer, UnrealizableTask, local_containers
@@ -371,35 +370,19 @@ class Realizer:
         exit_code: int | None = None,
     ) -> None:
         body = {"lastStatus": status, "healthStatus": health, "stoppedReason": reason, "exitCode": exit_code}
-        request = urllib.request.Request(
-            f"{self.endpoint}/_devenv/ecs/tasks/{arn.rsplit('/', 1)[-1]}/status",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=5):
-                pass
+            control_client.report_task(self.endpoint, arn, body)
         except OSError as exc:
             log.warning("could not report task %s %s: %s", arn, status, exc)
 
     # -- faults ---------------------------------------------------------------------------
 
     def _latest_event_seq(self) -> int:
-        events = self._events(0)
+        events = control_client.events_after(self.endpoint, 0)
         return int(events[-1]["seq"]) if events else 0
 
-    def _events(self, after: int) -> list[dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(
-                f"{self.endpoint}/_devenv/events?after={after}", timeout=5
-            ) as response:
-                return list(json.loads(response.read())["events"])
-        except OSError:
-            return []
-
     def _carry_out_faults(self) -> None:
-        for event in self._events(self._event_seq):
+        for event in control_client.events_after(self.endpoint, self._event_seq):
             self._event_seq = int(event["seq"])
             service = FAULT_TARGETS.get(event["kind"])
             if service and service in self.supervisor.services:

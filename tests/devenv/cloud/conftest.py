@@ -70,3 +70,28 @@ def emulator(postgres_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPat
     )
     yield endpoint
     stop_emulator(process)
+
+
+@pytest.fixture(scope="module")
+def inprocess_emulator() -> Iterator[str]:
+    """moto with devenv's ECS scheduler and control API, served from this process on a free port.
+
+    moto's backends are global to the process: the state is reset for each module that uses this.
+    """
+    import threading
+    import urllib.request
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    from devenv.cloud import control
+
+    control.install()
+    port = free_port()
+    app = control.wrap(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
+    yield url
+    server.shutdown()

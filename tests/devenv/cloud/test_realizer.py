@@ -14,14 +14,10 @@ from typing import Any
 import boto3
 import psutil
 import pytest
-from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
 
-from devenv.cloud import control
-from devenv.cloud.realizer import Realizer
 from devenv.cloud.autoscaling import Policy, ScalableService, decide
+from devenv.cloud.realizer import Realizer
 from devenv.cloud.tasks import IMAGE_ENTRYPOINTS, resolve_value_from
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 
@@ -29,17 +25,8 @@ CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_n
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    control.install()
-    port = free_port()
-    server = make_server(
-        "127.0.0.1", port, control.wrap(DomainDispatcherApplication(create_backend_app)), threaded=True
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
-    yield url
-    server.shutdown()
+def endpoint(inprocess_emulator: str) -> str:
+    return inprocess_emulator
 
 
 @pytest.fixture(scope="module")

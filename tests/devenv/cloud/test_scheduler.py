@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
-
-from devenv.cloud import control
-from devenv.runtime.ports import free_port
 
 CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    control.install()
-    port = free_port()
-    server = make_server(
-        "127.0.0.1", port, control.wrap(DomainDispatcherApplication(create_backend_app)), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
+def endpoint(inprocess_emulator: str) -> str:
+    return inprocess_emulator
 
 
 def report(endpoint: str, task_arn: str, **body: Any) -> dict[str, Any]:
