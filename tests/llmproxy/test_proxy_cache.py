@@ -79,3 +79,22 @@ def test_redis_down_is_a_miss_not_an_error(stack: Stack, private_redis: RedisSer
     during = [cached_call(proxy, token, prompt) for _ in range(3)]
     assert [r.status_code for r in during] == [200, 200, 200]
     assert all(r.headers["x-proxy-cache"] == "miss" for r in during)
+
+
+def test_cache_rules_follow_the_upstream_semantics() -> None:
+    """GET by the upstream's s-maxage/max-age; POST only on the client's `public, max-age=N`."""
+    from llmproxy.httpcache import request_policy, response_ttl
+
+    get = request_policy("GET", None)
+    assert get is not None
+    assert response_ttl(get, 200, "public, max-age=30") == 30
+    assert response_ttl(get, 200, "s-maxage=90, max-age=30") == 90
+    assert response_ttl(get, 200, None) == 0
+    assert response_ttl(get, 200, "private, max-age=30") == 0
+    assert response_ttl(get, 200, "no-store") == 0
+    assert response_ttl(get, 500, "max-age=30") == 0
+    assert request_policy("GET", "no-cache") is None
+    assert request_policy("POST", None) is None
+    assert request_policy("POST", "max-age=60") is None  # not public
+    post = request_policy("POST", "public, max-age=60")
+    assert post is not None and response_ttl(post, 200, None) == 60
