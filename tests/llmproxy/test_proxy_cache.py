@@ -7,6 +7,7 @@ import uuid
 
 import requests
 
+from llmproxy.httpcache import request_policy, response_ttl
 from tests.llmproxy.conftest import CHAT, Proxy, RedisServer, Stack, metrics
 
 
@@ -83,8 +84,6 @@ def test_redis_down_is_a_miss_not_an_error(stack: Stack, private_redis: RedisSer
 
 def test_cache_rules_follow_the_upstream_semantics() -> None:
     """GET by the upstream's s-maxage/max-age; POST only on the client's `public, max-age=N`."""
-    from llmproxy.httpcache import request_policy, response_ttl
-
     get = request_policy("GET", None)
     assert get is not None
     assert response_ttl(get, 200, "public, max-age=30") == 30
