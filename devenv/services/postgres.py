@@ -8,6 +8,7 @@ Postgres refuses to run as root, so when devenv is root the server runs as `post
 from __future__ import annotations
 
 import grp
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -15,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from devenv.config import Settings
@@ -74,11 +76,33 @@ def ensure_os_user(name: str) -> str | None:
     return name
 
 
+def can_reach(user: str, path: Path) -> bool:
+    return subprocess.run(["test", "-x", str(path)], user=user, group=user, check=False).returncode == 0
+
+
+def reachable_bin_dir(folder: Path, user: str | None) -> Path:
+    """The embedded binaries as `user` can run them: in place, or, when the virtualenv lies under a folder
+    that user cannot enter (a clone in a 0700 home directory), a copy of the installation in the temp dir."""
+    if user is None or can_reach(user, folder / "postgres"):
+        return folder
+    install = folder.parent
+    stamp = hashlib.sha256(f"{install}:{(folder / 'postgres').stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"devenv-postgres-{PINNED_MAJOR}-{stamp}"
+    if not (copy / "bin" / "postgres").is_file():
+        partial = copy.with_name(copy.name + f".{os.getpid()}.partial")
+        shutil.copytree(install, partial, symlinks=True, dirs_exist_ok=True)
+        partial.chmod(0o755)
+        try:
+            partial.rename(copy)
+        except OSError:  # another devenv made the same copy meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+    return copy / "bin"
+
+
 def check_reachable(user: str, paths: list[Path]) -> None:
     """Postgres runs as `user`: every path must be reachable by it (a 0700 home directory is not)."""
     for path in paths:
-        done = subprocess.run(["test", "-x", str(path)], user=user, group=user, check=False)
-        if done.returncode != 0:
+        if not can_reach(user, path):
             raise ConfigError(
                 f"Postgres runs as the OS user {user!r} (it refuses root), which cannot reach {path}",
                 "make every parent folder traversable (e.g. `chmod o+x` on a 0700 home directory), "
@@ -141,8 +165,10 @@ def initdb(settings: Settings, state: StateDir, folder: Path, user: str | None) 
 
 def spec(settings: Settings, state: StateDir, port: int) -> ServiceSpec:
     """The Postgres service: checks and initdb happen in `prepare`, so `up` reports them as its failure."""
-    folder = bin_dir(settings)
     user = ensure_os_user(settings.postgres_os_user)
+    folder = bin_dir(settings)
+    if settings.postgres_bin_dir is None:
+        folder = reachable_bin_dir(folder, user)
 
     def prepare() -> None:
         major = server_major(folder)
