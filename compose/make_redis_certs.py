@@ -82,5 +82,7 @@ def make(folder: Path, hostnames: list[str]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python make_redis_certs.py FOLDER [HOSTNAME ...]  (default hostnames: redis localhost)")
+        sys.exit(
+            "usage: python make_redis_certs.py FOLDER [HOSTNAME ...]  (default hostnames: redis localhost)"
+        )
     make(Path(sys.argv[1]), sys.argv[2:] or ["redis", "localhost"])
