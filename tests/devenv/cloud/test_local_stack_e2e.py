@@ -197,6 +197,16 @@ def test_a_chat_completion_reaches_the_mock_upstream_through_the_alb_and_a_reali
     assert status_code == 200 and health["status"] == "ok"
 
 
+def test_token_create_reuses_the_project_and_prints_exactly_the_documented_json(stack: Stack) -> None:
+    first = stack.devenv("token", "create", "--project", "e2e", "--output", "json")
+    second = stack.devenv("token", "create", "--project", "e2e", "--output", "json")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert set(one) == {"token", "token_id", "project_id", "expires_at"}
+    assert one["project_id"] == two["project_id"] and one["token"] != two["token"]
+    assert one["token"].startswith("sk-") and len(one["token"]) == 25
+
+
 def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traffic: list[int]) -> None:
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
