@@ -1,15 +1,17 @@
 """What of an ALB the local load balancer mirrors, and the Caddy JSON config that mirrors it.
 
 The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups); `caddy_config` turns it
-into the config `caddy run --config` loads. Targets are not part of it: they come and go through the
-admin API (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
+into the config `caddy run --config` loads. Targets are not part of it: they come and go in the DNS
+responder Caddy looks them up in (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
 
-Per target group, two `reverse_proxy` handlers:
-- `target_group_id(name)`: the targets in rotation (known healthy), round robin, active health checks on
-  the group's path, retries so a dying target costs no failed request;
-- `fail_open_id(name)`: every registered target, no health checks, reached from the server's error routes
-  only when the first one has no healthy target (Caddy's 503): an ALB whose targets are all unhealthy
-  routes to all of them.
+Per target group, two `reverse_proxy` handlers, whose upstreams are SRV lookups (Caddy's dynamic
+upstreams) answered by devenv's `dns_responder`, so target changes never touch (reload) Caddy's config:
+- `target_group_id(name)`: the targets in rotation (known healthy), round robin, retries so a dying target
+  costs no failed request;
+- `fail_open_id(name)`: every registered target, reached from the server's error routes only when the
+  first one has no target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
+Health is decided by `devenv.services.loadbalancer` (Caddy's active checks do not run on dynamic
+upstreams).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ LOCAL_TLS_NAMES = ("localhost", "127.0.0.1")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # Tries per request beyond the first: a target that died since the last health check is skipped.
 PROXY_RETRIES = 2
+# How long Caddy caches an SRV lookup: a target change reaches new requests within this.
+SRV_REFRESH_S = 0.1
+SRV_DOMAIN = "tg.devenv.internal."
 
 
 @dataclass(frozen=True)
@@ -83,22 +88,27 @@ def target_group_id(name: str) -> str:
     return f"tg-{name}"
 
 
-def server_id(name: str) -> str:
-    """The `@id` of the server (listener) forwarding to a target group: both handlers' target lists
-    change in one request to it, so one config reload."""
-    return f"lb-{name}"
-
-
 def fail_open_id(name: str) -> str:
     """The `@id` of a target group's fail-open handler (all targets, no health checks)."""
     return f"tg-{name}-all"
 
 
-def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path) -> dict[str, Any]:
+def in_rotation_srv_name(name: str) -> str:
+    """The SRV name listing a target group's targets in rotation."""
+    return f"{name}.in-rotation.{SRV_DOMAIN}"
+
+
+def registered_srv_name(name: str) -> str:
+    """The SRV name listing every registered target of a target group."""
+    return f"{name}.registered.{SRV_DOMAIN}"
+
+
+def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path, resolver: str) -> dict[str, Any]:
     """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
-    127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`."""
+    127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`, target lists looked
+    up from the DNS responder at `resolver` (HOST:PORT)."""
     _validate(spec)
-    servers = {f"listener-{listener.port}": _server(spec, listener) for listener in spec.listeners}
+    servers = {f"listener-{listener.port}": _server(spec, listener, resolver) for listener in spec.listeners}
     config: dict[str, Any] = {
         "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
@@ -122,7 +132,7 @@ def internal_ca_path(storage_dir: Path) -> Path:
     return storage_dir / "pki" / "authorities" / "local" / "root.crt"
 
 
-def _server(spec: LoadBalancerSpec, listener: Listener) -> dict[str, Any]:
+def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[str, Any]:
     server: dict[str, Any] = {
         "listen": [f"127.0.0.1:{listener.port}"],
         "automatic_https": {"disable": True},
@@ -147,44 +157,35 @@ def _server(spec: LoadBalancerSpec, listener: Listener) -> dict[str, Any]:
         return server
     assert listener.target_group is not None  # _validate checked it
     group = spec.target_group(listener.target_group)
-    check = group.health_check
-    server["@id"] = server_id(group.name)
     server["routes"] = [
-        {
-            "handle": [
-                _reverse_proxy(target_group_id(group.name))
-                | {
-                    "health_checks": {
-                        "active": {
-                            "uri": check.path,
-                            "interval": _duration(check.interval_s),
-                            "timeout": _duration(check.timeout_s),
-                            "passes": check.healthy_threshold,
-                            "fails": check.unhealthy_threshold,
-                            "expect_status": check.expect_status,
-                        }
-                    }
-                }
-            ]
-        }
+        {"handle": [_reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver)]}
     ]
     server["errors"] = {
         "routes": [
             {
                 "match": [{"expression": "{http.error.status_code} == 503"}],
-                "handle": [_reverse_proxy(fail_open_id(group.name))],
+                "handle": [
+                    _reverse_proxy(fail_open_id(group.name), registered_srv_name(group.name), resolver)
+                ],
             }
         ]
     }
     return server
 
 
-def _reverse_proxy(handler_id: str) -> dict[str, Any]:
+def _reverse_proxy(handler_id: str, srv_name: str, resolver: str) -> dict[str, Any]:
     return {
         "handler": "reverse_proxy",
         "@id": handler_id,
-        "upstreams": [],
+        "dynamic_upstreams": {
+            "source": "srv",
+            "name": srv_name,
+            "refresh": _duration(SRV_REFRESH_S),
+            "resolver": {"addresses": [resolver]},
+        },
         "load_balancing": {"selection_policy": {"policy": "round_robin"}, "retries": PROXY_RETRIES},
+        # The SRV records name one host that only the responder knows (127.0.0.1).
+        "transport": {"protocol": "http", "resolver": {"addresses": [resolver]}},
     }
 
 

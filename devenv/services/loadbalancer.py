@@ -1,32 +1,33 @@
-"""The ALB mirror: Caddy run as a supervised child, and the target groups' control plane over its admin API.
+"""The ALB mirror: Caddy run as a supervised child, and the target groups' control plane.
 
-The config comes from `devenv.services.caddy_config`. Each target group has two target lists in Caddy:
+The config comes from `devenv.services.caddy_config`. Target lists are not in it: Caddy looks them up by
+SRV (dynamic upstreams, refreshed every `SRV_REFRESH_S`) from a DNS responder in this process
+(`devenv.services.dns_responder`, one per Caddy, started by `write_config`), so a target change is a
+change of Python state: Caddy's config never changes, nothing reloads, and clients' keep-alive
+connections live on, as behind an ALB. Each target group has two target lists:
 - registered targets (the fail-open handler): every target ECS registered and not yet deregistered;
 - targets in rotation (the health-checked handler): the registered ones this module has seen pass the
   group's health check `healthy_threshold` times in a row, as an ALB moves a target from `initial` to
-  `healthy`. Caddy's own active checks take a target out of rotation within its unhealthy threshold,
-  between two `sync_target_health` calls.
+  `healthy`, and not failed it `unhealthy_threshold` times since.
 
-Why not let Caddy alone decide health: any target change reloads Caddy's config, and a reload starts
-every target healthy again (Caddy keeps no health state across reloads), so a known-bad target would get
-traffic for up to `unhealthy_threshold * interval` after each registration. Keeping only targets known to
-be healthy in rotation closes that gap; `sync_target_health`, called by the realizer's loop, runs the
-ALB's health-check state machine (each target checked once per interval, thresholds applied).
+`sync_target_health`, called by the realizer's loop, runs the ALB's health-check state machine (each
+target checked once per interval, thresholds applied); Caddy's active checks do not run on dynamic
+upstreams. Between two checks, retries keep a target that died from failing requests.
+
+Every function that changes a list returns once Caddy's cached lookup has expired (one refresh
+interval), so the change applies to every request that starts after it returns.
 
 Deregistration contract (the ALB's):
-- `deregister_target` takes the target out at once: it gets no new request. Requests already in flight
-  run to completion (Caddy keeps the old config's connections until they finish).
+- `deregister_target` takes the target out: it gets no new request once it returns. Requests already
+  in flight run to completion.
 - `drain_target` does that, then returns once the target has no request in flight or the group's
   deregistration delay has passed, whichever comes first (an ALB completes deregistration early when a
   target has nothing in flight). Only then may the caller stop the task.
 
-Known gap: each target change is one Caddy config reload (both target lists change in one request), and
-a reload closes idle keep-alive client connections; a client that reuses one at that moment gets a reset.
-Measured: a `requests` session got 7 connection errors in ~630 requests across 20 register + deregister
-cycles (40 reloads). An ALB never drops client connections on target changes.
-
 Fail-open needs no controller: the config routes to every registered target, unchecked, whenever none is
-in rotation and healthy (Caddy's 503), as an ALB does when all its targets are unhealthy.
+in rotation (Caddy's 503), as an ALB does when all its targets are unhealthy.
+
+Targets are local: a dial is 127.0.0.1:PORT (or localhost:PORT).
 """
 
 from __future__ import annotations
@@ -46,17 +47,25 @@ from typing import Any, Literal
 from devenv.errors import ConfigError, MissingDependencyError, NotRunningError, ServiceFailedError
 from devenv.runtime import probes
 from devenv.services.caddy_config import (
+    SRV_REFRESH_S,
     LoadBalancerSpec,
     TargetGroup,
     caddy_config,
     fail_open_id,
-    server_id,
-    target_group_id,
+    in_rotation_srv_name,
+    registered_srv_name,
 )
+from devenv.services.dns_responder import SRV_TARGET, SrvResponder
 
 ADMIN_TIMEOUT_S = 10.0
 # Everything here talks to 127.0.0.1: never through an HTTP proxy from the environment.
 LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+LOCAL_HOSTS = ("127.0.0.1", "localhost", SRV_TARGET)
+# After a list change, wait out Caddy's cached lookup (plus a margin for the lookup itself).
+CHANGE_SETTLE_S = SRV_REFRESH_S + 0.05
+
+# The target lists of each running Caddy, by admin URL: one DNS responder per Caddy, in this process.
+_target_lists: dict[str, SrvResponder] = {}
 
 TargetState = Literal["initial", "healthy", "unhealthy"]
 
@@ -76,7 +85,7 @@ class TargetHealth:
 class TargetGroupMirror:
     """A target group as mirrored in a running Caddy: its admin URL, its definition, and the health this
     module has observed for each registered target (keep one per group for the life of the Caddy).
-    The functions taking a mirror read-modify-write Caddy's lists: call them for one mirror from one
+    The functions taking a mirror read-modify-write the target lists: call them for one mirror from one
     thread at a time."""
 
     admin: str
@@ -115,13 +124,26 @@ def caddy_binary() -> Path:
 
 
 def write_config(spec: LoadBalancerSpec, admin_port: int, state_dir: Path) -> Path:
-    """Write Caddy's config for `spec` under `state_dir` (storage in `state_dir/data`); returns its path."""
+    """Write Caddy's config for `spec` under `state_dir` (storage in `state_dir/data`); returns its path.
+    Starts the DNS responder that serves this Caddy's target lists (reused if it runs already): it lives
+    in this process until `stop_target_lists`, and a Caddy restarted on the same config finds it."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    admin = admin_url(admin_port)
+    responder = _target_lists.get(admin) or _target_lists.setdefault(admin, SrvResponder())
     path = state_dir / "caddy.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(caddy_config(spec, admin_port, state_dir / "data"), indent=2))
+    tmp.write_text(
+        json.dumps(caddy_config(spec, admin_port, state_dir / "data", responder.address), indent=2)
+    )
     tmp.replace(path)
     return path
+
+
+def stop_target_lists(admin: str) -> None:
+    """Stop the DNS responder of the Caddy at `admin` (call once that Caddy is stopped for good)."""
+    responder = _target_lists.pop(admin, None)
+    if responder is not None:
+        responder.close()
 
 
 def caddy_command(config_path: Path) -> list[str]:
@@ -156,17 +178,19 @@ def ready_probe(admin: str, spec: LoadBalancerSpec) -> probes.Probe:
 
 def registered_targets(admin: str, group: str) -> list[str]:
     """The dial addresses (HOST:PORT) registered in target group `group`."""
-    return _upstreams(admin, fail_open_id(group), group)
+    return _targets(admin, group, registered_srv_name(group))
 
 
 def targets_in_rotation(admin: str, group: str) -> list[str]:
     """The registered targets that get requests while any of them is healthy."""
-    return _upstreams(admin, target_group_id(group), group)
+    return _targets(admin, group, in_rotation_srv_name(group))
 
 
 def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
     """Register a target (HOST:PORT), check its health once now, and put it in rotation if that makes it
     healthy (a `healthy_threshold` of 1); otherwise later `sync_target_health` calls do. Idempotent."""
+    _port(dial)
+    dial = _canonical(dial)
     registered = registered_targets(mirror.admin, mirror.group.name)
     mirror.health.setdefault(dial, TargetHealth())
     statuses = _sync(mirror, registered if dial in registered else [*registered, dial], time.monotonic())
@@ -174,8 +198,9 @@ def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
 
 
 def deregister_target(mirror: TargetGroupMirror, dial: str) -> None:
-    """Take a target out now: no new requests; in-flight ones finish. Idempotent. Wait before stopping
-    the task: see `drain_target`."""
+    """Take a target out: no new requests once this returns; in-flight ones finish. Idempotent. Wait
+    before stopping the task: see `drain_target`."""
+    dial = _canonical(dial)
     name = mirror.group.name
     registered, in_rotation = registered_targets(mirror.admin, name), targets_in_rotation(mirror.admin, name)
     if dial in registered or dial in in_rotation:
@@ -189,6 +214,7 @@ def drain_target(mirror: TargetGroupMirror, dial: str, poll_s: float = 0.05) -> 
     """Deregister a target, then wait until it has no request in flight or the group's deregistration
     delay has passed. Returns the seconds waited; the caller then stops the task."""
     started = time.monotonic()
+    dial = _canonical(dial)
     deregister_target(mirror, dial)
     deadline = started + mirror.group.deregistration_delay_s
     while time.monotonic() < deadline and _upstream_counts(mirror.admin).get(dial, (0, 0))[0] > 0:
@@ -206,8 +232,7 @@ def sync_target_health(mirror: TargetGroupMirror, now: float | None = None) -> l
 
 
 def _sync(mirror: TargetGroupMirror, registered: list[str], now: float | None) -> list[TargetStatus]:
-    """Run due health checks, then write `registered` and the healthy ones among them to Caddy when
-    either list differs from what Caddy has (one config reload)."""
+    """Run due health checks, then make `registered` and the healthy ones among them the target lists."""
     now = time.monotonic() if now is None else now
     group = mirror.group
     for dial in registered:
@@ -269,48 +294,53 @@ def _record_check(health: TargetHealth, group: TargetGroup, passed: bool, detail
             health.state = "unhealthy"
 
 
-def _upstreams(admin: str, handler_id: str, group: str) -> list[str]:
-    upstreams = _request(admin, "GET", f"/id/{handler_id}/upstreams", group=group)
-    return [upstream["dial"] for upstream in upstreams or []]
+def _targets(admin: str, group: str, srv_name: str) -> list[str]:
+    # The group must be in the running Caddy's config (a clear error otherwise, and a NotRunningError
+    # when no Caddy answers); its lists are in this process.
+    _request(admin, "GET", f"/id/{fail_open_id(group)}", group=group)
+    return [f"127.0.0.1:{port}" for port in _responder(admin).targets(srv_name)]
 
 
 def _set_target_lists(admin: str, group: str, registered: list[str], in_rotation: list[str]) -> None:
-    """Replace both handlers' upstreams in one request to their server: one config reload in Caddy
-    (in-flight requests finish on the old config)."""
-    server = _request(admin, "GET", f"/id/{server_id(group)}", group=group)
-    for handler_id, dials in ((fail_open_id(group), registered), (target_group_id(group), in_rotation)):
-        handler = _find_by_id(server, handler_id)
-        if handler is None:
-            raise ServiceFailedError(
-                f"Caddy's config has no handler {handler_id!r} under {server_id(group)!r}"
-            )
-        handler["upstreams"] = [{"dial": dial} for dial in dict.fromkeys(dials)]
-    _request(admin, "PATCH", f"/id/{server_id(group)}", server, group=group)
+    """Replace both lists, then wait until Caddy's cached lookups have expired."""
+    responder = _responder(admin)
+    responder.set_targets(registered_srv_name(group), [_port(d) for d in dict.fromkeys(registered)])
+    responder.set_targets(in_rotation_srv_name(group), [_port(d) for d in dict.fromkeys(in_rotation)])
+    time.sleep(CHANGE_SETTLE_S)
 
 
-def _find_by_id(node: Any, wanted: str) -> dict[str, Any] | None:
-    if isinstance(node, dict):
-        if node.get("@id") == wanted:
-            return node
-        children: Any = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = _find_by_id(child, wanted)
-        if found is not None:
-            return found
-    return None
+def _responder(admin: str) -> SrvResponder:
+    responder = _target_lists.get(admin)
+    if responder is None:
+        raise NotRunningError(
+            f"no target lists for the Caddy at {admin} in this process",
+            "start Caddy on a config from loadbalancer.write_config in this process",
+        )
+    return responder
+
+
+def _port(dial: str) -> int:
+    host, _, port = dial.rpartition(":")
+    if host not in LOCAL_HOSTS or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"target {dial!r} is not a local HOST:PORT", "register targets as 127.0.0.1:PORT")
+    return int(port)
+
+
+def _canonical(dial: str) -> str:
+    """127.0.0.1:PORT for any local spelling of a target (others are left alone: they match nothing)."""
+    host, _, port = dial.rpartition(":")
+    return f"127.0.0.1:{port}" if host in LOCAL_HOSTS and port.isdigit() else dial
 
 
 def _upstream_counts(admin: str) -> dict[str, tuple[int, int]]:
     """dial -> (requests in flight, passive fails), from Caddy's /reverse_proxy/upstreams (a dial in two
-    handlers is one entry there)."""
-    return {
-        entry["address"]: (int(entry.get("num_requests", 0)), int(entry.get("fails", 0)))
-        for entry in _request(admin, "GET", "/reverse_proxy/upstreams") or []
-    }
+    handlers is one entry there; Caddy names them as the SRV records do, SRV_TARGET:PORT)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for entry in _request(admin, "GET", "/reverse_proxy/upstreams") or []:
+        dial = _canonical(entry["address"])
+        seen = (int(entry.get("num_requests", 0)), int(entry.get("fails", 0)))
+        counts[dial] = max(counts.get(dial, (0, 0)), seen)  # a dynamic upstream may be listed twice
+    return counts
 
 
 def _request(admin: str, method: str, path: str, body: Any = None, group: str | None = None) -> Any:

@@ -50,6 +50,7 @@ class TargetHandler(BaseHTTPRequestHandler):
             status = 200
             if self.path == "/slow":
                 time.sleep(SLOW_S)
+                self.server.hits["finished /slow"] += 1
         body = json.dumps({"port": self.server.server_address[1], "path": self.path}).encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -154,6 +155,7 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
     finally:
         caddy.terminate()
         caddy.wait(timeout=10)
+        lb.stop_target_lists(admin)
 
 
 @pytest.fixture
@@ -191,6 +193,11 @@ def ports_hit(alb: Alb, requests: int, port: int | None = None) -> Counter[int]:
     return seen
 
 
+def caddy_config_now(alb: Alb) -> object:
+    with lb.LOCAL_HTTP.open(f"{alb.admin}/config/", timeout=10) as response:
+        return json.load(response)
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -207,24 +214,24 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
         (Listener(18080, "HTTP", target_group="web"),),
         (TargetGroup("web", HealthCheck("/healthz", 15, 4, 3, 2, 200)),),
     )
-    config = caddy_config(spec, 12019, tmp_path / "data")
+    config = caddy_config(spec, 12019, tmp_path / "data", "127.0.0.1:1053")
     assert config["admin"]["listen"] == "127.0.0.1:12019"
     assert config["storage"] == {"module": "file_system", "root": str(tmp_path / "data")}
     server = config["apps"]["http"]["servers"]["listener-18080"]
     assert server["listen"] == ["127.0.0.1:18080"]
-    assert server["@id"] == "lb-web"
     handler = server["routes"][0]["handle"][0]
     assert handler["@id"] == "tg-web"
-    assert handler["health_checks"]["active"] == {
-        "uri": "/healthz",
-        "interval": "15000ms",
-        "timeout": "4000ms",
-        "passes": 3,
-        "fails": 2,
-        "expect_status": 200,
+    assert "upstreams" not in handler  # targets come from DNS: changing them never reloads Caddy
+    assert handler["dynamic_upstreams"] == {
+        "source": "srv",
+        "name": "web.in-rotation.tg.devenv.internal.",
+        "refresh": "100ms",
+        "resolver": {"addresses": ["127.0.0.1:1053"]},
     }
     assert handler["load_balancing"]["retries"] >= 1
-    assert server["errors"]["routes"][0]["handle"][0]["@id"] == "tg-web-all"
+    fail_open = server["errors"]["routes"][0]["handle"][0]
+    assert fail_open["@id"] == "tg-web-all"
+    assert fail_open["dynamic_upstreams"]["name"] == "web.registered.tg.devenv.internal."
     assert "tls" not in config["apps"]
 
 
@@ -264,7 +271,7 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
 )
 def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=problem.replace("(", r"\(")):
-        caddy_config(spec, 12019, tmp_path)
+        caddy_config(spec, 12019, tmp_path, "127.0.0.1:1053")
 
 
 # ---- a running Caddy -----------------------------------------------------------------------------------------
@@ -325,6 +332,7 @@ def test_drain_lets_in_flight_requests_finish(
         lb.register_target(api, b.dial)
 
         waited = lb.drain_target(api, a.dial)
+        assert a.server.hits["finished /slow"] == 1  # drain waited for the request in flight
 
         status, body = slow.result(timeout=10)
     assert (status, body["port"]) == (200, a.port)  # the in-flight request finished on the drained target
@@ -344,7 +352,7 @@ def test_a_target_failing_its_health_check_never_enters_rotation(
     assert (status.state, status.in_rotation) == ("unhealthy", False)
     assert "500" in status.detail
     assert set(ports_hit(alb, 10)) == {b.port}
-    lb.register_target(api, make_target().dial)  # a config reload must not put the bad target back
+    lb.register_target(api, make_target().dial)  # a target change must not put the bad target back
     assert a.port not in ports_hit(alb, 10)
 
 
@@ -358,7 +366,7 @@ def test_a_404_on_the_health_path_counts_as_unhealthy(
     assert set(ports_hit(alb, 6)) == {b.port}
 
 
-def test_caddy_takes_a_target_that_turns_unhealthy_out_between_syncs(
+def test_a_target_that_turns_unhealthy_leaves_rotation_at_its_next_check(
     alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
 ) -> None:
     a, b = make_target(), make_target()
@@ -366,12 +374,60 @@ def test_caddy_takes_a_target_that_turns_unhealthy_out_between_syncs(
     lb.register_target(api, b.dial)
     assert set(ports_hit(alb, 4)) == {a.port, b.port}
 
-    a.server.health_status = 503  # no sync from here on: Caddy's own checks act
-
-    wait_for(lambda: set(ports_hit(alb, 6)) == {b.port}, "Caddy to take the unhealthy target out")
+    a.server.health_status = 503
+    time.sleep(api.group.health_check.interval_s)  # its next check is due
     statuses = {s.dial: s for s in lb.sync_target_health(api)}
+
     assert (statuses[a.dial].state, statuses[a.dial].in_rotation) == ("unhealthy", False)
     assert lb.targets_in_rotation(alb.admin, GROUP) == [b.dial]
+    assert set(ports_hit(alb, 6)) == {b.port}
+
+
+def test_target_changes_never_break_keep_alive_connections(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
+    """A rolling deployment under steady traffic fails no request: target changes do not touch Caddy's
+    config, so no reload closes the client's idle keep-alive connection."""
+    a, b = make_target(), make_target()
+    lb.register_target(api, a.dial)
+    config_before = caddy_config_now(alb)
+    done = threading.Event()
+    outcomes: Counter[str] = Counter()
+    connections = 0
+
+    def client() -> None:
+        nonlocal connections
+        conn = None
+        while not done.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", alb.http_port, timeout=10)
+                connections += 1
+            try:
+                conn.request("GET", "/v1")
+                response = conn.getresponse()
+                response.read()
+                outcomes["ok" if response.status == 200 else f"status {response.status}"] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                outcomes[type(exc).__name__] += 1
+                conn.close()
+                conn = None
+            time.sleep(0.005)  # idle between requests, as a keep-alive client is
+        if conn is not None:
+            conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(client)
+        for _ in range(20):
+            lb.register_target(api, b.dial)
+            lb.deregister_target(api, b.dial)
+        done.set()
+        running.result(timeout=10)
+
+    assert outcomes["ok"] >= 40  # traffic ran throughout
+    assert outcomes == Counter(ok=outcomes["ok"])  # zero errors
+    assert connections == 1  # one keep-alive connection throughout
+    assert b.server.hits["/v1"] > 0  # the changes did route traffic to b and back
+    assert caddy_config_now(alb) == config_before  # never reloaded
 
 
 def test_thresholds_follow_the_alb_state_machine(alb: Alb, make_target: Callable[[], Target]) -> None:
