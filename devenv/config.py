@@ -50,6 +50,7 @@ class Settings(BaseModel):
         6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
+    autoscaling: bool = Field(True, description="apply the stack's target-tracking scaling policies locally")
     fault_hold_s: float = Field(5.0, ge=0, description="how long a database or cache fault keeps it down")
     cdk_cache_dir: Path | None = Field(
         None, description="where synthesized cloud assemblies are cached; default: the state dir"

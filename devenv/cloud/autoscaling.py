@@ -95,8 +95,9 @@ class AutoScaler:
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
     def tick(self, now: float | None = None) -> None:
+        """Measure and decide, once per `period_s` (0 turns the controller off)."""
         now = time.monotonic() if now is None else now
-        if now - self.last_run < self.period_s:
+        if self.period_s <= 0 or now - self.last_run < self.period_s:
             return
         elapsed = now - self.last_run
         self.last_run = now

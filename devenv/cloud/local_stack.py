@@ -31,6 +31,7 @@ from devenv.targets.deployment import Inputs, deploy_local
 LOCAL_PROPS = cdk.STACK_DIR / "props" / "local.json"
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
+AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
 
 Say = Callable[[str], None]
 
@@ -101,6 +102,7 @@ def realize(
         data=data,
         extra_env={"REDIS_CA_FILE": str(ca_file)},
         fault_hold_s=settings.fault_hold_s,
+        autoscaling_period_s=AUTOSCALING_PERIOD_S if settings.autoscaling else 0,
     )
     realizer.alb = AlbMirror(
         realizer.elbv2,

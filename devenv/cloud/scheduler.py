@@ -161,11 +161,13 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
     room = max_total - len(current) - len(previous) if previous else desired - len(current)
     for _ in range(max(0, min(desired - len(current), room))):
         current.append(_start(backend, service, primary_id))
-    # Retire old tasks while enough tasks keep serving.
-    serving = sum(1 for t in current + previous if t.serving(behind_lb))
-    for task in sorted(previous, key=lambda t: (t.serving(behind_lb), t.created_at)):
-        if not task.serving(behind_lb) or serving - 1 >= min_serving or desired == 0:
-            if task.serving(behind_lb):
+    # Retire old tasks while enough tasks keep serving. A new task serves once the load balancer judges
+    # it healthy; an old one serves while it runs and is not known to be unhealthy (it may still be in
+    # its first health checks: stopping it then would leave no target at all).
+    serving = sum(1 for t in current if t.serving(behind_lb)) + sum(1 for t in previous if t.serving(False))
+    for task in sorted(previous, key=lambda t: (t.serving(False), t.created_at)):
+        if not task.serving(False) or serving - 1 >= min_serving or desired == 0:
+            if task.serving(False):
                 serving -= 1
             stop(task, f"Deployment {primary_id} replaced this task")
     if previous and not any(t.desired_status == "RUNNING" for t in previous) and len(current) >= desired:

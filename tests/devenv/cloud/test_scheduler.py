@@ -155,3 +155,33 @@ def test_control_api_rejects_bad_input(endpoint: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as bad:
         urllib.request.urlopen(request)
     assert bad.value.code == 400
+
+
+def test_behind_a_load_balancer_an_old_task_still_in_its_first_checks_is_kept_until_the_new_one_is_healthy(
+    endpoint: str, ecs: Any
+) -> None:
+    balancer = [
+        {
+            "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/1",
+            "containerName": "proxy",
+            "containerPort": 8080,
+        }
+    ]
+    ecs.create_service(
+        cluster="c1",
+        serviceName="svc-lb",
+        taskDefinition="proxy",
+        desiredCount=1,
+        launchType="FARGATE",
+        loadBalancers=balancer,
+    )
+    [old] = live_tasks(ecs, "svc-lb")
+    report(endpoint, old["taskArn"], lastStatus="RUNNING")  # running, the ALB has not judged it yet
+    ecs.update_service(cluster="c1", service="svc-lb", forceNewDeployment=True)
+    live = live_tasks(ecs, "svc-lb")
+    assert old["taskArn"] in {t["taskArn"] for t in live} and len(live) == 2
+    [new] = [t for t in live if t["taskArn"] != old["taskArn"]]
+    report(endpoint, new["taskArn"], lastStatus="RUNNING")
+    assert len(live_tasks(ecs, "svc-lb")) == 2  # running is not enough behind a load balancer
+    report(endpoint, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    assert [t["taskArn"] for t in live_tasks(ecs, "svc-lb")] == [new["taskArn"]]
