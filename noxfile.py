@@ -34,7 +34,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite: real Postgres, Redis, emulator, Caddy and proxy processes."""
-    uv_run(session, "pytest", *(session.posargs or ["-q"]))
+    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=20"]))
 
 
 @nox.session
