@@ -182,11 +182,18 @@ def _healthy_targets(target: Target, service: str) -> int | None:
 
 
 def _settled(target: Target, service: str, count: int, old: set[str] | None = None) -> str | None:
-    tasks = _running_tasks(target, service)
-    if len(tasks) != count:
-        return f"{len(tasks)} of {count} tasks running"
-    if old and old & set(tasks):
-        return f"{len(old & set(tasks))} old task(s) still running"
+    """None once the service runs `count` tasks (ECS's runningCount), none of `old` is still running, and
+    its target group (if any) has `count` healthy targets; else what is missing."""
+    ecs = target.client("ecs")
+    described = _aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
+    running = int(described[0].get("runningCount", 0)) if described else 0
+    if running != count:
+        return f"{running} of {count} tasks running"
+    if old:
+        tasks = _aws_call(ecs.describe_tasks, cluster=target.cluster, tasks=sorted(old))["tasks"]
+        alive = [t for t in tasks if t.get("lastStatus") != "STOPPED"]
+        if alive:
+            return f"{len(alive)} old task(s) not stopped yet"
     healthy = _healthy_targets(target, service)
     if healthy is not None and healthy < count:
         return f"{healthy} of {count} targets healthy"

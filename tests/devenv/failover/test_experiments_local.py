@@ -16,10 +16,11 @@ import yaml
 
 from devenv.failover import experiment as ex
 from devenv.failover import runner
+from devenv.failover.actions import run_action
 from devenv.failover.target import Target, connect
 from devenv.runtime.state import StateDir
 from devenv.services import faultproxy
-from tests.devenv.cloud.test_local_stack_e2e import Stack, stack, wait_for  # noqa: F401  (the shared stack)
+from tests.devenv.cloud.test_local_stack_e2e import Stack, stack  # noqa: F401  (the shared stack)
 
 SHORT_LOAD_S = 12  # the experiments' own criteria, with a short background load (fault injected at <= 4 s)
 API_KEY = "sk-devenv-mock-upstream"
@@ -114,7 +115,7 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
         for request_id in journal["missing_ids"][-3:]:
             assert target.manage("GET", f"/manage/audit?request_id={request_id}")["events"] == []
     finally:
-        stack.client("ecs").update_service(cluster="llm-proxy", service="dispatcher", desiredCount=1)
+        run_action(target, "ecs.set_desired_count", {"service": "dispatcher", "count": 1})
     assert journal["verdict"] == "fail" and journal["exit_code"] == 1
     timeline = json.loads((run_dir / "timeline.json").read_text())
     answered = sorted(r["request_id"] for r in timeline["requests"] if r["answered"])
@@ -125,8 +126,6 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
     assert missing == answered[len(answered) - len(missing) :]
     assert journal["lost_events"] == len(missing)
     assert f"lost events {len(missing)} > 0" in journal["breaches"]
-    ecs = stack.client("ecs")
-    wait_for(lambda: len(ecs.list_tasks(cluster="llm-proxy", serviceName="dispatcher")["taskArns"]) == 1)
 
 
 def test_a_hypothesis_failing_before_injection_aborts_with_nothing_injected(
