@@ -68,6 +68,7 @@ def infrastructure(settings: Settings, state: StateDir, ports: Ports) -> list[Se
             admin_url,
             postgres_endpoint=f"127.0.0.1:{ports.aurora or ports.postgres}",
             redis_endpoint=f"127.0.0.1:{ports.elasticache or ports.redis}",
+            generated_secrets=state.run / "generated-secrets.json",
         ),
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from devenv.config import Settings
 from devenv.runtime import probes
@@ -22,7 +23,12 @@ def sdk_env(settings: Settings, port: int) -> dict[str, str]:
 
 
 def spec(
-    settings: Settings, port: int, postgres_admin_url: str, postgres_endpoint: str, redis_endpoint: str
+    settings: Settings,
+    port: int,
+    postgres_admin_url: str,
+    postgres_endpoint: str,
+    redis_endpoint: str,
+    generated_secrets: Path,
 ) -> ServiceSpec:
     """The emulator; DB clusters and caches it creates advertise the given endpoints (host:port)."""
     env = {
@@ -33,6 +39,7 @@ def spec(
         "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
         "DEVENV_POSTGRES_ENDPOINT": postgres_endpoint,
         "DEVENV_REDIS_ENDPOINT": redis_endpoint,
+        "DEVENV_GENERATED_SECRETS": str(generated_secrets),  # kept across restarts, as the local data is
     }
     return ServiceSpec(
         name="emulator",

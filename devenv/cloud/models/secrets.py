@@ -13,6 +13,7 @@ from typing import Any
 from moto.secretsmanager.models import SecretsManagerBackend, secretsmanager_backends
 from moto.secretsmanager.utils import random_password
 
+from devenv.cloud import generated_secrets
 from devenv.cloud.models.base import DevenvModel, TemplateError, as_bool, as_int, tag_list
 
 
@@ -77,11 +78,15 @@ class Secret(DevenvModel):
             raise TemplateError(
                 "AWS::SecretsManager::Secret: SecretString and GenerateSecretString are exclusive"
             )
+        name = properties.get("Name") or resource_name
         if "GenerateSecretString" in properties:
-            value = generate_secret_string(properties["GenerateSecretString"])
+            spec = properties["GenerateSecretString"]
+            value = generated_secrets.remembered(
+                f"{region_name}/{name}/{json.dumps(spec, sort_keys=True)}",
+                lambda: generate_secret_string(spec),
+            )
         else:
             value = properties.get("SecretString")
-        name = properties.get("Name") or resource_name
         created = json.loads(
             backend(account_id, region_name).create_secret(
                 name=name,

@@ -44,6 +44,7 @@ class Stack:
     emulator: str
     token: str
     clients: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -205,6 +206,7 @@ def test_token_create_reuses_the_project_and_prints_exactly_the_documented_json(
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert set(one) == {"token", "token_id", "project_id", "expires_at"}
     assert one["project_id"] == two["project_id"] and one["token"] != two["token"]
+    stack.notes["project_id"] = one["project_id"]
     assert one["token"].startswith("sk-") and len(one["token"]) == 25
 
 
@@ -292,3 +294,15 @@ def test_down_leaves_nothing_running(stack: Stack) -> None:
     done = stack.devenv("down", timeout=180)
     assert done.returncode == 0, done.stderr
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
+
+
+def test_a_second_up_on_the_same_state_keeps_the_data_and_its_secrets(stack: Stack) -> None:
+    """The emulator forgets the stack when it stops; the data and the generated secrets must not."""
+    up = stack.devenv("up", "-d", timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    again = stack.devenv("token", "create", "--project", "e2e", "--output", "json")
+    assert again.returncode == 0, again.stderr
+    token = json.loads(again.stdout)
+    assert token["project_id"] == stack.notes["project_id"]  # the project made before `down` is still there
+    stack.token = token["token"]
+    assert stack.chat("after a second up")[0] == 200
