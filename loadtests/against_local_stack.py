@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from devenv.config import Settings
-from devenv.runtime.ports import free_port
+from devenv.runtime.ports import free_port, is_free
 
 
 def devenv(*args: str, env: dict[str, str], timeout: float) -> int:
@@ -35,6 +35,8 @@ def main(argv: list[str]) -> int:
     for name in Settings.model_fields:
         if name.endswith("_port"):
             env[f"DEVENV_{name.upper()}"] = str(free_port())
+    if is_free(8081):  # the local props' upstreamUrl: another port is another template (a new synth)
+        env["DEVENV_MOCK_UPSTREAM_PORT"] = "8081"
     try:
         if devenv("up", "-d", env=env, timeout=300) != 0:
             print("the local stack did not come up; see the logs above", file=sys.stderr)
