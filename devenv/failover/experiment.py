@@ -39,9 +39,8 @@ class Load(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=60, description="a request slower than this has failed")] = 10
     path: str = Field(default="/v1/chat/completions", pattern=r"^/v1/", description="the /v1 route to call")
     keep_alive: bool = Field(
-        default=False,
-        description="reuse connections (the local ALB mirror closes idle keep-alive connections on every "
-        "target change, a known gap an ALB does not have: off by default so it is not counted as the stack's)",
+        default=True,
+        description="reuse connections, as real clients do (false: a new connection per request)",
     )
 
     @model_validator(mode="after")

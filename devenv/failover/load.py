@@ -47,7 +47,7 @@ class LoadSpec:
     concurrency: int
     timeout_s: float
     path: str = "/v1/chat/completions"
-    keep_alive: bool = False
+    keep_alive: bool = True
 
 
 class BackgroundLoad:
