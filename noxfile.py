@@ -6,6 +6,8 @@ extra install and tests see exactly what `devenv` users get.
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "none"
@@ -15,7 +17,8 @@ PACKAGES = ["devenv", "llmproxy", "tests", "noxfile.py"]
 
 
 def uv_run(session: nox.Session, *args: str) -> None:
-    session.run("uv", "run", "--frozen", *args, external=True)
+    # `uv run` tells its children where uv is (UV): no need for uv on PATH
+    session.run(os.environ.get("UV", "uv"), "run", "--frozen", *args, external=True)
 
 
 @nox.session

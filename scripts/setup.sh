@@ -15,13 +15,15 @@ if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   echo "setup: installing wrk (apt; used by the benchmark)"
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk >/dev/null || echo "setup: wrk not installed (benchmarks only)"
 fi
-if ! command -v uv >/dev/null 2>&1; then
+# uv is used as `python3 -m uv`, which works whatever PATH the pip install put its script on.
+if ! python3 -m uv --version >/dev/null 2>&1; then
   echo "setup: installing uv (pip)"
-  python3 -m pip install --quiet "uv==0.13.8"
+  python3 -m pip install --quiet "uv==0.13.8" 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages "uv==0.13.8"  # an externally managed Python
 fi
 echo "setup: syncing the Python environment (uv sync --frozen)"
-uv sync --frozen --quiet
-if [ -f stack/package-lock.json ]; then
+python3 -m uv sync --frozen --quiet
+if [ ! -f stack/node_modules/.package-lock.json ] || [ stack/package-lock.json -nt stack/node_modules/.package-lock.json ]; then
   echo "setup: installing the pinned CDK CLI (npm ci in stack/)"
   npm ci --prefix stack --no-audit --no-fund --loglevel=error >/dev/null
 fi
