@@ -36,9 +36,6 @@ class Settings(BaseModel):
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
     emulator_port: int = Field(4566, ge=1, le=65535)
-    proxy_port: int = Field(
-        8080, ge=1, le=65535, description="the native proxy (when not realized from the stack)"
-    )
     alb_port: int = Field(8080, ge=1, le=65535, description="the ALB mirror's HTTP listener")
     alb_https_port: int = Field(
         8443, ge=1, le=65535, description="the ALB mirror's HTTPS listener (with a certificate)"
