@@ -51,8 +51,6 @@ class Services:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.validator.flush_counts()
-        if self.gateway.background:
-            await asyncio.gather(*self.gateway.background, return_exceptions=True)
         self.upstream.close()
         await self.cache_client.aclose()
         if self.event_client is not self.cache_client:

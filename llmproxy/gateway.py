@@ -6,7 +6,6 @@ queued in memory for the event bus (never awaited). SSE streams are forwarded ch
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -93,7 +92,6 @@ class Gateway:
     cache: HttpCache | None
     limiter: RateLimiter | None
     upstream: UpstreamPool
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -292,15 +290,17 @@ class Gateway:
                 exchange.upstream_ms = (time.perf_counter() - upstream_started) * 1000
                 out.append((b"content-length", str(len(payload)).encode()))
                 out.extend(self._timing(exchange, received_at))
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                await send({"type": "http.response.body", "body": payload})
                 if policy is not None and cache_key is not None and self.cache is not None:
                     cache_control = response.header(b"cache-control")
                     ttl = response_ttl(
                         policy, response.status, cache_control.decode("latin-1") if cache_control else None
                     )
                     if ttl > 0:
-                        self._store(cache_key, ttl, response.status, out, payload, method, target)
+                        # Stored before the reply goes out, so the client's next identical request hits:
+                        # one Redis round trip, paid only by responses the client asked to cache.
+                        await self._store(cache_key, ttl, response.status, out, payload, method, target)
+                await send({"type": "http.response.start", "status": response.status, "headers": out})
+                await send({"type": "http.response.body", "body": payload})
                 return
             exchange.upstream_ms = (time.perf_counter() - upstream_started) * 1000
             out.extend(self._timing(exchange, received_at))
@@ -316,7 +316,7 @@ class Gateway:
         finally:
             response.release()
 
-    def _store(
+    async def _store(
         self,
         key: str,
         ttl: int,
@@ -328,22 +328,7 @@ class Gateway:
     ) -> None:
         assert self.cache is not None
         stored_headers = [(k, v) for k, v in headers if not k.startswith((b"x-proxy-", b"cache-status"))]
-        task = asyncio.create_task(self._store_task(key, ttl, status, stored_headers, body, method, target))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
-    async def _store_task(
-        self,
-        key: str,
-        ttl: int,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        method: str,
-        target: str,
-    ) -> None:
-        assert self.cache is not None
-        if await self.cache.store(key, ttl, status, headers, body, method, target):
+        if await self.cache.store(key, ttl, status, stored_headers, body, method, target):
             self.counters.cache_stores += 1
 
     def _timing(self, exchange: Exchange, received_at: float) -> list[tuple[bytes, bytes]]:
