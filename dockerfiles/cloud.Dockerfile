@@ -28,8 +28,10 @@ RUN uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /tmp
 FROM ${PYTHON_IMAGE} AS cloud
 LABEL org.opencontainers.image.title="devenv-cloud" \
       org.opencontainers.image.description="devenv's local AWS: the extended moto server"
+# /var/lib/devenv-cloud keeps the generated secrets; a fresh named volume mounted there inherits its owner.
 RUN groupadd --system --gid 10001 devenv \
-    && useradd --system --uid 10001 --gid devenv --no-create-home --shell /usr/sbin/nologin devenv
+    && useradd --system --uid 10001 --gid devenv --no-create-home --shell /usr/sbin/nologin devenv \
+    && mkdir -p /var/lib/devenv-cloud && chown 10001:10001 /var/lib/devenv-cloud
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY devenv/ /app/devenv/

@@ -1,4 +1,5 @@
-"""`devenv up | down | status | logs`: run the local stack under the native supervisor."""
+"""`devenv up | down | status | logs`: run the local stack under the supervisor (local processes, or
+containers with `--runtime docker`)."""
 
 from __future__ import annotations
 
@@ -68,43 +69,42 @@ def up(
     overrides = {k: v for k, v in {"auto_ports": auto_ports, "runtime": runtime}.items() if v is not None}
     if overrides:
         app.settings = app.settings.model_copy(update=overrides)
-    use_docker = resolve_runtime(app.settings.runtime) == "docker"
+    chosen = resolve_runtime(app.settings.runtime)
     state = StateDir(app.settings.state_dir)
     if detach:
         _up_detached(app, state, infra_only)
         return
     lock = state.acquire_supervisor_lock()
     try:
-        if use_docker:
-            from devenv.runtime import docker as docker_runtime  # the SDK loads only when used
-
-            docker_runtime.up_foreground(
-                app, state, infra_only, detached_child, _report, _progress_printer(app)
-            )
-        else:
-            _up_foreground(app, state, infra_only, detached_child)
+        _up_foreground(app, state, infra_only, detached_child, chosen)
     finally:
         lock.close()
 
 
-def _up_foreground(app: Application, state: StateDir, infra_only: bool, detached_child: bool) -> None:
+def _up_foreground(
+    app: Application, state: StateDir, infra_only: bool, detached_child: bool, runtime: str
+) -> None:
     """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     ports = services.claim_ports(app.settings, infra_only)
-    specs = services.infrastructure(app.settings, state, ports)
+    specs = services.infrastructure(app.settings, state, ports, runtime)
     if not infra_only:
-        specs += services.application(app.settings, ports)
+        specs += services.application(app.settings, state, ports, runtime)
+    if runtime == "docker":
+        from devenv.runtime import docker
+
+        docker.ensure_images((s.extra["image"] for s in specs), lambda m: app.info(f"  [dim]{m}[/]"))
     supervisor = Supervisor(
-        state, services.facts(app.settings, state, ports), on_event=_progress_printer(app)
+        state, services.facts(app.settings, state, ports, runtime), on_event=_progress_printer(app)
     )
     stack: local_stack.RealizedStack | None = None
     try:
         supervisor.start_all(specs)
         if not infra_only:
-            stack = _deploy_and_realize(app, state, supervisor, ports, stop)
+            stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime)
     except DevenvError as exc:
         supervisor.error = supervisor.error or exc.message
         supervisor.stop_all()
@@ -126,7 +126,12 @@ def _up_foreground(app: Application, state: StateDir, infra_only: bool, detached
 
 
 def _deploy_and_realize(
-    app: Application, state: StateDir, supervisor: Supervisor, ports: services.Ports, stop: threading.Event
+    app: Application,
+    state: StateDir,
+    supervisor: Supervisor,
+    ports: services.Ports,
+    stop: threading.Event,
+    runtime: str,
 ) -> local_stack.RealizedStack:
     """Deploy the CDK app to the emulator and realize it; progress goes to the supervisor's state too."""
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
@@ -144,7 +149,16 @@ def _deploy_and_realize(
     began = time.monotonic()
     data = LocalData(ports.postgres, ports.redis, ports.redis_tls, ports.aurora, ports.elasticache)
     stack = local_stack.realize(
-        app.settings, state, supervisor, endpoint, data, services.tls_files(state).ca_cert, outputs, say, stop
+        app.settings,
+        state,
+        supervisor,
+        endpoint,
+        data,
+        services.tls_files(state).ca_cert,
+        outputs,
+        say,
+        stop,
+        runtime,
     )
     supervisor.facts.update({"alb_url": stack.alb_url, "stack": local_stack.outputs_fact(outputs)})
     app.info(
@@ -372,7 +386,7 @@ def down(
     if snapshot.get("facts", {}).get("runtime") == "docker":
         from devenv.runtime import docker as docker_runtime
 
-        leftovers += docker_runtime.clean_up(state, snapshot, volumes, app.settings.stop_timeout_s)
+        leftovers += docker_runtime.clean_up(state, volumes)
     if leftovers:
         app.info(f"stopped {leftovers} process(es) left behind by a supervisor that died")
     if volumes:

@@ -92,8 +92,10 @@ def realize(
     outputs: dict[str, str],
     say: Say,
     interrupted: threading.Event,
+    runtime: str = "native",
 ) -> RealizedStack:
-    """Start the realizer and wait until a request through the ALB mirror succeeds."""
+    """Start the realizer (tasks as processes, or as containers with runtime docker) and wait until a
+    request through the ALB mirror succeeds."""
     realizer = Realizer(
         supervisor,
         emulator_endpoint,
@@ -103,6 +105,7 @@ def realize(
         extra_env={"REDIS_CA_FILE": str(ca_file)},
         fault_hold_s=settings.fault_hold_s,
         autoscaling_period_s=AUTOSCALING_PERIOD_S if settings.autoscaling else 0,
+        runtime=runtime,
     )
     realizer.alb = AlbMirror(
         realizer.elbv2,

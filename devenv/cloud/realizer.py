@@ -1,8 +1,9 @@
 """The realizer: makes local reality match what the emulator says is deployed.
 
 A reconcile loop reading the emulator through the AWS API, like any client:
-- ECS tasks (kept by the emulator's scheduler) -> supervised local processes, with their task
-  definition's environment and secrets; each one's real status reported back;
+- ECS tasks (kept by the emulator's scheduler) -> supervised local processes (native runtime) or
+  containers of the task definition's image (docker runtime), with their task definition's environment
+  and secrets; each one's real status reported back;
 - an ALB in front of a service -> targets registered in the ALB mirror as tasks come and go, drained
   (no new requests, in-flight ones finish, up to the deregistration delay) before a task is stopped;
 - faults asked of the emulator (RDS reboot/failover, ElastiCache reboot/failover) -> the same outage
@@ -25,7 +26,7 @@ import boto3
 from devenv.cloud import control_client
 from devenv.cloud.alb import AlbMirror
 from devenv.cloud.autoscaling import AutoScaler
-from devenv.cloud.tasks import LocalContainer, UnrealizableTask, local_containers
+from devenv.cloud.tasks import LocalContainer, UnrealizableTask, local_containers, native_argv
 from devenv.errors import DevenvError, ServiceFailedError
 from devenv.runtime import probes
 from devenv.runtime.ports import free_port
@@ -87,8 +88,10 @@ class Realizer:
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
         autoscaling_period_s: float = 10.0,
+        runtime: str = "native",
     ) -> None:
         self.supervisor = supervisor
+        self.runtime = runtime
         self.data = data
         self.endpoint = endpoint
         self.alb = alb
@@ -298,21 +301,39 @@ class Realizer:
             self.alb.register(local.target_group_arn, local.host_port)
 
     def _spec(self, local: LocalTask) -> ServiceSpec:
-        env = {**self.extra_env, **local.container.env}
+        env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
         ready: probes.Probe
         if local.host_port:
             env["LISTEN_ADDR"] = f"127.0.0.1:{local.host_port}"
             ready = probes.tcp("127.0.0.1", local.host_port)
         else:
             ready = _alive_for(0.3)
+        stop_timeout_s = local.container.stop_timeout_s
+        if self.runtime == "docker":
+            from devenv.runtime import docker
+
+            config = docker.task_container(
+                self.supervisor.state_dir,
+                local.process,
+                local.container.image,
+                local.container.command,
+                env,
+                stop_timeout_s,
+                local.container.health_check,
+            )
+            argv = docker.process_argv(self.supervisor.state_dir, config)
+            env = {}
+            stop_timeout_s += docker.STOP_MARGIN_S  # the container's own grace, then the process's
+        else:
+            argv = native_argv(local.container)
         return ServiceSpec(
             name=local.process,
-            argv=local.container.argv,
-            env={**os.environ, **env, "DISPATCHER_CONSUMER_NAME": local.process},
+            argv=argv,
+            env={**os.environ, **env},
             ready=ready,
             ports={"http": local.host_port} if local.host_port else {},
             url=f"http://127.0.0.1:{local.host_port}" if local.host_port else None,
-            stop_timeout_s=local.container.stop_timeout_s,
+            stop_timeout_s=stop_timeout_s,
             ready_timeout_s=60,
             restart=RestartPolicy(mode="never"),  # ECS replaces a task; it does not restart it
             extra={"ecs_service": local.service, "task_arn": local.task_arn},

@@ -1,7 +1,7 @@
-"""From an ECS task definition to a local process, as the ECS agent would run the container.
+"""From an ECS task definition to what runs locally, as the ECS agent would run the container.
 
-The container image maps to a local entry point by its repository name (IMAGE_ENTRYPOINTS); the
-container's `command` follows it. `environment` is copied and `secrets` are resolved from the emulator's
+Natively the container image maps to a local entry point by its repository name (IMAGE_ENTRYPOINTS),
+the container's `command` following it; the docker runtime runs the image itself. `environment` is copied and `secrets` are resolved from the emulator's
 Secrets Manager (whole secret or one JSON key) and SSM Parameter Store, exactly as the agent resolves
 `valueFrom`. The container port gets a free host port, given to the process as LISTEN_ADDR.
 """
@@ -23,7 +23,7 @@ IMAGE_ENTRYPOINTS: dict[str, list[str]] = {
 
 
 class UnrealizableTask(DevenvError):
-    """A task definition the native runtime cannot run (say which container and why)."""
+    """A task definition this runtime cannot run (say which container and why)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class LocalContainer:
     """What to run for one container of a task."""
 
     name: str
-    argv: list[str]
+    image: str
+    command: list[str]
     env: dict[str, str]
     container_port: int | None
     stop_timeout_s: float
@@ -70,20 +71,21 @@ def resolve_value_from(value_from: str, secretsmanager: Any, ssm: Any) -> str:
     return str(response["Parameter"]["Value"])
 
 
+def native_argv(container: LocalContainer) -> list[str]:
+    """The local command standing for the container's image and command."""
+    entry = IMAGE_ENTRYPOINTS.get(repository_name(container.image))
+    if entry is None:
+        raise UnrealizableTask(
+            f"container {container.name!r} runs image {container.image!r}, which has no local entry point",
+            f"known image repositories: {', '.join(sorted(IMAGE_ENTRYPOINTS))} (or run images: --runtime docker)",
+        )
+    return [*entry, *container.command]
+
+
 def local_containers(task_definition: dict[str, Any], secretsmanager: Any, ssm: Any) -> list[LocalContainer]:
-    """The containers of a task definition this machine can run; an essential one it cannot is an error."""
+    """The containers of a task definition with their environment and secrets resolved."""
     containers = []
     for container in task_definition["containerDefinitions"]:
-        repo = repository_name(container["image"])
-        entry = IMAGE_ENTRYPOINTS.get(repo)
-        essential = container.get("essential", True)
-        if entry is None:
-            if essential:
-                raise UnrealizableTask(
-                    f"container {container['name']!r} runs image {container['image']!r}, which has no local entry point",
-                    f"known image repositories: {', '.join(sorted(IMAGE_ENTRYPOINTS))}",
-                )
-            continue  # a sidecar such as the X-Ray daemon: reported by `devenv parity`, not run
         env = {item["name"]: item["value"] for item in container.get("environment", [])}
         for secret in container.get("secrets", []):
             env[secret["name"]] = resolve_value_from(secret["valueFrom"], secretsmanager, ssm)
@@ -93,11 +95,12 @@ def local_containers(task_definition: dict[str, Any], secretsmanager: Any, ssm: 
         containers.append(
             LocalContainer(
                 name=container["name"],
-                argv=[*entry, *container.get("command", [])],
+                image=container["image"],
+                command=list(container.get("command", [])),
                 env=env,
                 container_port=ports[0] if ports else None,
                 stop_timeout_s=float(container.get("stopTimeout", 30)),
-                essential=essential,
+                essential=container.get("essential", True),
                 health_check=container.get("healthCheck", {}),
             )
         )

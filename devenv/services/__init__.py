@@ -55,9 +55,16 @@ def tls_files(state: StateDir) -> TlsFiles:
     return ensure_tls_files(state.run / "tls")
 
 
-def infrastructure(settings: Settings, state: StateDir, ports: Ports) -> list[ServiceSpec]:
-    """Postgres (for Aurora), Redis (for ElastiCache; plain and TLS) and the AWS emulator."""
+def infrastructure(
+    settings: Settings, state: StateDir, ports: Ports, runtime: str = "native"
+) -> list[ServiceSpec]:
+    """Postgres (for Aurora), Redis (for ElastiCache; plain and TLS) and the AWS emulator, as local
+    processes or (runtime docker) as containers of their images."""
     state.ensure()
+    if runtime == "docker":
+        from devenv.runtime import docker  # the SDK loads only when used
+
+        return docker.infrastructure(settings, state, ports, tls_files(state))
     admin_url = postgres.admin_url(settings, ports.postgres)
     return [
         postgres.spec(settings, state, ports.postgres),
@@ -73,18 +80,24 @@ def infrastructure(settings: Settings, state: StateDir, ports: Ports) -> list[Se
     ]
 
 
-def application(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+def application(
+    settings: Settings, state: StateDir, ports: Ports, runtime: str = "native"
+) -> list[ServiceSpec]:
     """What the stack needs beside AWS: the mock OpenAI upstream (the stack's local upstreamUrl)."""
     assert ports.mock_upstream is not None
+    if runtime == "docker":
+        from devenv.runtime import docker
+
+        return docker.application(settings, state, ports)
     return [llmproxy.mock_upstream_spec(settings, ports.mock_upstream)]
 
 
-def facts(settings: Settings, state: StateDir, ports: Ports) -> dict[str, Any]:
+def facts(settings: Settings, state: StateDir, ports: Ports, runtime: str = "native") -> dict[str, Any]:
     """What `status` shows beside the services: region, credentials, the SDK env, the state dir."""
     return {
         "region": settings.region,
         "credentials": dict(emulator.CREDENTIALS),
         "aws_env": emulator.sdk_env(settings, ports.emulator),
         "state_dir": str(state.root),
-        "runtime": "native",
+        "runtime": runtime,
     }

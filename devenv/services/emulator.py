@@ -22,6 +22,23 @@ def sdk_env(settings: Settings, port: int) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL": endpoint(port), "AWS_REGION": settings.region, **CREDENTIALS}
 
 
+def environment(
+    settings: Settings,
+    postgres_admin_url: str,
+    postgres_endpoint: str,
+    redis_endpoint: str,
+) -> dict[str, str]:
+    """The emulator's variables: DB clusters and caches it creates advertise the given endpoints (host:port)."""
+    return {
+        **CREDENTIALS,
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
+        "DEVENV_POSTGRES_ENDPOINT": postgres_endpoint,
+        "DEVENV_REDIS_ENDPOINT": redis_endpoint,
+    }
+
+
 def spec(
     settings: Settings,
     port: int,
@@ -30,15 +47,10 @@ def spec(
     redis_endpoint: str,
     generated_secrets: Path,
 ) -> ServiceSpec:
-    """The emulator; DB clusters and caches it creates advertise the given endpoints (host:port)."""
+    """The emulator as a local process (`environment` says what the arguments mean)."""
     env = {
         **os.environ,
-        **CREDENTIALS,
-        "AWS_REGION": settings.region,
-        "AWS_DEFAULT_REGION": settings.region,
-        "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
-        "DEVENV_POSTGRES_ENDPOINT": postgres_endpoint,
-        "DEVENV_REDIS_ENDPOINT": redis_endpoint,
+        **environment(settings, postgres_admin_url, postgres_endpoint, redis_endpoint),
         "DEVENV_GENERATED_SECRETS": str(generated_secrets),  # kept across restarts, as the local data is
     }
     return ServiceSpec(

@@ -50,9 +50,11 @@ EMULATED_NOTES: dict[str, str] = {
 # What makes each runtime resource real locally (devenv.cloud.realizer and the services it starts).
 REALIZED_BY: dict[str, str] = {
     "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.cloud.realizer)",
-    "AWS::ECS::Service": "one supervised local process per task, replaced, scaled and rolled like the ECS scheduler",
-    "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), environment and secrets "
-    "resolved from the emulator, container port -> a free host port, stopTimeout honoured",
+    "AWS::ECS::Service": "one supervised task per ECS task (a local process, or a container with --runtime docker), "
+    "replaced, scaled and rolled like the ECS scheduler",
+    "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), or the image itself with "
+    "--runtime docker; environment and secrets resolved from the emulator, container port -> a free host port, "
+    "stopTimeout honoured",
     "AWS::ElasticLoadBalancingV2::LoadBalancer": "Caddy, the ALB mirror (HTTP on alb_port, HTTPS on alb_https_port)",
     "AWS::ElasticLoadBalancingV2::Listener": "a Caddy server per listener (forward, or the HTTP->HTTPS redirect)",
     "AWS::ElasticLoadBalancingV2::TargetGroup": "Caddy reverse_proxy with the group's health check and thresholds; "

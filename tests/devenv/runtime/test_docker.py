@@ -6,30 +6,26 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
+from devenv import services
 from devenv.config import Settings
-from devenv.errors import MissingDependencyError, PortInUseError, ServiceFailedError, UsageError
+from devenv.errors import MissingDependencyError, UsageError
 from devenv.runtime import docker as docker_runtime
 from devenv.runtime import docker_daemon_answers, resolve_runtime
 from devenv.runtime.docker import ContainerConfig, HealthCheck
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.services import llmproxy, postgres
-from stack import names
+from devenv.runtime.supervisor import ServiceSpec, Supervisor
+from devenv.services import postgres
 
 NO_DOCKER_HOST = "unix:///nonexistent/docker.sock"  # a Docker host nothing answers on
 NO_DAEMON = "no Docker daemon answers here (docker.from_env().ping() failed): container tests need one"
 needs_daemon = pytest.mark.skipif(not docker_daemon_answers(), reason=NO_DAEMON)
-
-# What the task definitions give the proxy and the dispatcher (stack/names.py), minus what has a default.
-OPTIONAL = {"HTTP_CACHE_ENABLED", "RATE_LIMIT_RPM"}
 
 
 @pytest.fixture
@@ -41,7 +37,10 @@ def state(tmp_path: Path) -> StateDir:
 
 @pytest.fixture
 def settings(state: StateDir) -> Settings:
-    ports = ("postgres_port", "redis_port", "emulator_port", "alb_port", "mock_upstream_port")
+    ports = (
+        *("postgres_port", "redis_port", "emulator_port", "alb_port", "alb_https_port"),
+        *("mock_upstream_port", "aurora_port", "elasticache_port"),
+    )
     return Settings.model_validate({"state_dir": state.root, **{name: free_port() for name in ports}})
 
 
@@ -52,103 +51,102 @@ def by_name(configs: list[ContainerConfig]) -> dict[str, ContainerConfig]:
 # -- what it runs ------------------------------------------------------------------------------
 
 
-def test_stack_runs_the_native_services_from_pinned_and_project_images(
-    settings: Settings, state: StateDir
-) -> None:
-    configs = by_name(docker_runtime.stack(settings, state))
-    assert list(configs) == ["postgres", "redis", "emulator", "mock-upstream", "proxy", "dispatcher", "alb"]
-    assert configs["postgres"].image == f"postgres:{postgres.PINNED_MAJOR}"
-    assert configs["redis"].image == "redis:7"
-    assert {configs[n].image for n in ("mock-upstream", "proxy", "dispatcher")} == {"llmproxy:local"}
-    assert configs["emulator"].image == "devenv-cloud:local"
+def infrastructure(settings: Settings, state: StateDir) -> dict[str, ServiceSpec]:
+    ports = services.claim_ports(settings, infra_only=False)
+    specs = services.infrastructure(settings, state, ports, "docker")
+    specs += services.application(settings, state, ports, "docker")
+    return {s.name: s for s in specs}
+
+
+def config_of(spec: ServiceSpec) -> ContainerConfig:
+    """The container a service's process runs (its argv names the configuration file)."""
+    assert spec.argv[1:3] == ["-m", "devenv.runtime.container_process"]
+    return ContainerConfig.from_json(Path(spec.argv[3]).read_text())
+
+
+def test_the_native_services_run_from_pinned_and_project_images(settings: Settings, state: StateDir) -> None:
+    specs = infrastructure(settings, state)
+    assert list(specs) == ["postgres", "redis", "emulator", "mock-upstream"]  # the realizer runs the tasks
+    images = {name: config_of(spec).image for name, spec in specs.items()}
+    assert images == {
+        "postgres": f"postgres:{postgres.PINNED_MAJOR}",
+        "redis": "redis:7",
+        "emulator": "devenv-cloud:local",
+        "mock-upstream": "llmproxy:local",
+    }
+    assert {name: spec.extra["image"] for name, spec in specs.items()} == images  # checked before starting
     assert set(docker_runtime.PROJECT_IMAGES) == {"llmproxy:local", "devenv-cloud:local"}
+    assert specs["emulator"].depends_on == ("postgres", "redis")
 
 
-def test_infra_only_is_postgres_redis_and_the_emulator(settings: Settings, state: StateDir) -> None:
-    assert [c.name for c in docker_runtime.stack(settings, state, infra_only=True)] == [
-        "postgres",
-        "redis",
-        "emulator",
-    ]
+def test_containers_listen_where_the_native_services_do(settings: Settings, state: StateDir) -> None:
+    """The same ports, URLs and readiness probes as native: host networking, each on its own port."""
+    specs = infrastructure(settings, state)
+    native = {
+        s.name: s for s in services.infrastructure(settings, state, services.claim_ports(settings, True))
+    }
+    for name in ("postgres", "redis", "emulator"):
+        assert (
+            specs[name].ports.items() >= {k: v for k, v in native[name].ports.items() if k != "tls"}.items()
+        )
+        assert specs[name].url == native[name].url
+    for spec in specs.values():
+        kwargs = config_of(spec).create_kwargs()
+        assert kwargs["network_mode"] == "host"
+        assert "ports" not in kwargs  # nothing to publish: a container listens on 127.0.0.1 directly
+        assert spec.stop_timeout_s > config_of(spec).stop_timeout_s  # Docker's grace, then the process's
+    pg = config_of(specs["postgres"])
+    assert pg.command[:3] == ("postgres", "-p", str(settings.postgres_port))
+    assert "listen_addresses=127.0.0.1" in pg.command
+    assert config_of(specs["emulator"]).command[:4] == (
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.emulator_port),
+    )
 
 
-def test_proxy_and_dispatcher_get_the_task_definitions_variables(settings: Settings, state: StateDir) -> None:
-    configs = by_name(docker_runtime.stack(settings, state))
-    proxy_wanted = (set(names.PROXY_SECRETS) | set(names.PROXY_PARAMETERS)) - OPTIONAL
-    dispatcher_wanted = set(names.DISPATCHER_SECRETS) | set(names.DISPATCHER_PARAMETERS)
-    assert proxy_wanted <= set(configs["proxy"].env)
-    assert dispatcher_wanted <= set(configs["dispatcher"].env)
-
-
-def test_containers_address_each_other_by_service_name(settings: Settings, state: StateDir) -> None:
-    configs = by_name(docker_runtime.stack(settings, state))
-    env = configs["proxy"].env
-    assert env["DATABASE_URL"] == f"postgresql://postgres:devenv@postgres:5432/{docker_runtime.DATABASE}"
-    assert env["REDIS_CACHE_URL"] == env["REDIS_EVENT_URL"] == "rediss://redis:6380/0"  # TLS, as the stack
-    assert env["REDIS_CA_FILE"] == "/tls/ca.crt"
-    for name in ("proxy", "dispatcher"):
-        assert configs[name].files["/tls/ca.crt"] == configs["redis"].files["/tls/ca.crt"]
-    assert env["OPENAI_API_URL"] == "http://mock-upstream:8081/v1"
-    assert env["LISTEN_ADDR"] == ":8080"
-    assert configs["alb"].env["PROXY_UPSTREAM"] == "proxy"  # Caddy finds the proxy by its service name
-    assert configs["alb"].files["/etc/caddy/Caddyfile"] == docker_runtime.CADDYFILE.read_bytes()
-    assert configs["emulator"].env["DEVENV_POSTGRES_ADMIN_URL"].endswith("@postgres:5432/postgres")
-    assert configs["emulator"].env["DEVENV_REDIS_ENDPOINT"] == "redis:6379"
-    assert configs["postgres"].env["POSTGRES_DB"] == docker_runtime.DATABASE  # as Aurora creates it
-    # the management token is the state dir's, so `devenv token create` works with either runtime
-    assert env["MANAGEMENT_TOKEN"] == llmproxy.local_secrets(state)["MANAGEMENT_TOKEN"]
-    assert "PATH" not in env  # nothing of the host's environment leaks into a container
-
-
-def test_ports_are_published_on_loopback_at_the_settings_ports(settings: Settings, state: StateDir) -> None:
-    configs = by_name(docker_runtime.stack(settings, state))
-    assert configs["postgres"].port_bindings() == {"5432/tcp": ("127.0.0.1", settings.postgres_port)}
-    assert configs["redis"].port_bindings() == {"6379/tcp": ("127.0.0.1", settings.redis_port)}
-    assert configs["emulator"].port_bindings() == {"4566/tcp": ("127.0.0.1", settings.emulator_port)}
-    assert configs["alb"].port_bindings() == {"8080/tcp": ("127.0.0.1", settings.alb_port)}
-    assert configs["proxy"].port_bindings() == {} == configs["dispatcher"].port_bindings()  # behind the ALB
-    assert configs["alb"].url == f"http://localhost:{settings.alb_port}"
-    assert configs["emulator"].url == f"http://localhost:{settings.emulator_port}"
-
-
-def test_a_busy_port_is_refused_or_replaced_with_auto_ports(settings: Settings, state: StateDir) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        taken = busy.getsockname()[1]
-        with pytest.raises(PortInUseError, match=f"port {taken} for redis"):
-            docker_runtime.stack(settings.model_copy(update={"redis_port": taken}), state, infra_only=True)
-        auto = settings.model_copy(update={"redis_port": taken, "auto_ports": True})
-        redis_config = by_name(docker_runtime.stack(auto, state, infra_only=True))["redis"]
-        assert redis_config.host_ports["redis"] != taken
-
-
-def test_create_arguments_carry_health_restart_labels_and_data_volume(
+def test_the_emulator_container_gets_the_native_emulators_environment(
     settings: Settings, state: StateDir
 ) -> None:
-    configs = by_name(docker_runtime.stack(settings, state))
-    pg = configs["postgres"].create_kwargs()
-    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
-    assert pg["healthcheck"]["interval"] == 1_000_000_000 and pg["healthcheck"]["retries"] == 30
-    assert pg["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
-    assert pg["labels"][docker_runtime.LABEL_STATE_DIR] == str(state.root.resolve())
-    assert configs["postgres"].volumes == {docker_runtime.postgres_volume(state): "/var/lib/postgresql"}
-    assert "volumes" not in pg  # mounted through testcontainers, not a create argument
-    assert pg["stop_signal"] == "SIGTERM" and configs["postgres"].stop_timeout_s == settings.stop_timeout_s
-    assert configs["redis"].volumes == {}  # no persistence, as ElastiCache without a snapshot
-    for config in configs.values():
-        assert config.health is not None, f"{config.name} has no health check"
-        if config.health.test[0] == "python":
-            compile(config.health.test[2], config.name, "exec")  # the in-image check is valid Python
+    ports = services.claim_ports(settings, infra_only=False)
+    native = services.infrastructure(settings, state, ports)[2]
+    container = config_of(services.infrastructure(settings, state, ports, "docker")[2])
+    assert native.env is not None
+    for key in (
+        "DEVENV_POSTGRES_ADMIN_URL",
+        "DEVENV_POSTGRES_ENDPOINT",
+        "DEVENV_REDIS_ENDPOINT",
+        "AWS_REGION",
+    ):
+        assert container.env[key] == native.env[key], key
+    assert container.env["DEVENV_POSTGRES_ENDPOINT"] == f"127.0.0.1:{ports.aurora}"  # the fault proxy
+    # generated secrets outlive the container, as the Postgres data they open does
+    assert container.env["DEVENV_GENERATED_SECRETS"].startswith(docker_runtime.CLOUD_DATA_DIR)
+    assert container.volumes == {
+        docker_runtime.data_volumes(state)["emulator"]: docker_runtime.CLOUD_DATA_DIR
+    }
+    assert "PATH" not in container.env  # nothing of the host's environment leaks into a container
 
 
-def test_container_names_are_per_state_dir(tmp_path: Path) -> None:
+def test_postgres_keeps_its_data_in_a_named_volume(settings: Settings, state: StateDir) -> None:
+    pg = config_of(infrastructure(settings, state)["postgres"])
+    assert pg.volumes == {docker_runtime.data_volumes(state)["postgres"]: "/var/lib/postgresql"}
+    assert pg.env == {
+        "POSTGRES_USER": settings.postgres_user,
+        "POSTGRES_PASSWORD": settings.postgres_password,
+    }
+    assert pg.health is not None and pg.health.test[0] == "pg_isready"
+    assert pg.create_kwargs()["labels"][docker_runtime.LABEL_SERVICE] == "postgres"
+
+
+def test_container_names_and_volumes_are_per_state_dir(tmp_path: Path) -> None:
     one, two = StateDir(tmp_path / "a"), StateDir(tmp_path / "b")
     assert docker_runtime.container_name(one, "redis") == docker_runtime.container_name(
         StateDir(tmp_path / "a"), "redis"
     )
     assert docker_runtime.container_name(one, "redis") != docker_runtime.container_name(two, "redis")
-    assert docker_runtime.postgres_volume(one) != docker_runtime.postgres_volume(two)
+    assert not set(docker_runtime.data_volumes(one).values()) & set(docker_runtime.data_volumes(two).values())
 
 
 def test_health_check_in_docker_units() -> None:
@@ -162,37 +160,29 @@ def test_health_check_in_docker_units() -> None:
     }
 
 
-def test_start_order_puts_dependencies_first_and_names_bad_ones(settings: Settings, state: StateDir) -> None:
-    configs = docker_runtime.stack(settings, state)
-    order = [c.name for c in docker_runtime.start_order(reversed(configs))]
-    for config in configs:
-        assert all(order.index(dep) < order.index(config.name) for dep in config.depends_on)
-
-    def service(name: str, *deps: str) -> ContainerConfig:
-        return ContainerConfig(name=name, image="x", container_name=name, depends_on=deps)
-
-    with pytest.raises(ServiceFailedError, match="depends on unknown service 'nope'"):
-        docker_runtime.start_order([service("a", "nope")])
-    with pytest.raises(ServiceFailedError, match="cycle"):
-        docker_runtime.start_order([service("a", "b"), service("b", "a")])
-
-
-def test_task_container_is_what_the_realizer_asks_for(state: StateDir) -> None:
+def test_task_container_is_what_the_realizer_asks_for(state: StateDir, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"the CA")
     task = docker_runtime.task_container(
         state,
-        "proxy-task-1",
+        "proxy-1a2b3c4d",
         "llmproxy:local",
         ["proxy"],
-        {"LISTEN_ADDR": ":8080", "DATABASE_URL": "postgresql://x"},
-        port=8080,
+        {"LISTEN_ADDR": "127.0.0.1:40001", "REDIS_CA_FILE": str(ca)},
+        stop_timeout_s=30,
+        health_check={"command": ["CMD-SHELL", "true"], "interval": 5},
     )
-    assert (task.image, task.command, task.env["LISTEN_ADDR"]) == ("llmproxy:local", ("proxy",), ":8080")
-    assert task.port_bindings() == {"8080/tcp": ("127.0.0.1",)}  # Docker picks the host port
-    assert task.container_name == docker_runtime.container_name(state, "proxy-task-1")
-    assert task.stop_timeout_s == 30  # ECS's stopTimeout default
-    assert docker_runtime.task_container(state, "worker", "img:1").port_bindings() == {}
+    assert (task.image, task.command, task.env["LISTEN_ADDR"]) == (
+        "llmproxy:local",
+        ("proxy",),
+        "127.0.0.1:40001",
+    )
+    assert task.env["REDIS_CA_FILE"] == "/tls/ca.crt" and task.files == {"/tls/ca.crt": b"the CA"}
+    assert task.container_name == docker_runtime.container_name(state, "proxy-1a2b3c4d")
+    assert task.stop_timeout_s == 30
+    assert task.health == HealthCheck(("sh", "-c", "true"), interval_s=5, timeout_s=5, retries=3)
     with pytest.raises(ValueError, match="names no image"):
-        docker_runtime.task_container(state, "t", "")
+        docker_runtime.task_container(state, "t", "", [], {}, 30)
 
 
 @pytest.mark.parametrize(
@@ -208,7 +198,7 @@ def test_task_container_is_what_the_realizer_asks_for(state: StateDir) -> None:
 )
 def test_task_images_map_to_the_images_built_here(named: str, local: str, state: StateDir) -> None:
     assert docker_runtime.local_image(named) == local
-    assert docker_runtime.task_container(state, "t", named).image == local
+    assert docker_runtime.task_container(state, "t", named, [], {}, 30).image == local
 
 
 def test_ecs_health_checks_become_docker_ones() -> None:
@@ -225,64 +215,22 @@ def test_ecs_health_checks_become_docker_ones() -> None:
         docker_runtime.health_from_ecs({"command": ["NONE"]})
 
 
-@pytest.mark.parametrize(
-    ("attrs", "expected"),
-    [
-        ({"State": {"Status": "running", "Health": {"Status": "healthy"}}}, ("running", "healthy", None)),
-        ({"State": {"Status": "running", "Health": {"Status": "starting"}}}, ("running", "starting", None)),
-        ({"State": {"Status": "running"}}, ("running", "healthy", None)),
-        ({"State": {"Status": "restarting", "ExitCode": 1}}, ("restarting", "unhealthy", 1)),
-        ({"State": {"Status": "exited", "ExitCode": 0}}, ("stopped", "n/a", 0)),
-        ({"State": {"Status": "exited", "ExitCode": 137}}, ("failed", "n/a", 137)),
-        ({"State": {"Status": "created"}}, ("starting", "none", None)),
-    ],
-)
-def test_observe_maps_docker_states(attrs: dict[str, object], expected: tuple[str, str, int | None]) -> None:
-    assert docker_runtime.observe(attrs) == expected
-
-
-def test_dispatcher_health_check_passes_only_with_a_consumer(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings, state: StateDir, redis_url: str
-) -> None:
-    """The in-container check, run here against a real Redis: no group -> unhealthy; a consumer -> healthy."""
-    check = by_name(docker_runtime.stack(settings, state))["dispatcher"].health
-    assert check is not None and check.test[:2] == ("python", "-c")
-    code = compile(check.test[2], "dispatcher-health", "exec")
-    monkeypatch.setenv("REDIS_EVENT_URL", redis_url)
-    client = redis_lib.Redis.from_url(redis_url)
-    client.delete(docker_runtime.EVENT_STREAM)
-    try:
-        with pytest.raises(redis_lib.ResponseError):  # no stream, no group
-            exec(code, {})
-        client.xgroup_create(
-            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, id="0", mkstream=True
-        )
-        with pytest.raises(AssertionError):  # a group with no consumer yet
-            exec(code, {})
-        client.xgroup_createconsumer(
-            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, "dispatcher-1"
-        )
-        exec(code, {})
-    finally:
-        client.delete(docker_runtime.EVENT_STREAM)
-        client.close()
-
-
 def test_the_redis_container_command_serves_plain_and_tls_with_its_files(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings, state: StateDir, tmp_path: Path
+    settings: Settings, state: StateDir, tmp_path: Path
 ) -> None:
-    """The container's redis-server arguments and files, run by a real redis-server on free ports."""
-    redis_config = by_name(docker_runtime.stack(settings, state, infra_only=True))["redis"]
+    """The container's redis-server arguments and files, run by a real redis-server."""
+    redis_config = config_of(infrastructure(settings, state)["redis"])
     folder = tmp_path / "tls"
     folder.mkdir()
     for path, content in redis_config.files.items():
         (folder / Path(path).name).write_bytes(content)
-    plain, tls = free_port(), free_port()
     argv = [a.replace("/tls/", f"{folder}/") for a in redis_config.command]
-    argv[argv.index("--tls-port") + 1] = str(tls)
-    proc = subprocess.Popen([*argv, "--port", str(plain), "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
+    plain, tls = settings.redis_port, int(argv[argv.index("--tls-port") + 1])
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
-        secure = redis_lib.Redis.from_url(f"rediss://localhost:{tls}/0", ssl_ca_certs=str(folder / "ca.crt"))
+        # devenv's CA, the one the tasks trust (REDIS_CA_FILE)
+        ca = str(services.tls_files(state).ca_cert)
+        secure = redis_lib.Redis.from_url(f"rediss://localhost:{tls}/0", ssl_ca_certs=ca)
         for _ in range(100):
             try:
                 assert secure.ping()
@@ -291,17 +239,7 @@ def test_the_redis_container_command_serves_plain_and_tls_with_its_files(
                 assert proc.poll() is None, "redis-server exited"
                 time.sleep(0.05)
         assert redis_lib.Redis(host="127.0.0.1", port=plain).ping()  # the emulator's and the host's port
-        secure.xgroup_create(
-            docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, id="0", mkstream=True
-        )
-        secure.xgroup_createconsumer(docker_runtime.EVENT_STREAM, docker_runtime.CONSUMER_GROUP, "d-1")
         secure.close()
-        # the dispatcher's health check speaks TLS with the CA file it is given
-        check = by_name(docker_runtime.stack(settings, state))["dispatcher"].health
-        assert check is not None
-        monkeypatch.setenv("REDIS_EVENT_URL", f"rediss://localhost:{tls}/0")
-        monkeypatch.setenv("REDIS_CA_FILE", str(folder / "ca.crt"))
-        exec(compile(check.test[2], "dispatcher-health", "exec"), {})
     finally:
         proc.terminate()
         proc.wait(10)
@@ -332,12 +270,8 @@ def devenv_in_process(monkeypatch: pytest.MonkeyPatch, state: StateDir, *args: s
     app(args=list(args), standalone_mode=False)
 
 
-def docker_snapshot(state: StateDir, phase: str) -> dict[str, object]:
-    config = docker_runtime.task_container(state, "redis", "redis:7", port=6379)
-    running = docker_runtime.RunningContainer(
-        config, state.log_for("redis"), state="running", health="healthy"
-    )
-    service = {**running.snapshot(), "container": "0123456789ab"}
+def docker_snapshot(phase: str) -> dict[str, object]:
+    service = {"pid": None, "state": "stopped", "health": "n/a", "ports": {"redis": 6379}, "image": "redis:7"}
     return {
         "supervisor": {"pid": os.getpid(), "phase": phase, "error": None},
         "services": {"redis": service},
@@ -353,96 +287,53 @@ def test_up_with_runtime_docker_and_no_daemon_starts_nothing(
     assert not state.state_file.exists()  # nothing half-started
 
 
-def test_status_shows_containers_of_a_running_docker_supervisor(state: StateDir) -> None:
-    import devenv.cli.app  # noqa: F401  (registers the commands before lifecycle is imported)
-    from devenv.cli.lifecycle import status_document
-
-    state.write(docker_snapshot(state, "ready"))
-    lock = state.acquire_supervisor_lock()
-    try:
-        row = status_document(state)["services"][0]
-    finally:
-        lock.close()
-    assert (row["name"], row["state"], row["health"]) == ("redis", "running", "healthy")
-    assert status_document(state)["services"][0]["state"] == "stopped"  # no supervisor holds the lock
-
-
 def test_down_after_a_clean_docker_run_needs_no_daemon(
     monkeypatch: pytest.MonkeyPatch, state: StateDir
 ) -> None:
-    state.write(docker_snapshot(state, "stopped"))
+    state.write(docker_snapshot("stopped"))
     devenv_in_process(monkeypatch, state, "down")  # raises if it tried to reach Docker
 
 
 def test_down_with_containers_left_behind_and_no_daemon_says_so(
     monkeypatch: pytest.MonkeyPatch, state: StateDir
 ) -> None:
-    state.write(docker_snapshot(state, "ready"))  # a supervisor that died while running containers
+    state.write(docker_snapshot("ready"))  # a supervisor that died while running containers
     with pytest.raises(MissingDependencyError) as caught:
         devenv_in_process(monkeypatch, state, "down")
-    assert "no Docker daemon answers now" in caught.value.message
+    assert "the Docker daemon does not answer" in caught.value.message
     assert caught.value.hint is not None and "start Docker" in caught.value.hint
 
 
 # -- running containers: only where a daemon answers -------------------------------------------
 
 
-@pytest.fixture
-def supervisor(state: StateDir) -> Iterator[docker_runtime.ContainerSupervisor]:
-    events: list[tuple[str, str]] = []
-    sup = docker_runtime.ContainerSupervisor(
-        state, {"runtime": "docker"}, lambda n, s, d: events.append((n, s))
-    )
-    yield sup
-    sup.stop_all()
-
-
 @needs_daemon
-def test_infrastructure_containers_start_healthy_log_and_stop(
-    settings: Settings, state: StateDir, supervisor: docker_runtime.ContainerSupervisor
+def test_postgres_and_redis_containers_start_ready_and_stop_leaving_nothing(
+    settings: Settings, state: StateDir
 ) -> None:
-    configs = [c for c in docker_runtime.stack(settings, state, infra_only=True) if c.name != "emulator"]
-    supervisor.start_all(configs, ready_timeout_s=120)
-    snapshot = state.read()
-    assert {n: s["state"] for n, s in snapshot["services"].items()} == {
-        "postgres": "running",
-        "redis": "running",
-    }
-    client = redis_lib.Redis(host="127.0.0.1", port=settings.redis_port)
-    assert client.ping()
-    client.close()
-    with socket.create_connection(("127.0.0.1", settings.postgres_port), timeout=2):
-        pass
-    stop = threading.Event()
-    watcher = threading.Thread(target=supervisor.watch, args=(stop,))
-    watcher.start()
-    stop.set()
-    watcher.join()
-    assert state.log_for("redis").read_text().strip()
-    ids = [s["container"] for s in snapshot["services"].values()]
-    supervisor.stop_all()
+    specs = infrastructure(settings, state)
+    docker_runtime.ensure_images([specs[n].extra["image"] for n in ("postgres", "redis")], print)
+    supervisor = Supervisor(state, {"runtime": "docker"})
+    try:
+        supervisor.start_all([specs["postgres"], specs["redis"]])
+        snapshot = state.read()
+        assert {n: s["state"] for n, s in snapshot["services"].items()} == {
+            "postgres": "running",
+            "redis": "running",
+        }
+        client = redis_lib.Redis(host="127.0.0.1", port=settings.redis_port)
+        assert client.ping()
+        client.close()
+        with socket.create_connection(("127.0.0.1", settings.postgres_port), timeout=2):
+            pass
+    finally:
+        supervisor.stop_all()
     import docker
 
     api = docker.from_env()
     try:
-        remaining = [c.id for c in api.containers.list(all=True) if c.id in ids]
+        label = f"{docker_runtime.LABEL_STATE_DIR}={state.root.resolve()}"
+        assert api.containers.list(all=True, filters={"label": label}) == []
     finally:
         api.close()
-    assert remaining == []
     assert json.loads(state.state_file.read_text())["supervisor"]["phase"] == "stopped"
-
-
-@needs_daemon
-def test_a_task_container_publishes_a_port_docker_picked(
-    state: StateDir, supervisor: docker_runtime.ContainerSupervisor
-) -> None:
-    task = docker_runtime.task_container(
-        state, "cache-task", "redis:7", ["redis-server"], port=6379, health=HealthCheck(("redis-cli", "ping"))
-    )
-    supervisor.add(task, ready_timeout_s=120)
-    port = supervisor.host_port("cache-task", 6379)
-    client = redis_lib.Redis(host="127.0.0.1", port=port)
-    assert client.ping()
-    client.close()
-    supervisor.remove("cache-task")
-    assert "cache-task" not in state.read()["services"]

@@ -1,0 +1,112 @@
+"""One container as a foreground process: what the supervisor runs for a service under the docker runtime.
+
+`python -m devenv.runtime.container_process CONFIG.json` creates the container (testcontainers; its
+reaper removes the container should this process be killed before it can), copies the container's
+output to stdout (the service's log file), and lives as long as the container: SIGTERM or SIGINT stop
+it with its stop timeout (Docker sends SIGTERM, then SIGKILL), and the exit code is the container's.
+So the supervisor's start, readiness, restart and stop work on containers unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from devenv.runtime.docker import ContainerConfig
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+    from testcontainers.core.container import DockerContainer
+
+EXIT_DOCKER_ERROR = 125  # as `docker run` exits when Docker itself fails
+
+
+def testcontainer(config: ContainerConfig) -> DockerContainer:
+    """The testcontainers object that creates `config` (on the host network)."""
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer(config.image)
+    if config.command:
+        container.with_command(list(config.command))
+    container.with_envs(**config.env)
+    container.with_name(config.container_name)
+    for volume, path in config.volumes.items():
+        container.with_volume_mapping(volume, path, "rw")  # a named volume: Docker creates it on first use
+    for path, content in config.files.items():
+        container.with_copy_into_container(content, path)  # copied before start: works with a remote daemon
+    container.with_kwargs(**config.create_kwargs())
+    return container
+
+
+def remove_stale(config: ContainerConfig) -> None:
+    """A container of the same name left by a killed run would block the name: remove it."""
+    from docker import from_env
+    from docker.errors import NotFound
+
+    client = from_env()
+    try:
+        with contextlib.suppress(NotFound):
+            client.containers.get(config.container_name).remove(force=True)
+    finally:
+        client.close()
+
+
+def copy_output(container: Container) -> None:
+    """The container's stdout and stderr, as they come, to ours (the supervisor's log file)."""
+    out = sys.stdout.buffer
+    with contextlib.suppress(Exception):  # the stream ends, or breaks, when the container goes
+        for chunk in container.logs(stream=True, follow=True):
+            out.write(chunk)
+            out.flush()
+
+
+def run(config: ContainerConfig) -> int:
+    """Start the container, wait for it to end or for a stop signal, remove it; its exit code."""
+    from docker.errors import DockerException
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        remove_stale(config)
+        container = testcontainer(config).start().get_wrapped_container()
+    except DockerException as exc:
+        print(f"devenv: could not start {config.image} as {config.container_name}: {exc}", file=sys.stderr)
+        return EXIT_DOCKER_ERROR
+    print(f"devenv: container {config.container_name} ({config.image}) started", file=sys.stderr, flush=True)
+    threading.Thread(target=copy_output, args=(container,), daemon=True).start()
+    ended = threading.Event()
+    result: dict[str, int] = {}
+
+    def wait() -> None:
+        with contextlib.suppress(DockerException):
+            result["code"] = int(container.wait()["StatusCode"])
+        ended.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    try:
+        while not ended.wait(0.2):
+            if stop.is_set():
+                with contextlib.suppress(DockerException):
+                    container.stop(timeout=int(config.stop_timeout_s))
+                ended.wait(config.stop_timeout_s + 2)
+                break
+    finally:
+        with contextlib.suppress(DockerException):
+            container.remove(force=True, v=False)  # named volumes (the data) stay until `down --volumes`
+    return result.get("code", EXIT_DOCKER_ERROR)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m devenv.runtime.container_process CONFIG.json", file=sys.stderr)
+        return 2
+    return run(ContainerConfig.from_json(Path(argv[0]).read_text()))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
