@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 
@@ -27,9 +28,14 @@ SELECT t.id::text AS id, t.project_id::text AS project_id, extract(epoch FROM t.
        t.is_active AND p.is_active AS active, t.max_requests, p.api_key
 FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.token = $1
 """
+# One round trip: count the request if the token may make it, and say why not when it may not.
 COUNT_LIMITED_SQL = """
-UPDATE tokens SET request_count = request_count + 1, last_used_at = now()
-WHERE id = $1::uuid AND is_active AND request_count < max_requests RETURNING request_count
+WITH counted AS (
+    UPDATE tokens SET request_count = request_count + 1, last_used_at = now()
+    WHERE id = $1::uuid AND is_active AND request_count < max_requests RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM counted) AS counted, t.is_active AND p.is_active AS active
+FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.id = $1::uuid
 """
 FLUSH_SQL = """
 UPDATE tokens t SET request_count = t.request_count + v.n, cache_hit_count = t.cache_hit_count + v.h,
@@ -119,16 +125,19 @@ class TokenValidator:
         """Called by this replica's management API after any change to projects or tokens."""
         self._cache.clear()
 
-    async def count_use(self, record: TokenRecord) -> bool:
-        """Count one request; False when the token has used up max_requests (or was just revoked)."""
+    async def count_use(self, record: TokenRecord) -> Literal["counted", "exhausted", "revoked"]:
+        """Count one request, unless the token has used up max_requests or was revoked since it was
+        cached (a limited token is checked in the database on every request anyway)."""
         if record.max_requests is None:
             self._uses[record.token_id] += 1
-            return True
+            return "counted"
         try:
-            count = await self._pool.fetchval(COUNT_LIMITED_SQL, record.token_id, timeout=2.0)
+            row = await self._pool.fetchrow(COUNT_LIMITED_SQL, record.token_id, timeout=2.0)
         except DB_ERRORS as exc:
             raise TokenStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return count is not None
+        if row is None or not row["active"]:
+            return "revoked"  # deleted or deactivated (the token or its project)
+        return "counted" if row["counted"] else "exhausted"
 
     def count_cache_hit(self, record: TokenRecord) -> None:
         self._hits[record.token_id] += 1

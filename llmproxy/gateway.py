@@ -6,6 +6,7 @@ queued in memory for the event bus (never awaited). SSE streams are forwarded ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -174,10 +175,12 @@ class Gateway:
         if self.allow.models and body:
             self._check_model(body)
         try:
-            allowed = await self.validator.count_use(record)
+            use = await self.validator.count_use(record)
         except TokenStoreUnavailable:
             raise Reply(503, "database_unavailable", "the token store cannot be read; retry later") from None
-        if not allowed:
+        if use == "revoked":
+            raise Reply(401, "token_inactive", "this token (or its project) has been deactivated")
+        if use == "exhausted":
             raise Reply(429, "rate_limit_exceeded", "this token has used up its max_requests")
 
         query = scope["query_string"]
@@ -208,7 +211,7 @@ class Gateway:
         else:
             self.counters.cache_bypass += 1
         await self._forward(
-            scope, send, exchange, record, method, target, body, policy, cache_key, received_at
+            scope, receive, send, exchange, record, method, target, body, policy, cache_key, received_at
         )
 
     async def _authenticate(self, auth: bytes | None) -> TokenRecord:
@@ -244,6 +247,7 @@ class Gateway:
     async def _forward(
         self,
         scope: Scope,
+        receive: Receive,
         send: Send,
         exchange: Exchange,
         record: TokenRecord,
@@ -305,13 +309,22 @@ class Gateway:
             exchange.upstream_ms = (time.perf_counter() - upstream_started) * 1000
             out.extend(self._timing(exchange, received_at))
             await send({"type": "http.response.start", "status": response.status, "headers": out})
+            # The request body is read: the next message is the client's disconnect. A client gone
+            # mid-stream stops the upstream read (its connection is closed, not read to the end).
+            client_gone = asyncio.ensure_future(receive())
             try:
                 async for chunk in response.chunks():
+                    if client_gone.done():
+                        self.counters.client_disconnects += 1
+                        exchange.reason = "client_disconnected"
+                        return
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamError as exc:
                 self.counters.upstream_errors += 1
                 exchange.reason = "upstream_stream_interrupted"
                 log.warning("request %s: upstream stream interrupted (%s)", exchange.request_id, exc)
+            finally:
+                client_gone.cancel()
             await send({"type": "http.response.body", "body": b""})
         finally:
             response.release()

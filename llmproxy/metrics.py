@@ -16,6 +16,7 @@ class Counters:
     cache_stores: int = 0
     rate_limited: int = 0
     upstream_errors: int = 0
+    client_disconnects: int = 0  # streams the client left before the end (upstream read stopped)
     in_flight: int = 0
     started_at: float = field(default_factory=time.monotonic)
 

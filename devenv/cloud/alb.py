@@ -92,7 +92,6 @@ class AlbMirror:
                     "Attributes"
                 ]
             }
-            matcher = str(tg.get("Matcher", {}).get("HttpCode", "200")).split(",")[0].split("-")[0]
             groups[tg["TargetGroupArn"]] = TargetGroup(
                 name=re.sub(r"[^A-Za-z0-9_-]", "-", tg["TargetGroupName"]).strip("-") or "tg",
                 health_check=HealthCheck(
@@ -101,7 +100,7 @@ class AlbMirror:
                     timeout_s=float(tg.get("HealthCheckTimeoutSeconds") or 5),
                     healthy_threshold=int(tg.get("HealthyThresholdCount") or 5),
                     unhealthy_threshold=int(tg.get("UnhealthyThresholdCount") or 2),
-                    expect_status=int(matcher),
+                    success_codes=str(tg.get("Matcher", {}).get("HttpCode", "200")),
                 ),
                 deregistration_delay_s=float(attributes.get("deregistration_delay.timeout_seconds", 300)),
             )

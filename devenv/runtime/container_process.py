@@ -1,10 +1,12 @@
 """One container as a foreground process: what the supervisor runs for a service under the docker runtime.
 
-`python -m devenv.runtime.container_process CONFIG.json` creates the container (testcontainers; its
-reaper removes the container should this process be killed before it can), copies the container's
-output to stdout (the service's log file), and lives as long as the container: SIGTERM or SIGINT stop
-it with its stop timeout (Docker sends SIGTERM, then SIGKILL), and the exit code is the container's.
-So the supervisor's start, readiness, restart and stop work on containers unchanged.
+`python -m devenv.runtime.container_process CONFIG.json` creates the container (testcontainers), copies
+the container's output to stdout (the service's log file), and lives as long as the container: SIGTERM
+or SIGINT stop it with its stop timeout (Docker sends SIGTERM, then SIGKILL), the container is removed,
+and the exit code is the container's. So the supervisor's start, readiness, restart and stop work on
+containers unchanged. Should this process be killed outright, the container stays until the next start
+of the same service (which replaces it) or `devenv down` (which removes every container labelled with
+the state dir): no testcontainers reaper, which would be one more container per service.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ EXIT_DOCKER_ERROR = 125  # as `docker run` exits when Docker itself fails
 
 def testcontainer(config: ContainerConfig) -> DockerContainer:
     """The testcontainers object that creates `config` (on the host network)."""
+    from testcontainers.core.config import testcontainers_config
     from testcontainers.core.container import DockerContainer
+
+    testcontainers_config.ryuk_disabled = True  # see the module's docstring
 
     container = DockerContainer(config.image)
     if config.command:

@@ -41,7 +41,11 @@ class HealthCheck:
     timeout_s: float = 5.0
     healthy_threshold: int = 5
     unhealthy_threshold: int = 2
-    expect_status: int = 200
+    success_codes: str = "200"  # the ALB matcher's HttpCode: "200", "200,202" or "200-299"
+
+    def passes(self, status: int) -> bool:
+        """Whether a health check answer with `status` counts as a success."""
+        return status in success_code_set(self.success_codes)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,18 @@ class LoadBalancerSpec:
             f"load balancer {self.name!r} has no target group {name!r}",
             f"use one of: {', '.join(g.name for g in self.target_groups) or '(none defined)'}",
         )
+
+
+def success_code_set(codes: str) -> set[int]:
+    """The statuses an ALB matcher (`200`, `200,202`, `200-299`) accepts; ValueError on bad syntax."""
+    accepted: set[int] = set()
+    for part in codes.split(","):
+        low, _, high = part.strip().partition("-")
+        first, last = int(low), int(high or low)
+        if not 200 <= first <= last <= 499:
+            raise ValueError(f"{part.strip()!r} is not a status or a range of statuses within 200-499")
+        accepted.update(range(first, last + 1))
+    return accepted
 
 
 def target_group_id(name: str) -> str:
@@ -213,6 +229,13 @@ def _validate(spec: LoadBalancerSpec) -> None:
                 f"{check.interval_s}s must be > 0, with timeout <= interval",
                 "fix HealthCheckTimeoutSeconds / HealthCheckIntervalSeconds",
             )
+        try:
+            success_code_set(check.success_codes)
+        except ValueError as exc:
+            raise ConfigError(
+                f"target group {group.name!r}: health check matcher {check.success_codes!r}: {exc}",
+                "give Matcher.HttpCode as a status (200), a list (200,202) or a range (200-299)",
+            ) from None
         if check.healthy_threshold < 1 or check.unhealthy_threshold < 1:
             raise ConfigError(f"target group {group.name!r}: health check thresholds must be >= 1")
     ports = [listener.port for listener in spec.listeners]

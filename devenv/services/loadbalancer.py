@@ -275,7 +275,7 @@ def check_target_health(dial: str, group: TargetGroup) -> tuple[bool, str]:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
         return False, f"GET {url}: {getattr(exc, 'reason', exc)}"
-    return status == check.expect_status, f"GET {url} -> {status} (expected {check.expect_status})"
+    return check.passes(status), f"GET {url} -> {status} (expected {check.success_codes})"
 
 
 def _record_check(health: TargetHealth, group: TargetGroup, passed: bool, detail: str, now: float) -> None:

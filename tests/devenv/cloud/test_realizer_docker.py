@@ -48,7 +48,6 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineSt
     with serve(tmp_path, images={"llmproxy:local"}) as (stub, docker_host):
         stub.on_start = listen
         monkeypatch.setenv("DOCKER_HOST", docker_host)
-        monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
         yield stub
     for listener in listeners:
         listener.close()

@@ -28,7 +28,6 @@ from tests.devenv.runtime.engine_stub import EngineStub, serve
 def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineStub]:
     with serve(tmp_path, images={"devenv-cloud:local", "llmproxy:local", "redis:7"}) as (stub, host):
         monkeypatch.setenv("DOCKER_HOST", host)
-        monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")  # no reaper container in the stub
         yield stub
 
 

@@ -212,7 +212,7 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
     spec = LoadBalancerSpec(
         "alb",
         (Listener(18080, "HTTP", target_group="web"),),
-        (TargetGroup("web", HealthCheck("/healthz", 15, 4, 3, 2, 200)),),
+        (TargetGroup("web", HealthCheck("/healthz", 15, 4, 3, 2, "200")),),
     )
     config = caddy_config(spec, 12019, tmp_path / "data", "127.0.0.1:1053")
     assert config["admin"]["listen"] == "127.0.0.1:12019"
@@ -266,6 +266,22 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
                 (TargetGroup("web", HealthCheck("/", 5, 10)),),
             ),
             "timeout <= interval",
+        ),
+        (
+            LoadBalancerSpec(
+                "alb",
+                (Listener(1, "HTTP", target_group="web"),),
+                (TargetGroup("web", HealthCheck("/", success_codes="200-abc")),),
+            ),
+            "matcher '200-abc'",
+        ),
+        (
+            LoadBalancerSpec(
+                "alb",
+                (Listener(1, "HTTP", target_group="web"),),
+                (TargetGroup("web", HealthCheck("/", success_codes="500")),),
+            ),
+            "within 200-499",
         ),
     ],
 )
@@ -364,6 +380,20 @@ def test_a_404_on_the_health_path_counts_as_unhealthy(
     lb.register_target(api, b.dial)
     assert lb.register_target(api, a.dial).state == "unhealthy"
     assert set(ports_hit(alb, 6)) == {b.port}
+
+
+@pytest.mark.parametrize(
+    ("codes", "passing", "failing"),
+    [
+        ("200", {200}, {204, 301}),
+        ("200,204", {200, 204}, {201, 302}),
+        ("200-299", {200, 204, 299}, {300, 404}),
+    ],
+)
+def test_the_matcher_accepts_what_the_alb_would(codes: str, passing: set[int], failing: set[int]) -> None:
+    check = HealthCheck("/health", success_codes=codes)
+    assert all(check.passes(status) for status in passing)
+    assert not any(check.passes(status) for status in failing)
 
 
 def test_a_target_that_turns_unhealthy_leaves_rotation_at_its_next_check(
