@@ -24,7 +24,6 @@ from devenv.cli.options import OutputOption, QuietOption
 from devenv.cli.token import LOCAL_UPSTREAM_KEY
 from devenv.errors import ConfigError, UsageError
 from devenv.failover import experiment as ex
-from devenv.failover import runner
 from devenv.runtime.state import StateDir
 
 HEADLINE = (
@@ -97,6 +96,8 @@ def failover(
     for experiment in experiments:
         run_dir = _run_dir(base, experiment.name, target.value)
         app.info(f"[bold]{experiment.name}[/] on {connected.endpoint.url}; run folder {run_dir}")
+        from devenv.failover import runner  # aiohttp and Locust's plumbing load only for a run
+
         journal = runner.run(experiment, connected, run_dir, lambda m: app.info(f"  {m}"), api_key)
         journals.append(journal)
         if not app.json_output:

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import typer
@@ -21,15 +21,15 @@ from devenv import services
 from devenv.cli.app import application
 from devenv.cli.application import Application, OutputFormat
 from devenv.cli.options import OutputOption, QuietOption
-from devenv.cloud import local_stack
-from devenv.cloud.realizer import LocalData
 from devenv.config import Runtime
 from devenv.errors import DevenvError, NotRunningError, ServiceFailedError, UsageError
 from devenv.runtime import resolve_runtime
 from devenv.runtime.state import StateDir, tail
 from devenv.runtime.supervisor import Supervisor, kill_recorded
 from devenv.services import emulator
-from devenv.targets import cdk
+
+if TYPE_CHECKING:
+    from devenv.cloud.local_stack import RealizedStack
 
 STATE_ICONS = {"running": "[green]✓[/]", "failed": "[red]✗[/]", "restarting": "[yellow]↻[/]", "starting": "…"}
 
@@ -100,7 +100,7 @@ def _up_foreground(
     supervisor = Supervisor(
         state, services.facts(app.settings, state, ports, runtime), on_event=_progress_printer(app)
     )
-    stack: local_stack.RealizedStack | None = None
+    stack: RealizedStack | None = None
     try:
         supervisor.start_all(specs)
         if not infra_only:
@@ -132,8 +132,12 @@ def _deploy_and_realize(
     ports: services.Ports,
     stop: threading.Event,
     runtime: str,
-) -> local_stack.RealizedStack:
+) -> RealizedStack:
     """Deploy the CDK app to the emulator and realize it; progress goes to the supervisor's state too."""
+    from devenv.cloud import local_stack  # boto3 and the realizer load only when a stack is deployed
+    from devenv.cloud.realizer import LocalData
+    from devenv.targets import cdk
+
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
 
     def say(message: str) -> None:

@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
-
 from devenv.errors import DevenvError
 from devenv.targets import cdk, leaks, local
 
@@ -96,6 +93,9 @@ def aws_env(profile: str | None, region: str | None) -> dict[str, str]:
 
 
 def aws_session(profile: str | None, region: str | None) -> Any:
+    import boto3  # loaded on use (see devenv.targets.local.client)
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+
     try:
         session = boto3.Session(profile_name=profile, region_name=region or None)
         identity = session.client("sts").get_caller_identity()

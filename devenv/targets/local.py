@@ -14,8 +14,6 @@ from typing import Any
 from urllib.error import URLError
 from urllib.request import urlopen
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devenv.errors import DevenvError, NotRunningError
@@ -53,6 +51,9 @@ def endpoint_for(port: int) -> str:
 
 
 def client(service: str, endpoint: str, region: str) -> Any:
+    import boto3  # loaded on use: every `devenv` command imports this module, few need an SDK
+    from botocore.config import Config
+
     return boto3.client(
         service,
         endpoint_url=endpoint,
