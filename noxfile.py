@@ -57,7 +57,7 @@ def benchmark_deploy(session: nox.Session) -> None:
 def loadtest_smoke(session: nox.Session) -> None:
     """A ~20 s smoke load test against the local stack (on free ports), thresholds enforced."""
     args = session.posargs or ["--profile", "smoke", "--duration", "20s"]
-    uv_run(session, "python", "loadtests/against_local_stack.py", *args)
+    uv_run(session, "python", "loadtests/against_local_stack.py", "loadtest", *args)
 
 
 @nox.session
@@ -66,21 +66,21 @@ def failover_smoke(session: nox.Session) -> None:
     names = session.posargs or ["proxy-task-kill", "redis-cut-5s"]
     generous = ["max_failure_rate=0.05", "max_recovery_s=20", "max_p99_ms=5000"]
     tolerances = [arg for value in generous for arg in ("--tolerance", value)]
-    script = "loadtests/failover/against_local_stack.py"
-    uv_run(session, "python", script, *names, "--duration", "15", *tolerances)
+    script = "loadtests/against_local_stack.py"
+    uv_run(session, "python", script, "failover", *names, "--duration", "15", *tolerances)
 
 
 @nox.session
 def failover(session: nox.Session) -> None:
     """Every failover experiment on the local stack, with the criteria in their files (on demand)."""
-    uv_run(session, "python", "loadtests/failover/against_local_stack.py", *(session.posargs or ["--all"]))
+    uv_run(session, "python", "loadtests/against_local_stack.py", "failover", *(session.posargs or ["--all"]))
 
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
     """The proxy's max RPS within the ramp thresholds on the local stack (prints the ramp's figures)."""
     args = session.posargs or ["--profile", "ramp", "--users", "300", "--duration", "150s"]
-    uv_run(session, "python", "loadtests/against_local_stack.py", *args)
+    uv_run(session, "python", "loadtests/against_local_stack.py", "loadtest", *args)
 
 
 @nox.session

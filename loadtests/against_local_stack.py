@@ -1,10 +1,14 @@
-"""Bring the local stack up on free ports in a throw-away state dir, run `devenv loadtest` against it, and
-bring it down again; exits with the load test's code (0 pass, 1 breach, 2 set-up error).
+"""Bring the local stack up on free ports in a throw-away state dir, run `devenv loadtest` or
+`devenv failover` against it, and bring it down again; exits with that command's code (0 pass,
+1 breach, 2 set-up error or aborted).
 
-    python loadtests/against_local_stack.py --profile smoke --duration 20s     # nox -s loadtest_smoke
-    python loadtests/against_local_stack.py --profile ramp --users 300         # nox -s benchmark
+    python loadtests/against_local_stack.py loadtest --profile smoke --duration 20s    # nox -s loadtest_smoke
+    python loadtests/against_local_stack.py loadtest --profile ramp --users 300        # nox -s benchmark
+    python loadtests/against_local_stack.py failover --all                             # nox -s failover
+    python loadtests/against_local_stack.py failover proxy-task-kill --duration 15     # one, shorter
 
 Every `*_port` setting gets a free port, so it never collides with a developer's stack or another run.
+Reports and run folders are kept under ./.devenv/loadtests or ./.devenv/failover.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from devenv.config import Settings
 from devenv.runtime.ports import free_port, is_free
 
+COMMANDS = {"loadtest": "loadtests", "failover": "failover"}  # command -> its report folder under .devenv
+
 
 def devenv(*args: str, env: dict[str, str], timeout: float) -> int:
     print("+ devenv " + " ".join(args), flush=True)
@@ -27,9 +33,8 @@ def devenv(*args: str, env: dict[str, str], timeout: float) -> int:
     ).returncode
 
 
-def main(argv: list[str]) -> int:
-    state_dir = tempfile.mkdtemp(prefix="devenv-loadtest-")
-    os.chmod(state_dir, 0o755)  # the non-root Postgres user must reach its data dir
+def throwaway_env(command: str, state_dir: str) -> dict[str, str]:
+    """The caller's environment, pointed at `state_dir` and free ports."""
     env = {k: v for k, v in os.environ.items() if k not in ("MANAGEMENT_TOKEN", "DEVENV_TARGET_URL")}
     env["DEVENV_STATE_DIR"] = state_dir
     for name in Settings.model_fields:
@@ -37,15 +42,28 @@ def main(argv: list[str]) -> int:
             env[f"DEVENV_{name.upper()}"] = str(free_port())
     if is_free(8081):  # the local props' upstreamUrl: another port is another template (a new synth)
         env["DEVENV_MOCK_UPSTREAM_PORT"] = "8081"
+    if command == "failover":
+        env["DEVENV_AUTOSCALING"] = "false"  # an experiment sets the desired counts it needs
+    return env
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: against_local_stack.py {{{'|'.join(COMMANDS)}}} [ARGS...]", file=sys.stderr)
+        return 2
+    command, args = argv[0], argv[1:]
+    state_dir = tempfile.mkdtemp(prefix=f"devenv-{command}-")
+    os.chmod(state_dir, 0o755)  # the non-root Postgres user must reach its data dir
+    env = throwaway_env(command, state_dir)
     try:
-        if devenv("up", "-d", env=env, timeout=300) != 0:
+        if devenv("up", "-d", env=env, timeout=600) != 0:
             print("the local stack did not come up; see the logs above", file=sys.stderr)
             return 2
-        if "--report-dir" not in argv:  # keep the report after the throw-away state dir is gone
-            argv = [*argv, "--report-dir", str(Path.cwd() / ".devenv" / "loadtests")]
-        return devenv("loadtest", "--target", "local", *argv, env=env, timeout=3600)
+        if "--report-dir" not in args:  # keep the report after the throw-away state dir is gone
+            args = [*args, "--report-dir", str(Path.cwd() / ".devenv" / COMMANDS[command])]
+        return devenv(command, "--target", "local", *args, env=env, timeout=3600)
     finally:
-        devenv("down", env=env, timeout=120)
+        devenv("down", env=env, timeout=180)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
