@@ -225,7 +225,12 @@ class Realizer:
             running = self.supervisor.services.get(local.process)
             if local.service == service and not local.stopping and running and running.proc:
                 url = f"http://127.0.0.1:{local.host_port}" if local.host_port else None
-                found.append((running.proc.pid, url, local.cpu_units))
+                pid: int | None = running.proc.pid
+                if self.runtime == "docker":  # the container's own process, not the one watching it
+                    from devenv.runtime import docker
+
+                    pid = docker.container_pid(self.supervisor.state_dir, local.process)
+                found.append((pid, url, local.cpu_units))
         return found
 
     # -- Aurora and ElastiCache endpoints --------------------------------------------------

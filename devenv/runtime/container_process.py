@@ -60,6 +60,27 @@ def remove_stale(config: ContainerConfig) -> None:
         client.close()
 
 
+def record_pid(container: Container, pid_file: Path, proc_root: Path = Path("/proc")) -> None:
+    """Write the container's main process id beside its config, for the autoscaler's CPU figures,
+    when that pid is one of this host's processes: in this container's cgroup (a local Linux daemon;
+    under Docker Desktop the pid is the VM's, and no file is written)."""
+    from docker.errors import DockerException
+
+    with contextlib.suppress(DockerException, KeyError, ValueError):
+        container.reload()
+        pid = int(container.attrs["State"]["Pid"])
+        if pid > 0 and in_cgroup_of(pid, container.id or "", proc_root):
+            pid_file.write_text(str(pid))
+
+
+def in_cgroup_of(pid: int, container_id: str, proc_root: Path) -> bool:
+    """Whether host process `pid` runs in the cgroup of the container `container_id`."""
+    try:
+        return bool(container_id) and container_id in (proc_root / str(pid) / "cgroup").read_text()
+    except OSError:
+        return False
+
+
 def copy_output(container: Container) -> None:
     """The container's stdout and stderr, as they come, to ours (the supervisor's log file)."""
     out = sys.stdout.buffer
@@ -69,7 +90,7 @@ def copy_output(container: Container) -> None:
             out.flush()
 
 
-def run(config: ContainerConfig) -> int:
+def run(config: ContainerConfig, pid_file: Path) -> int:
     """Start the container, wait for it to end or for a stop signal, remove it; its exit code."""
     from docker.errors import DockerException
 
@@ -84,6 +105,7 @@ def run(config: ContainerConfig) -> int:
         return EXIT_DOCKER_ERROR
     print(f"devenv: container {config.container_name} ({config.image}) started", file=sys.stderr, flush=True)
     threading.Thread(target=copy_output, args=(container,), daemon=True).start()
+    record_pid(container, pid_file)
     ended = threading.Event()
     result: dict[str, int] = {}
 
@@ -103,6 +125,7 @@ def run(config: ContainerConfig) -> int:
     finally:
         with contextlib.suppress(DockerException):
             container.remove(force=True, v=False)  # named volumes (the data) stay until `down --volumes`
+        pid_file.unlink(missing_ok=True)
     return result.get("code", EXIT_DOCKER_ERROR)
 
 
@@ -110,7 +133,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m devenv.runtime.container_process CONFIG.json", file=sys.stderr)
         return 2
-    return run(ContainerConfig.from_json(Path(argv[0]).read_text()))
+    path = Path(argv[0])
+    return run(ContainerConfig.from_json(path.read_text()), path.with_suffix(".pid"))
 
 
 if __name__ == "__main__":

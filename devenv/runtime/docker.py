@@ -291,14 +291,26 @@ def task_container(
 # -- as services of the supervisor -------------------------------------------------------------
 
 
+def _config_path(state: StateDir, name: str) -> Path:
+    return state.run / "containers" / f"{name}.json"
+
+
 def process_argv(state: StateDir, config: ContainerConfig) -> list[str]:
     """The command that runs `config` in the foreground (its configuration written under run/)."""
-    folder = state.run / "containers"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{config.name}.json"
+    path = _config_path(state, config.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)  # it holds the task's resolved secrets, as the process environment would
     path.write_text(config.to_json())
     return [sys.executable, "-m", "devenv.runtime.container_process", str(path)]
+
+
+def container_pid(state: StateDir, name: str) -> int | None:
+    """The host pid of a running container's main process, when the container process could tell it
+    (a local Linux daemon); None otherwise."""
+    try:
+        return int(_config_path(state, name).with_suffix(".pid").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def service(

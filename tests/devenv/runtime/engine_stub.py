@@ -84,7 +84,7 @@ class EngineStub:
             container = self.containers[cid]
             action = match[2]
             if action == "/start":
-                container["State"] = {"Status": "running"}
+                container["State"] = {"Status": "running", "Pid": 1}  # pid 1 here is not the container
                 self.on_start(container)
                 return 204, None
             if action == "/stop":

@@ -204,3 +204,20 @@ def test_main_refuses_a_wrong_command_line() -> None:
         check=False,
     )
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_the_autoscaler_gets_a_container_pid_only_when_it_is_this_hosts(
+    tmp_path: Path, state: StateDir
+) -> None:
+    from devenv.runtime.container_process import in_cgroup_of
+
+    cid = "4f" * 32
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "4242" / "cgroup").write_text(f"0::/system.slice/docker-{cid}.scope\n")
+    assert in_cgroup_of(4242, cid, tmp_path / "proc")
+    assert not in_cgroup_of(4242, "9a" * 32, tmp_path / "proc")  # another container's process
+    assert not in_cgroup_of(4343, cid, tmp_path / "proc")  # no such process here (a VM's pid)
+    assert docker_runtime.container_pid(state, "proxy-1") is None
+    pid_file = Path(docker_runtime.process_argv(state, task(state, tmp_path))[-1]).with_suffix(".pid")
+    pid_file.write_text("4242")
+    assert docker_runtime.container_pid(state, "proxy-1a2b3c4d") == 4242
