@@ -51,7 +51,7 @@ class EngineStub:
         if route == "/version":
             return 200, {"ApiVersion": "1.45", "MinAPIVersion": "1.24", "Version": "27.0.0"}
         if route == "/_ping":
-            return 200, "OK"
+            return 200, b"OK"
         if method == "GET" and (match := re.fullmatch(r"/images/(.+)/json", route)):
             known = match[1] in self.images
             return (200, {"Id": "sha256:" + "0" * 64}) if known else (404, {"message": "no such image"})

@@ -221,3 +221,22 @@ def test_the_autoscaler_gets_a_container_pid_only_when_it_is_this_hosts(
     pid_file = Path(docker_runtime.process_argv(state, task(state, tmp_path))[-1]).with_suffix(".pid")
     pid_file.write_text("4242")
     assert docker_runtime.container_pid(state, "proxy-1a2b3c4d") == 4242
+
+
+def test_up_with_an_unbuilt_project_image_names_the_build_and_starts_nothing(
+    engine: EngineStub, state: StateDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`devenv up --runtime docker` through the CLI: the daemon answers, the local cloud image is not built."""
+    from devenv.cli.app import app
+    from devenv.runtime.ports import free_port
+
+    engine.images = {"postgres:18", "redis:7", "llmproxy:local"}
+    monkeypatch.setenv("DEVENV_STATE_DIR", str(state.root))
+    for setting in ("POSTGRES_PORT", "REDIS_PORT", "EMULATOR_PORT"):
+        monkeypatch.setenv(f"DEVENV_{setting}", str(free_port()))
+    with pytest.raises(MissingDependencyError) as caught:
+        app(args=["up", "--runtime", "docker", "--infra-only"], standalone_mode=False)
+    assert "devenv-cloud:local" in caught.value.message
+    assert caught.value.hint is not None and "dockerfiles/cloud.Dockerfile" in caught.value.hint
+    assert engine.created() == []  # checked before anything starts
+    assert not state.state_file.exists()
