@@ -32,7 +32,9 @@ FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.token = $1
 COUNT_LIMITED_SQL = """
 WITH counted AS (
     UPDATE tokens SET request_count = request_count + 1, last_used_at = now()
-    WHERE id = $1::uuid AND is_active AND request_count < max_requests RETURNING 1
+    WHERE id = $1::uuid AND is_active AND (max_requests IS NULL OR request_count < max_requests)
+      AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tokens.project_id AND p.is_active)
+    RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM counted) AS counted, t.is_active AND p.is_active AS active
 FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.id = $1::uuid

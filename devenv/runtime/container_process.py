@@ -102,6 +102,8 @@ def run(config: ContainerConfig, pid_file: Path) -> int:
         container = testcontainer(config).start().get_wrapped_container()
     except DockerException as exc:
         print(f"devenv: could not start {config.image} as {config.container_name}: {exc}", file=sys.stderr)
+        with contextlib.suppress(DockerException):
+            remove_stale(config)  # created, but the copy or the start failed: leave nothing behind
         return EXIT_DOCKER_ERROR
     print(f"devenv: container {config.container_name} ({config.image}) started", file=sys.stderr, flush=True)
     threading.Thread(target=copy_output, args=(container,), daemon=True).start()
@@ -110,9 +112,12 @@ def run(config: ContainerConfig, pid_file: Path) -> int:
     result: dict[str, int] = {}
 
     def wait() -> None:
-        with contextlib.suppress(DockerException):
+        try:
             result["code"] = int(container.wait()["StatusCode"])
-        ended.set()
+        except Exception as exc:  # the daemon gone (requests' errors too): the container's fate is unknown
+            print(f"devenv: lost track of {config.container_name}: {exc}", file=sys.stderr, flush=True)
+        finally:
+            ended.set()
 
     threading.Thread(target=wait, daemon=True).start()
     try:
@@ -124,7 +129,9 @@ def run(config: ContainerConfig, pid_file: Path) -> int:
                 break
     finally:
         with contextlib.suppress(DockerException):
-            container.remove(force=True, v=False)  # named volumes (the data) stay until `down --volumes`
+            # v=True removes only its anonymous volumes (redis:7 declares one); named ones, the data,
+            # stay until `down --volumes`
+            container.remove(force=True, v=True)
         pid_file.unlink(missing_ok=True)
     return result.get("code", EXIT_DOCKER_ERROR)
 

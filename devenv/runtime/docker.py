@@ -429,6 +429,22 @@ def build_hint(images: Iterable[str]) -> str:
     return "build them from the repository root: " + " && ".join(commands)
 
 
+def check_host_networking(info: Mapping[str, Any], say: Callable[[str], None]) -> None:
+    """Containers share 127.0.0.1 with devenv only on a rootful daemon of this machine (or Docker
+    Desktop with host networking on): refuse a rootless daemon, remind Docker Desktop users."""
+    if any("rootless" in option for option in info.get("SecurityOptions") or []):
+        raise MissingDependencyError(
+            "this Docker daemon runs rootless: its host network is not this machine's 127.0.0.1, "
+            "where --runtime docker runs every service",
+            "use --runtime native (or the compose files, which need no host networking)",
+        )
+    if "Docker Desktop" in str(info.get("OperatingSystem", "")):
+        say(
+            "Docker Desktop: --runtime docker needs host networking turned on "
+            "(Settings > Resources > Network > Enable host networking, Docker Desktop 4.34+)"
+        )
+
+
 def ensure_images(images: Iterable[str], say: Callable[[str], None]) -> None:
     """Before anything starts: the project's images must be built here (never pulled); a public
     image this Docker lacks is pulled now, with a message, not inside a readiness deadline."""
@@ -436,6 +452,7 @@ def ensure_images(images: Iterable[str], say: Callable[[str], None]) -> None:
 
     client = _client()
     try:
+        check_host_networking(client.info(), say)
         missing_project: list[str] = []
         missing_public: list[str] = []
         for image in sorted(set(images)):
@@ -475,7 +492,7 @@ def clean_up(state: StateDir, volumes: bool) -> int:
         )
         for container in owned:
             with contextlib.suppress(NotFound):
-                container.remove(force=True)
+                container.remove(force=True, v=True)  # its anonymous volumes; named ones below
                 removed += 1
         if volumes:
             for volume in data_volumes(state).values():

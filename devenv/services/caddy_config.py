@@ -91,7 +91,9 @@ def success_code_set(codes: str) -> set[int]:
     """The statuses an ALB matcher (`200`, `200,202`, `200-299`) accepts; ValueError on bad syntax."""
     accepted: set[int] = set()
     for part in codes.split(","):
-        low, _, high = part.strip().partition("-")
+        low, dash, high = part.strip().partition("-")
+        if dash and not high:
+            raise ValueError(f"{part.strip()!r} is a range with no end")
         first, last = int(low), int(high or low)
         if not 200 <= first <= last <= 499:
             raise ValueError(f"{part.strip()!r} is not a status or a range of statuses within 200-499")

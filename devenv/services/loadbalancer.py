@@ -58,8 +58,17 @@ from devenv.services.caddy_config import (
 from devenv.services.dns_responder import SRV_TARGET, SrvResponder
 
 ADMIN_TIMEOUT_S = 10.0
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is the answer itself: an ALB health check judges it by the matcher, never follows it."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 # Everything here talks to 127.0.0.1: never through an HTTP proxy from the environment.
-LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 LOCAL_HOSTS = ("127.0.0.1", "localhost", SRV_TARGET)
 # After a list change, wait out Caddy's cached lookup (plus a margin for the lookup itself).
 CHANGE_SETTLE_S = SRV_REFRESH_S + 0.05

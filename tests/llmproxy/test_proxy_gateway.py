@@ -103,6 +103,15 @@ def test_a_limited_token_revoked_elsewhere_is_refused_at_once_as_revoked(proxy: 
     count = run_sql(proxy.dsn, "SELECT request_count FROM tokens WHERE id = $1", created["id"])
     assert count[0]["request_count"] == 1  # the refused request was not counted
 
+    project = proxy.create_project()
+    of_project = proxy.create_token(project, max_requests=100)
+    assert proxy.call(of_project["token"]).status_code == 200
+    run_sql(proxy.dsn, "UPDATE projects SET is_active = false WHERE id = $1::uuid", project)
+    refused = proxy.call(of_project["token"])
+    assert (refused.status_code, error_code(refused)) == (401, "token_inactive")
+    count = run_sql(proxy.dsn, "SELECT request_count FROM tokens WHERE id = $1", of_project["id"])
+    assert count[0]["request_count"] == 1  # nor is a request of a deactivated project's token
+
 
 def test_a_client_leaving_mid_stream_stops_the_upstream_read(proxy: Proxy) -> None:
     token = proxy.token()

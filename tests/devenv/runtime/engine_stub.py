@@ -27,6 +27,7 @@ class EngineStub:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: set[str] = field(default_factory=set)
+    info: dict[str, Any] = field(default_factory=lambda: {"OperatingSystem": "Debian", "SecurityOptions": []})
     on_start: Callable[[dict[str, Any]], None] = lambda container: None  # what "running" it means to a test
 
     def created(self) -> list[dict[str, Any]]:
@@ -50,6 +51,8 @@ class EngineStub:
         query = path.split("?", 1)[1] if "?" in path else ""
         if route == "/version":
             return 200, {"ApiVersion": "1.45", "MinAPIVersion": "1.24", "Version": "27.0.0"}
+        if route == "/info":
+            return 200, self.info
         if route == "/_ping":
             return 200, b"OK"
         if method == "GET" and (match := re.fullmatch(r"/images/(.+)/json", route)):

@@ -240,3 +240,13 @@ def test_up_with_an_unbuilt_project_image_names_the_build_and_starts_nothing(
     assert caught.value.hint is not None and "dockerfiles/cloud.Dockerfile" in caught.value.hint
     assert engine.created() == []  # checked before anything starts
     assert not state.state_file.exists()
+
+
+def test_a_rootless_daemon_is_refused_and_docker_desktop_reminded(engine: EngineStub) -> None:
+    engine.info = {"OperatingSystem": "Ubuntu", "SecurityOptions": ["name=seccomp", "name=rootless"]}
+    with pytest.raises(MissingDependencyError, match="rootless"):
+        docker_runtime.ensure_images(["redis:7"], print)
+    said: list[str] = []
+    engine.info = {"OperatingSystem": "Docker Desktop", "SecurityOptions": []}
+    docker_runtime.ensure_images(["redis:7"], said.append)
+    assert any("host networking" in line for line in said)

@@ -283,6 +283,14 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
             ),
             "within 200-499",
         ),
+        (
+            LoadBalancerSpec(
+                "alb",
+                (Listener(1, "HTTP", target_group="web"),),
+                (TargetGroup("web", HealthCheck("/", success_codes="200-")),),
+            ),
+            "a range with no end",
+        ),
     ],
 )
 def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_path: Path) -> None:
