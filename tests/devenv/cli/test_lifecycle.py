@@ -7,23 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import psutil
 
 from tests.devenv.cli.conftest import DevenvCli
+from tests.waiting import wait_for
 
 SERVICES = {"postgres", "redis", "emulator"}
-
-
-def wait_for(predicate, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
@@ -54,7 +44,7 @@ def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
         svc = {s["name"]: s for s in devenv_cli.status()["services"]}["redis"]
         return svc if svc["state"] == "running" and svc["pid"] not in (None, old_redis) else None
 
-    replaced = wait_for(redis_replaced)
+    replaced = wait_for(redis_replaced, 20)
     assert replaced["restarts"] == 1
 
     logs = devenv_cli.run("logs", "redis", "--tail", "200")

@@ -20,6 +20,7 @@ from devenv.cloud.realizer import Realizer
 from devenv.cloud.tasks import IMAGE_ENTRYPOINTS, resolve_value_from
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
+from tests.waiting import wait_for
 
 CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 
@@ -64,16 +65,6 @@ def ecs(endpoint: str) -> Any:
         ],
     )
     return client
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def running_tasks(realizer: Realizer, service: str, count: int) -> Callable[[], list[Any] | None]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,10 @@ from devenv.cloud.realizer import Realizer
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from tests.devenv.runtime.engine_stub import EngineStub, serve
+from tests.waiting import wait_for
 
 CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from devenv.runtime import docker as docker_runtime
 from devenv.runtime.docker import ContainerConfig, HealthCheck
 from devenv.runtime.state import StateDir
 from tests.devenv.runtime.engine_stub import EngineStub, serve
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -36,13 +36,6 @@ def state(tmp_path: Path) -> StateDir:
     state = StateDir(tmp_path / ".devenv")
     state.ensure()
     return state
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def start_process(state: StateDir, config: ContainerConfig) -> subprocess.Popen[bytes]:
