@@ -1,12 +1,14 @@
 """The `devenv` command: a Typer app assembled from one module per command group.
 
-Each module in COMMAND_MODULES exposes `register(app)`. `main` is the one place that maps
-devenv's errors to messages and exit codes.
+Each module in COMMAND_MODULES exposes `register(app)`. Typer reports usage mistakes itself (a bad
+flag, command or value: its usage message and exit 2); `main` is the one place that maps devenv's own
+errors to messages and exit codes.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -37,6 +39,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"devenv {importlib.metadata.version('devenv')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -45,6 +53,9 @@ def _root(
         "--state-dir",
         envvar="DEVENV_STATE_DIR",
         help="where devenv keeps data, logs, pids and ports [default: .devenv]",
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print devenv's version and exit"
     ),
 ) -> None:
     """Load the settings once; every command reads them from the Application in ctx.obj."""
@@ -66,27 +77,13 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: run the app and turn DevenvError into a message and its exit code."""
+    """Entry point: Typer's standalone mode prints usage errors (exit 2) and honours typer.Exit;
+    a DevenvError becomes its message, its fix and its exit code."""
     try:
-        exit_code = app(standalone_mode=False)
+        app(prog_name="devenv")
     except DevenvError as exc:
         err = Console(stderr=True)
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         if exc.hint:
             err.print(f"[yellow]fix:[/] {exc.hint}", highlight=False)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        Console(stderr=True).print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(exit_code if isinstance(exit_code, int) else 0)
