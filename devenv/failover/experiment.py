@@ -69,6 +69,15 @@ class Hypothesis(Strict):
     health: Health = Field(default_factory=lambda: Health())
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     max_p99_ms: Annotated[float, Field(gt=0)] = 2000
+    settle_timeout_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=600,
+            description="how long to wait for the health probe to hold before the load starts (a previous "
+            "fault may still be settling); past it the run aborts with nothing injected",
+        ),
+    ] = 60
 
 
 class Criteria(Strict):

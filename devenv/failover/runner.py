@@ -22,6 +22,7 @@ from devenv.failover.actions import ActionFailed, run_action
 from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
+from devenv.runtime.probes import ProbeResult, wait_until_ready
 
 EXIT_CODES = {"pass": 0, "fail": 1, "aborted": 2, "error": 2}
 PROJECT = "failover-experiments"
@@ -75,6 +76,7 @@ class Run:
             self.t0,
         )
         self.audit_result: audit.AuditResult | None = None
+        self.settled_after_s: float | None = None
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -107,9 +109,9 @@ class Run:
             setup_started = True
             for step in exp.setup:
                 self.step("setup", step)
-            first = self.health.check()
-            if not first.ok:
-                self.abort(f"before injection: the health probe failed ({first.status} {first.body_status})")
+            settled = self.await_steady_state()
+            if not settled.ok:
+                self.abort(f"before injection: {settled.detail}")
                 return self.finish()
             self.start_load(token)
             began = self.load_started = self.now()
@@ -152,6 +154,25 @@ class Run:
         if self.verdict is None and exp.audit.enabled:
             self.check_audit()
         return self.finish()
+
+    def await_steady_state(self) -> ProbeResult:
+        """Wait, within the hypothesis's bound, until the health probe holds: a fault of an earlier run
+        (a Redis restart, a rolled task) may still be settling. The wait is recorded in the journal."""
+        started = time.monotonic()
+        health = self.health
+
+        def holds() -> ProbeResult:
+            sample = health.check()
+            return ProbeResult(sample.ok, f"GET {health.url} -> {sample.status} {sample.body_status}")
+
+        timeout_s = self.experiment.hypothesis.settle_timeout_s
+        result = wait_until_ready(holds, timeout_s, interval_s=health.interval_s)
+        self.settled_after_s = round(time.monotonic() - started, 3) if result.ok else None
+        if result.ok and self.settled_after_s:
+            self.progress(f"steady state reached after {self.settled_after_s:g} s")
+        elif not result.ok:
+            return ProbeResult(False, f"the health probe did not hold within {timeout_s:g} s ({result.detail})")
+        return result
 
     def abort(self, *breaches: str) -> None:
         self.verdict = "aborted"
@@ -285,6 +306,7 @@ class Run:
             "description": exp.description,
             "started_at": self.started_at.isoformat(),
             "run_dir": str(self.run_dir),
+            "settled_after_s": self.settled_after_s,
             "load_started_s": self.load_started,
             "injected_at_s": self.injected_at,
             "method_ended_s": self.method_ended,

@@ -174,3 +174,51 @@ def test_rollbacks_run_after_a_failing_action(target: Target, run_dir: Path, tmp
         ("rollback", "network.clear", "done"),
     ]
     assert faultproxy.status(target.fault_proxy("aurora"))["fault"] is None
+
+
+REDIS_UNREACHABLE = [  # new connections refused for a while, open ones closed: /health turns "degraded"
+    {"action": "network.refuse", "endpoint": "elasticache", "seconds": 4},
+    {"action": "network.cut", "endpoint": "elasticache"},
+]
+
+
+def test_a_fault_still_settling_delays_the_run_instead_of_aborting_it(
+    target: Target, run_dir: Path, tmp_path: Path
+) -> None:
+    experiment = write(
+        tmp_path,
+        {
+            "name": "settles-first",
+            "load": {"rate": 10, "duration_s": 6, "inject_at_s": 2},
+            "setup": REDIS_UNREACHABLE,
+            "method": [{"action": "wait", "seconds": 1}],
+            "rollbacks": [{"action": "network.clear", "endpoint": "elasticache"}],
+            "audit": {"enabled": False},
+        },
+    )
+    journal = run(experiment, target, run_dir)
+    assert journal["verdict"] == "pass", (journal["breaches"], journal["errors"])
+    assert journal["settled_after_s"] is not None and journal["settled_after_s"] >= 1
+
+
+def test_a_steady_state_not_reached_in_time_aborts_naming_the_probe(
+    target: Target, run_dir: Path, tmp_path: Path
+) -> None:
+    experiment = write(
+        tmp_path,
+        {
+            "name": "never-settles",
+            "hypothesis": {"settle_timeout_s": 1.5},
+            "load": {"rate": 10, "duration_s": 6, "inject_at_s": 2},
+            "setup": [{**REDIS_UNREACHABLE[0], "seconds": 30}, REDIS_UNREACHABLE[1]],
+            "method": [{"action": "ecs.stop_task", "service": "proxy"}],
+            "rollbacks": [{"action": "network.clear", "endpoint": "elasticache"}],
+        },
+    )
+    journal = run(experiment, target, run_dir)
+    assert journal["verdict"] == "aborted" and journal["exit_code"] == 2
+    [breach] = journal["breaches"]
+    assert "did not hold within 1.5 s" in breach and "/health -> 200 degraded" in breach
+    assert journal["settled_after_s"] is None and journal["injected_at_s"] is None
+    assert [s["phase"] for s in journal["steps"]] == ["setup", "setup", "rollback"]
+    assert faultproxy.status(target.fault_proxy("elasticache"))["fault"] is None
