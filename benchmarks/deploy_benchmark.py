@@ -1,6 +1,6 @@
 """`devenv deploy --target local` wall time, cold and warm (median of N, default 5). Not a test.
 
-Starts Postgres and Redis (devenv's supervisor, free ports) and the emulator (`python -m devenv.cloud`).
+Starts Postgres and Redis (devenv's supervisor, free ports) and the emulator (`python -m devenv.emulator`).
   cold:  an empty synth cache and a fresh emulator: synth + `cdk bootstrap` + `cdk deploy` + verification
   warm:  the same app again on the same emulator: the cached assembly, no bootstrap, `cdk deploy` finds
          no change, verification (what a developer sees re-running deploy). Goal: <= 15 s.
@@ -43,7 +43,7 @@ def start_emulator(admin_url: str, redis_url: str, log: Path) -> tuple[subproces
         "DEVENV_REDIS_ENDPOINT": f"{parts.hostname}:{parts.port}",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "devenv.cloud", "--port", str(port)],
+        [sys.executable, "-m", "devenv.emulator", "--port", str(port)],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -48,6 +48,13 @@ class Settings(BaseModel):
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
     autoscaling: bool = Field(True, description="apply the stack's target-tracking scaling policies locally")
+    time_scale: float = Field(
+        1.0,
+        ge=1,
+        le=3600,
+        description="divides every CloudWatch period, alarm evaluation window and scaling cooldown the local "
+        "cloud applies (1 = AWS's own timing; 10 shows a 15-minute scale-in in 90 s)",
+    )
     fault_hold_s: float = Field(5.0, ge=0, description="how long a database or cache fault keeps it down")
     cdk_cache_dir: Path | None = Field(
         None, description="where synthesized cloud assemblies are cached; default: the state dir"

@@ -44,5 +44,5 @@ USER 10001:10001
 EXPOSE 4566
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4566/moto-api/', timeout=2)"]
-ENTRYPOINT ["python", "-m", "devenv.cloud"]
+ENTRYPOINT ["python", "-m", "devenv.emulator"]
 CMD ["--host", "0.0.0.0", "--port", "4566", "--region", "us-east-1"]

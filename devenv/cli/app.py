@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from devenv.cli.application import Application, OutputFormat
+from devenv.cli.application import Application
 from devenv.config import load_settings
 from devenv.errors import DevenvError
 
@@ -60,16 +60,6 @@ def _root(
 ) -> None:
     """Load the settings once; every command reads them from the Application in ctx.obj."""
     ctx.obj = Application(settings=load_settings(overrides={"state_dir": state_dir}))
-
-
-def application(
-    ctx: typer.Context, output: OutputFormat = OutputFormat.text, quiet: bool = False
-) -> Application:
-    """The Application for a command, with that command's output choices applied."""
-    app_obj: Application = ctx.obj
-    app_obj.output = output
-    app_obj.quiet = quiet
-    return app_obj
 
 
 for _module in COMMAND_MODULES:

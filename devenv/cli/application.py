@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from devenv.config import Settings
@@ -47,3 +48,13 @@ class Application:
     def emit_json(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         sys.stdout.flush()
+
+
+def application(
+    ctx: typer.Context, output: OutputFormat = OutputFormat.text, quiet: bool = False
+) -> Application:
+    """The Application for a command, with that command's output choices applied."""
+    app_obj: Application = ctx.obj
+    app_obj.output = output
+    app_obj.quiet = quiet
+    return app_obj

@@ -1,7 +1,7 @@
 """`devenv deploy`, `devenv destroy`, `devenv parity`: the CDK app on the local cloud or on AWS.
 
 Both targets deploy the same cached cloud assembly with the same pinned CDK CLI; the local target is the
-emulator `devenv up` runs (devenv.cloud), or LocalStack with `--emulator localstack`.
+emulator `devenv up` runs (devenv.emulator), or LocalStack with `--emulator localstack`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Any
 
 import typer
 
-from devenv.cli.app import application
-from devenv.cli.application import Application, OutputFormat
+from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption
 from devenv.errors import UsageError
 from devenv.targets import cdk, deployment, localstack, parity, templates

@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 import typer
 from rich.table import Table
 
-from devenv.cli.app import application
-from devenv.cli.application import Application, OutputFormat
+from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption
 from devenv.errors import DevenvError
 from devenv.runtime import docker_daemon_answers

@@ -69,7 +69,7 @@ def failover(
     quiet: bool = QuietOption,
 ) -> None:
     """Failover experiments under load: a verdict, failed requests, recovery time and lost audit events."""
-    from devenv.cli.app import application
+    from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
     names = names or []

@@ -18,8 +18,7 @@ import typer
 from rich.table import Table
 
 from devenv import services
-from devenv.cli.app import application
-from devenv.cli.application import Application, OutputFormat
+from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption
 from devenv.config import Runtime
 from devenv.errors import DevenvError, NotRunningError, ServiceFailedError, UsageError
@@ -29,7 +28,7 @@ from devenv.runtime.supervisor import Supervisor, kill_recorded
 from devenv.services import emulator
 
 if TYPE_CHECKING:
-    from devenv.cloud.local_stack import RealizedStack
+    from devenv.targets.local_stack import RealizedStack
 
 STATE_ICONS = {"running": "[green]✓[/]", "failed": "[red]✗[/]", "restarting": "[yellow]↻[/]", "starting": "…"}
 
@@ -134,9 +133,11 @@ def _deploy_and_realize(
     runtime: str,
 ) -> RealizedStack:
     """Deploy the CDK app to the emulator and realize it; progress goes to the supervisor's state too."""
-    from devenv.cloud import local_stack  # boto3 and the realizer load only when a stack is deployed
-    from devenv.cloud.realizer import LocalData
-    from devenv.targets import cdk
+    from devenv.realize.realizer import LocalData
+    from devenv.targets import (
+        cdk,
+        local_stack,  # boto3 and the realizer load only when a stack is deployed
+    )
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
 

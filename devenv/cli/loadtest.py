@@ -75,7 +75,7 @@ def loadtest(
     quiet: bool = QuietOption,
 ) -> None:
     """Load-test the LLM Proxy: headless with pass/fail thresholds and a report, or Locust's web UI."""
-    from devenv.cli.app import application
+    from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
     if profile is not None and profile not in PROFILES:

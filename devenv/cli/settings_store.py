@@ -207,7 +207,7 @@ def list_parameters(store: Store) -> list[dict[str, Any]]:
 
 
 def _app(ctx: typer.Context, output: OutputFormat, quiet: bool) -> Application:
-    from devenv.cli.app import application
+    from devenv.cli.application import application
 
     return application(ctx, output, quiet)
 

@@ -232,7 +232,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QuietOption,
     ) -> None:
         """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: stack/cdk.out]."""
-        from devenv.cli.app import application
+        from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
         if props is not None and target is not None:
@@ -259,7 +259,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QuietOption,
     ) -> None:
         """Show what a deploy to the target would change (a template diff when the target cannot answer)."""
-        from devenv.cli.app import application
+        from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
         summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))

@@ -9,8 +9,7 @@ from typing import Any
 
 import typer
 
-from devenv.cli.app import application
-from devenv.cli.application import OutputFormat
+from devenv.cli.application import OutputFormat, application
 from devenv.cli.options import OutputOption
 from devenv.errors import DevenvError, NotRunningError
 from devenv.runtime.state import StateDir

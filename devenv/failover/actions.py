@@ -11,32 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from devenv.failover.aws_calls import ActionFailed, CannotPerform, Outcome, aws_call
 from devenv.failover.target import Target
-
-# AWS error codes meaning "this resource cannot do that in its current shape": a skip, not an error.
-CANNOT_PERFORM = {
-    "InvalidDBClusterStateFault",
-    "InvalidDBInstanceState",
-    "InvalidReplicationGroupState",
-    "InvalidCacheClusterState",
-    "TestFailoverNotAvailableFault",
-}
-
-
-class ActionFailed(Exception):
-    """An action the target refused or that did not reach its end state in time."""
-
-
-@dataclass
-class Outcome:
-    status: Literal["done", "skipped"]
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Args(BaseModel):
@@ -124,26 +105,6 @@ def run_action(target: Target, action: str, args: dict[str, Any]) -> Outcome:
     return spec.run(target, spec.args.model_validate(args))
 
 
-def _aws_call(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call the AWS API; CannotPerform for a wrong-state refusal, ActionFailed for any other."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn(**kwargs)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", exc))
-        if code in CANNOT_PERFORM:
-            raise CannotPerform(f"{code}: {message}") from None
-        raise ActionFailed(f"{exc.operation_name} refused: {code}: {message}") from None
-    except BotoCoreError as exc:
-        raise ActionFailed(f"AWS API call failed: {exc}") from None
-
-
-class CannotPerform(Exception):
-    """The target answered that the resource cannot do this (kept as the skip reason)."""
-
-
 def _wait_until(check: Callable[[], str | None], timeout_s: float, what: str) -> None:
     """Poll `check` (None when done, else what is still missing) until done or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
@@ -162,7 +123,7 @@ def _wait_until(check: Callable[[], str | None], timeout_s: float, what: str) ->
 def _running_tasks(target: Target, service: str) -> list[str]:
     ecs = target.client("ecs")
     return list(
-        _aws_call(ecs.list_tasks, cluster=target.cluster, serviceName=service, desiredStatus="RUNNING")[
+        aws_call(ecs.list_tasks, cluster=target.cluster, serviceName=service, desiredStatus="RUNNING")[
             "taskArns"
         ]
     )
@@ -171,11 +132,11 @@ def _running_tasks(target: Target, service: str) -> list[str]:
 def _healthy_targets(target: Target, service: str) -> int | None:
     """Healthy targets of the service's target group (None for a service without a load balancer)."""
     ecs = target.client("ecs")
-    described = _aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
+    described = aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
     groups = [lb["targetGroupArn"] for lb in (described[0].get("loadBalancers") or []) if described]
     if not groups:
         return None
-    health = _aws_call(target.client("elbv2").describe_target_health, TargetGroupArn=groups[0])
+    health = aws_call(target.client("elbv2").describe_target_health, TargetGroupArn=groups[0])
     return sum(
         1 for d in health["TargetHealthDescriptions"] if d.get("TargetHealth", {}).get("State") == "healthy"
     )
@@ -185,12 +146,12 @@ def _settled(target: Target, service: str, count: int, old: set[str] | None = No
     """None once the service runs `count` tasks (ECS's runningCount), none of `old` is still running, and
     its target group (if any) has `count` healthy targets; else what is missing."""
     ecs = target.client("ecs")
-    described = _aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
+    described = aws_call(ecs.describe_services, cluster=target.cluster, services=[service])["services"]
     running = int(described[0].get("runningCount", 0)) if described else 0
     if running != count:
         return f"{running} of {count} tasks running"
     if old:
-        tasks = _aws_call(ecs.describe_tasks, cluster=target.cluster, tasks=sorted(old))["tasks"]
+        tasks = aws_call(ecs.describe_tasks, cluster=target.cluster, tasks=sorted(old))["tasks"]
         alive = [t for t in tasks if t.get("lastStatus") != "STOPPED"]
         if alive:
             return f"{len(alive)} old task(s) not stopped yet"
@@ -205,14 +166,14 @@ def stop_task(target: Target, args: StopTaskArgs) -> Outcome:
     if not tasks:
         raise ActionFailed(f"service {args.service} has no running task to stop")
     victim = tasks[0]
-    _aws_call(target.client("ecs").stop_task, cluster=target.cluster, task=victim, reason=args.reason)
+    aws_call(target.client("ecs").stop_task, cluster=target.cluster, task=victim, reason=args.reason)
     return Outcome("done", f"stopped task {victim.rsplit('/', 1)[-1]} of {args.service}", {"task": victim})
 
 
 def force_new_deployment(target: Target, args: DeployArgs) -> Outcome:
     old = set(_running_tasks(target, args.service))
     ecs = target.client("ecs")
-    _aws_call(ecs.update_service, cluster=target.cluster, service=args.service, forceNewDeployment=True)
+    aws_call(ecs.update_service, cluster=target.cluster, service=args.service, forceNewDeployment=True)
     if args.wait:
         _wait_until(
             lambda: _settled(target, args.service, len(old), old),
@@ -224,7 +185,7 @@ def force_new_deployment(target: Target, args: DeployArgs) -> Outcome:
 
 def set_desired_count(target: Target, args: DesiredCountArgs) -> Outcome:
     ecs = target.client("ecs")
-    _aws_call(ecs.update_service, cluster=target.cluster, service=args.service, desiredCount=args.count)
+    aws_call(ecs.update_service, cluster=target.cluster, service=args.service, desiredCount=args.count)
     _wait_until(
         lambda: _settled(target, args.service, args.count),
         args.timeout_s,
@@ -237,7 +198,7 @@ def set_desired_count(target: Target, args: DesiredCountArgs) -> Outcome:
 
 
 def _db_cluster(target: Target, name: str | None) -> dict[str, Any]:
-    clusters = _aws_call(target.client("rds").describe_db_clusters)["DBClusters"]
+    clusters = aws_call(target.client("rds").describe_db_clusters)["DBClusters"]
     if name is not None:
         clusters = [c for c in clusters if c["DBClusterIdentifier"] == name]
     if not clusters:
@@ -254,7 +215,7 @@ def _writer(cluster: dict[str, Any]) -> str:
 
 def reboot_db_instance(target: Target, args: DbRebootArgs) -> Outcome:
     instance = args.instance or _writer(_db_cluster(target, None))
-    _aws_call(target.client("rds").reboot_db_instance, DBInstanceIdentifier=instance)
+    aws_call(target.client("rds").reboot_db_instance, DBInstanceIdentifier=instance)
     return Outcome("done", f"rebooted DB instance {instance}", {"instance": instance})
 
 
@@ -262,7 +223,7 @@ def failover_db_cluster(target: Target, args: DbFailoverArgs) -> Outcome:
     cluster = _db_cluster(target, args.cluster)
     name = cluster["DBClusterIdentifier"]
     try:
-        _aws_call(target.client("rds").failover_db_cluster, DBClusterIdentifier=name)
+        aws_call(target.client("rds").failover_db_cluster, DBClusterIdentifier=name)
     except CannotPerform as exc:
         if args.fallback == "none":
             raise
@@ -281,7 +242,7 @@ def failover_db_cluster(target: Target, args: DbFailoverArgs) -> Outcome:
 def _replication_group(target: Target, name: str | None) -> dict[str, Any]:
     client = target.client("elasticache")
     kwargs = {"ReplicationGroupId": name} if name else {}
-    groups = _aws_call(client.describe_replication_groups, **kwargs)["ReplicationGroups"]
+    groups = aws_call(client.describe_replication_groups, **kwargs)["ReplicationGroups"]
     if not groups:
         raise ActionFailed(f"no ElastiCache replication group on the {target.name} target")
     return dict(groups[0])
@@ -290,14 +251,14 @@ def _replication_group(target: Target, name: str | None) -> dict[str, Any]:
 def reboot_cache_cluster(target: Target, args: CacheRebootArgs) -> Outcome:
     member = args.cluster or str(_replication_group(target, None)["MemberClusters"][0])
     client = target.client("elasticache")
-    _aws_call(client.reboot_cache_cluster, CacheClusterId=member, CacheNodeIdsToReboot=args.nodes)
+    aws_call(client.reboot_cache_cluster, CacheClusterId=member, CacheNodeIdsToReboot=args.nodes)
     return Outcome("done", f"rebooted cache cluster {member} nodes {','.join(args.nodes)}")
 
 
 def test_failover(target: Target, args: CacheFailoverArgs) -> Outcome:
     group = args.replication_group or str(_replication_group(target, None)["ReplicationGroupId"])
     client = target.client("elasticache")
-    _aws_call(client.test_failover, ReplicationGroupId=group, NodeGroupId=args.node_group)
+    aws_call(client.test_failover, ReplicationGroupId=group, NodeGroupId=args.node_group)
     return Outcome("done", f"test failover of {group} node group {args.node_group}")
 
 

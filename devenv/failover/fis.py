@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from devenv.failover.actions import ActionFailed, Outcome, _aws_call
+from devenv.failover.aws_calls import ActionFailed, Outcome, aws_call
 from devenv.failover.target import Target
 
 ROLE_ENV = "DEVENV_FIS_ROLE_ARN"
@@ -83,8 +83,8 @@ def run(target: Target, kind: str, args: dict[str, Any]) -> Outcome:
     if not role:
         return Outcome("skipped", f"no IAM role for FIS: set {ROLE_ENV} to a role FIS can assume")
     ecs = target.client("ecs")
-    service = _aws_call(ecs.describe_services, cluster=target.cluster, services=["proxy"])["services"][0]
-    task_def = _aws_call(ecs.describe_task_definition, taskDefinition=service["taskDefinition"])
+    service = aws_call(ecs.describe_services, cluster=target.cluster, services=["proxy"])["services"][0]
+    task_def = aws_call(ecs.describe_task_definition, taskDefinition=service["taskDefinition"])
     if not task_def["taskDefinition"].get("enableFaultInjection"):
         return Outcome(
             "skipped",
@@ -92,13 +92,13 @@ def run(target: Target, kind: str, args: dict[str, Any]) -> Outcome:
         )
     body = template(kind, args, service["clusterArn"], "proxy", role, None)
     fis = target.client("fis")
-    created = _aws_call(fis.create_experiment_template, **body)["experimentTemplate"]
-    experiment = _aws_call(fis.start_experiment, experimentTemplateId=created["id"])["experiment"]
+    created = aws_call(fis.create_experiment_template, **body)["experimentTemplate"]
+    experiment = aws_call(fis.start_experiment, experimentTemplateId=created["id"])["experiment"]
     deadline = time.monotonic() + 900
     state = experiment["state"]["status"]
     while state not in ("running", "completed", "stopped", "failed") and time.monotonic() < deadline:
         time.sleep(2)
-        state = _aws_call(fis.get_experiment, id=experiment["id"])["experiment"]["state"]["status"]
+        state = aws_call(fis.get_experiment, id=experiment["id"])["experiment"]["state"]["status"]
     if state == "failed":
         raise ActionFailed(f"FIS experiment {experiment['id']} failed")
     return Outcome(

@@ -18,7 +18,8 @@ from typing import Any
 
 from devenv.errors import DevenvError
 from devenv.failover import audit, measure, report
-from devenv.failover.actions import ActionFailed, run_action
+from devenv.failover.actions import run_action
+from devenv.failover.aws_calls import ActionFailed
 from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
@@ -171,7 +172,9 @@ class Run:
         if result.ok and self.settled_after_s:
             self.progress(f"steady state reached after {self.settled_after_s:g} s")
         elif not result.ok:
-            return ProbeResult(False, f"the health probe did not hold within {timeout_s:g} s ({result.detail})")
+            return ProbeResult(
+                False, f"the health probe did not hold within {timeout_s:g} s ({result.detail})"
+            )
         return result
 
     def abort(self, *breaches: str) -> None:

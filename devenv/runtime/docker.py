@@ -25,22 +25,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devenv.config import Settings
 from devenv.errors import MissingDependencyError
 from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
-from devenv.services import emulator, postgres
-from stack import names
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-    from devenv.services import Ports
-    from devenv.services.tls import TlsFiles
 
-POSTGRES_IMAGE = f"postgres:{postgres.PINNED_MAJOR}"  # major 18 everywhere: Aurora, compose, native
-REDIS_IMAGE = "redis:7"
 LLMPROXY_IMAGE = "llmproxy:local"
 CLOUD_IMAGE = "devenv-cloud:local"
 # The project's own images: tag -> (build context, Dockerfile), relative to the repository root.
@@ -48,9 +41,6 @@ PROJECT_IMAGES = {
     LLMPROXY_IMAGE: ("llmproxy", "llmproxy/Dockerfile"),
     CLOUD_IMAGE: (".", "dockerfiles/cloud.Dockerfile"),
 }
-# The stack's ECR repository (and the image's own name) -> the image built here under that name.
-LOCAL_REPOSITORIES = {names.ECR_REPOSITORY_NAME: "llmproxy", "llmproxy": "llmproxy"}
-
 TLS_DIR = "/tls"
 CLOUD_DATA_DIR = "/var/lib/devenv-cloud"  # owned by the image's user: a fresh named volume inherits it
 LABEL_STATE_DIR = "dev.devenv.state-dir"
@@ -147,147 +137,6 @@ def labels(state: StateDir, service: str) -> dict[str, str]:
     return {LABEL_STATE_DIR: str(state.root.resolve()), LABEL_SERVICE: service}
 
 
-def local_image(image: str) -> str:
-    """The image a task definition names, as this Docker has it: the stack's ECR image
-    (`123.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local`) is the `llmproxy:local` built from
-    llmproxy/; any other image (a public sidecar) is used as named."""
-    reference = image.split("@", 1)[0]
-    last = reference.rsplit("/", 1)[-1]
-    repository, _, tag = last.partition(":")
-    registry = reference.rsplit("/", 1)[0] if "/" in reference else ""
-    if repository in LOCAL_REPOSITORIES and (not registry or ".dkr.ecr." in registry):
-        return f"{LOCAL_REPOSITORIES[repository]}:{tag or 'latest'}"
-    return image
-
-
-def health_from_ecs(health_check: Mapping[str, Any] | None) -> HealthCheck | None:
-    """An ECS container `healthCheck` (CMD or CMD-SHELL, seconds) as a Docker health check."""
-    if not health_check or not health_check.get("command"):
-        return None
-    kind, *rest = health_check["command"]
-    if kind == "CMD-SHELL":
-        test: tuple[str, ...] = ("sh", "-c", " ".join(rest))
-    elif kind == "CMD":
-        test = tuple(rest)
-    else:
-        raise ValueError(f"healthCheck command must start with CMD or CMD-SHELL, got {kind!r}")
-    return HealthCheck(
-        test,
-        interval_s=float(health_check.get("interval", 30)),
-        timeout_s=float(health_check.get("timeout", 5)),
-        retries=int(health_check.get("retries", 3)),
-        start_period_s=float(health_check.get("startPeriod", 0)),
-    )
-
-
-def _tls_files(tls: TlsFiles, with_key: bool) -> dict[str, bytes]:
-    """devenv's CA (and the server certificate and key) copied into a container under /tls."""
-    files = {f"{TLS_DIR}/ca.crt": tls.ca_cert.read_bytes()}
-    if with_key:
-        files[f"{TLS_DIR}/server.crt"] = tls.server_cert.read_bytes()
-        files[f"{TLS_DIR}/server.key"] = tls.server_key.read_bytes()
-    return files
-
-
-def postgres_container(settings: Settings, state: StateDir, port: int) -> ContainerConfig:
-    """Postgres 18 on 127.0.0.1:`port`, as the native one; its data in a named volume."""
-    return ContainerConfig(
-        name="postgres",
-        image=POSTGRES_IMAGE,
-        container_name=container_name(state, "postgres"),
-        command=(
-            *("postgres", "-p", str(port), "-c", "listen_addresses=127.0.0.1"),
-            *("-c", "fsync=off", "-c", "max_connections=200"),
-        ),
-        env={"POSTGRES_USER": settings.postgres_user, "POSTGRES_PASSWORD": settings.postgres_password},
-        health=HealthCheck(("pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", settings.postgres_user)),
-        volumes={data_volumes(state)["postgres"]: "/var/lib/postgresql"},  # 18+: PGDATA in a folder below
-        stop_timeout_s=settings.stop_timeout_s,
-        labels=labels(state, "postgres"),
-    )
-
-
-def redis_container(
-    settings: Settings, state: StateDir, port: int, tls_port: int, tls: TlsFiles
-) -> ContainerConfig:
-    """Redis 7, plain on `port` and TLS on `tls_port` with devenv's certificate, as the native one."""
-    return ContainerConfig(
-        name="redis",
-        image=REDIS_IMAGE,
-        container_name=container_name(state, "redis"),
-        command=(
-            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-            *("--tls-port", str(tls_port), "--tls-auth-clients", "no"),
-            *("--tls-cert-file", f"{TLS_DIR}/server.crt", "--tls-key-file", f"{TLS_DIR}/server.key"),
-            *("--tls-ca-cert-file", f"{TLS_DIR}/ca.crt"),
-        ),
-        files=_tls_files(tls, with_key=True),
-        health=HealthCheck(("redis-cli", "-h", "127.0.0.1", "-p", str(port), "ping")),
-        stop_timeout_s=settings.stop_timeout_s,
-        labels=labels(state, "redis"),
-    )
-
-
-def emulator_container(
-    settings: Settings, state: StateDir, port: int, env: Mapping[str, str]
-) -> ContainerConfig:
-    """The local cloud image running the extended emulator; its generated secrets in a named volume
-    (kept across restarts, as the Postgres data they open is)."""
-    return ContainerConfig(
-        name="emulator",
-        image=CLOUD_IMAGE,
-        container_name=container_name(state, "emulator"),
-        command=("--host", "127.0.0.1", "--port", str(port), "--region", settings.region),
-        env={**env, "DEVENV_GENERATED_SECRETS": f"{CLOUD_DATA_DIR}/generated-secrets.json"},
-        volumes={data_volumes(state)["emulator"]: CLOUD_DATA_DIR},
-        stop_timeout_s=settings.stop_timeout_s,
-        labels=labels(state, "emulator"),
-    )
-
-
-def mock_upstream_container(settings: Settings, state: StateDir, port: int) -> ContainerConfig:
-    return ContainerConfig(
-        name="mock-upstream",
-        image=LLMPROXY_IMAGE,
-        container_name=container_name(state, "mock-upstream"),
-        command=("mock-upstream", "--host", "127.0.0.1", "--port", str(port)),
-        stop_timeout_s=settings.stop_timeout_s,
-        labels=labels(state, "mock-upstream"),
-    )
-
-
-def task_container(
-    state: StateDir,
-    name: str,
-    image: str,
-    command: Iterable[str],
-    env: Mapping[str, str],
-    stop_timeout_s: float,
-    health_check: Mapping[str, Any] | None = None,
-) -> ContainerConfig:
-    """An ECS task's essential container, for the realizer: the task definition's image (`local_image`),
-    command and resolved environment. A CA file the environment names on the host (REDIS_CA_FILE) is
-    copied in and the variable pointed at the copy."""
-    if not image:
-        raise ValueError(f"task {name}: the task definition names no image")
-    env = dict(env)
-    files = {}
-    if "REDIS_CA_FILE" in env:
-        files[f"{TLS_DIR}/ca.crt"] = Path(env["REDIS_CA_FILE"]).read_bytes()
-        env["REDIS_CA_FILE"] = f"{TLS_DIR}/ca.crt"
-    return ContainerConfig(
-        name=name,
-        image=local_image(image),
-        container_name=container_name(state, name),
-        command=tuple(command),
-        env=env,
-        files=files,
-        health=health_from_ecs(health_check),
-        stop_timeout_s=stop_timeout_s,
-        labels=labels(state, name),
-    )
-
-
 # -- as services of the supervisor -------------------------------------------------------------
 
 
@@ -336,77 +185,6 @@ def service(
         restart=restart,
         extra={"image": config.image, "container_name": config.container_name},
     )
-
-
-def infrastructure(settings: Settings, state: StateDir, ports: Ports, tls: TlsFiles) -> list[ServiceSpec]:
-    """Postgres, Redis and the emulator from their images, on the ports and with the settings of the
-    native services (`devenv.services.infrastructure`)."""
-    emulator_env = emulator.environment(
-        settings,
-        postgres.admin_url(settings, ports.postgres),
-        postgres_endpoint=f"127.0.0.1:{ports.aurora or ports.postgres}",
-        redis_endpoint=f"127.0.0.1:{ports.elasticache or ports.redis}",
-    )
-    on_failure = RestartPolicy(mode="on-failure")
-    return [
-        service(
-            state,
-            postgres_container(settings, state, ports.postgres),
-            ready=probes.all_of(
-                probes.tcp("127.0.0.1", ports.postgres),
-                probes.command(
-                    [
-                        str(postgres.bin_dir(settings) / "pg_isready"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(ports.postgres),
-                        "-q",
-                    ]
-                ),
-            ),
-            ports={"postgres": ports.postgres},
-            url=postgres.admin_url(settings, ports.postgres),
-            ready_timeout_s=settings.ready_timeout_s,
-            restart=on_failure,
-        ),
-        service(
-            state,
-            redis_container(settings, state, ports.redis, ports.redis_tls, tls),
-            ready=probes.tcp_exchange("127.0.0.1", ports.redis, b"PING\r\n", b"+PONG"),
-            ports={"redis": ports.redis, "tls": ports.redis_tls},
-            url=f"redis://127.0.0.1:{ports.redis}/0",
-            ready_timeout_s=settings.ready_timeout_s,
-            restart=on_failure,
-        ),
-        service(
-            state,
-            emulator_container(settings, state, ports.emulator, emulator_env),
-            ready=probes.http(f"http://127.0.0.1:{ports.emulator}/moto-api/"),
-            ports={"emulator": ports.emulator},
-            url=emulator.endpoint(ports.emulator),
-            ready_timeout_s=settings.ready_timeout_s,
-            restart=on_failure,
-            depends_on=("postgres", "redis"),
-        ),
-    ]
-
-
-def application(settings: Settings, state: StateDir, ports: Ports) -> list[ServiceSpec]:
-    """The mock OpenAI upstream from the llmproxy image (the realizer runs the stack's tasks)."""
-    assert ports.mock_upstream is not None
-    port = ports.mock_upstream
-    return [
-        service(
-            state,
-            mock_upstream_container(settings, state, port),
-            ready=probes.http(f"http://127.0.0.1:{port}/health"),
-            ports={"http": port},
-            url=f"http://127.0.0.1:{port}/v1",
-            ready_timeout_s=settings.ready_timeout_s,
-            restart=RestartPolicy(mode="on-failure"),
-        )
-    ]
 
 
 # -- the daemon --------------------------------------------------------------------------------

@@ -62,9 +62,9 @@ def infrastructure(
     processes or (runtime docker) as containers of their images."""
     state.ensure()
     if runtime == "docker":
-        from devenv.runtime import docker  # the SDK loads only when used
+        from devenv.services import containers
 
-        return docker.infrastructure(settings, state, ports, tls_files(state))
+        return containers.infrastructure(settings, state, ports, tls_files(state))
     admin_url = postgres.admin_url(settings, ports.postgres)
     return [
         postgres.spec(settings, state, ports.postgres),
@@ -86,9 +86,9 @@ def application(
     """What the stack needs beside AWS: the mock OpenAI upstream (the stack's local upstreamUrl)."""
     assert ports.mock_upstream is not None
     if runtime == "docker":
-        from devenv.runtime import docker
+        from devenv.services import containers
 
-        return docker.application(settings, state, ports)
+        return containers.application(settings, state, ports)
     return [llmproxy.mock_upstream_spec(settings, ports.mock_upstream)]
 
 

@@ -1,4 +1,4 @@
-"""The AWS emulator: devenv's extended moto server (devenv.cloud) as a child process on 127.0.0.1."""
+"""The AWS emulator: devenv's extended moto server (devenv.emulator) as a child process on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def environment(
         "DEVENV_POSTGRES_ADMIN_URL": postgres_admin_url,
         "DEVENV_POSTGRES_ENDPOINT": postgres_endpoint,
         "DEVENV_REDIS_ENDPOINT": redis_endpoint,
+        "DEVENV_TIME_SCALE": repr(settings.time_scale),  # the emulator's alarms and scaling read it
     }
 
 
@@ -58,7 +59,7 @@ def spec(
         argv=[
             sys.executable,
             "-m",
-            "devenv.cloud",
+            "devenv.emulator",
             "--host",
             "127.0.0.1",
             "--port",

@@ -1,7 +1,7 @@
 """The LLM Proxy's development companion as a native service: the OpenAI-compatible mock upstream.
 
 The proxy and dispatcher themselves are not services here: they are the stack's ECS tasks, realized
-from what was deployed (devenv.cloud.realizer).
+from what was deployed (devenv.realize.realizer).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local target: the emulator (devenv.cloud) reached through the AWS API, like any client would.
+"""The local target: the emulator (devenv.emulator) reached through the AWS API, like any client would.
 
 `deploy_template` is the warm path `devenv up` uses when the cloud assembly is unchanged: CloudFormation
 CreateStack/UpdateStack of the synthesized template, then the same verification `devenv deploy` does.

@@ -47,9 +47,9 @@ EMULATED_NOTES: dict[str, str] = {
     "AWS::S3::BucketPolicy": "conditional Deny statements are not enforced (moto ignores conditions)",
 }
 
-# What makes each runtime resource real locally (devenv.cloud.realizer and the services it starts).
+# What makes each runtime resource real locally (devenv.realize.realizer and the services it starts).
 REALIZED_BY: dict[str, str] = {
-    "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.cloud.realizer)",
+    "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.realize.realizer)",
     "AWS::ECS::Service": "one supervised task per ECS task (a local process, or a container with --runtime docker), "
     "replaced, scaled and rolled like the ECS scheduler",
     "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), or the image itself with "
@@ -83,7 +83,7 @@ def supported_types() -> set[str]:
     from moto.cloudformation import parsing
     from moto.core.common_models import CloudFormationModel
 
-    from devenv.cloud.models import MODELS
+    from devenv.emulator.models import MODELS
 
     models = [*CloudFormationModel.__subclasses__(), *MODELS]
     return {model.cloudformation_type() for model in models} | set(parsing.NULL_MODELS)

@@ -27,7 +27,7 @@ from redis.retry import Retry
 from devenv.config import Settings
 from devenv.runtime import docker as docker_runtime
 from devenv.runtime.ports import free_port
-from devenv.services import postgres
+from devenv.services import containers, postgres
 from stack import names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,8 +154,8 @@ def test_profiles(compose: dict[str, Any]) -> None:
 
 def test_images_pin_the_majors_devenv_pins(compose: dict[str, Any]) -> None:
     svcs = services(compose)
-    assert svcs["postgres"]["image"] == docker_runtime.POSTGRES_IMAGE == f"postgres:{postgres.PINNED_MAJOR}"
-    assert svcs["redis"]["image"] == docker_runtime.REDIS_IMAGE == "redis:7"
+    assert svcs["postgres"]["image"] == containers.POSTGRES_IMAGE == f"postgres:{postgres.PINNED_MAJOR}"
+    assert svcs["redis"]["image"] == containers.REDIS_IMAGE == "redis:7"
     for name in ("mock-upstream", "proxy", "dispatcher"):
         assert svcs[name]["image"] == docker_runtime.LLMPROXY_IMAGE
     assert svcs["cloud"]["image"] == docker_runtime.CLOUD_IMAGE

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "dockerfiles").glob("*.Dockerfile"))
 # What each image runs (its entry files); everything they import, ours or not, must be in the image.
 RUNS = {
-    "cloud.Dockerfile": ["devenv/cloud/__main__.py"],
+    "cloud.Dockerfile": ["devenv/emulator/__main__.py"],
     "loadtest.Dockerfile": ["loadtests/locustfile.py", "loadtests/shapes.py"],
 }
 FIRST_PARTY = ("devenv", "stack", "llmproxy")

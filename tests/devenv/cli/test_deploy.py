@@ -23,7 +23,7 @@ import pytest
 
 from devenv.targets.local import client
 from tests.conftest import reachable_tmpdir
-from tests.devenv.cloud.conftest import start_emulator, stop_emulator
+from tests.devenv.conftest import start_emulator, stop_emulator
 
 REGION = "us-east-1"
 STACK = "LlmProxyStack"

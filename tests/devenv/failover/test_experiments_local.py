@@ -20,7 +20,7 @@ from devenv.failover.actions import run_action
 from devenv.failover.target import Target, connect
 from devenv.runtime.state import StateDir
 from devenv.services import faultproxy
-from tests.devenv.cloud.test_local_stack_e2e import Stack, stack  # noqa: F401  (the shared stack)
+from tests.devenv.targets.test_local_stack_e2e import Stack, stack  # noqa: F401  (the shared stack)
 
 SHORT_LOAD_S = 12  # the experiments' own criteria, with a short background load (fault injected at <= 4 s)
 API_KEY = "sk-devenv-mock-upstream"

@@ -15,6 +15,7 @@ import redis as redis_lib
 from devenv import services
 from devenv.config import Settings
 from devenv.errors import MissingDependencyError, UsageError
+from devenv.realize import tasks
 from devenv.runtime import docker as docker_runtime
 from devenv.runtime import docker_daemon_answers, resolve_runtime
 from devenv.runtime.docker import ContainerConfig, HealthCheck
@@ -163,7 +164,7 @@ def test_health_check_in_docker_units() -> None:
 def test_task_container_is_what_the_realizer_asks_for(state: StateDir, tmp_path: Path) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_bytes(b"the CA")
-    task = docker_runtime.task_container(
+    task = tasks.task_container(
         state,
         "proxy-1a2b3c4d",
         "llmproxy:local",
@@ -182,7 +183,7 @@ def test_task_container_is_what_the_realizer_asks_for(state: StateDir, tmp_path:
     assert task.stop_timeout_s == 30
     assert task.health == HealthCheck(("sh", "-c", "true"), interval_s=5, timeout_s=5, retries=3)
     with pytest.raises(ValueError, match="names no image"):
-        docker_runtime.task_container(state, "t", "", [], {}, 30)
+        tasks.task_container(state, "t", "", [], {}, 30)
 
 
 @pytest.mark.parametrize(
@@ -197,22 +198,22 @@ def test_task_container_is_what_the_realizer_asks_for(state: StateDir, tmp_path:
     ],
 )
 def test_task_images_map_to_the_images_built_here(named: str, local: str, state: StateDir) -> None:
-    assert docker_runtime.local_image(named) == local
-    assert docker_runtime.task_container(state, "t", named, [], {}, 30).image == local
+    assert tasks.local_image(named) == local
+    assert tasks.task_container(state, "t", named, [], {}, 30).image == local
 
 
 def test_ecs_health_checks_become_docker_ones() -> None:
     shell = {"command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"], "interval": 10}
-    assert docker_runtime.health_from_ecs(shell) == HealthCheck(
+    assert tasks.health_from_ecs(shell) == HealthCheck(
         ("sh", "-c", "curl -f http://localhost:8080/health || exit 1"), interval_s=10, timeout_s=5, retries=3
     )
     exec_form = {"command": ["CMD", "pg_isready"], "timeout": 2, "retries": 5, "startPeriod": 20}
-    assert docker_runtime.health_from_ecs(exec_form) == HealthCheck(
+    assert tasks.health_from_ecs(exec_form) == HealthCheck(
         ("pg_isready",), interval_s=30, timeout_s=2, retries=5, start_period_s=20
     )
-    assert docker_runtime.health_from_ecs(None) is None
+    assert tasks.health_from_ecs(None) is None
     with pytest.raises(ValueError, match="CMD or CMD-SHELL"):
-        docker_runtime.health_from_ecs({"command": ["NONE"]})
+        tasks.health_from_ecs({"command": ["NONE"]})
 
 
 def test_the_redis_container_command_serves_plain_and_tls_with_its_files(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from devenv.errors import MissingDependencyError
+from devenv.realize import tasks
 from devenv.runtime import docker as docker_runtime
 from devenv.runtime.docker import ContainerConfig, HealthCheck
 from devenv.runtime.state import StateDir
@@ -52,7 +53,7 @@ def start_process(state: StateDir, config: ContainerConfig) -> subprocess.Popen[
 def task(state: StateDir, tmp_path: Path) -> ContainerConfig:
     ca = tmp_path / "ca.crt"
     ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nlocal CA\n")
-    return docker_runtime.task_container(
+    return tasks.task_container(
         state,
         "proxy-1a2b3c4d",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local",

@@ -1,1 +1,0 @@
-"""The local AWS: moto's server with devenv's CloudFormation models (`python -m devenv.cloud`)."""

@@ -1,0 +1,74 @@
+"""S3 bucket policies (the CDK bootstrap stack sets one on its assets bucket)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.s3.models import S3Backend, s3_backends
+from moto.utilities.utils import get_partition
+
+from devenv.emulator.models.base import DevenvModel, required
+
+
+def backend(account_id: str, region_name: str) -> S3Backend:
+    return s3_backends[account_id][get_partition(region_name)]
+
+
+def enforceable(document: dict[str, Any]) -> dict[str, Any]:
+    """The policy moto is given: without conditional Deny statements.
+
+    moto enforces a Deny but ignores its Condition, so the bootstrap's "deny unless TLS" would deny every
+    upload. The full policy is kept on the model; GetBucketPolicy returns what moto enforces.
+    """
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [s for s in statements if not (s.get("Effect") == "Deny" and s.get("Condition"))]
+    return {**document, "Statement": kept}
+
+
+class BucketPolicy(DevenvModel):
+    """AWS::S3::BucketPolicy; Ref is the bucket name."""
+
+    def __init__(self, bucket: str, document: dict[str, Any]) -> None:
+        self.physical_id = bucket
+        self.document = document
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> BucketPolicy:
+        properties = cloudformation_json["Properties"]
+        bucket = required(properties, "Bucket", cls.cloudformation_type())
+        document = required(properties, "PolicyDocument", cls.cloudformation_type())
+        if isinstance(document, str):
+            document = json.loads(document)
+        backend(account_id, region_name).put_bucket_policy(bucket, json.dumps(enforceable(document)).encode())
+        return cls(bucket, document)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: BucketPolicy,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> BucketPolicy:
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        s3 = backend(account_id, region_name)
+        if self.physical_id in s3.buckets:
+            s3.delete_bucket_policy(self.physical_id)

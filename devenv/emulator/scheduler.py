@@ -1,0 +1,327 @@
+"""The ECS service scheduler moto lacks, run inside the emulator.
+
+moto keeps services as records with no tasks. Here each service keeps `desiredCount` tasks of its
+primary deployment, a stopped task gets a replacement, and `forceNewDeployment` (or a new task
+definition) rolls the tasks within `minimumHealthyPercent` / `maximumPercent`, as ECS does.
+
+Tasks start PROVISIONING; the realizer (which runs the real processes) reports RUNNING, health and
+STOPPED through the control API (`devenv.emulator.control`), so `describe_tasks` and `describe_services`
+tell the truth about what runs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
+from moto.moto_api._internal import mock_random
+
+_lock = threading.RLock()
+STOPPED_KEEP = 50  # stopped tasks kept per cluster for describe_tasks, as ECS keeps them for a while
+
+
+class LocalTask(Task):
+    """A service task whose status is what the realizer reports, not moto's state machine."""
+
+    def __init__(self, backend: EC2ContainerServiceBackend, service: Service, deployment_id: str) -> None:
+        cluster = backend._get_cluster(service.cluster_name)
+        task_definition = backend.describe_task_definition(service.task_definition)  # type: ignore[arg-type]
+        self._local_status = "PROVISIONING"
+        self._transitions = [("PROVISIONING", "RUNNING")]
+        self._tick = 0
+        self._time_progressed = datetime.now()
+        self.model_name = "ecs::task"
+        self.id = str(mock_random.uuid4())
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.container_instance_arn = None
+        self.desired_status = "RUNNING"
+        self.task_definition_arn = task_definition.arn
+        self.overrides: dict[str, Any] = {}
+        self.containers = [Container(task_definition)]  # type: ignore[abstract]
+        self.started_by = deployment_id
+        self.tags: list[dict[str, str]] = []
+        self.launch_type = "FARGATE"
+        self.capacity_provider_name = None
+        self.platform_version = "LATEST"
+        self.stopped_reason = ""
+        self.stop_code: str | None = None
+        self.resource_requirements = None
+        self.region_name = cluster.region_name
+        self._account_id = backend.account_id
+        self._backend = backend
+        self.attachments: list[dict[str, Any]] = []
+        self.group = f"service:{service.name}"
+        self.service_name = service.name
+        self.deployment_id = deployment_id
+        self.health_status = "UNKNOWN"
+        self.created_at = datetime.now(UTC)
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.cpu = task_definition.cpu
+        self.memory = task_definition.memory
+
+    @property
+    def status(self) -> str:
+        return self._local_status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._local_status = value
+
+    @property
+    def last_status(self) -> str:
+        return self._local_status
+
+    @last_status.setter
+    def last_status(self, value: str) -> None:
+        self._local_status = value
+
+    def advance(self) -> None:
+        """Nothing: the realizer reports real status."""
+
+    def serving(self, behind_load_balancer: bool) -> bool:
+        """Counts toward minimumHealthyPercent: running and, behind a load balancer, healthy there."""
+        if self.desired_status != "RUNNING" or self._local_status != "RUNNING":
+            return False
+        return self.health_status == "HEALTHY" if behind_load_balancer else self.health_status != "UNHEALTHY"
+
+
+def service_tasks(backend: EC2ContainerServiceBackend, service: Service) -> list[LocalTask]:
+    return [
+        task
+        for task in backend.tasks.get(service.cluster_name, {}).values()
+        if isinstance(task, LocalTask) and task.service_name == service.name
+    ]
+
+
+def _primary_deployment(service: Service) -> dict[str, Any]:
+    if not service.deployments:
+        service.deployments = [
+            {
+                "id": f"ecs-svc/{mock_random.randint(0, 32**12)}",
+                "status": "PRIMARY",
+                "createdAt": datetime.now(UTC),
+                "updatedAt": datetime.now(UTC),
+            }
+        ]
+    deployment: dict[str, Any] = service.deployments[0]
+    return deployment
+
+
+def _start(backend: EC2ContainerServiceBackend, service: Service, deployment_id: str) -> LocalTask:
+    task = LocalTask(backend, service, deployment_id)
+    backend.tasks.setdefault(service.cluster_name, {})[task.task_arn] = task
+    return task
+
+
+def stop(task: LocalTask, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
+    """Ask for a task to stop; it is STOPPED once the realizer says its process ended."""
+    if task.desired_status == "STOPPED":
+        return
+    task.desired_status = "STOPPED"
+    task.stopped_reason = reason
+    task.stop_code = code
+    task.stopping_at = datetime.now(UTC)
+    if task.last_status == "PROVISIONING":
+        task.last_status = "STOPPED"
+        task.stopped_at = task.stopping_at
+    else:
+        task.last_status = "DEACTIVATING"
+
+
+def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> None:
+    """One scheduling pass for a service: start, replace, roll and scale its tasks."""
+    tasks = [t for t in service_tasks(backend, service) if t.desired_status == "RUNNING"]
+    desired = service.desired_count if service.status == "ACTIVE" else 0
+    deployment = _primary_deployment(service)
+    primary_id = deployment["id"]
+    if deployment.get("taskDefinition") not in (None, service.task_definition):
+        # a new task definition is a new deployment
+        deployment["id"] = primary_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
+    deployment["taskDefinition"] = service.task_definition
+    current = [
+        t for t in tasks if t.deployment_id == primary_id and t.task_definition_arn == service.task_definition
+    ]
+    previous = [t for t in tasks if t not in current]
+    config = getattr(service, "deployment_configuration", None) or {}
+    max_total = max(desired, math.floor(desired * int(config.get("maximumPercent", 200)) / 100))
+    min_serving = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
+    behind_lb = bool(service.load_balancers)
+
+    # Scale in: the newest extra tasks of the current deployment go first.
+    for task in sorted(current, key=lambda t: t.created_at, reverse=True)[: max(0, len(current) - desired)]:
+        stop(task, f"Scaling activity initiated by (deployment {primary_id})")
+        current.remove(task)
+    # Start current-deployment tasks up to desired, within maximumPercent while old ones remain.
+    room = max_total - len(current) - len(previous) if previous else desired - len(current)
+    for _ in range(max(0, min(desired - len(current), room))):
+        current.append(_start(backend, service, primary_id))
+    # Retire old tasks while enough tasks keep serving. A new task serves once the load balancer judges
+    # it healthy; an old one serves while it runs and is not known to be unhealthy (it may still be in
+    # its first health checks: stopping it then would leave no target at all).
+    serving = sum(1 for t in current if t.serving(behind_lb)) + sum(1 for t in previous if t.serving(False))
+    for task in sorted(previous, key=lambda t: (t.serving(False), t.created_at)):
+        if not task.serving(False) or serving - 1 >= min_serving or desired == 0:
+            if task.serving(False):
+                serving -= 1
+            stop(task, f"Deployment {primary_id} replaced this task")
+    if previous and not any(t.desired_status == "RUNNING" for t in previous) and len(current) >= desired:
+        # old tasks all gone: start what maximumPercent held back
+        for _ in range(desired - len(current)):
+            current.append(_start(backend, service, primary_id))
+    _update_counts(service, service_tasks(backend, service), deployment, behind_lb)
+
+
+def _update_counts(
+    service: Service, tasks: list[LocalTask], deployment: dict[str, Any], behind_lb: bool
+) -> None:
+    live = [t for t in tasks if t.desired_status == "RUNNING"]
+    service.running_count = sum(1 for t in live if t.last_status == "RUNNING")
+    service.pending_count = sum(1 for t in live if t.last_status == "PROVISIONING")
+    primary_live = [t for t in live if t.deployment_id == deployment["id"]]
+    deployment.update(
+        {
+            "desiredCount": service.desired_count,
+            "runningCount": sum(1 for t in primary_live if t.last_status == "RUNNING"),
+            "pendingCount": sum(1 for t in primary_live if t.last_status == "PROVISIONING"),
+            "rolloutState": "COMPLETED"
+            if len(primary_live) == len(live) == service.desired_count
+            and all(t.serving(behind_lb) for t in live)
+            else "IN_PROGRESS",
+            "updatedAt": datetime.now(UTC),
+        }
+    )
+
+
+def _prune_stopped(backend: EC2ContainerServiceBackend) -> None:
+    for cluster_tasks in backend.tasks.values():
+        stopped = [
+            arn for arn, t in cluster_tasks.items() if isinstance(t, LocalTask) and t.last_status == "STOPPED"
+        ]
+        for arn in stopped[: max(0, len(stopped) - STOPPED_KEEP)]:
+            del cluster_tasks[arn]
+
+
+def reconcile(backend: EC2ContainerServiceBackend) -> None:
+    """A scheduling pass over every service of a backend (cheap; run on each ECS call)."""
+    with _lock:
+        for service in list(backend.services.values()):
+            if service.task_definition and service.deployment_controller.get("type", "ECS") == "ECS":
+                reconcile_service(backend, service)
+        _prune_stopped(backend)
+
+
+def find_task(task_id: str) -> LocalTask | None:
+    for backend in _all_backends():
+        for cluster_tasks in backend.tasks.values():
+            for arn, task in cluster_tasks.items():
+                if isinstance(task, LocalTask) and (arn == task_id or arn.endswith("/" + task_id)):
+                    return task
+    return None
+
+
+def report(
+    task_id: str, last_status: str, health_status: str | None, reason: str | None, exit_code: int | None
+) -> LocalTask:
+    """The realizer's word on a task: its process runs, its health, or it has ended."""
+    with _lock:
+        task = find_task(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        now = datetime.now(UTC)
+        if last_status == "RUNNING" and task.last_status == "PROVISIONING":
+            task.last_status = "RUNNING"
+            task.started_at = now
+        elif last_status == "STOPPED":
+            if task.desired_status == "RUNNING":  # it ended on its own: the scheduler replaces it
+                task.desired_status = "STOPPED"
+                task.stop_code = "EssentialContainerExited"
+                task.stopped_reason = reason or "Essential container in task exited"
+            task.last_status = "STOPPED"
+            task.stopped_at = now
+            for container in task.containers:
+                container.last_status = "STOPPED"
+                container.exitCode = exit_code if exit_code is not None else 0
+        if health_status:
+            task.health_status = health_status
+            for container in task.containers:
+                container.health_status = health_status
+        reconcile(task._backend)
+        return task
+
+
+def _all_backends() -> list[EC2ContainerServiceBackend]:
+    found: list[EC2ContainerServiceBackend] = []
+    for account in ecs_backends.values():
+        found.extend(account.values())
+    return found
+
+
+def install() -> None:
+    """Make moto's ECS backend run the scheduler around the calls that change or read services/tasks."""
+    if getattr(EC2ContainerServiceBackend, "_devenv_scheduler", False):
+        return
+
+    def after(name: str) -> None:
+        original = getattr(EC2ContainerServiceBackend, name)
+
+        def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            reconcile(self)
+            return result
+
+        setattr(EC2ContainerServiceBackend, name, wrapped)
+
+    def before(name: str) -> None:
+        original = getattr(EC2ContainerServiceBackend, name)
+
+        def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+            reconcile(self)
+            return original(self, *args, **kwargs)
+
+        setattr(EC2ContainerServiceBackend, name, wrapped)
+
+    for name in ("create_service", "update_service", "delete_service"):
+        after(name)
+    for name in ("list_tasks", "describe_tasks", "describe_services"):
+        before(name)
+
+    original_stop = EC2ContainerServiceBackend.stop_task
+
+    def stop_task(self: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str) -> Task:
+        with _lock:
+            task = find_task(task_str.split("/")[-1])
+            if task is None:
+                return original_stop(self, cluster_str, task_str, reason)
+            stop(task, reason or "Task stopped by user", code="UserInitiated")
+            reconcile(self)
+            return task
+
+    EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign]
+
+    original_list = EC2ContainerServiceBackend.list_tasks
+
+    def list_tasks(
+        self: EC2ContainerServiceBackend,
+        cluster_str: str | None = None,
+        container_instance: str | None = None,
+        family: str | None = None,
+        started_by: str | None = None,
+        service_name: str | None = None,
+        desiredStatus: str | None = None,
+    ) -> list[Task]:
+        tasks: list[Task] = original_list(
+            self, cluster_str, container_instance, family, started_by, service_name, desiredStatus
+        )
+        if service_name:  # moto ignores serviceName; ECS filters on it
+            name = service_name.split("/")[-1]
+            tasks = [t for t in tasks if isinstance(t, LocalTask) and t.service_name == name]
+        return tasks
+
+    EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
+    EC2ContainerServiceBackend._devenv_scheduler = True  # type: ignore[attr-defined]

@@ -1,0 +1,97 @@
+"""The emulator: moto's server with devenv's models and CloudFormation behaviour installed.
+
+Importing moto's CloudFormation (every backend it can create resources in) and devenv's models takes
+seconds. The process listens first and loads them in the background: the readiness path answers at
+once, and every AWS request (and /_devenv/ call) waits until the models are in, so none is served
+without them. A client that starts early waits on its first call instead of polling for readiness.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+READY_PATH = "/moto-api/"  # the readiness probe's path (devenv.services.emulator)
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+STRICT_ENV = "DEVENV_CLOUD_STRICT"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+def strict_from_env(default: bool = True) -> bool:
+    value = os.environ.get(STRICT_ENV)
+    return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def prepare(region: str, strict: bool) -> None:
+    """Credentials and region moto reads, then the models and patches (before any request)."""
+    from devenv.emulator import control, stacks
+
+    for name, value in CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ["AWS_REGION"] = region
+    stacks.install(strict=strict)
+    control.install()  # the ECS scheduler and the fault side channel the realizer reads
+
+
+def emulator_app(region: str, strict: bool) -> WSGIApp:
+    """moto's server app with devenv's models installed and the /_devenv/ routes in front."""
+    prepare(region, strict)
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    from devenv.emulator import control
+
+    return control.wrap(DomainDispatcherApplication(create_backend_app))
+
+
+class LoadingApp:
+    """Builds the emulator's app in a background thread; answers the readiness path at once and
+    holds every other request until the app is built. A failed build ends the process."""
+
+    def __init__(self, build: Callable[[], WSGIApp]) -> None:
+        self._app: WSGIApp | None = None
+        self._built = threading.Event()
+        threading.Thread(target=self._build, args=(build,), name="load-models", daemon=True).start()
+
+    def _build(self, build: Callable[[], WSGIApp]) -> None:
+        try:
+            self._app = build()
+        except BaseException as exc:
+            print(f"devenv cloud: loading the models failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            os._exit(1)
+        self._built.set()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self._built.is_set() and environ.get("PATH_INFO") == READY_PATH:
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+            return [b"{}"]
+        self._built.wait()
+        assert self._app is not None
+        return self._app(environ, start_response)
+
+
+def serve_forever(host: str, port: int, region: str, strict: bool) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; exit code 0 on either."""
+    app = LoadingApp(lambda: emulator_app(region, strict))
+    server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+    # Keep-alive connections hold request threads; they must not block the exit on SIGTERM.
+    server.daemon_threads = True  # type: ignore[attr-defined]
+    server.block_on_close = False  # type: ignore[attr-defined]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"devenv cloud: moto on http://{host}:{port} region={region} strict={strict}", flush=True)
+    server.serve_forever()
+    server.server_close()
+    return 0

@@ -1,0 +1,455 @@
+"""The realizer: makes local reality match what the emulator says is deployed.
+
+A reconcile loop reading the emulator through the AWS API, like any client:
+- ECS tasks (kept by the emulator's scheduler) -> supervised local processes (native runtime) or
+  containers of the task definition's image (docker runtime), with their task definition's environment
+  and secrets; each one's real status reported back;
+- an ALB in front of a service -> targets registered in the ALB mirror as tasks come and go, drained
+  (no new requests, in-flight ones finish, up to the deregistration delay) before a task is stopped;
+- faults asked of the emulator (RDS reboot/failover, ElastiCache reboot/failover) -> the same outage
+  on the local Postgres or Redis, held for `fault_hold_s` so it can be observed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from devenv.errors import DevenvError, ServiceFailedError
+from devenv.realize import control_client
+from devenv.realize.alb import AlbMirror
+from devenv.realize.autoscaling import AutoScaler
+from devenv.realize.tasks import (
+    LocalContainer,
+    UnrealizableTask,
+    local_containers,
+    native_argv,
+    task_container,
+)
+from devenv.runtime import probes
+from devenv.runtime.ports import free_port
+from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
+from devenv.services import faultproxy
+
+log = logging.getLogger("devenv.realizer")
+LOOP_INTERVAL_S = 0.25
+FAULT_TARGETS = {
+    "rds-reboot": "postgres",
+    "rds-failover": "postgres",
+    "elasticache-reboot": "redis",
+    "elasticache-failover": "redis",
+}
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """Where the local Postgres and Redis listen, and where their AWS endpoints must listen."""
+
+    postgres_port: int
+    redis_port: int
+    redis_tls_port: int | None
+    aurora_port: int
+    elasticache_port: int
+
+
+@dataclass
+class LocalTask:
+    """A running ECS task's local process, and what was last reported about it."""
+
+    task_arn: str
+    service: str
+    cluster: str
+    process: str
+    container: LocalContainer
+    host_port: int | None
+    target_group_arn: str | None
+    cpu_units: float = 1024.0
+    reported_status: str = "PROVISIONING"
+    reported_health: str = "UNKNOWN"
+    stopping: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.task_arn.rsplit("/", 1)[-1]
+
+
+class Realizer:
+    """One reconcile loop; call `run` in a thread and set the event to stop it."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        endpoint: str,
+        region: str,
+        alb: AlbMirror | None,
+        data: LocalData | None = None,
+        extra_env: dict[str, str] | None = None,
+        fault_hold_s: float = 5.0,
+        autoscaling_period_s: float = 10.0,
+        runtime: str = "native",
+    ) -> None:
+        self.supervisor = supervisor
+        self.runtime = runtime
+        self.data = data
+        self.endpoint = endpoint
+        self.alb = alb
+        self.extra_env = extra_env or {}
+        self.fault_hold_s = fault_hold_s
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=region
+        )
+        self.ecs = session.client("ecs", endpoint_url=endpoint)
+        self.secretsmanager = session.client("secretsmanager", endpoint_url=endpoint)
+        self.ssm = session.client("ssm", endpoint_url=endpoint)
+        self.rds = session.client("rds", endpoint_url=endpoint)
+        self.elasticache = session.client("elasticache", endpoint_url=endpoint)
+        self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
+        self.autoscaler = AutoScaler(
+            session.client("application-autoscaling", endpoint_url=endpoint),
+            self.ecs,
+            self._task_processes,
+            period_s=autoscaling_period_s,
+        )
+        self.tasks: dict[str, LocalTask] = {}
+        self.problems: dict[str, str] = {}
+        self._starting: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="realizer")
+        self._event_seq = self._latest_event_seq()
+        self._published: dict[str, Any] = {}
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(LOOP_INTERVAL_S):
+            try:
+                self.reconcile_once()
+            except Exception as exc:  # keep reconciling: the emulator may be restarting
+                log.warning("reconcile failed: %s", exc)
+
+    def reconcile_once(self) -> None:
+        self._carry_out_faults()
+        self._realize_data_endpoints()
+        if self.alb is not None:
+            self.alb.ensure()
+            self.alb.tick()
+        self.autoscaler.tick()
+        wanted = self._wanted_tasks()
+        self._publish(wanted)
+        for arn, (task, service) in wanted.items():
+            with self._lock:
+                known = arn in self.tasks or arn in self._starting
+                if not known:
+                    self._starting.add(arn)
+            if not known:
+                self._pool.submit(self._start_task, task, service)
+        for arn, local in list(self.tasks.items()):
+            if local.stopping:
+                continue
+            if arn not in wanted:
+                local.stopping = True
+                self._pool.submit(self._drain_and_stop, local, "stopped by the scheduler")
+            else:
+                self._watch(local)
+
+    def wait_idle(self, timeout_s: float) -> None:
+        """Until no task is starting (tests and `up` use it after the first reconcile)."""
+        deadline = time.monotonic() + timeout_s
+        while self._starting and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Stop every task process (the supervisor stops the rest)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for local in list(self.tasks.values()):
+            with contextlib.suppress(Exception):
+                self.supervisor.remove(local.process)
+
+    # -- reading the emulator -------------------------------------------------------------
+
+    def _wanted_tasks(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """Every task the emulator wants running, with its service."""
+        wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for cluster in self.ecs.list_clusters()["clusterArns"]:
+            service_arns = self.ecs.list_services(cluster=cluster)["serviceArns"]
+            for chunk in _chunks(service_arns, 10):
+                for service in self.ecs.describe_services(cluster=cluster, services=chunk)["services"]:
+                    arns = self.ecs.list_tasks(
+                        cluster=cluster, serviceName=service["serviceName"], desiredStatus="RUNNING"
+                    )["taskArns"]
+                    for task_chunk in _chunks(arns, 100):
+                        for task in self.ecs.describe_tasks(cluster=cluster, tasks=task_chunk)["tasks"]:
+                            if task["desiredStatus"] == "RUNNING":
+                                wanted[task["taskArn"]] = (task, service)
+        return wanted
+
+    def _publish(self, wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """ECS services (running/desired) and target health into the state file, for `devenv status`."""
+        services: dict[str, dict[str, Any]] = {}
+        for task, service in wanted.values():
+            entry = services.setdefault(
+                service["serviceName"],
+                {
+                    "name": service["serviceName"],
+                    "desired": service["desiredCount"],
+                    "running": service["runningCount"],
+                    "tasks": [],
+                },
+            )
+            entry["tasks"].append(
+                {
+                    "id": task["taskArn"].rsplit("/", 1)[-1],
+                    "lastStatus": task["lastStatus"],
+                    "health": task.get("healthStatus", "UNKNOWN"),
+                }
+            )
+        targets = []
+        if self.alb is not None:
+            for mirror in self.alb.mirrors.values():
+                targets += [
+                    {"target": dial, "state": h.state, "detail": h.detail}
+                    for dial, h in mirror.health.items()
+                ]
+        published = {"ecs_services": sorted(services.values(), key=lambda s: s["name"]), "targets": targets}
+        if published != self._published:
+            self._published = published
+            self.supervisor.facts.update(published)
+            self.supervisor.set_phase(self.supervisor.phase, self.supervisor.phase_detail)
+
+    def _task_processes(self, service: str) -> list[tuple[int | None, str | None, float]]:
+        """(pid, url, CPU units) of a service's running tasks, for the autoscaler's measurements."""
+        found: list[tuple[int | None, str | None, float]] = []
+        for local in list(self.tasks.values()):
+            running = self.supervisor.services.get(local.process)
+            if local.service == service and not local.stopping and running and running.proc:
+                url = f"http://127.0.0.1:{local.host_port}" if local.host_port else None
+                pid: int | None = running.proc.pid
+                if self.runtime == "docker":  # the container's own process, not the one watching it
+                    from devenv.runtime import docker
+
+                    pid = docker.container_pid(self.supervisor.state_dir, local.process)
+                found.append((pid, url, local.cpu_units))
+        return found
+
+    # -- Aurora and ElastiCache endpoints --------------------------------------------------
+
+    def _realize_data_endpoints(self) -> None:
+        """A fault proxy at each endpoint the emulator advertises, once the cluster / group exists."""
+        if self.data is None:
+            return
+        if "aurora" not in self.supervisor.services and self.rds.describe_db_clusters()["DBClusters"]:
+            self.supervisor.add(endpoint_proxy("aurora", self.data.aurora_port, self.data.postgres_port))
+        if "elasticache" not in self.supervisor.services:
+            groups = self.elasticache.describe_replication_groups()["ReplicationGroups"]
+            if groups:
+                encrypted = any(g.get("TransitEncryptionEnabled") for g in groups)
+                if encrypted and self.data.redis_tls_port is None:
+                    raise UnrealizableTask("the cache encrypts in transit but the local Redis serves no TLS")
+                upstream = self.data.redis_tls_port if encrypted else self.data.redis_port
+                self.supervisor.add(endpoint_proxy("elasticache", self.data.elasticache_port, upstream or 0))
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _start_task(self, task: dict[str, Any], service: dict[str, Any]) -> None:
+        arn = task["taskArn"]
+        try:
+            definition = self.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
+                "taskDefinition"
+            ]
+            containers = local_containers(definition, self.secretsmanager, self.ssm)
+            essential = [c for c in containers if c.essential]
+            if len(essential) != 1:
+                raise UnrealizableTask(
+                    f"task definition {definition['family']} has {len(essential)} essential containers; one is supported"
+                )
+            container = essential[0]
+            balancer = next(
+                (lb for lb in service.get("loadBalancers", []) if lb.get("containerName") == container.name),
+                None,
+            )
+            host_port = free_port() if container.container_port else None
+            local = LocalTask(
+                task_arn=arn,
+                service=service["serviceName"],
+                cluster=task["clusterArn"],
+                process=f"{container.name}-{arn.rsplit('/', 1)[-1][:8]}",
+                container=container,
+                host_port=host_port,
+                target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
+                cpu_units=float(definition.get("cpu") or 1024),
+            )
+            self.supervisor.add(self._spec(local))
+        except (DevenvError, ServiceFailedError) as exc:
+            self.problems[arn] = exc.message
+            log.warning("task %s could not start: %s", arn, exc.message)
+            self._report(
+                arn,
+                "STOPPED",
+                reason=f"CannotStartContainerError: {exc.message.splitlines()[0]}",
+                exit_code=1,
+            )
+            with self._lock:
+                self._starting.discard(arn)
+            return
+        except Exception as exc:
+            self.problems[arn] = str(exc)
+            with self._lock:
+                self._starting.discard(arn)
+            raise
+        with self._lock:
+            self.tasks[arn] = local
+            self._starting.discard(arn)
+        self._report(arn, "RUNNING")
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.register(local.target_group_arn, local.host_port)
+
+    def _spec(self, local: LocalTask) -> ServiceSpec:
+        env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
+        ready: probes.Probe
+        if local.host_port:
+            env["LISTEN_ADDR"] = f"127.0.0.1:{local.host_port}"
+            ready = probes.tcp("127.0.0.1", local.host_port)
+        else:
+            ready = _alive_for(0.3)
+        stop_timeout_s = local.container.stop_timeout_s
+        if self.runtime == "docker":
+            from devenv.runtime import docker
+
+            config = task_container(
+                self.supervisor.state_dir,
+                local.process,
+                local.container.image,
+                local.container.command,
+                env,
+                stop_timeout_s,
+                local.container.health_check,
+            )
+            argv = docker.process_argv(self.supervisor.state_dir, config)
+            env = {}
+            stop_timeout_s += docker.STOP_MARGIN_S  # the container's own grace, then the process's
+        else:
+            argv = native_argv(local.container)
+        return ServiceSpec(
+            name=local.process,
+            argv=argv,
+            env={**os.environ, **env},
+            ready=ready,
+            ports={"http": local.host_port} if local.host_port else {},
+            url=f"http://127.0.0.1:{local.host_port}" if local.host_port else None,
+            stop_timeout_s=stop_timeout_s,
+            ready_timeout_s=60,
+            restart=RestartPolicy(mode="never"),  # ECS replaces a task; it does not restart it
+            extra={"ecs_service": local.service, "task_arn": local.task_arn},
+        )
+
+    def _watch(self, local: LocalTask) -> None:
+        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is reported."""
+        running = self.supervisor.services.get(local.process)
+        if running is None:
+            return
+        if running.proc is not None and running.proc.poll() is not None and running.state != "starting":
+            local.stopping = True
+            code = running.proc.returncode
+            self._pool.submit(
+                self._task_ended, local, 128 - code if code < 0 else code
+            )  # as a container reports it
+            return
+        if local.target_group_arn and local.host_port and self.alb:
+            health = self.alb.health(local.target_group_arn, local.host_port)
+            if health != local.reported_health:
+                local.reported_health = health
+                self._report(local.task_arn, "RUNNING", health=health)
+
+    def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.drain(local.target_group_arn, local.host_port)
+        self.supervisor.remove(local.process)
+        self._forget(local)
+        self._report(
+            local.task_arn, "STOPPED", reason="Essential container in task exited", exit_code=exit_code
+        )
+
+    def _drain_and_stop(self, local: LocalTask, reason: str) -> None:
+        """Deregister from the ALB (no new requests), let in-flight ones finish, then SIGTERM."""
+        if local.target_group_arn and local.host_port and self.alb:
+            self.alb.drain(local.target_group_arn, local.host_port)
+        running = self.supervisor.services.get(local.process)
+        exit_code = None
+        if running is not None:
+            self.supervisor.remove(local.process)
+            exit_code = running.exit_code
+        self._forget(local)
+        self._report(local.task_arn, "STOPPED", reason=reason, exit_code=exit_code)
+
+    def _forget(self, local: LocalTask) -> None:
+        with self._lock:
+            self.tasks.pop(local.task_arn, None)
+
+    def _report(
+        self,
+        arn: str,
+        status: str,
+        health: str | None = None,
+        reason: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        body = {"lastStatus": status, "healthStatus": health, "stoppedReason": reason, "exitCode": exit_code}
+        try:
+            control_client.report_task(self.endpoint, arn, body)
+        except OSError as exc:
+            log.warning("could not report task %s %s: %s", arn, status, exc)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _latest_event_seq(self) -> int:
+        events = control_client.events_after(self.endpoint, 0)
+        return int(events[-1]["seq"]) if events else 0
+
+    def _carry_out_faults(self) -> None:
+        for event in control_client.events_after(self.endpoint, self._event_seq):
+            self._event_seq = int(event["seq"])
+            service = FAULT_TARGETS.get(event["kind"])
+            if service and service in self.supervisor.services:
+                hold = self.fault_hold_s if event["kind"].endswith("reboot") or service == "postgres" else 1.0
+                log.info(
+                    "fault %s on %s: %s down for %.1f s", event["kind"], event["resource"], service, hold
+                )
+                self._pool.submit(self.supervisor.restart, service, hold)
+
+
+def endpoint_proxy(name: str, port: int, upstream_port: int) -> ServiceSpec:
+    """A fault proxy standing at an AWS endpoint in front of a local server (failover experiments steer it)."""
+    control = free_port()
+    return ServiceSpec(
+        name=name,
+        argv=faultproxy.command(f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}", f"127.0.0.1:{control}"),
+        ready=faultproxy.ready_probe(f"http://127.0.0.1:{control}"),
+        ports={"endpoint": port, "control": control},
+        url=f"http://127.0.0.1:{control}",
+        restart=RestartPolicy(mode="always"),
+    )
+
+
+def _alive_for(seconds: float) -> probes.Probe:
+    """Ready once the probe has been asked for `seconds` (a process with no port to check)."""
+    began: list[float] = []
+
+    def check() -> probes.ProbeResult:
+        now = time.monotonic()
+        if not began:
+            began.append(now)
+        return probes.ProbeResult(now - began[0] >= seconds, f"up for {now - began[0]:.1f} s")
+
+    return check
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

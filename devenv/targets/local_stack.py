@@ -1,0 +1,160 @@
+"""`devenv up`'s second half: deploy the CDK app to the emulator, then realize it.
+
+The cloud assembly is synthesized once per change of its inputs. An unchanged assembly is created through
+the CloudFormation API (the same template; no CDK CLI start-up); a changed one goes through the real
+`cdk deploy`. The realizer then runs what was deployed, and `up` waits until a request through the ALB
+mirror succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devenv.config import Settings
+from devenv.errors import ServiceFailedError
+from devenv.realize.alb import AlbMirror
+from devenv.realize.realizer import LocalData, Realizer
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import Supervisor
+from devenv.services import llmproxy
+from devenv.targets import cdk, local
+from devenv.targets.deployment import Inputs, deploy_local
+
+LOCAL_PROPS = cdk.STACK_DIR / "props" / "local.json"
+DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
+MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
+AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RealizedStack:
+    """The running realizer and what the deploy produced."""
+
+    realizer: Realizer
+    thread: threading.Thread
+    stop: threading.Event
+    outputs: dict[str, str]
+    alb_url: str
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.realizer.shutdown()
+
+
+def deploy(
+    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, say: Say
+) -> dict[str, str]:
+    """Deploy LlmProxyStack to the emulator; returns the stack's outputs."""
+    context = (
+        {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
+    )
+    cache_root = settings.cdk_cache_dir or state.root
+    inputs = Inputs(state_dir=cache_root, props_file=LOCAL_PROPS, context=context, region=settings.region)
+    assembly = cdk.synthesize(cache_root, LOCAL_PROPS, context, on_event=say)
+    if assembly.cached:
+        report = local.deploy_template_report(
+            emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region, on_event=say
+        )
+    else:
+        report = deploy_local(inputs, emulator_endpoint, say)
+    return dict(report.outputs)
+
+
+def keep_management_token(state: StateDir, realizer: Realizer, outputs: dict[str, str]) -> None:
+    """Where `devenv token create` and the load tests find the local stack's management token (0600)."""
+    arn = outputs.get(MANAGEMENT_TOKEN_OUTPUT)
+    if not arn:
+        return
+    token = realizer.secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
+    path = state.run / "secrets.json"
+    values = json.loads(path.read_text()) if path.exists() else {}
+    llmproxy.write_secrets(state, {**values, "MANAGEMENT_TOKEN": token})
+
+
+def realize(
+    settings: Settings,
+    state: StateDir,
+    supervisor: Supervisor,
+    emulator_endpoint: str,
+    data: LocalData,
+    ca_file: Path,
+    outputs: dict[str, str],
+    say: Say,
+    interrupted: threading.Event,
+    runtime: str = "native",
+) -> RealizedStack:
+    """Start the realizer (tasks as processes, or as containers with runtime docker) and wait until a
+    request through the ALB mirror succeeds."""
+    realizer = Realizer(
+        supervisor,
+        emulator_endpoint,
+        settings.region,
+        alb=None,
+        data=data,
+        extra_env={"REDIS_CA_FILE": str(ca_file)},
+        fault_hold_s=settings.fault_hold_s,
+        autoscaling_period_s=AUTOSCALING_PERIOD_S if settings.autoscaling else 0,
+        runtime=runtime,
+    )
+    realizer.alb = AlbMirror(
+        realizer.elbv2,
+        emulator_endpoint,
+        supervisor,
+        state.root / "run",
+        settings.alb_port,
+        settings.alb_https_port,
+    )
+    keep_management_token(state, realizer, outputs)
+    stop = threading.Event()
+    thread = threading.Thread(target=realizer.run, args=(stop,), name="realizer", daemon=True)
+    thread.start()
+    handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{settings.alb_port}")
+    say("realizing: tasks, ALB mirror, Aurora and ElastiCache endpoints")
+    try:
+        wait_for_alb(handle, max(60.0, settings.ready_timeout_s * 2), interrupted)
+    except ServiceFailedError:
+        handle.shutdown()
+        raise
+    return handle
+
+
+def wait_for_alb(handle: RealizedStack, timeout_s: float, interrupted: threading.Event) -> None:
+    """Until GET /health through the ALB mirror answers 200 (a task is up behind it), or `interrupted`."""
+    url = f"http://127.0.0.1:{handle.alb_url.rsplit(':', 1)[1]}/health"
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if interrupted.is_set():
+            raise ServiceFailedError("interrupted while waiting for the stack", "run `devenv up` again")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(getattr(exc, "reason", exc))
+        time.sleep(0.1)
+    problems = "; ".join(sorted(set(handle.realizer.problems.values()))) or "none reported"
+    raise ServiceFailedError(
+        f"the stack did not answer through the ALB mirror within {timeout_s:.0f} s ({url}: {last}); "
+        f"realizer problems: {problems}",
+        "see `devenv status` and `devenv logs` (the task and alb logs)",
+    )
+
+
+def outputs_fact(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The stack outputs worth showing in `status` (ARNs and endpoints, never secret values)."""
+    return {key: value for key, value in outputs.items() if key != "NextStep"}

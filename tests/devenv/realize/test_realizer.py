@@ -1,0 +1,253 @@
+"""The realizer with a real emulator and real task processes (the mock upstream as the task's command)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import psutil
+import pytest
+
+from devenv.realize.autoscaling import Policy, ScalableService, decide
+from devenv.realize.realizer import Realizer
+from devenv.realize.tasks import IMAGE_ENTRYPOINTS, resolve_value_from
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import Supervisor
+from tests.waiting import wait_for
+
+CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def endpoint(inprocess_emulator: str) -> str:
+    return inprocess_emulator
+
+
+@pytest.fixture(scope="module")
+def realizer(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realizer]:
+    supervisor = Supervisor(StateDir(tmp_path_factory.mktemp("realizer-state")), facts={})
+    realizer = Realizer(supervisor, endpoint, "us-east-1", alb=None)
+    stop = threading.Event()
+    loop = threading.Thread(target=realizer.run, args=(stop,), daemon=True)
+    loop.start()
+    yield realizer
+    stop.set()
+    loop.join()
+    realizer.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ecs(endpoint: str) -> Any:
+    client = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
+    client.create_cluster(clusterName="local")
+    client.register_task_definition(
+        family="upstream",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "upstream",
+                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local",
+                "command": ["mock-upstream"],
+                "portMappings": [{"containerPort": 8080}],
+                "stopTimeout": 5,
+                "essential": True,
+            }
+        ],
+    )
+    return client
+
+
+def running_tasks(realizer: Realizer, service: str, count: int) -> Callable[[], list[Any] | None]:
+    def check() -> list[Any] | None:
+        tasks = [t for t in realizer.tasks.values() if t.service == service and not t.stopping]
+        return tasks if len(tasks) == count else None
+
+    return check
+
+
+def answers(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+        return response.status == 200
+
+
+def test_service_tasks_run_answer_and_are_reported(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local", serviceName="web", taskDefinition="upstream", desiredCount=2, launchType="FARGATE"
+    )
+    tasks = wait_for(running_tasks(realizer, "web", 2))
+    assert all(answers(t.host_port) for t in tasks)
+
+    def counted() -> bool:
+        service = ecs.describe_services(cluster="local", services=["web"])["services"][0]
+        return bool(service["runningCount"] == 2)
+
+    wait_for(counted)
+    described = ecs.describe_tasks(cluster="local", tasks=[t.task_arn for t in tasks])["tasks"]
+    assert {t["lastStatus"] for t in described} == {"RUNNING"}
+
+
+def test_stop_task_stops_the_process_and_a_replacement_starts(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-stop",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    [task] = wait_for(running_tasks(realizer, "svc-stop", 1))
+    pid = realizer.supervisor.services[task.process].proc.pid  # type: ignore[union-attr]
+    ecs.stop_task(cluster="local", task=task.task_arn, reason="test")
+    replacement = wait_for(
+        lambda: [t for t in running_tasks(realizer, "svc-stop", 1)() or [] if t.task_arn != task.task_arn]
+    )
+    assert answers(replacement[0].host_port)
+    wait_for(lambda: not psutil.pid_exists(pid))
+    stopped = wait_for(
+        lambda: [
+            t
+            for t in ecs.describe_tasks(cluster="local", tasks=[task.task_arn])["tasks"]
+            if t["lastStatus"] == "STOPPED"
+        ]
+    )
+    assert stopped[0]["stopCode"] == "UserInitiated"
+
+
+def test_a_killed_task_is_replaced_like_the_ecs_scheduler_does(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-kill",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    [task] = wait_for(running_tasks(realizer, "svc-kill", 1))
+    os.kill(realizer.supervisor.services[task.process].proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    wait_for(
+        lambda: [t for t in running_tasks(realizer, "svc-kill", 1)() or [] if t.task_arn != task.task_arn]
+    )
+    died = wait_for(
+        lambda: [
+            t
+            for t in ecs.describe_tasks(cluster="local", tasks=[task.task_arn])["tasks"]
+            if t["lastStatus"] == "STOPPED"
+        ]
+    )
+    assert died[0]["stopCode"] == "EssentialContainerExited"
+
+
+def test_update_service_scales_the_processes(realizer: Realizer, ecs: Any) -> None:
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-scale",
+        taskDefinition="upstream",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    wait_for(running_tasks(realizer, "svc-scale", 1))
+    ecs.update_service(cluster="local", service="svc-scale", desiredCount=3)
+    tasks = wait_for(running_tasks(realizer, "svc-scale", 3))
+    assert len({t.host_port for t in tasks}) == 3
+    ecs.update_service(cluster="local", service="svc-scale", desiredCount=1)
+    wait_for(running_tasks(realizer, "svc-scale", 1))
+
+
+def test_secrets_resolve_as_the_ecs_agent_reads_them(endpoint: str) -> None:
+    sm = boto3.client("secretsmanager", endpoint_url=endpoint, **CREDS)
+    ssm = boto3.client("ssm", endpoint_url=endpoint, **CREDS)
+    arn = sm.create_secret(Name="db-creds", SecretString='{"username": "app", "password": "s3cret"}')["ARN"]
+    ssm.put_parameter(Name="/app/log-level", Value="debug", Type="String")
+    assert resolve_value_from(f"{arn}:password::", sm, ssm) == "s3cret"
+    assert resolve_value_from(arn, sm, ssm) == '{"username": "app", "password": "s3cret"}'
+    assert (
+        resolve_value_from("arn:aws:ssm:us-east-1:123456789012:parameter/app/log-level", sm, ssm) == "debug"
+    )
+
+
+def test_target_tracking_on_cpu_scales_a_busy_service_out_to_its_max(
+    endpoint: str, realizer: Realizer, ecs: Any
+) -> None:
+    IMAGE_ENTRYPOINTS["cpu-burner"] = [sys.executable, "-c", "while True: pass"]
+    ecs.register_task_definition(
+        family="burner",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",  # a quarter vCPU: a busy loop exceeds the low target even on a crowded machine
+        memory="512",
+        containerDefinitions=[
+            {"name": "burner", "image": "cpu-burner:local", "essential": True, "stopTimeout": 2}
+        ],
+    )
+    ecs.create_service(
+        cluster="local", serviceName="busy", taskDefinition="burner", desiredCount=1, launchType="FARGATE"
+    )
+    scaling = boto3.client("application-autoscaling", endpoint_url=endpoint, **CREDS)
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId="service/local/busy",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+    scaling.put_scaling_policy(
+        PolicyName="cpu",
+        ServiceNamespace="ecs",
+        ResourceId="service/local/busy",
+        ScalableDimension="ecs:service:DesiredCount",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 5.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+            "ScaleOutCooldown": 0,
+            "ScaleInCooldown": 600,
+        },
+    )
+    realizer.autoscaler.period_s = 1.0
+    try:
+        wait_for(running_tasks(realizer, "busy", 2), timeout_s=60)
+        decision = next(d for d in realizer.autoscaler.decisions if d["service"] == "service/local/busy")
+        assert (decision["from"], decision["to"]) == (1, 2)
+        assert decision["metrics"]["ECSServiceAverageCPUUtilization"] > 5
+        time.sleep(3)  # at the max: no further scale-out
+        assert ecs.describe_services(cluster="local", services=["busy"])["services"][0]["desiredCount"] == 2
+    finally:
+        ecs.update_service(cluster="local", service="busy", desiredCount=0)
+        scaling.deregister_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId="service/local/busy",
+            ScalableDimension="ecs:service:DesiredCount",
+        )
+        wait_for(lambda: running_tasks(realizer, "busy", 0)() is not None)
+        del IMAGE_ENTRYPOINTS["cpu-burner"]
+
+
+def test_target_tracking_decisions() -> None:
+    policy = Policy(
+        "cpu", "ECSServiceAverageCPUUtilization", 70, scale_out_cooldown_s=120, scale_in_cooldown_s=600
+    )
+    service = ScalableService("c", "s", min_capacity=1, max_capacity=4, policies=[policy])
+    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 140}, now=1000) == 4
+    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 350}, now=1000) == 4  # capped at max
+    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 66}, now=1000) is None  # within the margin
+    assert decide(service, 4, {"ECSServiceAverageCPUUtilization": 10}, now=1000) == 1
+    service.last_scale_out = 900
+    assert (
+        decide(service, 2, {"ECSServiceAverageCPUUtilization": 140}, now=1000) is None
+    )  # scale-out cooldown
+    assert decide(service, 4, {"ECSServiceAverageCPUUtilization": 10}, now=1000) is None  # scale-in waits too
+    requests = Policy("req", "ALBRequestCountPerTarget", 500, 120, 600)
+    both = ScalableService("c", "s", 1, 4, [policy, requests])
+    # in only when every policy agrees; out when any asks
+    assert (
+        decide(both, 2, {"ECSServiceAverageCPUUtilization": 10, "ALBRequestCountPerTarget": 600}, now=1000)
+        == 3
+    )
