@@ -6,6 +6,7 @@ The config file is `devenv.toml` at the project root, or else the `[tool.devenv]
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,11 +14,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from devenv.errors import ConfigError
 
 ENV_PREFIX = "DEVENV_"
+# DEVENV_* variables that are not settings, so that any other DEVENV_* name is a misspelt setting.
+OTHER_VARIABLES = frozenset(
+    {
+        # command options' own variables
+        "DEVENV_OUTPUT",
+        "DEVENV_QUIET",
+        "DEVENV_INFRA_ONLY",
+        "DEVENV_TARGET_URL",
+        "DEVENV_PROJECT_API_KEY",
+        "DEVENV_FIS_ROLE_ARN",
+        # what devenv hands the emulator process it starts
+        "DEVENV_POSTGRES_ADMIN_URL",
+        "DEVENV_POSTGRES_ENDPOINT",
+        "DEVENV_REDIS_ENDPOINT",
+        "DEVENV_CLOUD_STRICT",
+        "DEVENV_GENERATED_SECRETS",
+        # image names the compose file reads
+        "DEVENV_CLOUD_IMAGE",
+        "DEVENV_LOADTEST_IMAGE",
+    }
+)
 
 Runtime = Literal["native", "docker", "auto"]
 
@@ -31,7 +53,7 @@ class Settings(BaseModel):
     runtime: Runtime = Field(
         "auto", description="native processes, docker containers, or docker when a daemon answers"
     )
-    region: str = Field("us-east-1", description="the AWS region the local cloud speaks")
+    region: str = Field("us-east-1", description="the AWS region the local cloud speaks (a real region name)")
     auto_ports: bool = Field(False, description="pick free ports instead of failing on a busy one")
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -73,6 +95,25 @@ class Settings(BaseModel):
     ready_timeout_s: float = Field(30.0, gt=0, description="how long a service may take to become ready")
     stop_timeout_s: float = Field(10.0, gt=0, description="grace period between SIGTERM and SIGKILL")
 
+    @field_validator("region")
+    @classmethod
+    def _a_real_region(cls, region: str) -> str:
+        """The emulator keeps one backend per region AWS has; any other name would fail deep inside it."""
+        known = aws_regions()
+        if region not in known:
+            close = difflib.get_close_matches(region, sorted(known), n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"not an AWS region{suggestion}; e.g. us-east-1, eu-central-1")
+        return region
+
+
+def aws_regions() -> set[str]:
+    """Every region of every partition botocore knows (the emulator's backends are keyed by them)."""
+    from botocore.loaders import Loader
+
+    endpoints = Loader().load_data("endpoints")
+    return {region for partition in endpoints["partitions"] for region in partition["regions"]}
+
 
 @dataclass(frozen=True)
 class ConfigSource:
@@ -101,17 +142,29 @@ def file_source(root: Path) -> ConfigSource | None:
             table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("devenv", {})
             return ConfigSource(f"{pyproject} [tool.devenv]", table) if table else None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot parse the config file: {exc}", "fix the TOML syntax") from exc
+        path = dedicated if dedicated.is_file() else root / "pyproject.toml"
+        raise ConfigError(f"cannot parse {path}: {exc}", f"fix the TOML syntax in {path}") from exc
     return None
 
 
 def env_source(environ: Mapping[str, str]) -> ConfigSource:
-    """The DEVENV_* environment layer (only names that are settings; others are ignored)."""
-    values = {
-        name[len(ENV_PREFIX) :].lower(): value
-        for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in Settings.model_fields
-    }
+    """The DEVENV_* environment layer. A DEVENV_* name that is neither a setting nor one of
+    OTHER_VARIABLES is a misspelt setting: an error naming the closest one, never silently ignored."""
+    values = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in Settings.model_fields:
+            settings = [f"{ENV_PREFIX}{field.upper()}" for field in Settings.model_fields]
+            close = difflib.get_close_matches(name, settings, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else "see `devenv --help` and the README for the settings"
+            )
+            raise ConfigError(f"unknown setting {name} in the environment", f"{hint} (or unset {name})")
+        values[key] = value
     return ConfigSource("environment (DEVENV_*)", values)
 
 
@@ -145,14 +198,20 @@ def load_settings(
 
 
 def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str]:
-    """One line per bad key: the key, its source, the problem; and the allowed keys as the hint."""
-    lines = []
+    """One line per bad key (the key, where it came from, the problem) and a fix: the valid setting names
+    for an unknown key, else where to change the value."""
+    lines, unknown, sources = [], False, []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         source = origin.get(str(error["loc"][0]) if error["loc"] else "", "defaults")
+        sources.append(f"{key} in {source}")
         if error["type"] == "extra_forbidden":
+            unknown = True
             lines.append(f"unknown setting {key!r} (from {source})")
         else:
-            lines.append(f"bad value for {key!r} (from {source}): {error['msg']}, got {error.get('input')!r}")
-    allowed = ", ".join(sorted(Settings.model_fields))
-    return "invalid configuration: " + "; ".join(lines), f"valid settings are: {allowed}"
+            lines.append(f"bad value for {key!r} (from {source}): {error['msg'].removeprefix('Value error, ')}, got {error.get('input')!r}")
+    if unknown:
+        hint = "valid settings are: " + ", ".join(sorted(Settings.model_fields))
+    else:
+        hint = "change " + "; ".join(sources)
+    return "invalid configuration: " + "; ".join(lines), hint
