@@ -7,6 +7,9 @@ The config file is `devenv.toml` at the project root, or else the `[tool.devenv]
 from __future__ import annotations
 
 import difflib
+import gzip
+import importlib.util
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devenv.errors import ConfigError
 
 ENV_PREFIX = "DEVENV_"
+DEFAULT_REGION = "us-east-1"
 # DEVENV_* variables that are not settings, so that any other DEVENV_* name is a misspelt setting.
 OTHER_VARIABLES = frozenset(
     {
@@ -53,7 +57,9 @@ class Settings(BaseModel):
     runtime: Runtime = Field(
         "auto", description="native processes, docker containers, or docker when a daemon answers"
     )
-    region: str = Field("us-east-1", description="the AWS region the local cloud speaks (a real region name)")
+    region: str = Field(
+        DEFAULT_REGION, description="the AWS region the local cloud speaks (a real region name)"
+    )
     auto_ports: bool = Field(False, description="pick free ports instead of failing on a busy one")
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -99,6 +105,8 @@ class Settings(BaseModel):
     @classmethod
     def _a_real_region(cls, region: str) -> str:
         """The emulator keeps one backend per region AWS has; any other name would fail deep inside it."""
+        if region == DEFAULT_REGION:
+            return region
         known = aws_regions()
         if region not in known:
             close = difflib.get_close_matches(region, sorted(known), n=1)
@@ -108,11 +116,18 @@ class Settings(BaseModel):
 
 
 def aws_regions() -> set[str]:
-    """Every region of every partition botocore knows (the emulator's backends are keyed by them)."""
-    from botocore.loaders import Loader
-
-    endpoints = Loader().load_data("endpoints")
-    return {region for partition in endpoints["partitions"] for region in partition["regions"]}
+    """Every region of every partition in botocore's endpoint data (the emulator's backends are keyed by
+    them); the file is read directly, since importing botocore would slow every command."""
+    spec = importlib.util.find_spec("botocore")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        for name, opener in (("endpoints.json", open), ("endpoints.json.gz", gzip.open)):
+            path = Path(folder) / "data" / name
+            if path.is_file():
+                with opener(path, "rt") as handle:
+                    partitions = json.load(handle)["partitions"]
+                return {region for partition in partitions for region in partition["regions"]}
+    raise ConfigError("botocore's endpoint data is missing", "reinstall devenv's environment (uv sync)")
 
 
 @dataclass(frozen=True)
@@ -209,7 +224,9 @@ def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str
             unknown = True
             lines.append(f"unknown setting {key!r} (from {source})")
         else:
-            lines.append(f"bad value for {key!r} (from {source}): {error['msg'].removeprefix('Value error, ')}, got {error.get('input')!r}")
+            lines.append(
+                f"bad value for {key!r} (from {source}): {error['msg'].removeprefix('Value error, ')}, got {error.get('input')!r}"
+            )
     if unknown:
         hint = "valid settings are: " + ", ".join(sorted(Settings.model_fields))
     else:
