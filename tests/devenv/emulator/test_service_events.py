@@ -198,3 +198,19 @@ def test_a_bad_target_event_is_refused(endpoint: str, task: str, body: dict[str,
         post(endpoint, f"ecs/tasks/{task}/target-event", body)
     assert refused.value.code == code
     assert json.loads(refused.value.read())["error"]
+
+
+def test_status_reads_every_services_events_through_the_ecs_api(endpoint: str, ecs: Any) -> None:
+    from devenv.errors import NotRunningError
+    from devenv.runtime.ports import free_port
+    from devenv.targets.local import ecs_service_events
+
+    for n in range(12):  # more than one page of list_services
+        create_service(ecs, f"paged-{n:02d}")
+    found = ecs_service_events(endpoint, "us-east-1")
+    assert {f"paged-{n:02d}" for n in range(12)} <= set(found)
+    assert [e["id"] for e in found["paged-11"]] == [e["id"] for e in events(ecs, "paged-11")]
+    assert found["paged-11"][0]["message"].startswith("(service paged-11) has started 1 tasks: (task ")
+    with pytest.raises(NotRunningError) as silent:
+        ecs_service_events(f"http://127.0.0.1:{free_port()}", "us-east-1")
+    assert "could not read the ECS service events" in silent.value.message
