@@ -30,6 +30,7 @@ from devenv.services import emulator
 if TYPE_CHECKING:
     from devenv.targets.local_stack import RealizedStack
 
+EVENTS_SHOWN = 3  # ECS service events per service in `status` text
 STATE_ICONS = {"running": "[green]✓[/]", "failed": "[red]✗[/]", "restarting": "[yellow]↻[/]", "starting": "…"}
 
 
@@ -317,6 +318,8 @@ def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
     app = application(ctx, output)
     state = StateDir(app.settings.state_dir)
     document = status_document(state)
+    if document["running"] and document.get("ecs_services"):
+        _add_service_events(document)
     if app.json_output:
         app.emit_json(document)
     else:
@@ -345,6 +348,7 @@ def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
                 tasks = ", ".join(f"{t['id'][:8]} {t['lastStatus']}/{t['health']}" for t in svc["tasks"])
                 ecs.add_row(svc["name"], f"{svc['running']}/{svc['desired']}", tasks)
             app.out.print(ecs)
+        _print_service_events(app, document)
         if document.get("targets") is not None and document.get("alb_url"):
             health = ", ".join(f"{t['target']} {t['state']}" for t in document["targets"]) or "no targets"
             app.out.print(f"ALB mirror {document['alb_url']}: {health}")
@@ -352,6 +356,33 @@ def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
             app.out.print(f"region {document.get('region')}, credentials test/test, state dir {state.root}")
     if not document["running"]:
         raise typer.Exit(3)
+
+
+def _add_service_events(document: dict[str, Any]) -> None:
+    """Each ECS service's events, read as an AWS user reads them (describe_services on the emulator)."""
+    from devenv.targets import local  # boto3 loads only when a stack runs
+
+    env = document.get("aws_env") or {}
+    if "AWS_ENDPOINT_URL" not in env:
+        return
+    try:
+        document["ecs_service_events"] = local.ecs_service_events(env["AWS_ENDPOINT_URL"], env["AWS_REGION"])
+    except NotRunningError as exc:
+        document["ecs_service_events_error"] = exc.message
+
+
+def _print_service_events(app: Application, document: dict[str, Any]) -> None:
+    if document.get("ecs_service_events_error"):
+        app.out.print(
+            f"ECS service events: {document['ecs_service_events_error']}", markup=False, highlight=False
+        )
+    if not document.get("ecs_service_events"):
+        return
+    app.out.print(f"ECS service events (UTC, newest {EVENTS_SHOWN} of each; all with --output json):")
+    for _, events in sorted(document["ecs_service_events"].items()):
+        for event in events[:EVENTS_SHOWN]:
+            line = f"  {event['createdAt'][11:19]}  {event['message']}"
+            app.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 # -- down -------------------------------------------------------------------------------------

@@ -310,6 +310,7 @@ class Realizer:
         self._report(arn, "RUNNING")
         if local.target_group_arn and local.host_port and self.alb:
             self.alb.register(local.target_group_arn, local.host_port)
+            self._report_target(local, "registered")
 
     def _spec(self, local: LocalTask) -> ServiceSpec:
         env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
@@ -367,10 +368,12 @@ class Realizer:
             if health != local.reported_health:
                 local.reported_health = health
                 self._report(local.task_arn, "RUNNING", health=health)
+                if health == "UNHEALTHY":
+                    reason = self.alb.unhealthy_reason(local.target_group_arn, local.host_port)
+                    self._report_target(local, "unhealthy", reason)
 
     def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
-        if local.target_group_arn and local.host_port and self.alb:
-            self.alb.drain(local.target_group_arn, local.host_port)
+        self._drain(local)
         self.supervisor.remove(local.process)
         self._forget(local)
         self._report(
@@ -379,8 +382,7 @@ class Realizer:
 
     def _drain_and_stop(self, local: LocalTask, reason: str) -> None:
         """Deregister from the ALB (no new requests), let in-flight ones finish, then SIGTERM."""
-        if local.target_group_arn and local.host_port and self.alb:
-            self.alb.drain(local.target_group_arn, local.host_port)
+        self._drain(local)
         running = self.supervisor.services.get(local.process)
         exit_code = None
         if running is not None:
@@ -388,6 +390,12 @@ class Realizer:
             exit_code = running.exit_code
         self._forget(local)
         self._report(local.task_arn, "STOPPED", reason=reason, exit_code=exit_code)
+
+    def _drain(self, local: LocalTask) -> None:
+        """Take a task's target out of its group (logged as ECS logs it), waiting for in-flight requests."""
+        if local.target_group_arn and local.host_port and self.alb:
+            self._report_target(local, "deregistered")
+            self.alb.drain(local.target_group_arn, local.host_port)
 
     def _forget(self, local: LocalTask) -> None:
         with self._lock:
@@ -406,6 +414,17 @@ class Realizer:
             control_client.report_task(self.endpoint, arn, body)
         except OSError as exc:
             log.warning("could not report task %s %s: %s", arn, status, exc)
+
+    def _report_target(self, local: LocalTask, event: str, reason: str | None = None) -> None:
+        """An ALB-side event of a task, for its service's events (ECS registers targets on AWS)."""
+        if local.target_group_arn is None or local.host_port is None:
+            return
+        try:
+            control_client.report_target_event(
+                self.endpoint, local.task_arn, event, local.target_group_arn, local.host_port, reason
+            )
+        except OSError as exc:
+            log.warning("could not report %s for task %s: %s", event, local.task_arn, exc)
 
     # -- faults ---------------------------------------------------------------------------
 

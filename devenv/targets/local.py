@@ -78,6 +78,32 @@ def require_emulator(endpoint: str, probe_path: str = "/moto-api/") -> None:
     )
 
 
+def ecs_service_events(endpoint: str, region: str) -> dict[str, list[dict[str, str]]]:
+    """Each ECS service's events (newest first) as `describe_services` returns them, by service name.
+    Raises NotRunningError when the emulator does not answer."""
+    ecs = client("ecs", endpoint, region)
+    found: dict[str, list[dict[str, str]]] = {}
+    try:
+        for cluster in ecs.list_clusters()["clusterArns"]:
+            for page in ecs.get_paginator("list_services").paginate(
+                cluster=cluster, PaginationConfig={"PageSize": 10}
+            ):
+                if not page["serviceArns"]:
+                    continue
+                for service in ecs.describe_services(cluster=cluster, services=page["serviceArns"])[
+                    "services"
+                ]:
+                    found[service["serviceName"]] = [
+                        {"id": e["id"], "createdAt": e["createdAt"].isoformat(), "message": e["message"]}
+                        for e in service.get("events", [])
+                    ]
+    except (BotoCoreError, ClientError) as exc:
+        raise NotRunningError(
+            f"could not read the ECS service events from {endpoint}: {exc}", "check `devenv logs emulator`"
+        ) from None
+    return found
+
+
 @dataclass
 class StackReport:
     """What a deploy produced: the stack's status, outputs and resources, checked against the template."""
