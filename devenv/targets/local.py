@@ -21,15 +21,6 @@ from devenv.targets import templates
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-TERMINAL_FAILED = {
-    "CREATE_FAILED",
-    "ROLLBACK_COMPLETE",
-    "ROLLBACK_FAILED",
-    "UPDATE_ROLLBACK_COMPLETE",
-    "UPDATE_ROLLBACK_FAILED",
-    "DELETE_FAILED",
-    "UPDATE_FAILED",
-}
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 BOOTSTRAP_STACK = "CDKToolkit"
 # The CDK CLI's own bootstrap template, from the CLI pinned in stack/package.json.
