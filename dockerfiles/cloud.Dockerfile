@@ -35,7 +35,6 @@ RUN groupadd --system --gid 10001 devenv \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY devenv/ /app/devenv/
-COPY stack/__init__.py stack/names.py /app/stack/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

@@ -18,8 +18,6 @@ from devenv.errors import UsageError
 from devenv.targets import cdk, deployment, localstack, parity, templates
 from devenv.targets.local import endpoint_for
 
-STACK_DIR = cdk.STACK_DIR
-
 
 class Target(StrEnum):
     local = "local"
@@ -64,14 +62,17 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
 def inputs_for(
     app: Application, target: Target, props: Path | None, context: list[str], region: str | None
 ) -> deployment.Inputs:
-    props_file = (props or STACK_DIR / "props" / f"{target.value}.json").resolve()
+    stack_dir = app.settings.stack_dir
+    props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     if not props_file.is_file():
         raise UsageError(
-            f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
+            f"props file {props_file} does not exist",
+            f"pass --props with a JSON file (see {stack_dir}/props/)",
         )
     resolved_region = region or (app.settings.region if target is Target.local else None)
     return deployment.Inputs(
         app.settings.cdk_cache_dir or app.settings.state_dir,
+        stack_dir,
         props_file,
         parse_context(context),
         resolved_region or "",
@@ -187,7 +188,7 @@ def parity_command(
     if template is None:
         inputs = inputs_for(app, Target.local, props, context, None)
         template = cdk.synthesize(
-            inputs.state_dir, inputs.props_file, inputs.context, on_event=app.info
+            inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=app.info
         ).template_path
     entries = parity.fates(templates.load_template(template), parity.supported_types())
     document = parity.summary(entries)

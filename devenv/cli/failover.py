@@ -1,6 +1,6 @@
 """`devenv failover`: failover experiments under load against the local stack or AWS.
 
-    devenv failover list                       the experiments in loadtests/failover/
+    devenv failover list                       the experiments in loadtests/failover/ (the loadtests_dir setting)
     devenv failover NAME... --target local|aws run one or more (`--output json`: one journal, or
                                                {"experiments": [...], "exit_code": N} for several)
     devenv failover --all --target local       run them all, one after the other
@@ -46,8 +46,8 @@ def failover(
     names: list[str] = typer.Argument(None, help="experiment name(s), or `list`", show_default=False),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
     target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
-    experiments_dir: Path = typer.Option(
-        ex.EXPERIMENTS_DIR, "--experiments-dir", help="where the experiment YAML files are"
+    experiments_dir: Path | None = typer.Option(
+        None, "--experiments-dir", help="where the experiment YAML files are [failover/ in loadtests_dir]"
     ),
     duration: float | None = typer.Option(
         None, "--duration", min=1, help="override every experiment's load duration_s (seconds)"
@@ -72,6 +72,7 @@ def failover(
     from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
+    experiments_dir = experiments_dir or ex.experiments_dir(app.settings.loadtests_dir)
     names = names or []
     if names == ["list"]:
         _list(app, experiments_dir)
@@ -130,7 +131,7 @@ def _load(
         return [ex.with_overrides(e, duration, overrides) for e in chosen]
     except ex.ExperimentError as exc:
         raise ConfigError(
-            str(exc), "fix the experiment file (keys are in loadtests/failover/schema.json)"
+            str(exc), f"fix the experiment file (keys are in {directory / 'schema.json'})"
         ) from None
 
 

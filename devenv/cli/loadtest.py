@@ -64,7 +64,9 @@ def loadtest(
         envvar="LOADTEST_API_KEY",
         help="call an OpenAI-compatible server directly with this key",
     ),
-    thresholds_file: Path = typer.Option(runner.THRESHOLDS, "--thresholds", help="thresholds YAML"),
+    thresholds_file: Path | None = typer.Option(
+        None, "--thresholds", help="thresholds YAML [thresholds.yaml in loadtests_dir]"
+    ),
     threshold: list[str] = typer.Option(
         [], "--threshold", help="override one limit: SCOPE.METRIC=VALUE (repeatable)"
     ),
@@ -78,6 +80,7 @@ def loadtest(
     from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
+    thresholds_file = thresholds_file or app.settings.loadtests_dir / runner.THRESHOLDS
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
     profile_name = profile if profile is not None else (None if web else "smoke")
@@ -125,6 +128,7 @@ def _plan(
         table = th.with_overrides(th.load(thresholds_file, profile), overrides)
     except th.ThresholdError as exc:
         raise ConfigError(str(exc), f"fix {thresholds_file} or the --threshold value") from None
+    runner.require_locustfile(app.settings.loadtests_dir)
     state = StateDir(app.settings.state_dir)
     endpoint = resolve(target, state, url=url, management_token=management_token, region=app.settings.region)
     runner.preflight(endpoint, api_key)  # before the run folder: a target that is down leaves nothing behind
@@ -142,6 +146,7 @@ def _plan(
         run_dir=run_dir,
         thresholds_file=effective,
         profile=profile,
+        loadtests_dir=app.settings.loadtests_dir,
         users=users,
         duration=f"{duration_s}s" if duration_s is not None else None,
         ramp_step=f"{step_s}s" if ramp_step is not None else None,

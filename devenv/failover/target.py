@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devenv.runtime.state import StateDir
+from devenv.stack_names import NAME_PREFIX
 from devenv.targets.endpoints import Endpoint, TargetError, resolve
-from stack.names import NAME_PREFIX
 
 CLUSTER = NAME_PREFIX  # the ECS cluster of the stack
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

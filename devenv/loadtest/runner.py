@@ -26,10 +26,10 @@ from devenv.loadtest.summary import SUMMARY_FILE
 from devenv.runtime.state import tail
 from devenv.targets.endpoints import Endpoint, TargetError
 
-LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
-LOCUSTFILE = LOADTESTS_DIR / "locustfile.py"
-SHAPES = LOADTESTS_DIR / "shapes.py"
-THRESHOLDS = LOADTESTS_DIR / "thresholds.yaml"
+# In the load tests folder (the `loadtests_dir` setting):
+LOCUSTFILE = "locustfile.py"
+SHAPES = "shapes.py"
+THRESHOLDS = "thresholds.yaml"
 LOG_FILE = "locust.log"
 HTML_FILE = "locust.html"
 STOP_GRACE_S = 20.0
@@ -42,12 +42,22 @@ class RunPlan:
     run_dir: Path
     thresholds_file: Path
     profile: str | None
+    loadtests_dir: Path
     users: int | None = None
     duration: str | None = None
     ramp_step: str | None = None
     planned_s: float = 0.0
     api_key: str | None = None
-    locustfile: Path = LOCUSTFILE
+
+
+def require_locustfile(loadtests_dir: Path) -> None:
+    """The locustfile and load shapes are the project's files: say where they were looked for."""
+    missing = [name for name in (LOCUSTFILE, SHAPES) if not (loadtests_dir / name).is_file()]
+    if missing:
+        raise TargetError(
+            f"no {' or '.join(missing)} in {loadtests_dir}",
+            "run devenv from the project root, or set loadtests_dir (DEVENV_LOADTESTS_DIR) to the load tests folder",
+        )
 
 
 def preflight(endpoint: Endpoint, api_key: str | None, timeout_s: float = 5.0) -> None:
@@ -96,9 +106,9 @@ def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, str]
 
 
 def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
-    files = str(plan.locustfile)
+    files = str(plan.loadtests_dir / LOCUSTFILE)
     if plan.profile is not None:
-        files += "," + str(SHAPES)
+        files += "," + str(plan.loadtests_dir / SHAPES)
     argv = [
         sys.executable,
         "-m",

@@ -16,7 +16,7 @@ from typing import Any
 
 from devenv.errors import DevenvError, UsageError
 from devenv.runtime.state import StateDir
-from stack.names import SECRETS, STACK_NAME
+from devenv.stack_names import SECRETS, STACK_NAME
 
 TARGETS = ("local", "aws")
 URL_OUTPUT = "AlbUrl"

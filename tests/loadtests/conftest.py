@@ -23,6 +23,7 @@ import pytest
 
 from devenv.runtime.ports import free_port
 
+LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
 MANAGEMENT_TOKEN = "loadtest-management-token"
 UPSTREAM_KEY = "sk-loadtest-upstream-key"  # the locustfile's default project key
 

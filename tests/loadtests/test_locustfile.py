@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from devenv.loadtest.runner import LOCUSTFILE, SHAPES
-from tests.loadtests.conftest import Target
+from tests.loadtests.conftest import LOADTESTS_DIR, Target
 
 
 def test_a_failed_provisioning_is_a_set_up_error(local_target: Target, tmp_path: Path) -> None:
     # the mock upstream has no management API: creating the run's project fails
     result = subprocess.run(
         [
-            sys.executable, "-m", "locust", "-f", f"{LOCUSTFILE},{SHAPES}", "--headless", "--only-summary",
+            sys.executable, "-m", "locust", "-f", f"{LOADTESTS_DIR / LOCUSTFILE},{LOADTESTS_DIR / SHAPES}", "--headless", "--only-summary",
             "--host", local_target.mock_url, "--management-token", "any", "--load-profile", "smoke",
             "--load-duration", "3s", "--run-dir", str(tmp_path),
         ],
