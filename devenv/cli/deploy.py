@@ -13,15 +13,18 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat, application
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    parse_context,
+)
 from devenv.errors import UsageError
 from devenv.targets import cdk, deployment, localstack, parity, templates
+from devenv.targets.endpoints import Target
 from devenv.targets.local import endpoint_for
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class Emulator(StrEnum):
@@ -29,11 +32,6 @@ class Emulator(StrEnum):
     localstack = "localstack"
 
 
-TargetOption = typer.Option(Target.local, "--target", "-t", help="local (the emulator of `devenv up`) or aws")
-PropsOption = typer.Option(
-    None, "--props", help="stack props JSON [default: stack/props/local.json or stack/props/aws.json]"
-)
-ContextOption = typer.Option([], "--context", "-c", help="extra CDK context KEY=VALUE (repeatable)")
 ProfileOption = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile (aws target)")
 RegionOption = typer.Option(
     None, "--region", help="AWS region [default: settings.region locally, your AWS config on aws]"
@@ -45,18 +43,6 @@ def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy)
     app.command("destroy")(destroy)
     app.command("parity")(parity_command)
-
-
-def parse_context(pairs: list[str]) -> dict[str, str]:
-    context = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(
-                f"--context {pair!r} is not KEY=VALUE", "write it like --context imageTag=v1.2.3"
-            )
-        context[key] = value
-    return context
 
 
 def inputs_for(

@@ -19,12 +19,18 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.loadtest import Target
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.cli.token import LOCAL_UPSTREAM_KEY
+from devenv.cli.options import (
+    ManagementTokenOption,
+    OutputOption,
+    ProjectApiKeyOption,
+    QuietOption,
+    TargetOption,
+    UrlOption,
+)
 from devenv.errors import ConfigError, UsageError
 from devenv.failover import experiment as ex
 from devenv.runtime.state import StateDir
+from devenv.targets.endpoints import Target
 
 HEADLINE = (
     "failed_requests",
@@ -45,7 +51,7 @@ def failover(
     ctx: typer.Context,
     names: list[str] = typer.Argument(None, help="experiment name(s), or `list`", show_default=False),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
-    target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
+    target: Target = TargetOption,
     experiments_dir: Path | None = typer.Option(
         None, "--experiments-dir", help="where the experiment YAML files are [failover/ in loadtests_dir]"
     ),
@@ -55,13 +61,9 @@ def failover(
     tolerance: list[str] = typer.Option(
         [], "--tolerance", help="override a criterion or tolerance: KEY=VALUE, e.g. max_failure_rate=0.05"
     ),
-    url: str | None = typer.Option(None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL"),
-    management_token: str | None = typer.Option(
-        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
-    ),
-    api_key: str = typer.Option(
-        LOCAL_UPSTREAM_KEY, "--api-key", envvar="DEVENV_PROJECT_API_KEY", help="upstream key of the project"
-    ),
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
+    api_key: str = ProjectApiKeyOption,
     report_dir: Path | None = typer.Option(
         None, "--report-dir", help="where run folders go [<state dir>/failover]"
     ),
@@ -87,7 +89,7 @@ def failover(
 
     state = StateDir(app.settings.state_dir)
     try:
-        connected = connect(target.value, state, url, management_token, app.settings.region)
+        connected = connect(target, state, url, management_token, app.settings.region)
     except Exception as exc:
         if app.json_output and hasattr(exc, "message"):
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})

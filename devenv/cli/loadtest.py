@@ -8,26 +8,20 @@ summary.json, timeline.json, the plots and report.html.
 from __future__ import annotations
 
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.errors import ConfigError, UsageError
+from devenv.cli.options import ManagementTokenOption, OutputOption, QuietOption, TargetOption, UrlOption
+from devenv.errors import ConfigError, TargetError, UsageError
 from devenv.loadtest import report, runner
 from devenv.loadtest import thresholds as th
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import TargetError, resolve
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
+from devenv.targets.endpoints import Target, resolve
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def loadtest(
     ctx: typer.Context,
-    target: Target = typer.Option(Target.local, "--target", "-t", help="where the proxy runs"),
+    target: Target = TargetOption,
     profile: str | None = typer.Option(
         None,
         "--profile",
@@ -52,12 +46,8 @@ def loadtest(
         False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
     ),
     web_port: int = typer.Option(0, "--web-port", min=0, max=65535, help="port of the web UI [a free one]"),
-    url: str | None = typer.Option(
-        None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL [from the target]"
-    ),
-    management_token: str | None = typer.Option(
-        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
-    ),
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
     api_key: str | None = typer.Option(
         None,
         "--api-key",
@@ -85,7 +75,7 @@ def loadtest(
         raise UsageError(f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
     profile_name = profile if profile is not None else (None if web else "smoke")
     try:
-        run_plan = _plan(app, target.value, profile_name, users, duration, ramp_step, url, management_token,
+        run_plan = _plan(app, target, profile_name, users, duration, ramp_step, url, management_token,
                          api_key, thresholds_file, threshold, report_dir)  # fmt: skip
     except TargetError as exc:
         if app.json_output:
@@ -104,7 +94,7 @@ def loadtest(
 
 def _plan(
     app: Application,
-    target: str,
+    target: Target,
     profile: str | None,
     users: int | None,
     duration: str | None,

@@ -17,11 +17,11 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.cli.stack import Target
+from devenv.cli.options import OutputOption, QuietOption, TargetOption
 from devenv.config import Settings
 from devenv.errors import ConfigError, DevenvError, NotRunningError, UsageError
 from devenv.stack_names import PARAMETERS, SECRETS
+from devenv.targets.endpoints import Target
 
 HIDDEN = "********"
 
@@ -210,11 +210,6 @@ def _app(ctx: typer.Context, output: OutputFormat, quiet: bool) -> Application:
     from devenv.cli.application import application
 
     return application(ctx, output, quiet)
-
-
-TargetOption = typer.Option(
-    Target.local, "--target", "-t", help="local (the emulator) or aws (default credentials)"
-)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,25 +16,27 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    parse_context,
+)
 from devenv.config import Settings
-from devenv.errors import ConfigError, DevenvError, MissingDependencyError, UsageError
+from devenv.errors import ConfigError, DevenvError, MissingDependencyError
 from devenv.stack_names import STACK_NAME
 from devenv.targets import cdk as cdk_app
+from devenv.targets.endpoints import Target
 
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class SynthFailedError(DevenvError):
@@ -203,22 +205,8 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
     }
 
 
-def props_for(stack_dir: Path, target: Target | None, props: Path | None) -> Path | None:
-    if props is not None:
-        return props.resolve()
-    if target is not None:
-        return cdk_app.props_file(stack_dir, target.value)
-    return None
-
-
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"bad --context {pair!r}", "use --context KEY=VALUE, e.g. -c imageTag=v1.2.3")
-        context[key] = value
-    return context
+def props_for(stack_dir: Path, target: Target, props: Path | None) -> Path:
+    return (props or cdk_app.props_file(stack_dir, target.value)).resolve()
 
 
 def _outdir(stack_dir: Path, outdir: Path | None) -> Path:
@@ -229,11 +217,9 @@ def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
         ctx: typer.Context,
-        props: Path | None = typer.Option(
-            None, "--props", help="a props JSON file [default: the seed's defaults]"
-        ),
-        target: Target | None = typer.Option(None, "--target", "-t", help="use stack/props/<target>.json"),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        props: Path | None = PropsOption,
+        target: Target = TargetOption,
+        context: list[str] = ContextOption,
         outdir: Path | None = typer.Option(
             None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),
@@ -244,8 +230,6 @@ def register(app: typer.Typer) -> None:
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        if props is not None and target is not None:
-            raise UsageError("--props and --target both choose the props", "pass one of them")
         stack_dir = application_.settings.stack_dir
         summary = synth(
             stack_dir, props_for(stack_dir, target, props), _outdir(stack_dir, outdir), parse_context(context)
@@ -261,11 +245,9 @@ def register(app: typer.Typer) -> None:
     @app.command("diff")
     def diff_command(
         ctx: typer.Context,
-        target: Target = typer.Option(..., "--target", "-t", help="compare with what is deployed there"),
-        props: Path | None = typer.Option(
-            None, "--props", help="props file [default: stack/props/<target>.json]"
-        ),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        target: Target = TargetOption,
+        props: Path | None = PropsOption,
+        context: list[str] = ContextOption,
         outdir: Path | None = typer.Option(
             None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 from devenv.config import Settings
 from devenv.runtime import probes
@@ -38,14 +37,3 @@ def mock_upstream_spec(settings: Settings, port: int) -> ServiceSpec:
         stop_timeout_s=settings.stop_timeout_s,
         restart=RestartPolicy(mode="on-failure"),
     )
-
-
-def management(state: StateDir) -> dict[str, Any]:
-    """Where the running stack's management API is (the ALB mirror), and its token."""
-    services = state.read().get("services", {})
-    front = services.get("alb") or {}
-    try:
-        token = json.loads((state.run / "secrets.json").read_text()).get("MANAGEMENT_TOKEN")
-    except (FileNotFoundError, json.JSONDecodeError):
-        token = None
-    return {"url": front.get("url"), "token": token}
