@@ -61,7 +61,7 @@ def connect(
             f"no management token for {endpoint.url}",
             "pass --management-token or set MANAGEMENT_TOKEN (the data-loss check reads the audit log)",
         )
-    if target is endpoints.Target.aws:
+    if target == endpoints.Target.aws:
         import boto3
 
         session = boto3.session.Session(region_name=region) if region else boto3.session.Session()

@@ -114,7 +114,7 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
         journal = run(experiment, target, run_dir)
         # checked on their own, while the dispatcher is still stopped: the named ids have no event
         for request_id in journal["missing_ids"][-3:]:
-            assert target.manage("GET", f"/manage/audit?request_id={request_id}")["events"] == []
+            assert target.management.audit_page(1, 10, request_id=request_id)["events"] == []
     finally:
         run_action(target, "ecs.set_desired_count", {"service": "dispatcher", "count": 1})
     assert journal["verdict"] == "fail" and journal["exit_code"] == 1
