@@ -205,12 +205,13 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
     }
 
 
-def props_for(stack_dir: Path, target: Target, props: Path | None) -> Path:
-    return (props or cdk_app.props_file(stack_dir, target.value)).resolve()
-
-
-def _outdir(stack_dir: Path, outdir: Path | None) -> Path:
-    return (outdir or stack_dir / "cdk.out").resolve()
+def synth_for(
+    settings: Settings, target: Target, props: Path | None, outdir: Path | None, context: list[str]
+) -> dict[str, Any]:
+    """`synth` with the commands' defaults: the target's props and cdk.out, both in the CDK app."""
+    stack_dir = settings.stack_dir
+    props_file = (props or cdk_app.props_file(stack_dir, target.value)).resolve()
+    return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
 
 
 def register(app: typer.Typer) -> None:
@@ -230,10 +231,7 @@ def register(app: typer.Typer) -> None:
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        stack_dir = application_.settings.stack_dir
-        summary = synth(
-            stack_dir, props_for(stack_dir, target, props), _outdir(stack_dir, outdir), parse_context(context)
-        )
+        summary = synth_for(application_.settings, target, props, outdir, context)
         if application_.json_output:
             application_.emit_json(summary)
             return
@@ -258,10 +256,7 @@ def register(app: typer.Typer) -> None:
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        stack_dir = application_.settings.stack_dir
-        summary = synth(
-            stack_dir, props_for(stack_dir, target, props), _outdir(stack_dir, outdir), parse_context(context)
-        )
+        summary = synth_for(application_.settings, target, props, outdir, context)
         result = run_diff(application_.settings, target, Path(summary["assembly"]), application_)
         if application_.json_output:
             application_.emit_json(result)
