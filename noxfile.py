@@ -13,8 +13,6 @@ import nox
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests", "loadtest_smoke", "failover_smoke"]
 
-PACKAGES = ["devenv", "llmproxy", "tests", "noxfile.py"]
-
 
 def uv_run(session: nox.Session, *args: str) -> None:
     # `uv run` tells its children where uv is (UV): no need for uv on PATH

@@ -54,6 +54,13 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     state_dir: Path = Field(Path(".devenv"), description="where data, logs, pids and ports live")
+    stack_dir: Path = Field(
+        Path("stack"), description="the CDK app (app.py, cdk.json, props/, the pinned CDK CLI's package.json)"
+    )
+    loadtests_dir: Path = Field(
+        Path("loadtests"),
+        description="the locustfile, load shapes, thresholds.yaml and failover/ experiments",
+    )
     runtime: Runtime = Field(
         "auto", description="native processes, docker containers, or docker when a daemon answers"
     )
@@ -188,7 +195,8 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the layers; the state dir is made absolute against the project root."""
+    """Merge the layers; the state dir, the CDK app and the load tests are made absolute against the
+    project root."""
     root = root or find_project_root(Path.cwd())
     layers = [
         file_source(root),
@@ -207,9 +215,14 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(*_describe(exc, origin)) from None
-    if not settings.state_dir.is_absolute():
-        settings = settings.model_copy(update={"state_dir": (root / settings.state_dir).resolve()})
-    return settings
+    folders = {
+        "state_dir": settings.state_dir,
+        "stack_dir": settings.stack_dir,
+        "loadtests_dir": settings.loadtests_dir,
+    }
+    return settings.model_copy(
+        update={name: (root / path).resolve() for name, path in folders.items() if not path.is_absolute()}
+    )
 
 
 def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str]:

@@ -13,17 +13,18 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat, application
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    parse_context,
+)
 from devenv.errors import UsageError
 from devenv.targets import cdk, deployment, localstack, parity, templates
+from devenv.targets.endpoints import Target
 from devenv.targets.local import endpoint_for
-
-STACK_DIR = cdk.STACK_DIR
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class Emulator(StrEnum):
@@ -31,11 +32,6 @@ class Emulator(StrEnum):
     localstack = "localstack"
 
 
-TargetOption = typer.Option(Target.local, "--target", "-t", help="local (the emulator of `devenv up`) or aws")
-PropsOption = typer.Option(
-    None, "--props", help="stack props JSON [default: stack/props/local.json or stack/props/aws.json]"
-)
-ContextOption = typer.Option([], "--context", "-c", help="extra CDK context KEY=VALUE (repeatable)")
 ProfileOption = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile (aws target)")
 RegionOption = typer.Option(
     None, "--region", help="AWS region [default: settings.region locally, your AWS config on aws]"
@@ -49,29 +45,20 @@ def register(app: typer.Typer) -> None:
     app.command("parity")(parity_command)
 
 
-def parse_context(pairs: list[str]) -> dict[str, str]:
-    context = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(
-                f"--context {pair!r} is not KEY=VALUE", "write it like --context imageTag=v1.2.3"
-            )
-        context[key] = value
-    return context
-
-
 def inputs_for(
     app: Application, target: Target, props: Path | None, context: list[str], region: str | None
 ) -> deployment.Inputs:
-    props_file = (props or STACK_DIR / "props" / f"{target.value}.json").resolve()
+    stack_dir = app.settings.stack_dir
+    props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     if not props_file.is_file():
         raise UsageError(
-            f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
+            f"props file {props_file} does not exist",
+            f"pass --props with a JSON file (see {stack_dir}/props/)",
         )
     resolved_region = region or (app.settings.region if target is Target.local else None)
     return deployment.Inputs(
         app.settings.cdk_cache_dir or app.settings.state_dir,
+        stack_dir,
         props_file,
         parse_context(context),
         resolved_region or "",
@@ -187,7 +174,7 @@ def parity_command(
     if template is None:
         inputs = inputs_for(app, Target.local, props, context, None)
         template = cdk.synthesize(
-            inputs.state_dir, inputs.props_file, inputs.context, on_event=app.info
+            inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=app.info
         ).template_path
     entries = parity.fates(templates.load_template(template), parity.supported_types())
     document = parity.summary(entries)

@@ -16,26 +16,27 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    parse_context,
+)
 from devenv.config import Settings
-from devenv.errors import ConfigError, DevenvError, MissingDependencyError, UsageError
+from devenv.errors import ConfigError, DevenvError, MissingDependencyError
+from devenv.stack_names import STACK_NAME
+from devenv.targets import cdk as cdk_app
+from devenv.targets.endpoints import Target
 
-STACK_DIR = Path(__file__).resolve().parents[2] / "stack"
-DEFAULT_OUTDIR = STACK_DIR / "cdk.out"
-STACK_NAME = "LlmProxyStack"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class SynthFailedError(DevenvError):
@@ -44,11 +45,13 @@ class SynthFailedError(DevenvError):
     exit_code = 1
 
 
-def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
+def synth(
+    stack_dir: Path, props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Synthesize the stack into `outdir`; a summary of what was written. Bad props raise ConfigError."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from stack.app import synthesize
-    from stack.config import PropsError
+    synthesize = cdk_app.import_app(stack_dir, "app").synthesize
+    PropsError = cdk_app.import_app(stack_dir, "config").PropsError
 
     if props_file is not None and not props_file.is_file():
         raise ConfigError(
@@ -58,12 +61,14 @@ def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None 
     try:
         assembly = synthesize(props_file, outdir, context)
     except PropsError as exc:
-        raise ConfigError(str(exc), "fix the prop named above (stack/config.py lists every prop)") from None
+        raise ConfigError(
+            str(exc), f"fix the prop named above ({stack_dir}/config.py lists every prop)"
+        ) from None
     except RuntimeError as exc:  # jsii: a validation plugin (cdk-nag, CloudFormation Validate) failed
         report = outdir / "validation-report.json"
         raise SynthFailedError(
             f"the stack did not synthesize: {str(exc).splitlines()[0]}",
-            f"see the findings above and {report}; fix them or acknowledge them in stack/nag.py with a reason",
+            f"see the findings above and {report}; fix them or acknowledge them in {stack_dir}/nag.py with a reason",
         ) from None
     template_path = assembly / TEMPLATE_FILE
     template = json.loads(template_path.read_text())
@@ -80,7 +85,7 @@ def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None 
     }
 
 
-def ensure_cdk_cli(app: Application | None = None, stack_dir: Path = STACK_DIR) -> Path:
+def ensure_cdk_cli(stack_dir: Path, app: Application | None = None) -> Path:
     """The pinned CDK CLI (stack/node_modules/.bin/cdk), installed with `npm ci` in stack/ on first use."""
     binary = stack_dir / "node_modules" / ".bin" / "cdk"
     if binary.is_file():
@@ -166,7 +171,7 @@ def baseline_template(settings: Settings, target: Target, scratch: Path) -> Path
 
 def run_diff(settings: Settings, target: Target, assembly: Path, app: Application) -> dict[str, Any]:
     """`cdk diff` of the synthesized assembly against the target, or a template diff if it cannot answer."""
-    cdk = ensure_cdk_cli(app)
+    cdk = ensure_cdk_cli(settings.stack_dir, app)
     reachable, reason = target_reachable(settings, target)
     command = [str(cdk), "diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
     extra = local_target_env(settings) if target is Target.local else {}
@@ -200,44 +205,33 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
     }
 
 
-def props_for(target: Target | None, props: Path | None) -> Path | None:
-    if props is not None:
-        return props.resolve()
-    if target is not None:
-        return STACK_DIR / "props" / f"{target.value}.json"
-    return None
-
-
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"bad --context {pair!r}", "use --context KEY=VALUE, e.g. -c imageTag=v1.2.3")
-        context[key] = value
-    return context
+def synth_for(
+    settings: Settings, target: Target, props: Path | None, outdir: Path | None, context: list[str]
+) -> dict[str, Any]:
+    """`synth` with the commands' defaults: the target's props and cdk.out, both in the CDK app."""
+    stack_dir = settings.stack_dir
+    props_file = (props or cdk_app.props_file(stack_dir, target.value)).resolve()
+    return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
         ctx: typer.Context,
-        props: Path | None = typer.Option(
-            None, "--props", help="a props JSON file [default: the seed's defaults]"
+        props: Path | None = PropsOption,
+        target: Target = TargetOption,
+        context: list[str] = ContextOption,
+        outdir: Path | None = typer.Option(
+            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),
-        target: Target | None = typer.Option(None, "--target", "-t", help="use stack/props/<target>.json"),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
-        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
-        """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: stack/cdk.out]."""
+        """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: cdk.out in the app]."""
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        if props is not None and target is not None:
-            raise UsageError("--props and --target both choose the props", "pass one of them")
-        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        summary = synth_for(application_.settings, target, props, outdir, context)
         if application_.json_output:
             application_.emit_json(summary)
             return
@@ -249,12 +243,12 @@ def register(app: typer.Typer) -> None:
     @app.command("diff")
     def diff_command(
         ctx: typer.Context,
-        target: Target = typer.Option(..., "--target", "-t", help="compare with what is deployed there"),
-        props: Path | None = typer.Option(
-            None, "--props", help="props file [default: stack/props/<target>.json]"
+        target: Target = TargetOption,
+        props: Path | None = PropsOption,
+        context: list[str] = ContextOption,
+        outdir: Path | None = typer.Option(
+            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
-        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
@@ -262,7 +256,7 @@ def register(app: typer.Typer) -> None:
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        summary = synth_for(application_.settings, target, props, outdir, context)
         result = run_diff(application_.settings, target, Path(summary["assembly"]), application_)
         if application_.json_output:
             application_.emit_json(result)

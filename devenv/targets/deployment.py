@@ -16,9 +16,10 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a deploy is made of: where state lives, the props, extra context, the region."""
+    """What a deploy is made of: where state lives, the CDK app, the props, extra context, the region."""
 
     state_dir: Path
+    stack_dir: Path
     props_file: Path | None
     context: Mapping[str, Any]
     region: str
@@ -40,20 +41,22 @@ def deploy_local(
     `env` overrides the variables that point the CLI at the emulator (LocalStack's differ).
     """
     local.require_emulator(endpoint, probe_path)
-    assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
+    assembly = cdk.synthesize(
+        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    )
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     if local.bootstrap_version(endpoint, inputs.region) is None:
         account = local.client("sts", endpoint, inputs.region).get_caller_identity()["Account"]
         say(f"bootstrapping the local cloud (aws://{account}/{inputs.region})")
         code, output = cdk.run_cli(
-            cdk.bootstrap_arguments(assembly, account, inputs.region), env, on_line=say
+            cdk.bootstrap_arguments(assembly, account, inputs.region), env, inputs.stack_dir, on_line=say
         )
         if code != 0 or local.bootstrap_version(endpoint, inputs.region) is None:
             raise local.DeployFailedError(
                 f"cdk bootstrap failed (exit {code}):\n{_tail(output)}", "see the emulator log"
             )
     say(f"cdk deploy {cdk.STACK_NAME} --method=direct -> {endpoint}")
-    code, output = cdk.run_cli(cdk.deploy_arguments(assembly, "direct"), env, on_line=say)
+    code, output = cdk.run_cli(cdk.deploy_arguments(assembly, "direct"), env, inputs.stack_dir, on_line=say)
     try:
         report = local.verify_stack(endpoint, inputs.region, cdk.STACK_NAME, assembly.template(), {})
     except local.DeployFailedError as exc:
@@ -114,8 +117,12 @@ def aws_session(profile: str | None, region: str | None) -> Any:
 
 
 def diff_aws(inputs: Inputs, profile: str | None, say: Say) -> str:
-    assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
-    code, output = cdk.run_cli(cdk.diff_arguments(assembly), aws_env(profile, inputs.region))
+    assembly = cdk.synthesize(
+        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    )
+    code, output = cdk.run_cli(
+        cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir
+    )
     if code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
         raise local.DeployFailedError(
             f"cdk diff failed (exit {code}):\n{_tail(output)}", "check your credentials"
@@ -126,9 +133,14 @@ def diff_aws(inputs: Inputs, profile: str | None, say: Say) -> str:
 def deploy_aws(inputs: Inputs, profile: str | None, say: Say) -> local.StackReport:
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
-    assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
+    assembly = cdk.synthesize(
+        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    )
     code, output = cdk.run_cli(
-        cdk.deploy_arguments(assembly, "change-set"), aws_env(profile, inputs.region), on_line=say
+        cdk.deploy_arguments(assembly, "change-set"),
+        aws_env(profile, inputs.region),
+        inputs.stack_dir,
+        on_line=say,
     )
     report = local.verify_with(
         session.client("cloudformation"),
@@ -145,8 +157,12 @@ def deploy_aws(inputs: Inputs, profile: str | None, say: Say) -> local.StackRepo
 
 def destroy_aws(inputs: Inputs, profile: str | None, say: Say) -> dict[str, Any]:
     aws_session(profile, inputs.region)
-    assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context, on_event=say)
-    code, output = cdk.run_cli(cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), on_line=say)
+    assembly = cdk.synthesize(
+        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    )
+    code, output = cdk.run_cli(
+        cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, on_line=say
+    )
     if code != 0:
         raise local.DeployFailedError(f"cdk destroy exited {code}:\n{_tail(output)}", "see the output above")
     return {"stack": cdk.STACK_NAME, "deleted": True}

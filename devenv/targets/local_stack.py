@@ -28,7 +28,6 @@ from devenv.services import llmproxy
 from devenv.targets import cdk, local
 from devenv.targets.deployment import Inputs, deploy_local
 
-LOCAL_PROPS = cdk.STACK_DIR / "props" / "local.json"
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
 AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
@@ -60,11 +59,17 @@ def deploy(
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
     cache_root = settings.cdk_cache_dir or state.root
-    inputs = Inputs(state_dir=cache_root, props_file=LOCAL_PROPS, context=context, region=settings.region)
-    assembly = cdk.synthesize(cache_root, LOCAL_PROPS, context, on_event=say)
+    props = cdk.props_file(settings.stack_dir, "local")
+    inputs = Inputs(cache_root, settings.stack_dir, props, context, settings.region)
+    assembly = cdk.synthesize(cache_root, settings.stack_dir, props, context, on_event=say)
     if assembly.cached:
         report = local.deploy_template_report(
-            emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region, on_event=say
+            emulator_endpoint,
+            assembly.template_path,
+            cdk.STACK_NAME,
+            region=settings.region,
+            on_event=say,
+            stack_dir=settings.stack_dir,
         )
     else:
         report = deploy_local(inputs, emulator_endpoint, say)

@@ -21,9 +21,10 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.cli.stack import STACK_DIR, ensure_cdk_cli
+from devenv.cli.stack import ensure_cdk_cli
 from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
+from stack.app import STACK_DIR
 from stack.names import PARAMETERS, SECRETS
 from tests.stack.conftest import Synth
 

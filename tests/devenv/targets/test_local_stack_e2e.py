@@ -210,6 +210,22 @@ def test_token_create_reuses_the_project_and_prints_exactly_the_documented_json(
     assert one["token"].startswith("sk-") and len(one["token"]) == 25
 
 
+def test_token_list_and_revoke_go_through_the_alb_mirror(stack: Stack) -> None:
+    created = stack.devenv("token", "create", "--project", "e2e-revoke", "--output", "json")
+    assert created.returncode == 0, created.stderr
+    token_id = json.loads(created.stdout)["token_id"]
+
+    def states() -> dict[str, str]:
+        listed = stack.devenv("token", "list", "--project", "e2e-revoke", "--output", "json")
+        assert listed.returncode == 0, listed.stderr
+        return {token["id"]: token["state"] for token in json.loads(listed.stdout)["tokens"]}
+
+    assert states() == {token_id: "active"}
+    revoked = stack.devenv("token", "revoke", token_id)
+    assert revoked.returncode == 0 and f"revoked token {token_id}" in revoked.stdout, revoked.stderr
+    assert states() == {token_id: "revoked"}
+
+
 def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traffic: list[int]) -> None:
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
