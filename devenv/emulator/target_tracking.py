@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -322,12 +323,11 @@ def invoke(action_arn: str, alarm: Alarm, now: float) -> str | None:
         _record(
             backend,
             policy,
-            now,
             Description=f"Setting desired count to {decision.desired}.",
             Cause=cause,
             StatusCode="Successful",
             StatusMessage=f"Successfully set desired count to {decision.desired}. Change successfully fulfilled by ecs.",
-            EndTime=now,
+            done=True,
         )
     elif isinstance(decision, NotScaled) and _cooldowns(target).last_not_scaled != (
         alarm.name,
@@ -337,7 +337,6 @@ def invoke(action_arn: str, alarm: Alarm, now: float) -> str | None:
         _record(
             backend,
             policy,
-            now,
             Description="Attempting to scale due to alarm triggered",
             Cause=cause,
             StatusCode="Failed",
@@ -360,17 +359,20 @@ def _activities(backend: ApplicationAutoscalingBackend) -> list[dict[str, Any]]:
 def _record(
     backend: ApplicationAutoscalingBackend,
     policy: FakeApplicationAutoscalingPolicy,
-    now: float,
+    done: bool = False,
     **fields: Any,
 ) -> None:
+    """One activity; a done one ends as it starts (ECS takes the new desired count at once)."""
     items = _activities(backend)
+    started = time.time()
     items.append(
         {
             "ActivityId": str(uuid.uuid4()),
             "ServiceNamespace": policy.service_namespace,
             "ResourceId": policy.resource_id,
             "ScalableDimension": policy.scalable_dimension,
-            "StartTime": now,
+            "StartTime": started,
+            **({"EndTime": started} if done else {}),
             **fields,
         }
     )

@@ -1,13 +1,13 @@
-"""CloudWatch alarms evaluated by the real emulator (time_scale 60: a one-minute period lasts one second),
-fed by PutMetricData and read back through boto3."""
+"""CloudWatch alarms evaluated by the real emulator (time_scale 60: a one-minute period lasts a second), fed
+by PutMetricData and read back through boto3."""
 
 from __future__ import annotations
 
 import json
-import threading
+import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,50 +17,21 @@ from moto.cloudwatch.models import CloudWatchBackend
 
 from devenv.emulator import metric_store
 from devenv.targets.local import client
-from tests.devenv.conftest import start_emulator, stop_emulator
+from tests.devenv.conftest import TIME_SCALE, start_emulator
+from tests.devenv.emulator.metrics_feed import Feeder
 from tests.waiting import wait_for
 
-SCALE = 60  # one AWS minute per second
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, url = start_emulator(
-        {"DEVENV_TIME_SCALE": str(SCALE)}, tmp_path_factory.mktemp("alarms") / "emulator.log"
-    )
-    yield url
-    stop_emulator(process)
+def endpoint(scaled_emulator: str) -> str:
+    return scaled_emulator
 
 
 @pytest.fixture(scope="module")
 def cloudwatch(endpoint: str) -> Any:
     return client("cloudwatch", endpoint, REGION)
-
-
-class Feeder:
-    """Puts metrics' datapoints at real timestamps, several per (compressed) period, from a thread;
-    `values` maps metric names to the value to put (all in one PutMetricData call)."""
-
-    def __init__(self, cloudwatch: Any, namespace: str, dimensions: list[dict[str, str]]) -> None:
-        self.cloudwatch, self.namespace, self.dimensions = cloudwatch, namespace, dimensions
-        self.values: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            data = [
-                {"MetricName": name, "Value": value, "Dimensions": self.dimensions}
-                for name, value in dict(self.values).items()
-            ]
-            if data:
-                self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=data)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def alarm(cloudwatch: Any, name: str) -> dict[str, Any]:
@@ -179,7 +150,8 @@ def test_missing_and_ignore_keep_an_alarm_without_data_where_it_is(cloudwatch: A
 
 def test_a_sum_over_a_compressed_period_keeps_its_per_minute_meaning(cloudwatch: Any) -> None:
     """Five datapoints of 1 a second at time_scale 60 are 300 a minute: above 200, below 400."""
-    for name, threshold, state in (("sum-above", 200, "ALARM"), ("sum-below", 400, "OK")):
+    expected = {"sum-above": (200, "ALARM"), "sum-below": (400, "OK")}
+    for name, (threshold, _) in expected.items():
         cloudwatch.put_metric_alarm(
             AlarmName=name,
             Namespace="Devenv/Test",
@@ -193,8 +165,8 @@ def test_a_sum_over_a_compressed_period_keeps_its_per_minute_meaning(cloudwatch:
     feeder = Feeder(cloudwatch, "Devenv/Test", [])
     try:
         feeder.values["requests"] = 1.0
-        assert wait_for(in_state(cloudwatch, "sum-above", "ALARM"), timeout_s=15)
-        assert wait_for(in_state(cloudwatch, "sum-below", "OK"), timeout_s=15)
+        for name, (_, state) in expected.items():
+            assert wait_for(in_state(cloudwatch, name, state), timeout_s=15)
         values = json.loads(alarm(cloudwatch, "sum-above")["StateReasonData"])["recentDatapoints"]
         assert all(200 < v < 400 for v in values), values
     finally:
@@ -295,7 +267,7 @@ def test_the_emulator_reports_its_clock(endpoint: str) -> None:
     url = endpoint.replace("localhost", "127.0.0.1")
     with urllib.request.urlopen(f"{url}/_devenv/clock") as response:
         clock = json.loads(response.read())
-    assert clock == {"time_scale": SCALE, "metric_retention_s": 600}
+    assert clock == {"time_scale": TIME_SCALE, "metric_retention_s": 600}
 
 
 def test_old_metric_data_is_pruned_from_moto_and_the_index() -> None:
@@ -318,5 +290,5 @@ def test_old_metric_data_is_pruned_from_moto_and_the_index() -> None:
 
 
 def test_an_emulator_refuses_a_bad_time_scale(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="DEVENV_TIME_SCALE='0.5' is not a valid time_scale"):
+    with pytest.raises(RuntimeError, match=re.escape("DEVENV_TIME_SCALE='0.5' is not a valid time_scale")):
         start_emulator({"DEVENV_TIME_SCALE": "0.5"}, tmp_path / "emulator.log")
