@@ -80,7 +80,7 @@ def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) ->
 
 
 class Alarm(DevenvModel):
-    """AWS::CloudWatch::Alarm; Ref is the alarm name. Alarms are stored, never evaluated locally."""
+    """AWS::CloudWatch::Alarm; Ref is the alarm name. devenv.emulator.alarms evaluates it."""
 
     def __init__(self, account_id: str, region_name: str, alarm: Any) -> None:
         self.alarm = alarm
