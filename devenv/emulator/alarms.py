@@ -99,7 +99,7 @@ def plan(alarm: Alarm) -> Plan:
         comparison=alarm.comparison_operator,
         threshold=float(alarm.threshold),
         evaluation_periods=periods,
-        datapoints_to_alarm=int(alarm.datapoints_to_alarm or periods),
+        datapoints_to_alarm=min(periods, int(alarm.datapoints_to_alarm or periods)),
         treat_missing_data=alarm.treat_missing_data or "missing",
         statistic=label,
         period_s=period,
