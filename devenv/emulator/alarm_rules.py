@@ -98,7 +98,9 @@ class Sample:
 
 
 def statistic(samples: Iterable[Sample], name: str) -> tuple[float, float] | None:
-    """(the statistic, the sample count) of one period, or None when it has no datapoint."""
+    """(the statistic, the sample count) of one period, or None when it has no datapoint; NotEvaluated
+    for a statistic the local cloud lacks (whether or not there is data)."""
+    rank = None if name in STATISTICS else percentile_rank(name)
     samples = [s for s in samples if s.count > 0]
     if not samples:
         return None
@@ -114,7 +116,7 @@ def statistic(samples: Iterable[Sample], name: str) -> tuple[float, float] | Non
         return min(s.low for s in samples), count
     if name == "Maximum":
         return max(s.high for s in samples), count
-    rank = percentile_rank(name)
+    assert rank is not None
     if any(s.value is None for s in samples):
         return None  # a statistic set hides its values: no percentile, as on AWS
     values = sorted((s.value or 0.0, s.count) for s in samples)

@@ -311,10 +311,10 @@ def evaluate_alarm(alarm: Alarm, now: float) -> None:
             run_actions(alarm, now, first=False)
 
 
-def run(stop: threading.Event) -> None:
-    """Evaluate each alarm when due; prune old metric data once a minute."""
+def run() -> None:
+    """Evaluate each alarm when due; prune old metric data once a minute (for the process's life)."""
     pruned_at = time.time()
-    while not stop.is_set():
+    while True:
         now = time.time()
         wait = 1.0
         for backend in backends():
@@ -329,16 +329,16 @@ def run(stop: threading.Event) -> None:
         if now - pruned_at >= 60:
             metric_store.prune(list(backends()), now)
             pruned_at = now
-        stop.wait(max(0.05, wait))
+        time.sleep(max(0.05, wait))
 
 
-def start() -> threading.Event:
-    """The evaluator thread (once per process); set the returned event to stop it."""
-    stop = threading.Event()
-    if not _started.is_set():
+def start() -> None:
+    """The evaluator thread, once per process (a daemon: it ends with the emulator)."""
+    with _lock:
+        if _started.is_set():
+            return
         _started.set()
-        threading.Thread(target=run, args=(stop,), name="alarm-evaluator", daemon=True).start()
-    return stop
+    threading.Thread(target=run, name="alarm-evaluator", daemon=True).start()
 
 
 # -- moto's alarm APIs, as CloudWatch behaves ---------------------------------------------------------

@@ -130,7 +130,8 @@ def test_statistics_of_a_period() -> None:
     assert statistic([summary, values[0]], "Average") == (51.0 / 11, 11)
     assert statistic([summary], "p90") is None  # a statistic set hides the values a percentile needs
     assert statistic([], "Average") is None
-    with pytest.raises(NotEvaluated, match="tm90"):
-        statistic(values, "tm90")
+    for samples in (values, []):
+        with pytest.raises(NotEvaluated, match="tm90"):
+            statistic(samples, "tm90")
     with pytest.raises(NotEvaluated, match="anomaly"):
         Rule("LessThanLowerOrGreaterThanUpperThreshold", 0, 1, 1)
