@@ -30,6 +30,7 @@ OTHER_VARIABLES = frozenset(
         "DEVENV_OUTPUT",
         "DEVENV_QUIET",
         "DEVENV_INFRA_ONLY",
+        "DEVENV_TARGET",
         "DEVENV_TARGET_URL",
         "DEVENV_PROJECT_API_KEY",
         "DEVENV_FIS_ROLE_ARN",
@@ -82,7 +83,11 @@ class Settings(BaseModel):
         6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
-    autoscaling: bool = Field(True, description="apply the stack's target-tracking scaling policies locally")
+    autoscaling: bool = Field(
+        True,
+        description="false: the stack's scalable targets are suspended (SuspendedState) after each `up`, "
+        "as an AWS user suspends them; target tracking then never changes a desired count",
+    )
     time_scale: float = Field(
         1.0,
         ge=1,

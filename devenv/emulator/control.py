@@ -7,6 +7,7 @@ The realizer learns what to do through the AWS API like any client; three things
 - faults asked of the emulator (`rds.failover_db_cluster`, `rds.reboot_db_instance`,
   `elasticache.reboot_cache_cluster`, `elasticache.test_failover`), which must become real faults on
   local processes: the emulator records them and `GET /_devenv/events?after=N` hands them out.
+`GET /_devenv/clock` says how the emulator keeps time: its time_scale and metric retention.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.rds.models import RDSBackend
 
-from devenv.emulator import scheduler, service_events
+from devenv.emulator import metric_store, scheduler, service_events, time_scale
 
 PREFIX = "/_devenv/"
 _events: list[dict[str, Any]] = []
@@ -183,6 +184,9 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
     parts = path[len(PREFIX) :].strip("/").split("/")
+    if method == "GET" and parts == ["clock"]:
+        clock = {"time_scale": time_scale.factor(), "metric_retention_s": metric_store.retention_s()}
+        return _json(start_response, "200 OK", clock)
     if method == "GET" and parts == ["events"]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:

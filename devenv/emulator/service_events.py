@@ -21,13 +21,14 @@ that interval is divided by `DEVENV_TIME_SCALE` like every other period the emul
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.ecs.models import Service
+
+from devenv.emulator import time_scale
 
 MAX_EVENTS = 100  # ECS keeps the 100 most recent
 STEADY_STATE_REPEAT_S = 6 * 3600.0
@@ -106,11 +107,6 @@ def settled(service: Service, deployment_id: str, rollout_completed: bool, stead
         return
     now = time.monotonic()
     last: float | None = getattr(service, "_devenv_steady_at", None)
-    if last is None or now - last >= STEADY_STATE_REPEAT_S / time_scale():
+    if last is None or now - last >= time_scale.seconds(STEADY_STATE_REPEAT_S):
         service._devenv_steady_at = now  # type: ignore[attr-defined]
         record(service, f"(service {service.name}) has reached a steady state.")
-
-
-def time_scale() -> float:
-    """The emulator's time scale: DEVENV_TIME_SCALE, which `devenv up` sets from the validated setting."""
-    return max(1.0, float(os.environ.get("DEVENV_TIME_SCALE") or 1))

@@ -30,6 +30,8 @@ class Target:
     make_client: Callable[[str], Any]
     fault_proxies: dict[str, str] = field(default_factory=dict)
     cluster: str = CLUSTER
+    # scalable target -> its SuspendedState before the run suspended it (restored by scaling.resume)
+    scaling_before: dict[str, dict[str, bool]] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:

@@ -26,7 +26,6 @@ import boto3
 from devenv.errors import DevenvError, ServiceFailedError
 from devenv.realize import control_client
 from devenv.realize.alb import AlbMirror
-from devenv.realize.autoscaling import AutoScaler
 from devenv.realize.tasks import (
     LocalContainer,
     UnrealizableTask,
@@ -71,7 +70,6 @@ class LocalTask:
     container: LocalContainer
     host_port: int | None
     target_group_arn: str | None
-    cpu_units: float = 1024.0
     reported_status: str = "PROVISIONING"
     reported_health: str = "UNKNOWN"
     stopping: bool = False
@@ -93,7 +91,6 @@ class Realizer:
         data: LocalData | None = None,
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
-        autoscaling_period_s: float = 10.0,
         runtime: str = "native",
     ) -> None:
         self.supervisor = supervisor
@@ -112,12 +109,6 @@ class Realizer:
         self.rds = session.client("rds", endpoint_url=endpoint)
         self.elasticache = session.client("elasticache", endpoint_url=endpoint)
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
-        self.autoscaler = AutoScaler(
-            session.client("application-autoscaling", endpoint_url=endpoint),
-            self.ecs,
-            self._task_processes,
-            period_s=autoscaling_period_s,
-        )
         self.tasks: dict[str, LocalTask] = {}
         self.problems: dict[str, str] = {}
         self._starting: set[str] = set()
@@ -141,7 +132,6 @@ class Realizer:
         if self.alb is not None:
             self.alb.ensure()
             self.alb.tick()
-        self.autoscaler.tick()
         wanted = self._wanted_tasks()
         self._publish(wanted)
         for arn, (task, service) in wanted.items():
@@ -224,21 +214,6 @@ class Realizer:
             self.supervisor.facts.update(published)
             self.supervisor.set_phase(self.supervisor.phase, self.supervisor.phase_detail)
 
-    def _task_processes(self, service: str) -> list[tuple[int | None, str | None, float]]:
-        """(pid, url, CPU units) of a service's running tasks, for the autoscaler's measurements."""
-        found: list[tuple[int | None, str | None, float]] = []
-        for local in list(self.tasks.values()):
-            running = self.supervisor.services.get(local.process)
-            if local.service == service and not local.stopping and running and running.proc:
-                url = f"http://127.0.0.1:{local.host_port}" if local.host_port else None
-                pid: int | None = running.proc.pid
-                if self.runtime == "docker":  # the container's own process, not the one watching it
-                    from devenv.runtime import docker
-
-                    pid = docker.container_pid(self.supervisor.state_dir, local.process)
-                found.append((pid, url, local.cpu_units))
-        return found
-
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 
     def _realize_data_endpoints(self) -> None:
@@ -284,7 +259,6 @@ class Realizer:
                 container=container,
                 host_port=host_port,
                 target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
-                cpu_units=float(definition.get("cpu") or 1024),
             )
             self.supervisor.add(self._spec(local))
         except (DevenvError, ServiceFailedError) as exc:

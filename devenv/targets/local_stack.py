@@ -25,12 +25,11 @@ from devenv.realize.realizer import LocalData, Realizer
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import llmproxy
-from devenv.targets import cdk, local
+from devenv.targets import cdk, local, scaling
 from devenv.targets.deployment import Inputs, deploy_local
 
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
-AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
 
 Say = Callable[[str], None]
 
@@ -73,6 +72,13 @@ def deploy(
         )
     else:
         report = deploy_local(inputs, emulator_endpoint, say)
+    if not settings.autoscaling:
+        resources = scaling.suspend_all(
+            local.client("application-autoscaling", emulator_endpoint, settings.region)
+        )
+        say(
+            f"autoscaling is off: dynamic scaling suspended (SuspendedState) for {', '.join(resources) or 'no service'}"
+        )
     return dict(report.outputs)
 
 
@@ -109,7 +115,6 @@ def realize(
         data=data,
         extra_env={"REDIS_CA_FILE": str(ca_file)},
         fault_hold_s=settings.fault_hold_s,
-        autoscaling_period_s=AUTOSCALING_PERIOD_S if settings.autoscaling else 0,
         runtime=runtime,
     )
     realizer.alb = AlbMirror(

@@ -226,6 +226,18 @@ def test_token_list_and_revoke_go_through_the_alb_mirror(stack: Stack) -> None:
     assert states() == {token_id: "revoked"}
 
 
+def test_autoscaling_false_suspends_the_stacks_scalable_targets_as_an_aws_user_would(stack: Stack) -> None:
+    targets = stack.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")
+    assert [t["ResourceId"] for t in targets["ScalableTargets"]] == ["service/llm-proxy/proxy"]
+    assert targets["ScalableTargets"][0]["SuspendedState"] == {
+        "DynamicScalingInSuspended": True,
+        "DynamicScalingOutSuspended": True,
+        "ScheduledScalingSuspended": True,
+    }
+    policies = stack.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="ecs")
+    assert all(len(p["Alarms"]) == 2 for p in policies["ScalingPolicies"])  # there, but they scale nothing
+
+
 def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traffic: list[int]) -> None:
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
