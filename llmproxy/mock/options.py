@@ -62,8 +62,10 @@ def integer(text: str) -> int:
 def integer_in(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = integer(text)
-        if value < low or (high is not None and value > high):
-            raise ValueError(f"{value} is not {f'between {low} and {high}' if high else f'>= {low}'}")
+        if high is not None and not low <= value <= high:
+            raise ValueError(f"{value} is not between {low} and {high}")
+        if value < low:
+            raise ValueError(f"{value} is not >= {low}")
         return value
 
     return parse
