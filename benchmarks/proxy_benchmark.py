@@ -32,11 +32,11 @@ from typing import Any
 
 import psutil
 
-from devenv.config import Settings
+from devenv.config import INSTANT_MOCK_UPSTREAM, Settings
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import postgres, redis
+from devenv.services import llmproxy, postgres, redis
 from devenv.targets.management import ManagementClient
 
 MANAGEMENT_TOKEN = "benchmark-management-token"
@@ -154,7 +154,7 @@ def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
     log = (root / "processes.log").open("ab")
     try:
-        settings = Settings.model_validate({"state_dir": root})
+        settings = Settings.model_validate({"state_dir": root, **INSTANT_MOCK_UPSTREAM})
         supervisor.start_all(
             [postgres.spec(settings, state, free_port()), redis.spec(settings, state, free_port())]
         )
@@ -164,7 +164,13 @@ def main() -> int:
 
         upstream_port, proxy_port = free_port(), free_port()
         mock = subprocess.Popen(
-            [sys.executable, "-m", "llmproxy", "mock-upstream", "--port", str(upstream_port)],
+            [
+                sys.executable,
+                "-m",
+                "llmproxy",
+                "mock-upstream",
+                *llmproxy.mock_upstream_args(settings, upstream_port),
+            ],
             stdout=log,
             stderr=log,
         )

@@ -15,11 +15,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from devenv.errors import ConfigError
+from llmproxy.mock.latency import Latency
 
 ENV_PREFIX = "DEVENV_"
 DEFAULT_REGION = "us-east-1"
@@ -47,6 +56,20 @@ OTHER_VARIABLES = frozenset(
 )
 
 Runtime = Literal["native", "docker", "auto"]
+
+
+def _latency_spec(value: str) -> str:
+    """A latency spec as the mock upstream's --latency/--ttft take it, checked by the mock's own parser."""
+    Latency.parse(value)
+    return value
+
+
+# A bare number from a TOML file (`mock_upstream_ttft = 0`) is the spec of a fixed latency.
+LatencySpec = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v),
+    AfterValidator(_latency_spec),
+]
 
 
 class Settings(BaseModel):
@@ -83,6 +106,29 @@ class Settings(BaseModel):
         6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
+    # The mock upstream answers as slowly as a hosted model, so that local timings mean something (a
+    # stream's first token well before its end). Published and user-measured figures for hosted chat
+    # models (gpt-4o-mini, gpt-4o, Claude Haiku/Sonnet): ~0.3-0.5 s to the first token at the median, with
+    # a long right tail (lognormal, median 400 ms, sigma 0.3: p95 ~650 ms, p99 ~800 ms), then ~30-70
+    # tokens/s (20 ms per token = 50 tokens/s). Embeddings and model listings need no generation: one
+    # short round trip (~100-300 ms, lognormal median 150 ms). Benchmarks of the proxy itself set all three
+    # to 0 (INSTANT_MOCK_UPSTREAM).
+    mock_upstream_ttft: LatencySpec = Field(
+        "lognormal:400:0.3",
+        description="the mock upstream's time to first token of a completion, in ms: 400, fixed:400, "
+        "uniform:LO:HI, normal:MEAN:SD, exponential:MEAN or lognormal:MEDIAN:SIGMA",
+    )
+    mock_upstream_inter_token_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="the mock upstream's generation time per further token (the gap between stream chunks)",
+    )
+    mock_upstream_latency: LatencySpec = Field(
+        "lognormal:150:0.3",
+        description="the mock upstream's response time of embeddings, model listings and injected errors, "
+        "in ms (same forms as mock_upstream_ttft)",
+    )
     autoscaling: bool = Field(
         True,
         description="false: the stack's scalable targets are suspended (SuspendedState) after each `up`, "
@@ -142,6 +188,14 @@ def aws_regions() -> set[str]:
     raise ConfigError("botocore's endpoint data is missing", "reinstall devenv's environment (uv sync)")
 
 
+# The mock upstream with no added latency: what measurements of the proxy alone run with.
+INSTANT_MOCK_UPSTREAM: Mapping[str, Any] = {
+    "mock_upstream_ttft": "0",
+    "mock_upstream_inter_token_ms": 0.0,
+    "mock_upstream_latency": "0",
+}
+
+
 @dataclass(frozen=True)
 class ConfigSource:
     """Where a layer of settings came from, for error messages."""
@@ -193,6 +247,14 @@ def env_source(environ: Mapping[str, str]) -> ConfigSource:
             raise ConfigError(f"unknown setting {name} in the environment", f"{hint} (or unset {name})")
         values[key] = value
     return ConfigSource("environment (DEVENV_*)", values)
+
+
+def environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """Settings as the DEVENV_* variables that set them (for a devenv run in a child process)."""
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not settings: {sorted(unknown)}")
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items()}
 
 
 def load_settings(

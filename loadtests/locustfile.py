@@ -357,7 +357,10 @@ class LlmProxyUser(FastHttpUser):
                 return
             buffer = b""
             try:
-                for chunk in response.iter_content(chunk_size=8192, decode_content=False):
+                # geventhttpclient's read(n) returns once n bytes are buffered or the body ended: a large
+                # n held the first token until the stream ended. 256 bytes (about one event) bounds the
+                # first token's error at one inter-token gap.
+                for chunk in response.iter_content(chunk_size=256, decode_content=False):
                     data_in = chunk if isinstance(chunk, bytes) else chunk.encode()
                     buffer = (buffer + data_in).replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
                     while b"\n\n" in buffer:

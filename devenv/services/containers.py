@@ -23,7 +23,7 @@ from devenv.runtime.docker import (
 )
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
-from devenv.services import emulator, postgres, redis
+from devenv.services import emulator, llmproxy, postgres, redis
 from devenv.services.tls import TlsFiles
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def mock_upstream_container(settings: Settings, state: StateDir, port: int) -> C
         name="mock-upstream",
         image=LLMPROXY_IMAGE,
         container_name=container_name(state, "mock-upstream"),
-        command=("mock-upstream", "--host", "127.0.0.1", "--port", str(port)),
+        command=("mock-upstream", *llmproxy.mock_upstream_args(settings, port)),
         stop_timeout_s=settings.stop_timeout_s,
         labels=labels(state, "mock-upstream"),
     )

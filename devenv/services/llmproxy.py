@@ -26,10 +26,22 @@ def write_secrets(state: StateDir, values: dict[str, str]) -> None:
         json.dump(values, handle)
 
 
+def mock_upstream_args(settings: Settings, port: int) -> list[str]:
+    """`mock-upstream`'s arguments: where it listens and how slowly it answers (the mock_upstream_*
+    settings), the same for the native process and the container."""
+    return [
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--ttft", settings.mock_upstream_ttft,
+        "--inter-token-ms", str(settings.mock_upstream_inter_token_ms),
+        "--latency", settings.mock_upstream_latency,
+    ]  # fmt: skip
+
+
 def mock_upstream_spec(settings: Settings, port: int) -> ServiceSpec:
     return ServiceSpec(
         name="mock-upstream",
-        argv=[sys.executable, "-m", "llmproxy", "mock-upstream", "--host", "127.0.0.1", "--port", str(port)],
+        argv=[sys.executable, "-m", "llmproxy", "mock-upstream", *mock_upstream_args(settings, port)],
         ports={"http": port},
         url=f"http://127.0.0.1:{port}/v1",
         ready=probes.http(f"http://127.0.0.1:{port}/health"),
