@@ -22,6 +22,7 @@ import boto3
 import psutil
 import pytest
 
+from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 from devenv.runtime.ports import free_port, is_free
 from tests.conftest import reachable_tmpdir
 
@@ -131,6 +132,7 @@ def stack() -> Iterator[Stack]:
         "DEVENV_STATE_DIR": str(state_dir),
         "DEVENV_FAULT_HOLD_S": "2",
         "DEVENV_AUTOSCALING": "false",  # the tests set the desired counts themselves
+        **environment(INSTANT_MOCK_UPSTREAM),  # traffic paced by the tests, not by a model's latency
         **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
     }
     up = subprocess.run(
