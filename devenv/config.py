@@ -76,6 +76,11 @@ class Settings(BaseModel):
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
     autoscaling: bool = Field(True, description="apply the stack's target-tracking scaling policies locally")
+    metrics: bool = Field(
+        True,
+        description="publish the realized stack's CloudWatch metrics (ALB, ECS, RDS, ElastiCache) into the "
+        "local cloud, sampled every few seconds",
+    )
     time_scale: float = Field(
         1.0,
         ge=1,

@@ -32,7 +32,7 @@ def strict_from_env(default: bool = True) -> bool:
 
 def prepare(region: str, strict: bool) -> None:
     """Credentials and region moto reads, then the models and patches (before any request)."""
-    from devenv.emulator import control, stacks
+    from devenv.emulator import control, metric_queries, stacks
 
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
@@ -40,6 +40,7 @@ def prepare(region: str, strict: bool) -> None:
     os.environ["AWS_REGION"] = region
     stacks.install(strict=strict)
     control.install()  # the ECS scheduler and the fault side channel the realizer reads
+    metric_queries.install()  # GetMetricStatistics and ListMetrics match dimensions as CloudWatch does
 
 
 def emulator_app(region: str, strict: bool) -> WSGIApp:
