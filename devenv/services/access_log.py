@@ -83,10 +83,6 @@ class LogTail:
             self._file = self._open()
             if self._file is not None:
                 lines += self._drain(self._file)
-        elif current.st_size < self._file.tell():  # truncated in place: start again from its beginning
-            self._file.seek(0)
-            self._partial = b""
-            lines += self._drain(self._file)
         return lines
 
     def close(self) -> None:
