@@ -3,6 +3,8 @@ the emulator it realizes (see `devenv.realize.metrics`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 from botocore.config import Config
 
@@ -21,14 +23,17 @@ def start_collector(realizer: Realizer, time_scale: float) -> MetricsCollector:
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name=realizer.ecs.meta.region_name
     )
-    cloudwatch = session.client("cloudwatch", endpoint_url=realizer.endpoint, config=CLIENT_CONFIG)
+
+    def client(service: str) -> Any:  # its own, with short timeouts: a slow emulator delays only metrics
+        return session.client(service, endpoint_url=realizer.endpoint, config=CLIENT_CONFIG)
+
     sources: dict[str, Source] = {
         "ECS": EcsSource(realizer),
-        "RDS": RdsSource(realizer.rds, realizer.supervisor),
-        "ElastiCache": CacheSource(realizer.elasticache, realizer.supervisor),
+        "RDS": RdsSource(client("rds"), realizer.supervisor),
+        "ElastiCache": CacheSource(client("elasticache"), realizer.supervisor),
     }
     if realizer.alb is not None:
         sources["ALB"] = AlbSource(realizer.alb)
-    collector = MetricsCollector(sources, Publisher(cloudwatch), sample_interval_s(time_scale))
+    collector = MetricsCollector(sources, Publisher(client("cloudwatch")), sample_interval_s(time_scale))
     collector.start()
     return collector
