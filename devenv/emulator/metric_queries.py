@@ -5,16 +5,16 @@ its name and its exact set of dimensions.
   moto's matched every datapoint carrying them among others: RequestCount {LoadBalancer} also summed the
   {LoadBalancer, TargetGroup} datapoints an ALB publishes for the same requests (each request twice).
 - ListMetrics lists each metric once. moto's test for "same dimensions" compared every dimension with
-  every other, so a metric with two or more dimensions was listed once per datapoint. (Its dimension
-  filter stays: ListMetrics lists every metric having the dimensions named, as CloudWatch does.)
+  every other, so a metric with two or more dimensions was listed once per datapoint (and its search
+  for duplicates grew with the square of the datapoints). The dimension filter stays: ListMetrics lists
+  every metric having the dimensions named, as CloudWatch does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.cloudwatch import models
-from moto.cloudwatch.models import CloudWatchBackend, Dimension, MetricDatumBase, Statistics
+from moto.cloudwatch.models import CloudWatchBackend, MetricDatumBase, Statistics
 
 _MARK = "_devenv_exact_dimensions"
 
@@ -25,11 +25,18 @@ def same_dimensions(datum: MetricDatumBase, dimensions: list[dict[str, Any]]) ->
     return sorted((d.name, d.value) for d in datum.dimensions) == wanted
 
 
-def are_dimensions_same(metric_dimensions: list[Dimension], dimensions: list[Dimension]) -> bool:
-    """moto's helper, fixed: the same names with the same values, in any order."""
-    return sorted((d.name, d.value) for d in metric_dimensions) == sorted(
-        (d.name, d.value) for d in dimensions
-    )
+def get_filtered_metrics(
+    self: CloudWatchBackend, metric_name: str, namespace: str, dimensions: list[dict[str, str]]
+) -> list[MetricDatumBase]:
+    """One datum of each metric (namespace, name, dimension set) matching the filters, in first-seen order."""
+    seen: set[tuple[str, str, frozenset[tuple[str | None, str | None]]]] = set()
+    found = []
+    for datum in self.get_all_metrics():
+        key = (datum.namespace, datum.name, frozenset((d.name, d.value) for d in datum.dimensions))
+        if key not in seen and datum.filter(namespace=namespace, name=metric_name, dimensions=dimensions):
+            seen.add(key)
+            found.append(datum)
+    return found
 
 
 def install() -> None:
@@ -58,4 +65,4 @@ def install() -> None:
 
     setattr(get_metric_statistics, _MARK, True)
     CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
-    models.are_dimensions_same = are_dimensions_same
+    CloudWatchBackend.get_filtered_metrics = get_filtered_metrics  # type: ignore[method-assign]

@@ -79,15 +79,17 @@ def recent(
     return min(p["Minimum"] for p in points), max(p["Maximum"] for p in points)
 
 
-def settled(read: Any) -> float:
+def settled(read: Any, timeout_s: float = 60.0) -> float:
     """A total once it has stopped changing for a few samples (what was sent before is all published)."""
+    deadline = time.monotonic() + timeout_s
     last = read()
-    while True:
+    while time.monotonic() < deadline:
         time.sleep(SAMPLE_S * 4)
         now = read()
         if now == last:
             return float(now)
         last = now
+    raise AssertionError(f"the total kept changing for {timeout_s:.0f} s")
 
 
 def listed(stack: Stack, namespace: str, name: str) -> list[dict[str, str]]:
@@ -105,9 +107,7 @@ def test_alb_ecs_rds_and_elasticache_metrics_appear_with_aws_dimensions(
         assert stack.chat(f"metrics appear {i}")[0] == 200
     lb = {"LoadBalancer": alb_dimensions["LoadBalancer"]}
     for name in ("RequestCount", "TargetResponseTime", "HTTPCode_Target_2XX_Count"):
-        found = wait_for(
-            lambda name=name: listed(stack, ALB, name) if len(listed(stack, ALB, name)) == 2 else None
-        )
+        found = wait_for(lambda name=name: (lambda m: m if len(m) == 2 else None)(listed(stack, ALB, name)))
         assert sorted(found, key=len) == [lb, alb_dimensions], name  # each combination once
     assert sorted(listed(stack, ALB, "RequestCountPerTarget"), key=len) == [
         {"TargetGroup": alb_dimensions["TargetGroup"]},
