@@ -7,7 +7,8 @@ came from a target or from the load balancer itself (HTTPCode_Target_* apart fro
 request that fails over to the fail-open handler passes two proxy handlers, which Caddy's counters would
 count twice), and the target's own time to response headers, the ALB's TargetResponseTime, with its true
 minimum and maximum (Caddy's histograms time whole requests, in buckets). The cost: Caddy writes ~100
-bytes per request to a file; this module parses them every few seconds, off the request path.
+bytes per request to a file (measured here: 20-40 us of Caddy's CPU per request, the proxy's unchanged;
+`benchmarks/metrics_benchmark.py`); this module parses them every few seconds, off the request path.
 """
 
 from __future__ import annotations
