@@ -12,6 +12,11 @@ upstreams) answered by devenv's `dns_responder`, so target changes never touch (
   first one has no target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
 Health is decided by `devenv.services.loadbalancer` (Caddy's active checks do not run on dynamic
 upstreams).
+
+With an access log directory, each forwarding listener writes one JSON line per request to its target
+group's access log (`access_log_path`), holding only what the ALB's CloudWatch metrics need: the status
+sent, the target chosen (if any), the target's own status and its time to response headers. The
+metrics collector reads them (`devenv.services.access_log`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,20 @@ PROXY_RETRIES = 2
 # How long Caddy caches an SRV lookup: a target change reaches new requests within this.
 SRV_REFRESH_S = 0.1
 SRV_DOMAIN = "tg.devenv.internal."
+# An access log rolls at this size (one older file kept, uncompressed): bounded disk, and a reader that
+# looks every few seconds never misses a roll.
+ACCESS_LOG_ROLL_MB = 16
+ACCESS_LOGGER = "http.log.access"  # Caddy's access loggers; a server's is ACCESS_LOGGER.<its logger name>
+# Per request: what the ALB metrics need, added to the access log entry once the handlers have run (a
+# placeholder Caddy never set is logged as null: no target chosen, or no answer from it).
+ACCESS_LOG_FIELDS = {
+    "target": "{http.reverse_proxy.upstream.address}",
+    "target_status": "{http.reverse_proxy.status_code}",
+    "target_ms": "{http.reverse_proxy.upstream.latency_ms}",
+}
+# Fields of Caddy's access log entry the metrics do not read: not written at all (cheaper to write and
+# to parse).
+ACCESS_LOG_DROPPED = ("request", "resp_headers", "user_id", "bytes_read", "size", "duration")
 
 
 @dataclass(frozen=True)
@@ -121,16 +140,34 @@ def registered_srv_name(name: str) -> str:
     return f"{name}.registered.{SRV_DOMAIN}"
 
 
-def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path, resolver: str) -> dict[str, Any]:
+def caddy_config(
+    spec: LoadBalancerSpec,
+    admin_port: int,
+    storage_dir: Path,
+    resolver: str,
+    access_log_dir: Path | None = None,
+) -> dict[str, Any]:
     """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
     127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`, target lists looked
-    up from the DNS responder at `resolver` (HOST:PORT)."""
+    up from the DNS responder at `resolver` (HOST:PORT); with `access_log_dir`, one access log per
+    forwarded target group there (none otherwise: nothing is written per request)."""
     _validate(spec)
-    servers = {f"listener-{listener.port}": _server(spec, listener, resolver) for listener in spec.listeners}
+    logged = access_log_dir is not None
+    servers = {
+        f"listener-{listener.port}": _server(spec, listener, resolver, logged) for listener in spec.listeners
+    }
+    logs: dict[str, Any] = {"default": {"level": "WARN"}}
+    if access_log_dir is not None:
+        logs["default"]["exclude"] = [ACCESS_LOGGER]
+        for listener in spec.listeners:
+            if listener.target_group is not None:
+                logs[f"access-{listener.target_group}"] = _access_log(
+                    listener.target_group, access_log_path(access_log_dir, listener.target_group)
+                )
     config: dict[str, Any] = {
         "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "logging": {"logs": logs},
         "apps": {"http": {"servers": servers}},
     }
     if any(listener.protocol == "HTTPS" for listener in spec.listeners):
@@ -145,12 +182,44 @@ def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path, res
     return config
 
 
+def access_log_path(access_log_dir: Path, group: str) -> Path:
+    """Where the access log of target group `group` is written (older lines roll to a sibling file)."""
+    return access_log_dir / f"{group}.access.log"
+
+
+def _access_log(group: str, path: Path) -> dict[str, Any]:
+    """A log taking the access entries of the server forwarding to `group`: compact JSON lines, no
+    level, time, logger or message keys, and only the fields the metrics read."""
+    return {
+        "level": "INFO",
+        "include": [f"{ACCESS_LOGGER}.{group}"],
+        "writer": {
+            "output": "file",
+            "filename": str(path),
+            "roll_size_mb": ACCESS_LOG_ROLL_MB,
+            "roll_keep": 1,
+            "roll_gzip": False,
+        },
+        "encoder": {
+            "format": "filter",
+            "wrap": {"format": "json", "message_key": "", "level_key": "", "time_key": "", "name_key": ""},
+            "fields": {name: {"filter": "delete"} for name in ACCESS_LOG_DROPPED},
+        },
+    }
+
+
+def _log_fields() -> list[dict[str, Any]]:
+    """`log_append` handlers that add ACCESS_LOG_FIELDS to the request's access log entry (placed
+    before the proxy, they record on the way back, after it ran)."""
+    return [{"handler": "log_append", "key": key, "value": value} for key, value in ACCESS_LOG_FIELDS.items()]
+
+
 def internal_ca_path(storage_dir: Path) -> Path:
     """Where Caddy writes its internal CA's root certificate (clients verify HTTPS listeners with it)."""
     return storage_dir / "pki" / "authorities" / "local" / "root.crt"
 
 
-def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[str, Any]:
+def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str, logged: bool) -> dict[str, Any]:
     server: dict[str, Any] = {
         "listen": [f"127.0.0.1:{listener.port}"],
         "automatic_https": {"disable": True},
@@ -175,19 +244,29 @@ def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[s
         return server
     assert listener.target_group is not None  # _validate checked it
     group = spec.target_group(listener.target_group)
+    fields = _log_fields() if logged else []
     server["routes"] = [
-        {"handle": [_reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver)]}
+        {
+            "handle": [
+                *fields,
+                _reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver),
+            ]
+        }
     ]
     server["errors"] = {
         "routes": [
             {
                 "match": [{"expression": "{http.error.status_code} == 503"}],
                 "handle": [
-                    _reverse_proxy(fail_open_id(group.name), registered_srv_name(group.name), resolver)
+                    # logged again after the fail-open try: the last value of a field is the one that counts
+                    *fields,
+                    _reverse_proxy(fail_open_id(group.name), registered_srv_name(group.name), resolver),
                 ],
             }
         ]
     }
+    if logged:
+        server["logs"] = {"default_logger_name": group.name}
     return server
 
 

@@ -5,6 +5,7 @@ One stack for the module (deploying it is the slow part); each test leaves it as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -71,14 +72,20 @@ class Stack:
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.devenv("status", "--output", "json").stdout))
 
-    def chat(self, prompt: str = "hello") -> tuple[int, dict[str, str]]:
+    def chat(
+        self, prompt: str = "hello", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str]]:
         body = json.dumps(
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
         ).encode()
         request = urllib.request.Request(
             f"{self.alb}/v1/chat/completions",
             data=body,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -121,8 +128,10 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: 
     raise AssertionError("condition not met in time")
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
+    """`devenv up -d` on free ports in a throw-away state dir (plus `settings_env`, DEVENV_* variables),
+    with a proxy token; `devenv down` afterwards."""
     state_dir = reachable_tmpdir("devenv-test-stack-")
     ports = {name: free_port() for name in PORT_SETTINGS}
     # the stack's local props point at the mock upstream on 8081; another port changes the template
@@ -134,6 +143,7 @@ def stack() -> Iterator[Stack]:
         "DEVENV_AUTOSCALING": "false",  # the tests set the desired counts themselves
         **environment(INSTANT_MOCK_UPSTREAM),  # traffic paced by the tests, not by a model's latency
         **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
+        **settings_env,
     }
     up = subprocess.run(
         [sys.executable, "-m", "devenv", "up", "-d"],
@@ -163,6 +173,12 @@ def stack() -> Iterator[Stack]:
             [sys.executable, "-m", "devenv", "down"], env=env, capture_output=True, timeout=180, check=False
         )
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack({}) as running:
+        yield running
 
 
 @pytest.fixture
