@@ -271,7 +271,8 @@ def tls_redis(
     folder = tmp_path_factory.mktemp("tls")
     job = services(compose)["redis-tls"]
     assert job["entrypoint"][:2] == ["python", "/make_redis_certs.py"]
-    script = COMPOSE / compose["configs"]["make-redis-certs"]["file"]
+    mount = next(v for v in job["volumes"] if v.endswith(":/make_redis_certs.py:ro"))
+    script = COMPOSE / mount.split(":")[0]
     subprocess.run([sys.executable, str(script), str(folder)], check=True, timeout=30)
     server = shutil.which("redis-server")
     if server is None:
