@@ -17,6 +17,8 @@ from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import postgres, redis
 
+pytest_plugins = ["tests.docker_engine"]  # the `docker_engine` and `docker_images` fixtures
+
 
 def reachable_tmpdir(prefix: str) -> Path:
     """A temp folder the non-root Postgres user can reach (pytest's own tmp root is 0700)."""
