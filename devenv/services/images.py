@@ -189,8 +189,8 @@ def run_build(api: DockerClient, tag: str, log: Callable[[str], None], **kwargs:
             text = str(chunk.get("stream") or chunk.get("status") or "").rstrip()
             if text:
                 lines.append(text)
-                if text.startswith("Step "):
-                    log(text)
+                if text.startswith("Step ") and (" : RUN " in text or " : FROM " in text):
+                    log(text[:160])
             if "error" in chunk:
                 raise DevenvError(
                     f"building {tag} failed: {chunk['error'].strip()}\n" + "\n".join(lines[-25:]),
