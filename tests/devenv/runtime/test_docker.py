@@ -335,6 +335,10 @@ def test_postgres_and_redis_containers_start_ready_and_stop_leaving_nothing(
     try:
         label = f"{docker_runtime.LABEL_STATE_DIR}={state.root.resolve()}"
         assert api.containers.list(all=True, filters={"label": label}) == []
+        data = docker_runtime.data_volumes(state)["postgres"]
+        assert api.volumes.get(data).name == data  # the data outlives the container, as native data does
+        docker_runtime.clean_up(state, volumes=True)  # `down --volumes`
+        assert data not in {v.name for v in api.volumes.list()}
     finally:
         api.close()
     assert json.loads(state.state_file.read_text())["supervisor"]["phase"] == "stopped"
