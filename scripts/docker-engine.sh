@@ -97,12 +97,18 @@ launch() {
   return 1
 }
 
+# dockerd leaves its default network namespace mounted in the exec root: unmount it, so the folder can go.
+release_netns() {
+  if mountpoint -q "$exec_root/netns/default" 2>/dev/null; then umount "$exec_root/netns/default" || true; fi
+}
+
 stop_engine() {
   local pid containerd waited=0
   pid=$(our_dockerd)
   if [ -z "$pid" ]; then
     say "not running ($host)"
     rm -f "$socket"
+    release_netns
     return 0
   fi
   containerd=$(pgrep -P "$pid" -x containerd || true)  # the containerd it supervises, if any
@@ -119,6 +125,7 @@ stop_engine() {
     kill -TERM "$containerd" 2>/dev/null || true
   fi
   rm -f "$socket" "$pidfile"
+  release_netns
   say "stopped ($host)"
 }
 

@@ -118,6 +118,8 @@ def test_the_engine_script_starts_its_own_engine_beside_another_and_stops_only_t
     assert stopped.returncode == 0, stopped.stderr
     assert engine_script("status", *roots).returncode == 1
     assert not (tmp_path / "run" / "docker.sock").exists()
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(tmp_path) not in mounts  # nothing left mounted: the folders can be deleted
     other = docker.DockerClient(base_url=docker_engine)
     assert other.ping()  # the session's engine was never touched
     other.close()
