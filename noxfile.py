@@ -11,7 +11,7 @@ import os
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "tests", "loadtest_smoke", "failover_smoke"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docker", "loadtest_smoke", "failover_smoke"]
 
 
 def uv_run(session: nox.Session, *args: str) -> None:
@@ -34,8 +34,17 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite: real Postgres, Redis, emulator, Caddy and proxy processes."""
-    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=20"]))
+    """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes."""
+    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=20", "-m", "not docker"]))
+
+
+@nox.session
+def docker(session: nox.Session) -> None:
+    """The Docker path against a real Docker Engine (tests marked `docker`): an engine of our own started
+    (scripts/docker-engine.sh) and stopped after, the images built (air-gapped stand-ins where no
+    registry answers), `devenv up --runtime docker` end to end, compose's core profile. Skipped, with
+    the reason, where no engine can be started."""
+    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=10", "-m", "docker"]))
 
 
 @nox.session

@@ -31,6 +31,7 @@ from devenv.runtime.supervisor import Supervisor
 from devenv.services import postgres, redis
 
 MANAGEMENT_TOKEN = "loadtest-management-token"  # of `local_target`'s proxy
+pytest_plugins = ["tests.docker_engine"]  # the `docker_engine` and `docker_images` fixtures
 
 
 def reachable_tmpdir(prefix: str) -> Path:
