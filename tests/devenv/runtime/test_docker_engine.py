@@ -153,7 +153,7 @@ def test_the_first_chat_completion_goes_through_the_alb_mirror_to_a_task_contain
     assert headers.get("Via", "").endswith("Caddy")  # the ALB mirror
     assert headers["X-Mock-Authorization"].startswith("Bearer sk-devenv")  # the proxy task swapped the key
     code, health = stack.health()
-    assert code == 200 and health["status"] == "ok"
+    assert code == 200 and health["status"] == "ok", health
 
 
 def test_status_and_logs_read_the_containers(stack: Stack, api: docker.DockerClient) -> None:
