@@ -31,7 +31,7 @@ def draw(axes: list[Any], signals: dict[str, Any], end_s: float) -> None:
         )
     for activity in signals.get("scaling_activities") or []:
         tasks_ax.axvline(
-            activity["t"], color="tab:purple" if activity["scaled"] else "tab:orange", lw=1.2, alpha=0.8
+            activity["t"], color="tab:purple" if activity["scaled"] else "tab:olive", lw=1.2, alpha=0.8
         )
         tasks_ax.annotate(
             activity["description"],
@@ -55,7 +55,7 @@ def draw(axes: list[Any], signals: dict[str, Any], end_s: float) -> None:
         cpu_ax.set_ylabel("CPU %")
         cpu_ax.set_ylim(bottom=0)
         cpu_ax.legend(loc="upper right", fontsize=7)
-    tasks_ax.legend(loc="upper left", fontsize=7)
+    tasks_ax.legend(loc="lower right", fontsize=7)
     tasks_ax.set_title(
         f"proxy service, as the target reports it (time_scale {scale if scale is not None else '?'}; "
         f"CloudWatch points every {period} s)",
@@ -82,6 +82,10 @@ def draw(axes: list[Any], signals: dict[str, Any], end_s: float) -> None:
         errors_ax.bar([p["t"] for p in points], [p["value"] for p in points], width=(period or 1) * 0.8,
                       align="edge", color=colour, alpha=0.7, label=label)  # fmt: skip
     errors_ax.set_ylabel(f"5xx per {period} s")
+    errors_ax.set_ylim(
+        bottom=0,
+        top=max([p["value"] for k in ("elb_5xx", "target_5xx") for p in metrics.get(k) or []] + [1]) * 1.1,
+    )
     errors_ax.legend(loc="upper left", fontsize=7)
 
     alarms = signals.get("alarms") or []
@@ -92,9 +96,15 @@ def draw(axes: list[Any], signals: dict[str, Any], end_s: float) -> None:
             alarms_ax.barh(row, right - left, left=left, height=0.8, color=colour, alpha=0.8)
     alarms_ax.set_yticks(range(len(alarms)), [alarm_label(a) for a in alarms], fontsize=6)
     alarms_ax.set_ylim(-0.5, max(len(alarms), 1) - 0.5)
-    for state, colour in STATE_COLOURS.items():
-        alarms_ax.barh([], [], color=colour, label=state)
-    alarms_ax.legend(loc="upper right", fontsize=6, ncol=3)
+    from matplotlib.patches import Patch
+
+    alarms_ax.legend(
+        handles=[Patch(color=colour, label=state) for state, colour in STATE_COLOURS.items()],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=6,
+        ncol=3,
+    )
     if signals.get("errors"):
         alarms_ax.set_title("not read: " + "; ".join(signals["errors"])[:200], fontsize=7, color="tab:red")
     alarms_ax.set_xlabel("seconds since start")
