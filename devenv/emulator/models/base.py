@@ -49,7 +49,7 @@ class ModelHooks:
     extends one of moto's classes (whose own methods would otherwise win).
     """
 
-    TYPE: ClassVar[str]
+    TYPE: ClassVar[str] = ""  # "" only on the bases (moto lists them among its models too)
     NAME_PROPERTY: ClassVar[str] = ""
 
     @classmethod
