@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from devenv.cli.application import Application
 from devenv.config import load_settings
@@ -21,6 +22,8 @@ from devenv.errors import DevenvError
 
 COMMAND_MODULES = [
     "devenv.cli.lifecycle",
+    "devenv.cli.status",
+    "devenv.cli.logs",
     "devenv.cli.doctor",
     "devenv.cli.token",
     "devenv.cli.deploy",
@@ -34,7 +37,7 @@ app = typer.Typer(
     name="devenv",
     help="The LLM Proxy's AWS stack on your machine, and the harness that tests it on either target.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help as written: no markup eats a "[default: ...]"
     pretty_exceptions_enable=False,
 )
 
@@ -72,8 +75,8 @@ def main() -> None:
     try:
         app(prog_name="devenv")
     except DevenvError as exc:
-        err = Console(stderr=True)
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err = Console(stderr=True, emoji=False, highlight=False)
+        err.print(Text.assemble(("error:", "bold red"), " ", exc.message))
         if exc.hint:
-            err.print(f"[yellow]fix:[/] {exc.hint}", highlight=False)
+            err.print(Text.assemble(("fix:", "yellow"), " ", exc.hint))
         sys.exit(exc.exit_code)

@@ -24,13 +24,15 @@ class Application:
     """Passed down to every command: the merged settings and where to write.
 
     With `--output json`, stdout holds only the JSON document; progress and messages go to stderr.
+    The consoles never turn `:name:` into an emoji (a Secrets Manager ARN holds `:secret:`); data goes
+    out as `rich.text.Text` or with `markup=False`, so no bracket in it is taken for markup.
     """
 
     settings: Settings
     output: OutputFormat = OutputFormat.text
     quiet: bool = False
-    out: Console = field(default_factory=lambda: Console())
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    out: Console = field(default_factory=lambda: Console(emoji=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, emoji=False))
 
     @property
     def json_output(self) -> bool:

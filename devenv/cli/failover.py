@@ -53,7 +53,10 @@ def failover(
         None, "--duration", min=1, help="override every experiment's load duration_s (seconds)"
     ),
     tolerance: list[str] = typer.Option(
-        [], "--tolerance", help="override a criterion or tolerance: KEY=VALUE, e.g. max_failure_rate=0.05"
+        [],
+        "--tolerance",
+        metavar="KEY=VALUE",
+        help="override a criterion or tolerance, e.g. max_failure_rate=0.05 (repeatable)",
     ),
     url: str | None = typer.Option(None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL"),
     management_token: str | None = typer.Option(

@@ -16,3 +16,6 @@ OutputOption = typer.Option(
 QuietOption = typer.Option(
     False, "--quiet", "-q", envvar="DEVENV_QUIET", help="print only errors and the result"
 )
+VerboseOption = typer.Option(
+    False, "--verbose", help="also print the CDK CLI's output (it is always in <state dir>/logs/cdk.log)"
+)

@@ -1,18 +1,12 @@
-"""`devenv synth` and `devenv diff`: the CDK app (stack/) synthesized in-process, diffed by the pinned CDK CLI.
-
-The CDK CLI is the one pinned in stack/package.json; `ensure_cdk_cli` installs it on first use with
-`npm ci` in stack/ (never a global install).
-"""
+"""`devenv synth` and `devenv diff`: the CDK app (stack/) synthesized in-process, diffed by the pinned CDK CLI
+(run as every command runs it: devenv.targets.cdk.run)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -25,7 +19,10 @@ import typer
 from devenv.cli.application import Application, OutputFormat
 from devenv.cli.options import OutputOption, QuietOption
 from devenv.config import Settings
-from devenv.errors import ConfigError, DevenvError, MissingDependencyError, UsageError
+from devenv.errors import ConfigError, DevenvError, UsageError
+from devenv.runtime.state import StateDir
+from devenv.targets import cdk, deployment
+from devenv.targets.local import endpoint_for
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"
 DEFAULT_OUTDIR = STACK_DIR / "cdk.out"
@@ -80,58 +77,6 @@ def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None 
     }
 
 
-def ensure_cdk_cli(app: Application | None = None, stack_dir: Path = STACK_DIR) -> Path:
-    """The pinned CDK CLI (stack/node_modules/.bin/cdk), installed with `npm ci` in stack/ on first use."""
-    binary = stack_dir / "node_modules" / ".bin" / "cdk"
-    if binary.is_file():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        raise MissingDependencyError(
-            "the CDK CLI needs Node.js and npm, and `npm` is not on PATH",
-            "install Node.js 22+ (with npm), then rerun; devenv installs the pinned CDK CLI itself",
-        )
-    if app is not None:
-        app.info(f"installing the pinned CDK CLI: npm ci in {stack_dir} (first use only)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=stack_dir, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0 or not binary.is_file():
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise MissingDependencyError(
-            f"`npm ci` in {stack_dir} failed (exit {result.returncode}):\n{tail}",
-            "check that the npm registry is reachable, then rerun (or run `npm ci --prefix stack` yourself)",
-        )
-    return binary
-
-
-def cdk_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The CDK CLI's environment: no version check or notices (offline-safe), the venv's python first."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "CDK_DISABLE_VERSION_CHECK": "true",
-            "CDK_DISABLE_CLI_TELEMETRY": "true",
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        }
-    )
-    env.update(extra or {})
-    return env
-
-
-def local_target_env(settings: Settings) -> dict[str, str]:
-    """SDK settings for the local cloud: the emulator with test credentials (`localhost`, for path-style S3)."""
-    return {
-        "AWS_ENDPOINT_URL": f"http://localhost:{settings.emulator_port}",
-        "AWS_ENDPOINT_URL_S3": f"http://localhost:{settings.emulator_port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": settings.region,
-        "AWS_DEFAULT_REGION": settings.region,
-    }
-
-
 def target_reachable(settings: Settings, target: Target) -> tuple[bool, str]:
     """Whether the target can answer a diff, and why not."""
     if target is Target.local:
@@ -166,30 +111,29 @@ def baseline_template(settings: Settings, target: Target, scratch: Path) -> Path
 
 def run_diff(settings: Settings, target: Target, assembly: Path, app: Application) -> dict[str, Any]:
     """`cdk diff` of the synthesized assembly against the target, or a template diff if it cannot answer."""
-    cdk = ensure_cdk_cli(app)
     reachable, reason = target_reachable(settings, target)
-    command = [str(cdk), "diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
-    extra = local_target_env(settings) if target is Target.local else {}
+    arguments = ["diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
+    env = (
+        cdk.local_env(endpoint_for(settings.emulator_port), settings.region)
+        if target is Target.local
+        else deployment.aws_env(None, None)
+    )
     with tempfile.TemporaryDirectory(prefix="devenv-diff-") as scratch:
         if reachable:
             method = "template" if target is Target.local else "auto"
-            command += ["--method", method]
+            arguments += ["--method", method]
             baseline = f"the deployed stack ({reason})"
         else:
             method = "offline-template"
             base_path = baseline_template(settings, target, Path(scratch))
-            command += ["--template", str(base_path)]
+            arguments += ["--template", str(base_path)]
             recorded = base_path.parent != Path(scratch)
             baseline = str(base_path) if recorded else "an empty template (no deployed template recorded)"
             app.info(f"[yellow]{target.value} cannot answer[/]: {reason}; diffing against {baseline}")
-        result = subprocess.run(command, capture_output=True, text=True, env=cdk_env(extra), check=False)
-    text = "\n".join(
-        line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("b'!!")
-    ).strip()
-    if result.returncode not in (0, 1):
-        raise DevenvError(
-            f"cdk diff failed (exit {result.returncode}):\n{text[-3000:]}", "see the CDK CLI output"
-        )
+        run = cdk.run(arguments, env, StateDir(settings.state_dir).log_for(cdk.LOG_NAME))
+    text = "\n".join(line for line in run.lines if not line.startswith("b'!!")).strip()
+    if run.exit_code not in (0, 1):
+        raise DevenvError(run.failure("cdk diff failed"), "see the CDK CLI output")
     match = re.search(r"Number of stacks with differences: (\d+)", text)
     return {
         "target": target.value,
@@ -226,7 +170,9 @@ def register(app: typer.Typer) -> None:
             None, "--props", help="a props JSON file [default: the seed's defaults]"
         ),
         target: Target | None = typer.Option(None, "--target", "-t", help="use stack/props/<target>.json"),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        context: list[str] = typer.Option(
+            [], "--context", "-c", metavar="KEY=VALUE", help="override a prop (repeatable)"
+        ),
         outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
@@ -253,7 +199,9 @@ def register(app: typer.Typer) -> None:
         props: Path | None = typer.Option(
             None, "--props", help="props file [default: stack/props/<target>.json]"
         ),
-        context: list[str] = typer.Option([], "--context", "-c", help="override a prop: KEY=VALUE"),
+        context: list[str] = typer.Option(
+            [], "--context", "-c", metavar="KEY=VALUE", help="override a prop (repeatable)"
+        ),
         outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,

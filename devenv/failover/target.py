@@ -110,8 +110,8 @@ def connect(target: str, state: StateDir, url: str | None, token: str | None, re
         )
 
     proxies = {
-        name: str(services[name]["url"])
+        name: str(services[name]["control_url"])
         for name in ("aurora", "elasticache")
-        if (services.get(name) or {}).get("url")
+        if (services.get(name) or {}).get("control_url")
     }
     return Target("local", endpoint, make_client, proxies)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.loadtest.summary import SUMMARY_FILE
-from devenv.runtime.state import tail
+from devenv.runtime.logfiles import tail
 from devenv.targets.endpoints import Endpoint, TargetError
 
 LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"

@@ -4,12 +4,17 @@ The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups);
 into the config `caddy run --config` loads. Targets are not part of it: they come and go in the DNS
 responder Caddy looks them up in (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
 
-Per target group, two `reverse_proxy` handlers, whose upstreams are SRV lookups (Caddy's dynamic
-upstreams) answered by devenv's `dns_responder`, so target changes never touch (reload) Caddy's config:
-- `target_group_id(name)`: the targets in rotation (known healthy), round robin, retries so a dying target
-  costs no failed request;
-- `fail_open_id(name)`: every registered target, reached from the server's error routes only when the
-  first one has no target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
+A forwarding listener has one `reverse_proxy` (`target_group_id(name)`) whose upstreams are an SRV lookup
+(Caddy's dynamic upstreams) answered by devenv's `dns_responder`: the group's targets in rotation (known
+healthy), round robin, with retries so a dying target costs no failed request. Target changes never
+touch (reload) Caddy's config.
+
+An empty target list must never reach Caddy as an empty answer (Go calls it "no such host" and Caddy logs
+an error per request), so each group has two internal servers on 127.0.0.1 (`FallbackPorts`), and the
+responder answers their port while a list is empty:
+- no target in rotation -> `fail_open`: a `reverse_proxy` (`fail_open_id(name)`) to every registered
+  target, unchecked, as an ALB whose targets are all unhealthy routes to all of them;
+- no target registered -> `no_target`: the ALB's own 503.
 Health is decided by `devenv.services.loadbalancer` (Caddy's active checks do not run on dynamic
 upstreams).
 """
@@ -17,6 +22,7 @@ upstreams).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +36,8 @@ PROXY_RETRIES = 2
 # How long Caddy caches an SRV lookup: a target change reaches new requests within this.
 SRV_REFRESH_S = 0.1
 SRV_DOMAIN = "tg.devenv.internal."
+# What an ALB answers when its target group has no registered target.
+NO_TARGET_BODY = "<html><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>\n"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,14 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class FallbackPorts:
+    """A target group's internal servers: what its empty target lists answer (see the module's doc)."""
+
+    fail_open: int
+    no_target: int
+
+
+@dataclass(frozen=True)
 class LoadBalancerSpec:
     """The ALB to mirror: its listeners and the target groups they forward to."""
 
@@ -107,7 +123,7 @@ def target_group_id(name: str) -> str:
 
 
 def fail_open_id(name: str) -> str:
-    """The `@id` of a target group's fail-open handler (all targets, no health checks)."""
+    """The `@id` of a target group's fail-open handler (every registered target, no health checks)."""
     return f"tg-{name}-all"
 
 
@@ -121,12 +137,25 @@ def registered_srv_name(name: str) -> str:
     return f"{name}.registered.{SRV_DOMAIN}"
 
 
-def caddy_config(spec: LoadBalancerSpec, admin_port: int, storage_dir: Path, resolver: str) -> dict[str, Any]:
+def caddy_config(
+    spec: LoadBalancerSpec,
+    admin_port: int,
+    storage_dir: Path,
+    resolver: str,
+    fallbacks: Mapping[str, FallbackPorts],
+) -> dict[str, Any]:
     """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
     127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`, target lists looked
-    up from the DNS responder at `resolver` (HOST:PORT)."""
+    up from the DNS responder at `resolver` (HOST:PORT), and each forwarded group's internal servers on
+    its `fallbacks` ports."""
     _validate(spec)
     servers = {f"listener-{listener.port}": _server(spec, listener, resolver) for listener in spec.listeners}
+    for name in (listener.target_group for listener in spec.listeners if listener.target_group):
+        if name not in fallbacks:
+            raise ConfigError(
+                f"target group {name!r} has no fallback ports", "pass one FallbackPorts per group"
+            )
+        servers.update(_fallback_servers(name, fallbacks[name], resolver))
     config: dict[str, Any] = {
         "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
@@ -178,17 +207,39 @@ def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[s
     server["routes"] = [
         {"handle": [_reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver)]}
     ]
-    server["errors"] = {
-        "routes": [
-            {
-                "match": [{"expression": "{http.error.status_code} == 503"}],
-                "handle": [
-                    _reverse_proxy(fail_open_id(group.name), registered_srv_name(group.name), resolver)
-                ],
-            }
-        ]
-    }
     return server
+
+
+def _fallback_servers(group: str, ports: FallbackPorts, resolver: str) -> dict[str, Any]:
+    """The group's internal servers: fail-open (every registered target) and no-target (the ALB's 503).
+    The listener in front is a trusted proxy: the client's X-Forwarded-* headers pass through."""
+    internal = {"automatic_https": {"disable": True}, "protocols": ["h1"]}
+    return {
+        f"fail-open-{group}": {
+            **internal,
+            "listen": [f"127.0.0.1:{ports.fail_open}"],
+            "trusted_proxies": {"source": "static", "ranges": ["127.0.0.1/32"]},
+            "routes": [
+                {"handle": [_reverse_proxy(fail_open_id(group), registered_srv_name(group), resolver)]}
+            ],
+        },
+        f"no-target-{group}": {
+            **internal,
+            "listen": [f"127.0.0.1:{ports.no_target}"],
+            "routes": [
+                {
+                    "handle": [
+                        {
+                            "handler": "static_response",
+                            "status_code": 503,
+                            "headers": {"Content-Type": ["text/html"]},
+                            "body": NO_TARGET_BODY,
+                        }
+                    ]
+                }
+            ],
+        },
+    }
 
 
 def _reverse_proxy(handler_id: str, srv_name: str, resolver: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,17 @@ from devenv.config import Settings
 from devenv.errors import ServiceFailedError
 from devenv.realize.alb import AlbMirror
 from devenv.realize.realizer import LocalData, Realizer
+from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import llmproxy
-from devenv.targets import cdk, local
-from devenv.targets.deployment import Inputs, deploy_local
+from devenv.targets import cdk, deployment, local
+from devenv.targets.deployment import Inputs
 
 LOCAL_PROPS = cdk.STACK_DIR / "props" / "local.json"
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
 AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
-
-Say = Callable[[str], None]
 
 
 @dataclass
@@ -53,21 +51,26 @@ class RealizedStack:
 
 
 def deploy(
-    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, say: Say
+    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, progress: Progress
 ) -> dict[str, str]:
-    """Deploy LlmProxyStack to the emulator; returns the stack's outputs."""
+    """Deploy LlmProxyStack to the emulator (the synth, bootstrap and deploy steps); returns its outputs."""
     context = (
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
     cache_root = settings.cdk_cache_dir or state.root
-    inputs = Inputs(state_dir=cache_root, props_file=LOCAL_PROPS, context=context, region=settings.region)
-    assembly = cdk.synthesize(cache_root, LOCAL_PROPS, context, on_event=say)
-    if assembly.cached:
-        report = local.deploy_template_report(
-            emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region, on_event=say
-        )
-    else:
-        report = deploy_local(inputs, emulator_endpoint, say)
+    inputs = Inputs(cache_root, LOCAL_PROPS, context, settings.region, state.log_for(cdk.LOG_NAME))
+    assembly = deployment.synth(inputs, progress)
+    if not assembly.cached:
+        return dict(deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly).outputs)
+    progress.start("bootstrap", "checking the CDK bootstrap stack")
+    created = local.ensure_bootstrapped(emulator_endpoint, settings.region)
+    progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created" if created else "already bootstrapped")
+    total = len(assembly.template().get("Resources", {}))
+    progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources (assembly unchanged)")
+    report = local.deploy_template_report(
+        emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
+    )
+    progress.done("deploy", f"resources {len(report.resources)}/{total}")
     return dict(report.outputs)
 
 
@@ -90,7 +93,6 @@ def realize(
     data: LocalData,
     ca_file: Path,
     outputs: dict[str, str],
-    say: Say,
     interrupted: threading.Event,
     runtime: str = "native",
 ) -> RealizedStack:
@@ -120,7 +122,6 @@ def realize(
     thread = threading.Thread(target=realizer.run, args=(stop,), name="realizer", daemon=True)
     thread.start()
     handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{settings.alb_port}")
-    say("realizing: tasks, ALB mirror, Aurora and ElastiCache endpoints")
     try:
         wait_for_alb(handle, max(60.0, settings.ready_timeout_s * 2), interrupted)
     except ServiceFailedError:

@@ -21,9 +21,10 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.cli.stack import STACK_DIR, ensure_cdk_cli
+from devenv.cli.stack import STACK_DIR
 from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
+from devenv.targets.cdk import ensure_cli
 from stack.names import PARAMETERS, SECRETS
 from tests.stack.conftest import Synth
 
@@ -207,7 +208,7 @@ def test_cdk_cli_is_installed_on_first_use(tmp_path: Path) -> None:
     """`npm ci` from the lock file installs the pinned CLI; no global install."""
     for name in ("package.json", "package-lock.json"):
         shutil.copy(STACK_DIR / name, tmp_path / name)
-    binary = ensure_cdk_cli(stack_dir=tmp_path)
+    binary = ensure_cli(stack_dir=tmp_path)
     assert binary == tmp_path / "node_modules" / ".bin" / "cdk"
     pinned = json.loads((STACK_DIR / "package.json").read_text())["devDependencies"]["aws-cdk"]
     installed = json.loads((tmp_path / "node_modules" / "aws-cdk" / "package.json").read_text())["version"]
@@ -217,7 +218,7 @@ def test_cdk_cli_is_installed_on_first_use(tmp_path: Path) -> None:
 def test_cdk_cli_without_npm_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     with pytest.raises(MissingDependencyError, match="npm") as caught:
-        ensure_cdk_cli(stack_dir=tmp_path)
+        ensure_cli(stack_dir=tmp_path)
     assert caught.value.hint and "Node.js" in caught.value.hint
 
 

