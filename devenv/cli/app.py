@@ -11,10 +11,12 @@ import importlib
 import importlib.metadata
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperArgument
 
 from devenv.cli.application import Application
 from devenv.config import load_settings
@@ -33,10 +35,20 @@ COMMAND_MODULES = [
     "devenv.cli.failover",
 ]
 
+
+def _argument_type(argument: TyperArgument, ctx: Any) -> str | None:
+    """An argument with a metavar (`NAME`) shows only that, as options do; Typer would append its Python
+    type (`NAME <list[str]>`)."""
+    return None if argument.metavar is not None else argument.display_type(ctx)
+
+
+TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]
+
 app = typer.Typer(
     name="devenv",
     help="The LLM Proxy's AWS stack on your machine, and the harness that tests it on either target.",
     no_args_is_help=True,
+    context_settings={"max_content_width": 120},  # click's 80 wraps every option's help
     rich_markup_mode=None,  # help as written: no markup eats a "[default: ...]"
     pretty_exceptions_enable=False,
 )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -17,6 +18,17 @@ from devenv.config import Settings
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+# Tables written to a pipe or a file (no terminal to size them by) are laid out this wide, not rich's 80.
+PIPE_WIDTH = 160
+
+
+def console(stream: TextIO) -> Console:
+    """A console on `stream` that prints `:name:` as written (no emoji), `PIPE_WIDTH` wide off a terminal
+    unless COLUMNS says otherwise."""
+    width = None if stream.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH
+    return Console(file=stream, emoji=False, width=width)
 
 
 @dataclass
@@ -31,8 +43,8 @@ class Application:
     settings: Settings
     output: OutputFormat = OutputFormat.text
     quiet: bool = False
-    out: Console = field(default_factory=lambda: Console(emoji=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, emoji=False))
+    out: Console = field(default_factory=lambda: console(sys.stdout))
+    err: Console = field(default_factory=lambda: console(sys.stderr))
 
     @property
     def json_output(self) -> bool:

@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
 
 def failover(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="experiment name(s), or `list`", show_default=False),
+    names: list[str] = typer.Argument(
+        None, metavar="NAME", help="experiment name(s), or `list`", show_default=False
+    ),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
     target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
     experiments_dir: Path = typer.Option(

@@ -274,7 +274,7 @@ def _report(app: Application, state: StateDir, headline: str) -> None:
         return
     table = Table(title="devenv", title_justify="left")
     for column in ("service", "url", "ports"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column == "service")  # data is wrapped, never cut
     for svc in document["services"]:
         ports = ", ".join(f"{k}={v}" for k, v in svc["ports"].items())
         table.add_row(Text(svc["name"]), Text(svc["url"] or ""), Text(ports))
@@ -298,8 +298,8 @@ def _local_outputs(document: dict[str, Any]) -> Table | None:
     alb_url = document.get("alb_url") or ""
     stand_ins = {"alb_url": alb_url, "alb_host": alb_url.split("://", 1)[-1]}
     table = Table(title="stack outputs (LlmProxyStack)", title_justify="left", show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in sorted(outputs.items()):
         local = stand_ins.get(LOCAL_STAND_INS.get(key, ""), "")
         shown = Text(local or str(value))

@@ -71,7 +71,10 @@ class Printer:
 def logs(
     ctx: typer.Context,
     names: list[str] = typer.Argument(
-        None, metavar="[NAME]...", help="ECS services (all their tasks) or processes [default: all]"
+        None,
+        metavar="NAME",
+        help="ECS services (all their tasks) or processes [default: all]",
+        show_default=False,
     ),
     follow: bool = typer.Option(
         False, "--follow", "-f", help="keep printing new lines, also of tasks that start later"

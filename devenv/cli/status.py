@@ -83,7 +83,8 @@ def services_table(document: dict[str, Any]) -> RenderableType | None:
         return None
     table = Table(title="services", title_justify="left")
     for column in ("service", "state", "health", "pid", "ports", "url", "uptime"):
-        table.add_column(column)
+        # data is wrapped, never cut; the short columns are never wrapped
+        table.add_column(column, overflow="fold", no_wrap=column not in ("ports", "url"))
     for svc in document["services"]:
         table.add_row(
             Text(svc["name"]),
@@ -103,7 +104,7 @@ def ecs_table(document: dict[str, Any]) -> RenderableType | None:
         return None
     table = Table(title="ECS services (realized)", title_justify="left")
     for column in ("service", "running/desired", "tasks"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column != "tasks")
     for svc in document["ecs_services"]:
         tasks = Text()
         for index, task in enumerate(svc["tasks"]):

@@ -289,7 +289,8 @@ def resource_event(line: str) -> ResourceEvent | None:
     match = EVENT_LINE.match(line)
     if match is None:
         return None
-    resource = match["resource"].removesuffix(" User Initiated")
+    # the construct path, without " (LogicalId)" or the stack's " User Initiated"
+    resource = re.sub(r" \([A-Za-z0-9]+\)$| User Initiated$", "", match["resource"])
     return ResourceEvent(match["stack"], match["status"], match["type"], resource)
 
 
