@@ -371,7 +371,6 @@ class Supervisor:
             "supervisor": {
                 "pid": os.getpid(),
                 "phase": self.phase,
-                "detail": self.phase_detail,
                 "error": self.error,
                 "updated_at": time.time(),
             },
