@@ -32,11 +32,12 @@ from typing import Any
 
 import psutil
 
-from devenv.config import Settings
+from devenv.config import INSTANT_MOCK_UPSTREAM, Settings
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import postgres, redis
+from devenv.services import llmproxy, postgres, redis
+from devenv.targets.management import ManagementClient
 
 MANAGEMENT_TOKEN = "benchmark-management-token"
 CONCURRENCY_SWEEP = (1, 4, 8, 16, 32, 64)
@@ -91,13 +92,6 @@ def wrk(url: str, script: Path, concurrency: int, duration: int, env: dict[str, 
             result: dict[str, Any] = json.loads(line[4:])
             return result
     sys.exit(f"wrk failed:\n{done.stdout}\n{done.stderr}")
-
-
-def request_json(url: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Authorization": f"Bearer {MANAGEMENT_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
@@ -160,7 +154,7 @@ def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
     log = (root / "processes.log").open("ab")
     try:
-        settings = Settings.model_validate({"state_dir": root})
+        settings = Settings.model_validate({"state_dir": root, **INSTANT_MOCK_UPSTREAM})
         supervisor.start_all(
             [postgres.spec(settings, state, free_port()), redis.spec(settings, state, free_port())]
         )
@@ -170,7 +164,13 @@ def main() -> int:
 
         upstream_port, proxy_port = free_port(), free_port()
         mock = subprocess.Popen(
-            [sys.executable, "-m", "llmproxy", "mock-upstream", "--port", str(upstream_port)],
+            [
+                sys.executable,
+                "-m",
+                "llmproxy",
+                "mock-upstream",
+                *llmproxy.mock_upstream_args(settings, upstream_port),
+            ],
             stdout=log,
             stderr=log,
         )
@@ -191,12 +191,9 @@ def main() -> int:
         direct_base, proxy_base = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{proxy_port}"
         wait_http(direct_base + "/mock/stats", mock, "mock upstream")
         wait_http(proxy_base + "/live", proxy, "proxy")
-        project = request_json(
-            proxy_base + "/manage/projects", {"name": "bench", "api_key": "sk-bench-upstream"}
-        )
-        token = request_json(
-            proxy_base + "/manage/tokens", {"project_id": project["id"], "duration_minutes": 600}
-        )
+        management = ManagementClient(proxy_base, MANAGEMENT_TOKEN)
+        project = management.create_project("bench", "sk-bench-upstream")
+        token = management.create_token(project["id"], duration_minutes=600)
 
         script = root / "post.lua"
         script.write_text(textwrap.dedent(WRK_SCRIPT))
@@ -237,7 +234,7 @@ def main() -> int:
                         proxy_process,
                     )
                 )
-        counters = request_json(proxy_base + "/metrics")
+        counters = management.call("GET", "/metrics")
         rss_mib = round(proxy_process.memory_info().rss / 2**20, 1)
     finally:
         for child in reversed(children):

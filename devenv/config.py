@@ -6,20 +6,70 @@ The config file is `devenv.toml` at the project root, or else the `[tool.devenv]
 
 from __future__ import annotations
 
+import difflib
+import gzip
+import importlib.util
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from devenv.errors import ConfigError
+from llmproxy.mock.latency import Latency
 
 ENV_PREFIX = "DEVENV_"
+DEFAULT_REGION = "us-east-1"
+# DEVENV_* variables that are not settings, so that any other DEVENV_* name is a misspelt setting.
+OTHER_VARIABLES = frozenset(
+    {
+        # command options' own variables
+        "DEVENV_OUTPUT",
+        "DEVENV_QUIET",
+        "DEVENV_INFRA_ONLY",
+        "DEVENV_TARGET",
+        "DEVENV_TARGET_URL",
+        "DEVENV_PROJECT_API_KEY",
+        "DEVENV_FIS_ROLE_ARN",
+        # what devenv hands the emulator process it starts
+        "DEVENV_POSTGRES_ADMIN_URL",
+        "DEVENV_POSTGRES_ENDPOINT",
+        "DEVENV_REDIS_ENDPOINT",
+        "DEVENV_CLOUD_STRICT",
+        "DEVENV_GENERATED_SECRETS",
+        # image names the compose file reads
+        "DEVENV_CLOUD_IMAGE",
+        "DEVENV_LOADTEST_IMAGE",
+    }
+)
 
 Runtime = Literal["native", "docker", "auto"]
+
+
+def _latency_spec(value: str) -> str:
+    """A latency spec as the mock upstream's --latency/--ttft take it, checked by the mock's own parser."""
+    Latency.parse(value)
+    return value
+
+
+# A bare number from a TOML file (`mock_upstream_ttft = 0`) is the spec of a fixed latency.
+LatencySpec = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v),
+    AfterValidator(_latency_spec),
+]
 
 
 class Settings(BaseModel):
@@ -28,10 +78,19 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     state_dir: Path = Field(Path(".devenv"), description="where data, logs, pids and ports live")
+    stack_dir: Path = Field(
+        Path("stack"), description="the CDK app (app.py, cdk.json, props/, the pinned CDK CLI's package.json)"
+    )
+    loadtests_dir: Path = Field(
+        Path("loadtests"),
+        description="the locustfile, load shapes, thresholds.yaml and failover/ experiments",
+    )
     runtime: Runtime = Field(
         "auto", description="native processes, docker containers, or docker when a daemon answers"
     )
-    region: str = Field("us-east-1", description="the AWS region the local cloud speaks")
+    region: str = Field(
+        DEFAULT_REGION, description="the AWS region the local cloud speaks (a real region name)"
+    )
     auto_ports: bool = Field(False, description="pick free ports instead of failing on a busy one")
     postgres_port: int = Field(5432, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -47,7 +106,34 @@ class Settings(BaseModel):
         6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
-    autoscaling: bool = Field(True, description="apply the stack's target-tracking scaling policies locally")
+    # The mock upstream answers as slowly as a hosted model, so that local timings mean something (a
+    # stream's first token well before its end). Published and user-measured figures for hosted chat
+    # models (gpt-4o-mini, gpt-4o, Claude Haiku/Sonnet): ~0.3-0.5 s to the first token at the median, with
+    # a long right tail (lognormal, median 400 ms, sigma 0.3: p95 ~650 ms, p99 ~800 ms), then ~30-70
+    # tokens/s (20 ms per token = 50 tokens/s). Embeddings and model listings need no generation: one
+    # short round trip (~100-300 ms, lognormal median 150 ms). Benchmarks of the proxy itself set all three
+    # to 0 (INSTANT_MOCK_UPSTREAM).
+    mock_upstream_ttft: LatencySpec = Field(
+        "lognormal:400:0.3",
+        description="the mock upstream's time to first token of a completion, in ms: 400, fixed:400, "
+        "uniform:LO:HI, normal:MEAN:SD, exponential:MEAN or lognormal:MEDIAN:SIGMA",
+    )
+    mock_upstream_inter_token_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="the mock upstream's generation time per further token (the gap between stream chunks)",
+    )
+    mock_upstream_latency: LatencySpec = Field(
+        "lognormal:150:0.3",
+        description="the mock upstream's response time of embeddings, model listings and injected errors, "
+        "in ms (same forms as mock_upstream_ttft)",
+    )
+    autoscaling: bool = Field(
+        True,
+        description="false: the stack's scalable targets are suspended (SuspendedState) after each `up`, "
+        "as an AWS user suspends them; target tracking then never changes a desired count",
+    )
     time_scale: float = Field(
         1.0,
         ge=1,
@@ -72,6 +158,42 @@ class Settings(BaseModel):
     redis_server: str = Field("redis-server", description="the redis-server binary (name on PATH or a path)")
     ready_timeout_s: float = Field(30.0, gt=0, description="how long a service may take to become ready")
     stop_timeout_s: float = Field(10.0, gt=0, description="grace period between SIGTERM and SIGKILL")
+
+    @field_validator("region")
+    @classmethod
+    def _a_real_region(cls, region: str) -> str:
+        """The emulator keeps one backend per region AWS has; any other name would fail deep inside it."""
+        if region == DEFAULT_REGION:
+            return region
+        known = aws_regions()
+        if region not in known:
+            close = difflib.get_close_matches(region, sorted(known), n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"not an AWS region{suggestion}; e.g. us-east-1, eu-central-1")
+        return region
+
+
+def aws_regions() -> set[str]:
+    """Every region of every partition in botocore's endpoint data (the emulator's backends are keyed by
+    them); the file is read directly, since importing botocore would slow every command."""
+    spec = importlib.util.find_spec("botocore")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        for name, opener in (("endpoints.json", open), ("endpoints.json.gz", gzip.open)):
+            path = Path(folder) / "data" / name
+            if path.is_file():
+                with opener(path, "rt") as handle:
+                    partitions = json.load(handle)["partitions"]
+                return {region for partition in partitions for region in partition["regions"]}
+    raise ConfigError("botocore's endpoint data is missing", "reinstall devenv's environment (uv sync)")
+
+
+# The mock upstream with no added latency: what measurements of the proxy alone run with.
+INSTANT_MOCK_UPSTREAM: Mapping[str, Any] = {
+    "mock_upstream_ttft": "0",
+    "mock_upstream_inter_token_ms": 0.0,
+    "mock_upstream_latency": "0",
+}
 
 
 @dataclass(frozen=True)
@@ -101,18 +223,38 @@ def file_source(root: Path) -> ConfigSource | None:
             table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("devenv", {})
             return ConfigSource(f"{pyproject} [tool.devenv]", table) if table else None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot parse the config file: {exc}", "fix the TOML syntax") from exc
+        path = dedicated if dedicated.is_file() else root / "pyproject.toml"
+        raise ConfigError(f"cannot parse {path}: {exc}", f"fix the TOML syntax in {path}") from exc
     return None
 
 
 def env_source(environ: Mapping[str, str]) -> ConfigSource:
-    """The DEVENV_* environment layer (only names that are settings; others are ignored)."""
-    values = {
-        name[len(ENV_PREFIX) :].lower(): value
-        for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in Settings.model_fields
-    }
+    """The DEVENV_* environment layer. A DEVENV_* name that is neither a setting nor one of
+    OTHER_VARIABLES is a misspelt setting: an error naming the closest one, never silently ignored."""
+    values = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in Settings.model_fields:
+            settings = [f"{ENV_PREFIX}{field.upper()}" for field in Settings.model_fields]
+            close = difflib.get_close_matches(name, settings, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else "see `devenv --help` and the README for the settings"
+            )
+            raise ConfigError(f"unknown setting {name} in the environment", f"{hint} (or unset {name})")
+        values[key] = value
     return ConfigSource("environment (DEVENV_*)", values)
+
+
+def environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """Settings as the DEVENV_* variables that set them (for a devenv run in a child process)."""
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not settings: {sorted(unknown)}")
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items()}
 
 
 def load_settings(
@@ -120,7 +262,8 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the layers; the state dir is made absolute against the project root."""
+    """Merge the layers; the state dir, the CDK app and the load tests are made absolute against the
+    project root."""
     root = root or find_project_root(Path.cwd())
     layers = [
         file_source(root),
@@ -139,20 +282,33 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(*_describe(exc, origin)) from None
-    if not settings.state_dir.is_absolute():
-        settings = settings.model_copy(update={"state_dir": (root / settings.state_dir).resolve()})
-    return settings
+    folders = {
+        "state_dir": settings.state_dir,
+        "stack_dir": settings.stack_dir,
+        "loadtests_dir": settings.loadtests_dir,
+    }
+    return settings.model_copy(
+        update={name: (root / path).resolve() for name, path in folders.items() if not path.is_absolute()}
+    )
 
 
 def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str]:
-    """One line per bad key: the key, its source, the problem; and the allowed keys as the hint."""
-    lines = []
+    """One line per bad key (the key, where it came from, the problem) and a fix: the valid setting names
+    for an unknown key, else where to change the value."""
+    lines, unknown, sources = [], False, []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         source = origin.get(str(error["loc"][0]) if error["loc"] else "", "defaults")
+        sources.append(f"{key} in {source}")
         if error["type"] == "extra_forbidden":
+            unknown = True
             lines.append(f"unknown setting {key!r} (from {source})")
         else:
-            lines.append(f"bad value for {key!r} (from {source}): {error['msg']}, got {error.get('input')!r}")
-    allowed = ", ".join(sorted(Settings.model_fields))
-    return "invalid configuration: " + "; ".join(lines), f"valid settings are: {allowed}"
+            lines.append(
+                f"bad value for {key!r} (from {source}): {error['msg'].removeprefix('Value error, ')}, got {error.get('input')!r}"
+            )
+    if unknown:
+        hint = "valid settings are: " + ", ".join(sorted(Settings.model_fields))
+    else:
+        hint = "change " + "; ".join(sources)
+    return "invalid configuration: " + "; ".join(lines), hint

@@ -28,6 +28,13 @@ class ConfigError(UsageError):
     """A bad configuration value; the message names the key (and the file it came from)."""
 
 
+class TargetError(DevenvError):
+    """A target (the proxy of `devenv up`, a URL, a deployed stack) cannot be resolved, reached or used:
+    a set-up problem, not a test result."""
+
+    exit_code = 2
+
+
 class MissingDependencyError(DevenvError):
     """A binary or package devenv needs is not installed."""
 

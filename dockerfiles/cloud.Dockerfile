@@ -23,7 +23,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /tmp/constraints.txt \
     && uv venv /opt/venv \
     && VIRTUAL_ENV=/opt/venv uv pip install --no-cache --constraint /tmp/constraints.txt \
-        "moto[server]" boto3 asyncpg redis pyyaml pydantic docker testcontainers
+        "moto[server]" boto3 asyncpg redis pyyaml pydantic docker testcontainers psutil
 
 FROM ${PYTHON_IMAGE} AS cloud
 LABEL org.opencontainers.image.title="devenv-cloud" \
@@ -35,7 +35,6 @@ RUN groupadd --system --gid 10001 devenv \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY devenv/ /app/devenv/
-COPY stack/__init__.py stack/names.py /app/stack/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Locust with the project's locustfile, load shapes and thresholds (loadtests/ + devenv.loadtest):
+# Locust with the project's locustfile, load shapes and thresholds (loadtests/ + devenv.loadtest and the
+# management API client it provisions with):
 # the compose `loadtest` profile runs one master (web UI on 8089) and N workers from this image.
 #
 #   docker build -f dockerfiles/loadtest.Dockerfile -t devenv-loadtest:local .
@@ -30,8 +31,9 @@ RUN groupadd --system --gid 10001 devenv \
     && mkdir -p /reports && chown devenv:devenv /reports
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY devenv/__init__.py /app/devenv/__init__.py
+COPY devenv/__init__.py devenv/errors.py /app/devenv/
 COPY devenv/loadtest/ /app/devenv/loadtest/
+COPY devenv/targets/__init__.py devenv/targets/management.py /app/devenv/targets/
 COPY loadtests/ /app/loadtests/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \

@@ -8,7 +8,7 @@ import sys
 PROCESSES = {
     "proxy": "llmproxy.proxy.main",
     "dispatcher": "llmproxy.dispatcher.main",
-    "mock-upstream": "llmproxy.mock_upstream.main",
+    "mock-upstream": "llmproxy.mock.server.main",
 }
 
 USAGE = "usage: python -m llmproxy {" + "|".join(PROCESSES) + "} [options]"

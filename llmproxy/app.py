@@ -19,7 +19,8 @@ from llmproxy.events import EventPublisher
 from llmproxy.gateway import Gateway, Receive, Scope, Send
 from llmproxy.httpcache import HttpCache
 from llmproxy.keys import KeyBox
-from llmproxy.management import Management
+from llmproxy.management.handlers import Management
+from llmproxy.management.routes import management_app
 from llmproxy.metrics import Counters, prometheus_text
 from llmproxy.ratelimit import RateLimiter
 from llmproxy.redis_conn import make_redis
@@ -102,14 +103,16 @@ async def build_services(settings: ProxySettings) -> Services:
         limiter=limiter,
         upstream=upstream,
     )
-    management = Management(
-        pool=pool,
-        box=box,
-        management_token=settings.management_token,
-        validator=validator,
-        publisher=publisher,
-        cache=cache,
-    ).app()
+    management = management_app(
+        Management(
+            pool=pool,
+            box=box,
+            management_token=settings.management_token,
+            validator=validator,
+            publisher=publisher,
+            cache=cache,
+        )
+    )
     services = Services(
         settings=settings,
         pool=pool,

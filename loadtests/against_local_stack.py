@@ -3,11 +3,13 @@
 1 breach, 2 set-up error or aborted).
 
     python loadtests/against_local_stack.py loadtest --profile smoke --duration 20s    # nox -s loadtest_smoke
-    python loadtests/against_local_stack.py loadtest --profile ramp --users 300        # nox -s benchmark
+    python loadtests/against_local_stack.py --instant-upstream loadtest --profile ramp  # nox -s benchmark
     python loadtests/against_local_stack.py failover --all                             # nox -s failover
     python loadtests/against_local_stack.py failover proxy-task-kill --duration 15     # one, shorter
 
 Every `*_port` setting gets a free port, so it never collides with a developer's stack or another run.
+The mock upstream answers with `up`'s realistic latency, or at once with `--instant-upstream` (for
+measurements of the proxy itself).
 Reports and run folders are kept under ./.devenv/loadtests or ./.devenv/failover.
 """
 
@@ -20,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devenv.config import Settings
+from devenv.config import INSTANT_MOCK_UPSTREAM, Settings, environment
 from devenv.runtime.ports import free_port, is_free
 
 COMMANDS = {"loadtest": "loadtests", "failover": "failover"}  # command -> its report folder under .devenv
@@ -33,7 +35,7 @@ def devenv(*args: str, env: dict[str, str], timeout: float) -> int:
     ).returncode
 
 
-def throwaway_env(command: str, state_dir: str) -> dict[str, str]:
+def throwaway_env(command: str, state_dir: str, instant_upstream: bool) -> dict[str, str]:
     """The caller's environment, pointed at `state_dir` and free ports."""
     env = {k: v for k, v in os.environ.items() if k not in ("MANAGEMENT_TOKEN", "DEVENV_TARGET_URL")}
     env["DEVENV_STATE_DIR"] = state_dir
@@ -42,19 +44,26 @@ def throwaway_env(command: str, state_dir: str) -> dict[str, str]:
             env[f"DEVENV_{name.upper()}"] = str(free_port())
     if is_free(8081):  # the local props' upstreamUrl: another port is another template (a new synth)
         env["DEVENV_MOCK_UPSTREAM_PORT"] = "8081"
+    if instant_upstream:
+        env.update(environment(INSTANT_MOCK_UPSTREAM))
     if command == "failover":
         env["DEVENV_AUTOSCALING"] = "false"  # an experiment sets the desired counts it needs
     return env
 
 
 def main(argv: list[str]) -> int:
+    instant_upstream = argv[:1] == ["--instant-upstream"]
+    argv = argv[instant_upstream:]
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: against_local_stack.py {{{'|'.join(COMMANDS)}}} [ARGS...]", file=sys.stderr)
+        print(
+            f"usage: against_local_stack.py [--instant-upstream] {{{'|'.join(COMMANDS)}}} [ARGS...]",
+            file=sys.stderr,
+        )
         return 2
     command, args = argv[0], argv[1:]
     state_dir = tempfile.mkdtemp(prefix=f"devenv-{command}-")
     os.chmod(state_dir, 0o755)  # the non-root Postgres user must reach its data dir
-    env = throwaway_env(command, state_dir)
+    env = throwaway_env(command, state_dir, instant_upstream)
     try:
         if devenv("up", "-d", env=env, timeout=600) != 0:
             print("the local stack did not come up; see the logs above", file=sys.stderr)

@@ -3,7 +3,7 @@ model listings and a small share of management calls.
 
 Speaks only the public contract (PROXY-CONTRACT.md), so it runs unchanged against the upstream Go proxy.
 Set-up (not counted): a project and a pool of tokens are created through the management API when a
-test starts, and revoked when it stops. With `--api-key` it talks to an OpenAI-compatible server
+test starts, and revoked when it stops (devenv.loadtest.provision). With `--api-key` it talks to an OpenAI-compatible server
 directly (no provisioning, no management calls), e.g. the mock upstream for a baseline.
 
 Streams are recorded twice: `chat stream` (the full stream, a real request) and
@@ -20,8 +20,6 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from devenv.errors import DevenvError
+from devenv.loadtest import provision
 from devenv.loadtest import thresholds as th
 from devenv.loadtest.figures import Sample
 from devenv.loadtest.profiles import PROFILES
@@ -43,6 +43,7 @@ from devenv.loadtest.summary import (
     current_run,
     start_run,
 )
+from devenv.targets.management import ManagementClient
 
 HERE = Path(__file__).parent
 log = logging.getLogger("loadtest")
@@ -62,10 +63,9 @@ EMBEDDING_INPUTS = [f"load test embedding input number {i}" for i in range(16)]
 
 
 class Provisioned:
-    """The project and tokens of the current run (empty in direct mode)."""
+    """The token pool of the current run (None in direct mode): one per process, replaced per run."""
 
-    project_id: str | None = None
-    tokens: list[dict[str, Any]] = []  # noqa: RUF012 (one shared pool per process, replaced per run)
+    pool: provision.TokenPool | None = None
     run_id: str = ""
     next_token = itertools.count()
 
@@ -148,57 +148,21 @@ def _init(environment: Environment, **_: Any) -> None:
     state.setup_error = state.init_error
 
 
-def _management(host: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One management API call for set-up; raises RuntimeError with a message a person can act on."""
-    request = urllib.request.Request(
-        host.rstrip("/") + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode(errors="replace")
-        if exc.code in (401, 403):
-            raise RuntimeError(
-                f"the management API refused the token ({exc.code} on {method} {path}): {detail}; "
-                "pass the target's MANAGEMENT_TOKEN"
-            ) from None
-        raise RuntimeError(f"set-up call {method} {path} answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RuntimeError(f"cannot reach {host} for set-up ({method} {path}): {reason}") from None
+def _management(environment: Environment) -> ManagementClient:
+    return ManagementClient(environment.host or "", _opts(environment).management_token, timeout_s=10)
 
 
 def _provision(environment: Environment) -> None:
+    """The run's token pool; a set-up error (a message a person can act on) when it cannot be made."""
     options = _opts(environment)
-    host = environment.host or ""
     if not options.management_token:
-        raise RuntimeError(
+        raise DevenvError(
             "no management token: pass --management-token or set MANAGEMENT_TOKEN (or use --api-key)"
         )
     Provisioned.run_id = uuid.uuid4().hex[:10]
-    project = _management(
-        host,
-        options.management_token,
-        "POST",
-        "/manage/projects",
-        {"name": f"loadtest-{Provisioned.run_id}", "api_key": options.upstream_key},
+    Provisioned.pool = provision.create_pool(
+        _management(environment), Provisioned.run_id, options.upstream_key, options.token_pool
     )
-    Provisioned.project_id = str(project["id"])
-    minutes = 24 * 60
-    Provisioned.tokens = [
-        _management(
-            host,
-            options.management_token,
-            "POST",
-            "/manage/tokens",
-            {"project_id": Provisioned.project_id, "duration_minutes": minutes},
-        )
-        for _ in range(max(1, options.token_pool))
-    ]
 
 
 def _timeline(environment: Environment, state: RunState) -> None:
@@ -240,12 +204,12 @@ def _test_start(environment: Environment, **_: Any) -> None:
     state.timeline.clear()
     state.ramp_steps.clear()
     state.cache.clear()
-    Provisioned.tokens, Provisioned.project_id = [], None
+    Provisioned.pool = None
     if state.setup_error is None and not _opts(environment).api_key:
         try:
             _provision(environment)
-        except RuntimeError as exc:
-            state.setup_error = str(exc)
+        except DevenvError as exc:
+            state.setup_error = exc.message + (f"; {exc.hint}" if exc.hint else "")
     if state.setup_error is not None:
         log.error("load test set-up failed: %s", state.setup_error)
         runner = environment.runner
@@ -264,17 +228,11 @@ def _test_stop(environment: Environment, **_: Any) -> None:
     state.ended_at = time.time()
     if _timeline_greenlet is not None:
         _timeline_greenlet.kill(block=False)
-    options = _opts(environment)
-    if Provisioned.project_id and options.management_token:
+    if Provisioned.pool is not None:
         try:  # clean-up, not counted: the run's tokens stop working
-            _management(
-                environment.host or "",
-                options.management_token,
-                "POST",
-                f"/manage/projects/{Provisioned.project_id}/tokens/revoke",
-            )
-        except RuntimeError as exc:
-            log.warning("could not revoke the run's tokens: %s", exc)
+            provision.release(_management(environment), Provisioned.pool)
+        except DevenvError as exc:
+            log.warning("could not revoke the run's tokens: %s", exc.message)
 
 
 @events.quitting.add_listener
@@ -319,15 +277,18 @@ class LlmProxyUser(FastHttpUser):
         self.sequence = itertools.count()
         self.user_id = uuid.uuid4().hex[:8]
         self.management: dict[str, str] | None = None
+        self.project_id: str | None = None
         if options.api_key:
             self.auth = {"Authorization": f"Bearer {options.api_key}"}
             self.token_id = None
             return
-        if not Provisioned.tokens:
+        pool = Provisioned.pool
+        if pool is None or not pool.tokens:
             raise StopUser()
-        token = Provisioned.tokens[next(Provisioned.next_token) % len(Provisioned.tokens)]
+        token = pool.tokens[next(Provisioned.next_token) % len(pool.tokens)]
         self.auth = {"Authorization": f"Bearer {token['token']}"}
         self.token_id = token.get("id")
+        self.project_id = pool.project_id
         self.management = {"Authorization": f"Bearer {options.management_token}"}
 
     def _count_cache(self, name: str, response: Any) -> None:
@@ -396,7 +357,10 @@ class LlmProxyUser(FastHttpUser):
                 return
             buffer = b""
             try:
-                for chunk in response.iter_content(chunk_size=8192, decode_content=False):
+                # geventhttpclient's read(n) returns once n bytes are buffered or the body ended: a large
+                # n held the first token until the stream ended. 256 bytes (about one event) bounds the
+                # first token's error at one inter-token gap.
+                for chunk in response.iter_content(chunk_size=256, decode_content=False):
                     data_in = chunk if isinstance(chunk, bytes) else chunk.encode()
                     buffer = (buffer + data_in).replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
                     while b"\n\n" in buffer:
@@ -445,7 +409,7 @@ class LlmProxyUser(FastHttpUser):
         if next(self.sequence) % 2 and self.token_id:
             path, name = f"/manage/tokens/{self.token_id}", MANAGE_TOKEN
         else:
-            path, name = f"/manage/projects/{Provisioned.project_id}", MANAGE_PROJECT
+            path, name = f"/manage/projects/{self.project_id}", MANAGE_PROJECT
         with self.client.get(path, headers=self.management, name=name, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(_http_error(response))

@@ -15,19 +15,21 @@ import typer
 
 from devenv.cli import progress_view
 from devenv.cli.application import Application, OutputFormat, application
-from devenv.cli.options import OutputOption, QuietOption, VerboseOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    VerboseOption,
+    parse_context,
+)
 from devenv.errors import UsageError
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.targets import cdk, deployment, localstack, parity, templates
+from devenv.targets.endpoints import Target
 from devenv.targets.local import endpoint_for
-
-STACK_DIR = cdk.STACK_DIR
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class Emulator(StrEnum):
@@ -35,13 +37,6 @@ class Emulator(StrEnum):
     localstack = "localstack"
 
 
-TargetOption = typer.Option(Target.local, "--target", "-t", help="local (the emulator of `devenv up`) or aws")
-PropsOption = typer.Option(
-    None, "--props", help="stack props JSON [default: stack/props/local.json or stack/props/aws.json]"
-)
-ContextOption = typer.Option(
-    [], "--context", "-c", metavar="KEY=VALUE", help="extra CDK context (repeatable)"
-)
 ProfileOption = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile (aws target)")
 RegionOption = typer.Option(
     None, "--region", help="AWS region [default: settings.region locally, your AWS config on aws]"
@@ -55,29 +50,20 @@ def register(app: typer.Typer) -> None:
     app.command("parity")(parity_command)
 
 
-def parse_context(pairs: list[str]) -> dict[str, str]:
-    context = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(
-                f"--context {pair!r} is not KEY=VALUE", "write it like --context imageTag=v1.2.3"
-            )
-        context[key] = value
-    return context
-
-
 def inputs_for(
     app: Application, target: Target, props: Path | None, context: list[str], region: str | None
 ) -> deployment.Inputs:
-    props_file = (props or STACK_DIR / "props" / f"{target.value}.json").resolve()
+    stack_dir = app.settings.stack_dir
+    props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     if not props_file.is_file():
         raise UsageError(
-            f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
+            f"props file {props_file} does not exist",
+            f"pass --props with a JSON file (see {stack_dir}/props/)",
         )
     resolved_region = region or (app.settings.region if target is Target.local else None)
     return deployment.Inputs(
         app.settings.cdk_cache_dir or app.settings.state_dir,
+        stack_dir,
         props_file,
         parse_context(context),
         resolved_region or "",
@@ -210,7 +196,9 @@ def parity_command(
     app = application(ctx, output, quiet)
     if template is None:
         inputs = inputs_for(app, Target.local, props, context, None)
-        template = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context).template_path
+        template = cdk.synthesize(
+            inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context
+        ).template_path
     entries = parity.fates(templates.load_template(template), parity.supported_types())
     document = parity.summary(entries)
     if app.json_output:

@@ -1,6 +1,6 @@
 """`devenv failover`: failover experiments under load against the local stack or AWS.
 
-    devenv failover list                       the experiments in loadtests/failover/
+    devenv failover list                       the experiments in loadtests/failover/ (the loadtests_dir setting)
     devenv failover NAME... --target local|aws run one or more (`--output json`: one journal, or
                                                {"experiments": [...], "exit_code": N} for several)
     devenv failover --all --target local       run them all, one after the other
@@ -19,12 +19,18 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.loadtest import Target
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.cli.token import LOCAL_UPSTREAM_KEY
+from devenv.cli.options import (
+    ManagementTokenOption,
+    OutputOption,
+    ProjectApiKeyOption,
+    QuietOption,
+    TargetOption,
+    UrlOption,
+)
 from devenv.errors import ConfigError, UsageError
 from devenv.failover import experiment as ex
 from devenv.runtime.state import StateDir
+from devenv.targets.endpoints import Target
 
 HEADLINE = (
     "failed_requests",
@@ -47,9 +53,9 @@ def failover(
         None, metavar="NAME", help="experiment name(s), or `list`", show_default=False
     ),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
-    target: Target = typer.Option(Target.local, "--target", "-t", help="where the stack runs"),
-    experiments_dir: Path = typer.Option(
-        ex.EXPERIMENTS_DIR, "--experiments-dir", help="where the experiment YAML files are"
+    target: Target = TargetOption,
+    experiments_dir: Path | None = typer.Option(
+        None, "--experiments-dir", help="where the experiment YAML files are [failover/ in loadtests_dir]"
     ),
     duration: float | None = typer.Option(
         None, "--duration", min=1, help="override every experiment's load duration_s (seconds)"
@@ -60,13 +66,9 @@ def failover(
         metavar="KEY=VALUE",
         help="override a criterion or tolerance, e.g. max_failure_rate=0.05 (repeatable)",
     ),
-    url: str | None = typer.Option(None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL"),
-    management_token: str | None = typer.Option(
-        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
-    ),
-    api_key: str = typer.Option(
-        LOCAL_UPSTREAM_KEY, "--api-key", envvar="DEVENV_PROJECT_API_KEY", help="upstream key of the project"
-    ),
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
+    api_key: str = ProjectApiKeyOption,
     report_dir: Path | None = typer.Option(
         None, "--report-dir", help="where run folders go [<state dir>/failover]"
     ),
@@ -77,6 +79,7 @@ def failover(
     from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
+    experiments_dir = experiments_dir or ex.experiments_dir(app.settings.loadtests_dir)
     names = names or []
     if names == ["list"]:
         _list(app, experiments_dir)
@@ -91,7 +94,7 @@ def failover(
 
     state = StateDir(app.settings.state_dir)
     try:
-        connected = connect(target.value, state, url, management_token, app.settings.region)
+        connected = connect(target, state, url, management_token, app.settings.region)
     except Exception as exc:
         if app.json_output and hasattr(exc, "message"):
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
@@ -135,7 +138,7 @@ def _load(
         return [ex.with_overrides(e, duration, overrides) for e in chosen]
     except ex.ExperimentError as exc:
         raise ConfigError(
-            str(exc), "fix the experiment file (keys are in loadtests/failover/schema.json)"
+            str(exc), f"fix the experiment file (keys are in {directory / 'schema.json'})"
         ) from None
 
 

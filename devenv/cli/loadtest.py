@@ -8,26 +8,20 @@ summary.json, timeline.json, the plots and report.html.
 from __future__ import annotations
 
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.errors import ConfigError, UsageError
+from devenv.cli.options import ManagementTokenOption, OutputOption, QuietOption, TargetOption, UrlOption
+from devenv.errors import ConfigError, TargetError, UsageError
 from devenv.loadtest import report, runner
 from devenv.loadtest import thresholds as th
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import TargetError, resolve
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
+from devenv.targets.endpoints import Target, resolve
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def loadtest(
     ctx: typer.Context,
-    target: Target = typer.Option(Target.local, "--target", "-t", help="where the proxy runs"),
+    target: Target = TargetOption,
     profile: str | None = typer.Option(
         None,
         "--profile",
@@ -49,19 +43,17 @@ def loadtest(
         False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
     ),
     web_port: int = typer.Option(0, "--web-port", min=0, max=65535, help="port of the web UI [a free one]"),
-    url: str | None = typer.Option(
-        None, "--url", envvar="DEVENV_TARGET_URL", help="the proxy's base URL [from the target]"
-    ),
-    management_token: str | None = typer.Option(
-        None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
-    ),
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
     api_key: str | None = typer.Option(
         None,
         "--api-key",
         envvar="LOADTEST_API_KEY",
         help="call an OpenAI-compatible server directly with this key",
     ),
-    thresholds_file: Path = typer.Option(runner.THRESHOLDS, "--thresholds", help="thresholds YAML"),
+    thresholds_file: Path | None = typer.Option(
+        None, "--thresholds", help="thresholds YAML [thresholds.yaml in loadtests_dir]"
+    ),
     threshold: list[str] = typer.Option(
         [], "--threshold", metavar="SCOPE.METRIC=VALUE", help="override one limit (repeatable)"
     ),
@@ -75,11 +67,12 @@ def loadtest(
     from devenv.cli.application import application
 
     app = application(ctx, output, quiet)
+    thresholds_file = thresholds_file or app.settings.loadtests_dir / runner.THRESHOLDS
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
     profile_name = profile if profile is not None else (None if web else "smoke")
     try:
-        run_plan = _plan(app, target.value, profile_name, users, duration, ramp_step, url, management_token,
+        run_plan = _plan(app, target, profile_name, users, duration, ramp_step, url, management_token,
                          api_key, thresholds_file, threshold, report_dir)  # fmt: skip
     except TargetError as exc:
         if app.json_output:
@@ -98,7 +91,7 @@ def loadtest(
 
 def _plan(
     app: Application,
-    target: str,
+    target: Target,
     profile: str | None,
     users: int | None,
     duration: str | None,
@@ -122,6 +115,7 @@ def _plan(
         table = th.with_overrides(th.load(thresholds_file, profile), overrides)
     except th.ThresholdError as exc:
         raise ConfigError(str(exc), f"fix {thresholds_file} or the --threshold value") from None
+    runner.require_locustfile(app.settings.loadtests_dir)
     state = StateDir(app.settings.state_dir)
     endpoint = resolve(target, state, url=url, management_token=management_token, region=app.settings.region)
     runner.preflight(endpoint, api_key)  # before the run folder: a target that is down leaves nothing behind
@@ -139,6 +133,7 @@ def _plan(
         run_dir=run_dir,
         thresholds_file=effective,
         profile=profile,
+        loadtests_dir=app.settings.loadtests_dir,
         users=users,
         duration=f"{duration_s}s" if duration_s is not None else None,
         ramp_step=f"{step_s}s" if ramp_step is not None else None,

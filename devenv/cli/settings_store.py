@@ -1,7 +1,7 @@
 """The seed's config CLI: `devenv secret set|get|list`, `devenv config set|get|list`, `devenv setup`.
 
 Secrets live in Secrets Manager, plain config in SSM Parameter Store, under the names the stack creates
-(stack/names.py). `--target local` talks to the emulator (http://127.0.0.1:<emulator_port>, credentials
+(devenv/stack_names.py). `--target local` talks to the emulator (http://127.0.0.1:<emulator_port>, credentials
 test/test, the settings' region); `--target aws` uses the default boto3 credential chain, profile and
 region. Secret values are never printed unless `--reveal` is given.
 """
@@ -17,11 +17,11 @@ from typing import Any
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
-from devenv.cli.stack import Target
+from devenv.cli.options import OutputOption, QuietOption, TargetOption
 from devenv.config import Settings
 from devenv.errors import ConfigError, DevenvError, NotRunningError, UsageError
-from stack.names import PARAMETERS, SECRETS
+from devenv.stack_names import PARAMETERS, SECRETS
+from devenv.targets.endpoints import Target
 
 HIDDEN = "********"
 
@@ -210,11 +210,6 @@ def _app(ctx: typer.Context, output: OutputFormat, quiet: bool) -> Application:
     from devenv.cli.application import application
 
     return application(ctx, output, quiet)
-
-
-TargetOption = typer.Option(
-    Target.local, "--target", "-t", help="local (the emulator) or aws (default credentials)"
-)
 
 
 def register(app: typer.Typer) -> None:

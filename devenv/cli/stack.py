@@ -1,5 +1,5 @@
-"""`devenv synth` and `devenv diff`: the CDK app (stack/) synthesized in-process, diffed by the pinned CDK CLI
-(run as every command runs it: devenv.targets.cdk.run)."""
+"""`devenv synth` and `devenv diff`: the CDK app (the stack_dir setting) synthesized in-process, diffed by the
+pinned CDK CLI (run as every command runs it: devenv.targets.cdk.run)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,29 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import (
+    ContextOption,
+    OutputOption,
+    PropsOption,
+    QuietOption,
+    TargetOption,
+    parse_context,
+)
 from devenv.config import Settings
-from devenv.errors import ConfigError, DevenvError, UsageError
+from devenv.errors import ConfigError, DevenvError
 from devenv.runtime.state import StateDir
+from devenv.stack_names import STACK_NAME
 from devenv.targets import cdk, deployment
+from devenv.targets.endpoints import Target
 from devenv.targets.local import endpoint_for
 
-STACK_DIR = Path(__file__).resolve().parents[2] / "stack"
-DEFAULT_OUTDIR = STACK_DIR / "cdk.out"
-STACK_NAME = "LlmProxyStack"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
-
-
-class Target(StrEnum):
-    local = "local"
-    aws = "aws"
 
 
 class SynthFailedError(DevenvError):
@@ -41,11 +41,13 @@ class SynthFailedError(DevenvError):
     exit_code = 1
 
 
-def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
+def synth(
+    stack_dir: Path, props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Synthesize the stack into `outdir`; a summary of what was written. Bad props raise ConfigError."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from stack.app import synthesize
-    from stack.config import PropsError
+    synthesize = cdk.import_app(stack_dir, "app").synthesize
+    PropsError = cdk.import_app(stack_dir, "config").PropsError
 
     if props_file is not None and not props_file.is_file():
         raise ConfigError(
@@ -55,12 +57,14 @@ def synth(props_file: Path | None, outdir: Path, context: dict[str, Any] | None 
     try:
         assembly = synthesize(props_file, outdir, context)
     except PropsError as exc:
-        raise ConfigError(str(exc), "fix the prop named above (stack/config.py lists every prop)") from None
+        raise ConfigError(
+            str(exc), f"fix the prop named above ({stack_dir}/config.py lists every prop)"
+        ) from None
     except RuntimeError as exc:  # jsii: a validation plugin (cdk-nag, CloudFormation Validate) failed
         report = outdir / "validation-report.json"
         raise SynthFailedError(
             f"the stack did not synthesize: {str(exc).splitlines()[0]}",
-            f"see the findings above and {report}; fix them or acknowledge them in stack/nag.py with a reason",
+            f"see the findings above and {report}; fix them or acknowledge them in {stack_dir}/nag.py with a reason",
         ) from None
     template_path = assembly / TEMPLATE_FILE
     template = json.loads(template_path.read_text())
@@ -130,7 +134,7 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
             recorded = base_path.parent != Path(scratch)
             baseline = str(base_path) if recorded else "an empty template (no deployed template recorded)"
             app.info(f"[yellow]{target.value} cannot answer[/]: {reason}; diffing against {baseline}")
-        run = cdk.run(arguments, env, StateDir(settings.state_dir).log_for(cdk.LOG_NAME))
+        run = cdk.run(arguments, env, settings.stack_dir, StateDir(settings.state_dir).log_for(cdk.LOG_NAME))
     text = "\n".join(line for line in run.lines if not line.startswith("b'!!")).strip()
     if run.exit_code not in (0, 1):
         raise DevenvError(run.failure("cdk diff failed"), "see the CDK CLI output")
@@ -144,46 +148,33 @@ def run_diff(settings: Settings, target: Target, assembly: Path, app: Applicatio
     }
 
 
-def props_for(target: Target | None, props: Path | None) -> Path | None:
-    if props is not None:
-        return props.resolve()
-    if target is not None:
-        return STACK_DIR / "props" / f"{target.value}.json"
-    return None
-
-
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"bad --context {pair!r}", "use --context KEY=VALUE, e.g. -c imageTag=v1.2.3")
-        context[key] = value
-    return context
+def synth_for(
+    settings: Settings, target: Target, props: Path | None, outdir: Path | None, context: list[str]
+) -> dict[str, Any]:
+    """`synth` with the commands' defaults: the target's props and cdk.out, both in the CDK app."""
+    stack_dir = settings.stack_dir
+    props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
+    return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
         ctx: typer.Context,
-        props: Path | None = typer.Option(
-            None, "--props", help="a props JSON file [default: the seed's defaults]"
+        props: Path | None = PropsOption,
+        target: Target = TargetOption,
+        context: list[str] = ContextOption,
+        outdir: Path | None = typer.Option(
+            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),
-        target: Target | None = typer.Option(None, "--target", "-t", help="use stack/props/<target>.json"),
-        context: list[str] = typer.Option(
-            [], "--context", "-c", metavar="KEY=VALUE", help="override a prop (repeatable)"
-        ),
-        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
-        """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: stack/cdk.out]."""
+        """Synthesize LlmProxyStack (with cdk-nag checks) into a cloud assembly [default: cdk.out in the app]."""
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        if props is not None and target is not None:
-            raise UsageError("--props and --target both choose the props", "pass one of them")
-        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        summary = synth_for(application_.settings, target, props, outdir, context)
         if application_.json_output:
             application_.emit_json(summary)
             return
@@ -195,14 +186,12 @@ def register(app: typer.Typer) -> None:
     @app.command("diff")
     def diff_command(
         ctx: typer.Context,
-        target: Target = typer.Option(..., "--target", "-t", help="compare with what is deployed there"),
-        props: Path | None = typer.Option(
-            None, "--props", help="props file [default: stack/props/<target>.json]"
+        target: Target = TargetOption,
+        props: Path | None = PropsOption,
+        context: list[str] = ContextOption,
+        outdir: Path | None = typer.Option(
+            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
         ),
-        context: list[str] = typer.Option(
-            [], "--context", "-c", metavar="KEY=VALUE", help="override a prop (repeatable)"
-        ),
-        outdir: Path = typer.Option(DEFAULT_OUTDIR, "--outdir", help="where the cloud assembly goes"),
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
@@ -210,7 +199,7 @@ def register(app: typer.Typer) -> None:
         from devenv.cli.application import application
 
         application_ = application(ctx, output, quiet)
-        summary = synth(props_for(target, props), outdir.resolve(), parse_context(context))
+        summary = synth_for(application_.settings, target, props, outdir, context)
         result = run_diff(application_.settings, target, Path(summary["assembly"]), application_)
         if application_.json_output:
             application_.emit_json(result)

@@ -2,8 +2,9 @@
 
 Everything shown is read from the running supervisor's state file; when no supervisor holds the lock,
 nothing of the last run is shown as if it were alive (no services, no ECS table), only that devenv is
-not running and, if it failed, why. Each section is a function of the document, so a new one (say, the
-ECS services' events) is one function added to SECTIONS.
+not running and, if it failed, why. Each section is a function of the document, so a new one is one
+function added to SECTIONS. The ECS services' events are not in the state file: they are read as an AWS
+user reads them, through `describe_services` on the emulator (`with_service_events`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from devenv.runtime.state import StateDir
 STATE_STYLES = {"running": "green", "failed": "red", "restarting": "yellow", "starting": "cyan"}
 TARGET_STYLES = {"healthy": "green", "unhealthy": "red", "draining": "yellow", "initial": "cyan"}
 WATCH_REFRESH_S = 1.0
+EVENTS_SHOWN = 3  # ECS service events per service in the text output (all of them in JSON)
 
 
 def register(app: typer.Typer) -> None:
@@ -74,6 +76,21 @@ def status_document(state: StateDir) -> dict[str, Any]:
     }
 
 
+def with_service_events(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with each ECS service's events (`ecs_service_events`, newest first), read through the
+    ECS API of the running emulator; or `ecs_service_events_error` when it does not answer."""
+    env = document.get("aws_env") or {}
+    if not document["running"] or not document.get("ecs_services") or "AWS_ENDPOINT_URL" not in env:
+        return document
+    from devenv.targets import local  # boto3 loads only when a stack runs
+
+    try:
+        events = local.ecs_service_events(env["AWS_ENDPOINT_URL"], env["AWS_REGION"])
+    except NotRunningError as exc:
+        return {**document, "ecs_service_events_error": exc.message}
+    return {**document, "ecs_service_events": events}
+
+
 def _styled(value: str, styles: dict[str, str]) -> Text:
     return Text(value, style=styles.get(value, ""))
 
@@ -118,6 +135,21 @@ def ecs_table(document: dict[str, Any]) -> RenderableType | None:
     return table
 
 
+def service_events(document: dict[str, Any]) -> RenderableType | None:
+    """The newest few events of each ECS service (UTC time and AWS's message, as written)."""
+    if document.get("ecs_service_events_error"):
+        return Text(f"ECS service events: {document['ecs_service_events_error']}", style="red")
+    if not document.get("ecs_service_events"):
+        return None
+    lines = Text(
+        f"ECS service events (UTC, newest {EVENTS_SHOWN} of each; all with --output json)", overflow="fold"
+    )
+    for _, events in sorted(document["ecs_service_events"].items()):
+        for event in events[:EVENTS_SHOWN]:
+            lines.append(f"\n  {event['createdAt'][11:19]}  {event['message']}")
+    return lines
+
+
 def alb_line(document: dict[str, Any]) -> RenderableType | None:
     if not document.get("alb_url"):
         return None
@@ -152,6 +184,7 @@ def facts_line(document: dict[str, Any]) -> RenderableType | None:
 SECTIONS: list[Callable[[dict[str, Any]], RenderableType | None]] = [
     services_table,
     ecs_table,
+    service_events,
     alb_line,
     facts_line,
 ]
@@ -168,7 +201,8 @@ def status(
         False, "--watch", "-w", help="redraw the tables every second until Ctrl-C (text output only)"
     ),
 ) -> None:
-    """Each service: state, health, pid, ports, URL and uptime; the ECS services and the ALB's targets.
+    """Each service: state, health, pid, ports, URL and uptime; the ECS services, their latest events and
+    the ALB's targets.
 
     Exits 7 when devenv is not running.
     """
@@ -180,7 +214,7 @@ def status(
         with (
             contextlib.suppress(KeyboardInterrupt),
             Live(
-                get_renderable=lambda: render(status_document(state)),
+                get_renderable=lambda: render(with_service_events(status_document(state))),
                 console=app.out,
                 refresh_per_second=1 / WATCH_REFRESH_S,
                 screen=False,
@@ -189,7 +223,7 @@ def status(
             while True:
                 time.sleep(WATCH_REFRESH_S)
         return
-    document = status_document(state)
+    document = with_service_events(status_document(state))
     if app.json_output:
         app.emit_json(document)
     else:

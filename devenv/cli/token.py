@@ -1,57 +1,51 @@
-"""`devenv token create`: a proxy token for a project, through the running proxy's management API."""
+"""`devenv token create|list|revoke`: proxy tokens through the target's management API.
+
+The target is the running `devenv up` by default (its ALB mirror and the stack's management token), or
+any proxy with `--url`/`--management-token`, or the deployed stack with `--target aws`.
+"""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
+import datetime as dt
 from typing import Any
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
-from devenv.cli.application import OutputFormat, application
-from devenv.cli.options import OutputOption
-from devenv.errors import DevenvError, NotRunningError
+from devenv.cli.application import Application, OutputFormat, application
+from devenv.cli.options import (
+    ManagementTokenOption,
+    OutputOption,
+    ProjectApiKeyOption,
+    TargetOption,
+    UrlOption,
+)
+from devenv.errors import NotRunningError, TargetError
 from devenv.runtime.state import StateDir
-from devenv.services import llmproxy
+from devenv.targets.endpoints import Target, resolve
+from devenv.targets.management import ManagementClient
 
 token_app = typer.Typer(help="Proxy tokens (the client's `sk-...` keys).", no_args_is_help=True)
-
-LOCAL_UPSTREAM_KEY = "sk-devenv-mock-upstream"
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
 
 
-def call(base_url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        base_url.rstrip("/") + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise DevenvError(
-            f"{method} {path} answered {exc.code}: {detail}", "check `devenv logs proxy`"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise NotRunningError(
-            f"the proxy at {base_url} does not answer ({exc})", "start it with `devenv up -d`"
-        ) from None
-
-
-def find_or_create_project(base_url: str, token: str, name: str, api_key: str) -> dict[str, Any]:
-    listing = call(base_url, token, "GET", "/manage/projects")
-    projects = listing.get("projects", listing) if isinstance(listing, dict) else listing
-    for project in projects or []:
-        if project.get("name") == name:
-            return dict(project)
-    return dict(call(base_url, token, "POST", "/manage/projects", {"name": name, "api_key": api_key}))
+def management_client(
+    app: Application, target: Target, url: str | None, management_token: str | None
+) -> ManagementClient:
+    """The target's management API; NotRunningError (exit 7) when the local stack is not up."""
+    state = StateDir(app.settings.state_dir)
+    if target is Target.local and not url and not state.supervisor_running():
+        raise NotRunningError("the local stack is not running", "start it with `devenv up -d`, or pass --url")
+    endpoint = resolve(target, state, url=url, management_token=management_token, region=app.settings.region)
+    if not endpoint.management_token:
+        raise TargetError(
+            f"no management token for {endpoint.url}", "pass --management-token or set MANAGEMENT_TOKEN"
+        )
+    return ManagementClient(endpoint.url, endpoint.management_token)
 
 
 @token_app.command("create")
@@ -66,25 +60,17 @@ def create(
     max_requests: int | None = typer.Option(
         None, "--max-requests", min=0, help="request budget (default: unlimited)"
     ),
-    api_key: str = typer.Option(
-        LOCAL_UPSTREAM_KEY,
-        "--api-key",
-        envvar="DEVENV_PROJECT_API_KEY",
-        help="the upstream key for a new project",
-    ),
+    api_key: str = ProjectApiKeyOption,
+    target: Target = TargetOption,
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Create a token for PROJECT and print it (with --output json: token, token_id, project_id, expires_at)."""
     app = application(ctx, output)
-    state = StateDir(app.settings.state_dir)
-    target = llmproxy.management(state)
-    if not state.supervisor_running() or not target["url"]:
-        raise NotRunningError("the local stack is not running", "start it with `devenv up -d`")
-    found = find_or_create_project(target["url"], target["token"], project, api_key)
-    body: dict[str, Any] = {"project_id": found["id"], "duration_minutes": duration_minutes}
-    if max_requests is not None:
-        body["max_requests"] = max_requests
-    created = call(target["url"], target["token"], "POST", "/manage/tokens", body)
+    client = management_client(app, target, url, management_token)
+    found = client.project_named(project, api_key)
+    created = client.create_token(found["id"], duration_minutes, max_requests)
     result = {
         "token": created["token"],
         "token_id": created["id"],
@@ -97,7 +83,88 @@ def create(
     app.out.print(result["token"], highlight=False)
     app.err.print(
         f"project {project} ({found['id']}), expires {result['expires_at']}. Try:\n"
-        f"  curl {target['url']}/v1/chat/completions -H 'Authorization: Bearer {result['token']}' "
+        f"  curl {client.url}/v1/chat/completions -H 'Authorization: Bearer {result['token']}' "
         '-H \'Content-Type: application/json\' -d \'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}\'',
         highlight=False,
+        markup=False,
     )
+
+
+@token_app.command("list")
+def list_tokens(
+    ctx: typer.Context,
+    project: str | None = typer.Option(None, "--project", "-p", help="only this project's tokens"),
+    target: Target = TargetOption,
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Every token (the secret itself is never shown again: its hint is), with its state and usage."""
+    app = application(ctx, output)
+    client = management_client(app, target, url, management_token)
+    names = {str(p["id"]): str(p.get("name", "")) for p in client.projects()}
+    project_id = None
+    if project is not None:
+        project_id = next((pid for pid, name in names.items() if name == project), None)
+        if project_id is None:
+            raise TargetError(
+                f"no project named {project!r} on {client.url}",
+                f"the projects are: {', '.join(sorted(names.values())) or 'none'}",
+            )
+    now = dt.datetime.now(dt.UTC)
+    tokens = [
+        {**token, "project": names.get(str(token["project_id"])), "state": token_state(token, now)}
+        for token in client.tokens(project_id)
+    ]
+    if app.json_output:
+        app.emit_json({"tokens": tokens})
+        return
+    table = Table(
+        "id", "project", "token", "state", "requests", "expires (UTC)", title=f"tokens on {client.url}"
+    )
+    for token in tokens:
+        used, budget = token.get("request_count", 0), token.get("max_requests")
+        cells = (
+            str(token["id"]),
+            str(token["project"] or token["project_id"]),
+            str(token.get("token_hint", "")),
+            token["state"],
+            f"{used}/{budget}" if budget else str(used),
+            _utc(token.get("expires_at")),
+        )
+        table.add_row(*map(Text, cells))
+    app.out.print(table)
+
+
+@token_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    token_id: str = typer.Argument(..., help="the token's id (see `devenv token list`)", show_default=False),
+    target: Target = TargetOption,
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Revoke a token: the proxy refuses it from now on (401 token_inactive)."""
+    app = application(ctx, output)
+    management_client(app, target, url, management_token).revoke_token(token_id)
+    if app.json_output:
+        app.emit_json({"revoked": token_id})
+        return
+    app.out.print(f"revoked token {token_id}", highlight=False, markup=False)
+
+
+def _utc(timestamp: str | None) -> str:
+    if not timestamp:
+        return "never"
+    return dt.datetime.fromisoformat(timestamp).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def token_state(token: dict[str, Any], now: dt.datetime) -> str:
+    """revoked, expired or active: what the proxy would answer a request with this token."""
+    if not token.get("is_active", True):
+        return "revoked"
+    expires = token.get("expires_at")
+    if expires and dt.datetime.fromisoformat(str(expires)) <= now:
+        return "expired"
+    return "active"

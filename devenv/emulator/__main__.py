@@ -1,6 +1,7 @@
 """`python -m devenv.emulator --host 127.0.0.1 --port PORT --region REGION [--no-strict]`: the emulator process.
 
 Ready when `GET /moto-api/` answers 200. Strict mode is on unless `--no-strict` or DEVENV_CLOUD_STRICT=0.
+DEVENV_TIME_SCALE (default 1) divides every alarm period and scaling cooldown it applies.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import errno
 import sys
 
+from devenv.emulator import time_scale
 from devenv.emulator.server import serve_forever, strict_from_env
 
 
@@ -23,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     strict = strict_from_env() and not args.no_strict
     try:
-        return serve_forever(args.host, args.port, args.region, strict)
+        scale = time_scale.from_env()
+    except time_scale.BadTimeScale as exc:
+        print(f"devenv cloud: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return serve_forever(args.host, args.port, args.region, strict, scale)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(

@@ -1,10 +1,13 @@
 """The emulator's side channel to the realizer, and the fault APIs moto lacks.
 
-The realizer learns what to do through the AWS API like any client; two things have no AWS API:
+The realizer learns what to do through the AWS API like any client; three things have no AWS API:
 - a task's real status (the ECS agent's job): `POST /_devenv/ecs/tasks/<id>/status`;
+- what the ALB side did with a task's target (ECS's job on AWS), for the service's events:
+  `POST /_devenv/ecs/tasks/<id>/target-event`;
 - faults asked of the emulator (`rds.failover_db_cluster`, `rds.reboot_db_instance`,
   `elasticache.reboot_cache_cluster`, `elasticache.test_failover`), which must become real faults on
   local processes: the emulator records them and `GET /_devenv/events?after=N` hands them out.
+`GET /_devenv/clock` says how the emulator keeps time: its time_scale and metric retention.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.rds.models import RDSBackend
 
-from devenv.emulator import scheduler
+from devenv.emulator import metric_store, scheduler, service_events, time_scale
 
 PREFIX = "/_devenv/"
 _events: list[dict[str, Any]] = []
@@ -181,6 +184,9 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
     parts = path[len(PREFIX) :].strip("/").split("/")
+    if method == "GET" and parts == ["clock"]:
+        clock = {"time_scale": time_scale.factor(), "metric_retention_s": metric_store.retention_s()}
+        return _json(start_response, "200 OK", clock)
     if method == "GET" and parts == ["events"]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:
@@ -197,6 +203,8 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
         except (ValueError, KeyError, TypeError) as exc:
             return _json(start_response, "400 Bad Request", {"error": f"bad target health report: {exc}"})
         return _json(start_response, "200 OK", {"ok": True})
+    if method == "POST" and len(parts) == 4 and parts[:2] == ["ecs", "tasks"] and parts[3] == "target-event":
+        return _target_event(environ, start_response, parts[2])
     if method == "POST" and len(parts) == 4 and parts[:2] == ["ecs", "tasks"] and parts[3] == "status":
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -220,6 +228,24 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
             return _json(start_response, "404 Not Found", {"error": f"no task {parts[2]}"})
         return _json(start_response, "200 OK", {"taskArn": task.task_arn, "lastStatus": task.last_status})
     return _json(start_response, "404 Not Found", {"error": f"no route {method} {path}"})
+
+
+def _target_event(environ: dict[str, Any], start_response: Callable[..., Any], task_id: str) -> list[bytes]:
+    """`POST /_devenv/ecs/tasks/<id>/target-event`: what the ALB mirror did with a task's target
+    ({"event": "registered" | "deregistered" | "unhealthy", "targetGroupArn", "port", "reason"?}),
+    written to its service's events as ECS writes them."""
+    try:
+        body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"{}")
+        event, target_group_arn, port = body["event"], str(body["targetGroupArn"]), int(body["port"])
+        if event not in service_events.TARGET_EVENTS:
+            raise ValueError(f"event must be one of {', '.join(service_events.TARGET_EVENTS)}")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _json(start_response, "400 Bad Request", {"error": f"bad target event: {exc}"})
+    try:
+        scheduler.report_target_event(task_id, event, target_group_arn, port, body.get("reason"))
+    except KeyError:
+        return _json(start_response, "404 Not Found", {"error": f"no service task {task_id}"})
+    return _json(start_response, "200 OK", {"ok": True})
 
 
 def wrap(app: WSGIApp) -> WSGIApp:

@@ -19,6 +19,8 @@ from typing import Any
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.moto_api._internal import mock_random
 
+from devenv.emulator import service_events
+
 _lock = threading.RLock()
 STOPPED_KEEP = 50  # stopped tasks kept per cluster for describe_tasks, as ECS keeps them for a while
 
@@ -152,15 +154,27 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
     max_total = max(desired, math.floor(desired * int(config.get("maximumPercent", 200)) / 100))
     min_serving = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
     behind_lb = bool(service.load_balancers)
+    started: list[LocalTask] = []
+    stopped_running: list[LocalTask] = []
+    stopped_pending: list[LocalTask] = []
+
+    def retire(task: LocalTask, reason: str) -> None:
+        (stopped_pending if task.last_status == "PROVISIONING" else stopped_running).append(task)
+        stop(task, reason)
+
+    def start() -> None:
+        task = _start(backend, service, primary_id)
+        current.append(task)
+        started.append(task)
 
     # Scale in: the newest extra tasks of the current deployment go first.
     for task in sorted(current, key=lambda t: t.created_at, reverse=True)[: max(0, len(current) - desired)]:
-        stop(task, f"Scaling activity initiated by (deployment {primary_id})")
+        retire(task, f"Scaling activity initiated by (deployment {primary_id})")
         current.remove(task)
     # Start current-deployment tasks up to desired, within maximumPercent while old ones remain.
     room = max_total - len(current) - len(previous) if previous else desired - len(current)
     for _ in range(max(0, min(desired - len(current), room))):
-        current.append(_start(backend, service, primary_id))
+        start()
     # Retire old tasks while enough tasks keep serving. A new task serves once the load balancer judges
     # it healthy; an old one serves while it runs and is not known to be unhealthy (it may still be in
     # its first health checks: stopping it then would leave no target at all).
@@ -169,33 +183,47 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
         if not task.serving(False) or serving - 1 >= min_serving or desired == 0:
             if task.serving(False):
                 serving -= 1
-            stop(task, f"Deployment {primary_id} replaced this task")
+            retire(task, f"Deployment {primary_id} replaced this task")
     if previous and not any(t.desired_status == "RUNNING" for t in previous) and len(current) >= desired:
         # old tasks all gone: start what maximumPercent held back
         for _ in range(desired - len(current)):
-            current.append(_start(backend, service, primary_id))
-    _update_counts(service, service_tasks(backend, service), deployment, behind_lb)
+            start()
+    rollout_completed, steady = _update_counts(
+        service, service_tasks(backend, service), deployment, behind_lb
+    )
+    service_events.started(service, [t.id for t in started])
+    service_events.stopped(service, [t.id for t in stopped_running], len(stopped_pending))
+    if service.status == "ACTIVE":
+        service_events.settled(service, primary_id, rollout_completed, steady)
 
 
 def _update_counts(
     service: Service, tasks: list[LocalTask], deployment: dict[str, Any], behind_lb: bool
-) -> None:
+) -> tuple[bool, bool]:
+    """Counts and rollout state as ECS reports them; returns (rollout completed, steady state).
+
+    A rollout completes once the primary deployment's tasks alone run, all serving, and no task of an
+    older deployment is still stopping; the service is steady once, in addition, nothing at all is."""
     live = [t for t in tasks if t.desired_status == "RUNNING"]
+    stopping = [t for t in tasks if t.desired_status == "STOPPED" and t.last_status != "STOPPED"]
     service.running_count = sum(1 for t in live if t.last_status == "RUNNING")
     service.pending_count = sum(1 for t in live if t.last_status == "PROVISIONING")
     primary_live = [t for t in live if t.deployment_id == deployment["id"]]
+    rollout_completed = (
+        len(primary_live) == len(live) == service.desired_count
+        and all(t.serving(behind_lb) for t in live)
+        and all(t.deployment_id == deployment["id"] for t in stopping)
+    )
     deployment.update(
         {
             "desiredCount": service.desired_count,
             "runningCount": sum(1 for t in primary_live if t.last_status == "RUNNING"),
             "pendingCount": sum(1 for t in primary_live if t.last_status == "PROVISIONING"),
-            "rolloutState": "COMPLETED"
-            if len(primary_live) == len(live) == service.desired_count
-            and all(t.serving(behind_lb) for t in live)
-            else "IN_PROGRESS",
+            "rolloutState": "COMPLETED" if rollout_completed else "IN_PROGRESS",
             "updatedAt": datetime.now(UTC),
         }
     )
+    return rollout_completed, rollout_completed and not stopping
 
 
 def _prune_stopped(backend: EC2ContainerServiceBackend) -> None:
@@ -252,6 +280,21 @@ def report(
             for container in task.containers:
                 container.health_status = health_status
         reconcile(task._backend)
+        return task
+
+
+def report_target_event(
+    task_id: str, event: str, target_group_arn: str, port: int, reason: str | None = None
+) -> LocalTask:
+    """The realizer's word on a task's target (registered, deregistered, unhealthy): its service's events."""
+    with _lock:
+        task = find_task(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        service = task._backend.services.get(f"{task.cluster_name}:{task.service_name}")
+        if service is None:
+            raise KeyError(task_id)
+        service_events.target_event(service, event, task.id, target_group_arn, port, reason)
         return task
 
 
@@ -315,8 +358,15 @@ def install() -> None:
         service_name: str | None = None,
         desiredStatus: str | None = None,
     ) -> list[Task]:
+        # ECS lists RUNNING tasks unless asked for STOPPED ones (desiredStatus defaults to RUNNING)
         tasks: list[Task] = original_list(
-            self, cluster_str, container_instance, family, started_by, service_name, desiredStatus
+            self,
+            cluster_str,
+            container_instance,
+            family,
+            started_by,
+            service_name,
+            desiredStatus or "RUNNING",
         )
         if service_name:  # moto ignores serviceName; ECS filters on it
             name = service_name.split("/")[-1]

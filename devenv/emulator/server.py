@@ -30,21 +30,27 @@ def strict_from_env(default: bool = True) -> bool:
     return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
 
 
-def prepare(region: str, strict: bool) -> None:
-    """Credentials and region moto reads, then the models and patches (before any request)."""
-    from devenv.emulator import control, stacks
+def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
+    """Credentials and region moto reads, then the models and patches (before any request), then the
+    alarm evaluator."""
+    from devenv.emulator import alarms, control, stacks, target_tracking, time_scale, unimplemented
 
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
     os.environ["AWS_DEFAULT_REGION"] = region
     os.environ["AWS_REGION"] = region
+    time_scale.set_factor(scale)
     stacks.install(strict=strict)
     control.install()  # the ECS scheduler and the fault side channel the realizer reads
+    unimplemented.install()
+    target_tracking.install()
+    alarms.install()
+    alarms.start()
 
 
-def emulator_app(region: str, strict: bool) -> WSGIApp:
+def emulator_app(region: str, strict: bool, scale: float = 1.0) -> WSGIApp:
     """moto's server app with devenv's models installed and the /_devenv/ routes in front."""
-    prepare(region, strict)
+    prepare(region, strict, scale)
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     from devenv.emulator import control
@@ -78,9 +84,9 @@ class LoadingApp:
         return self._app(environ, start_response)
 
 
-def serve_forever(host: str, port: int, region: str, strict: bool) -> int:
+def serve_forever(host: str, port: int, region: str, strict: bool, scale: float = 1.0) -> int:
     """Run in the foreground until SIGTERM or SIGINT; exit code 0 on either."""
-    app = LoadingApp(lambda: emulator_app(region, strict))
+    app = LoadingApp(lambda: emulator_app(region, strict, scale))
     server: BaseWSGIServer = make_server(host, port, app, threaded=True)
     # Keep-alive connections hold request threads; they must not block the exit on SIGTERM.
     server.daemon_threads = True  # type: ignore[attr-defined]
@@ -91,7 +97,10 @@ def serve_forever(host: str, port: int, region: str, strict: bool) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"devenv cloud: moto on http://{host}:{port} region={region} strict={strict}", flush=True)
+    print(
+        f"devenv cloud: moto on http://{host}:{port} region={region} strict={strict} time_scale={scale:g}",
+        flush=True,
+    )
     server.serve_forever()
     server.server_close()
     return 0

@@ -1,7 +1,8 @@
 """The actions an experiment can take, through the AWS API so both targets share them.
 
 ECS, RDS and ElastiCache calls go to AWS or to the local emulator (whose realizer turns them into the same
-fault on local processes). Network faults in front of Postgres and Redis go to the built-in fault proxy on
+fault on local processes); `scaling.suspend`/`scaling.resume` hold a service's task count for a run through
+Application Auto Scaling's SuspendedState, as AWS FIS users do. Network faults in front of Postgres and Redis go to the built-in fault proxy on
 the local target, and to AWS FIS where an equivalent exists (`devenv.failover.fis`) on AWS. An action the
 target cannot perform (AWS answers that the resource is in the wrong state for it) is `skipped`, with AWS's
 reason; any other refusal fails the experiment's run (exit 2) after its rollbacks.
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devenv.failover.aws_calls import ActionFailed, CannotPerform, Outcome, aws_call
 from devenv.failover.target import Target
+from devenv.targets import scaling
 
 
 class Args(BaseModel):
@@ -43,6 +45,10 @@ class DeployArgs(ServiceArgs):
 
 class DesiredCountArgs(ServiceArgs):
     count: int = Field(ge=0, le=10)
+
+
+class ScalingArgs(Args):
+    service: Literal["proxy", "dispatcher"]
 
 
 class DbFailoverArgs(Args):
@@ -194,6 +200,32 @@ def set_desired_count(target: Target, args: DesiredCountArgs) -> Outcome:
     return Outcome("done", f"{args.service} runs {args.count} task(s)")
 
 
+# ---- Application Auto Scaling -------------------------------------------------------------------------
+
+
+def suspend_scaling(target: Target, args: ScalingArgs) -> Outcome:
+    """Hold the service's task count for the run, as AWS FIS users do: its scalable target's dynamic
+    scaling suspended (SuspendedState), the state before kept for scaling.resume."""
+    resource = f"service/{target.cluster}/{args.service}"
+    client = target.client("application-autoscaling")
+    found = aws_call(scaling.ecs_targets, client=client, resource_ids=[resource])
+    if not found:
+        return Outcome("skipped", f"{args.service} has no scalable target: nothing scales it")
+    target.scaling_before.setdefault(resource, found[0].get("SuspendedState") or scaling.RESUMED)
+    aws_call(scaling.set_suspended, client=client, resource_id=resource, state=scaling.SUSPENDED)
+    return Outcome("done", f"dynamic scaling of {args.service} suspended for the run (SuspendedState)")
+
+
+def resume_scaling(target: Target, args: ScalingArgs) -> Outcome:
+    resource = f"service/{target.cluster}/{args.service}"
+    before = target.scaling_before.pop(resource, None)
+    if before is None:
+        return Outcome("skipped", f"this run did not suspend the scaling of {args.service}")
+    client = target.client("application-autoscaling")
+    aws_call(scaling.set_suspended, client=client, resource_id=resource, state=before)
+    return Outcome("done", f"scaling of {args.service} back as before the run ({before})")
+
+
 # ---- RDS ----------------------------------------------------------------------------------------------
 
 
@@ -309,6 +341,8 @@ ACTIONS: dict[str, Action] = {
     "ecs.stop_task": Action(StopTaskArgs, _skippable(stop_task), injects=True),
     "ecs.force_new_deployment": Action(DeployArgs, _skippable(force_new_deployment), injects=True),
     "ecs.set_desired_count": Action(DesiredCountArgs, _skippable(set_desired_count), injects=True),
+    "scaling.suspend": Action(ScalingArgs, suspend_scaling, injects=True),
+    "scaling.resume": Action(ScalingArgs, resume_scaling, injects=True),
     "rds.failover_db_cluster": Action(DbFailoverArgs, _skippable(failover_db_cluster), injects=True),
     "rds.reboot_db_instance": Action(DbRebootArgs, _skippable(reboot_db_instance), injects=True),
     "elasticache.reboot_cache_cluster": Action(

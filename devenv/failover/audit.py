@@ -8,23 +8,16 @@ request id is there or the dispatcher had `timeout_s` to catch up; then missing 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+
+from devenv.targets.management import ManagementClient, ManagementError
 
 PAGE_SIZE = 100
 MAX_PAGES = 500  # 50k events: far beyond any experiment's load; a bound on the loop
 CLOCK_MARGIN_S = 120  # the proxy's clock (its event timestamps) may differ from ours
-
-
-class AuditUnavailable(Exception):
-    """The management API did not answer the audit query."""
 
 
 @dataclass
@@ -42,22 +35,15 @@ class AuditResult:
 
 
 def fetch_counts(
-    url: str, token: str, since: dt.datetime, until: dt.datetime, prefix: str
+    client: ManagementClient, since: dt.datetime, until: dt.datetime, prefix: str
 ) -> tuple[Counter[str], int]:
     """Distinct audit events per request id (ids starting with `prefix`) in the range; and how many pages."""
     events: dict[str, str] = {}
     page = 1
     while page <= MAX_PAGES:
-        query = urllib.parse.urlencode(
-            {
-                "action": "proxy.request",
-                "since": since.isoformat(),
-                "until": until.isoformat(),
-                "page": page,
-                "page_size": PAGE_SIZE,
-            }
+        body = client.audit_page(
+            page, PAGE_SIZE, action="proxy.request", since=since.isoformat(), until=until.isoformat()
         )
-        body = _get(f"{url}/manage/audit?{query}", token)
         for event in body.get("events", []):
             request_id = event.get("request_id") or ""
             if request_id.startswith(prefix):
@@ -68,21 +54,8 @@ def fetch_counts(
     return Counter(events.values()), page
 
 
-def _get(url: str, token: str) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        raise AuditUnavailable(f"GET /manage/audit answered {exc.code}: {exc.read(300)!r}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise AuditUnavailable(f"GET /manage/audit failed: {exc}") from None
-
-
 def check(
-    url: str,
-    token: str,
+    client: ManagementClient,
     expected_ids: Iterable[str],
     unanswered_ids: Iterable[str],
     since: dt.datetime,
@@ -95,15 +68,15 @@ def check(
     since = since - dt.timedelta(seconds=CLOCK_MARGIN_S)
     started = time.monotonic()
     polls = 0
-    last_error: str | None = None
+    last_error: ManagementError | None = None
     counts: Counter[str] | None = None
     while True:
         until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=CLOCK_MARGIN_S)
         try:
-            counts, _ = fetch_counts(url, token, since, until, prefix)
+            counts, _ = fetch_counts(client, since, until, prefix)
             last_error = None
-        except AuditUnavailable as exc:
-            last_error = str(exc)
+        except ManagementError as exc:
+            last_error = exc
         polls += 1
         missing = sorted(expected - set(counts or {}))
         waited = time.monotonic() - started
@@ -115,7 +88,8 @@ def check(
             progress(f"audit: {len(expected) - len(missing)}/{len(expected)} events so far")
         time.sleep(1.0)
     if counts is None:
-        raise AuditUnavailable(last_error or "the audit log could not be read")
+        assert last_error is not None  # no count without an answer, no failed answer without its error
+        raise last_error
     duplicate_ids = sorted(rid for rid, n in counts.items() if n > 1 and rid in expected)
     result = AuditResult(
         expected=len(expected),
@@ -129,5 +103,5 @@ def check(
         unexpected=len(unanswered & set(counts)),
     )
     if last_error:
-        result.notes.append(f"last audit query failed: {last_error}")
+        result.notes.append(f"last audit query failed: {last_error.message}")
     return result

@@ -1,6 +1,7 @@
 """A failover experiment as data: steady-state hypothesis, background load, set-up, method, rollbacks, criteria.
 
-Experiments live as YAML in `loadtests/failover/` (one file each, named after the experiment). Loading one
+Experiments live as YAML in `failover/` of the load tests folder (the `loadtests_dir` setting; one file
+each, named after the experiment). Loading one
 validates every key up front (a bad file is an ExperimentError naming the file and the key, before anything
 is injected). `loadtests/failover/schema.json` is this model's JSON Schema (`python -m devenv.failover.schema`).
 """
@@ -15,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from devenv.failover.actions import ACTIONS, validate_args
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "loadtests" / "failover"
 RESERVED_NAMES = ("list",)
 
 
@@ -197,12 +197,17 @@ def with_overrides(experiment: Experiment, duration_s: float | None, overrides: 
         raise ExperimentError(f"{experiment.name} with the overrides: {problems}") from None
 
 
-def discover(directory: Path = EXPERIMENTS_DIR) -> dict[str, Path]:
+def experiments_dir(loadtests_dir: Path) -> Path:
+    """Where the experiment files are, in the load tests folder."""
+    return loadtests_dir / "failover"
+
+
+def discover(directory: Path) -> dict[str, Path]:
     """Experiment files by name (`*.yaml` in the directory)."""
     return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
 
 
-def find(name: str, directory: Path = EXPERIMENTS_DIR) -> Experiment:
+def find(name: str, directory: Path) -> Experiment:
     files = discover(directory)
     if name not in files:
         known = ", ".join(files) or "none"

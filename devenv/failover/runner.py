@@ -24,6 +24,7 @@ from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
 from devenv.runtime.probes import ProbeResult, wait_until_ready
+from devenv.targets.management import ManagementError
 
 EXIT_CODES = {"pass": 0, "fail": 1, "aborted": 2, "error": 2}
 PROJECT = "failover-experiments"
@@ -37,16 +38,8 @@ Progress = Callable[[str], None]
 
 def proxy_token(target: Target, api_key: str) -> str:
     """A short-lived proxy token of the experiments' project, made through the management API."""
-    listing = target.manage("GET", "/manage/projects")
-    projects = listing.get("projects", listing) if isinstance(listing, dict) else listing
-    found = [p for p in projects or [] if p.get("name") == PROJECT]
-    project = (
-        found[0]
-        if found
-        else target.manage("POST", "/manage/projects", {"name": PROJECT, "api_key": api_key})
-    )
-    created = target.manage("POST", "/manage/tokens", {"project_id": project["id"], "duration_minutes": 60})
-    return str(created["token"])
+    project = target.management.project_named(PROJECT, api_key)
+    return str(target.management.create_token(project["id"], duration_minutes=60)["token"])
 
 
 class Run:
@@ -232,8 +225,7 @@ class Run:
         self.progress(f"data-loss check: {len(answered)} answered requests, waiting for the dispatcher")
         try:
             self.audit_result = audit.check(
-                self.target.endpoint.url,
-                self.target.endpoint.management_token or "",
+                self.target.management,
                 answered,
                 unanswered,
                 self.started_at,
@@ -241,7 +233,7 @@ class Run:
                 self.experiment.audit.catch_up_timeout_s,
                 self.progress,
             )
-        except audit.AuditUnavailable as exc:
+        except ManagementError as exc:
             self.verdict = "error"
             self.errors.append(f"the data-loss check could not read the audit log: {exc}")
 

@@ -1,7 +1,7 @@
-"""The JSON Schema of an experiment file, written to `loadtests/failover/schema.json` (editors and
-check-jsonschema read it). Each step is one of the actions, with that action's own arguments.
+"""The JSON Schema of an experiment file, written beside the experiments (`loadtests/failover/schema.json`;
+editors and check-jsonschema read it). Each step is one of the actions, with that action's own arguments.
 
-    python -m devenv.failover.schema        # rewrite loadtests/failover/schema.json
+    python -m devenv.failover.schema        # rewrite schema.json in the loadtests_dir setting's failover/
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import json
 import sys
 from typing import Any
 
+from devenv.config import load_settings
 from devenv.failover.actions import ACTIONS
-from devenv.failover.experiment import EXPERIMENTS_DIR, Experiment
+from devenv.failover.experiment import Experiment, experiments_dir
 
-SCHEMA_FILE = EXPERIMENTS_DIR / "schema.json"
+SCHEMA_FILE = "schema.json"  # in the experiments' folder
 
 
 def build() -> dict[str, Any]:
@@ -45,8 +46,9 @@ def render() -> str:
 
 
 def main() -> int:
-    SCHEMA_FILE.write_text(render())
-    print(f"wrote {SCHEMA_FILE}")
+    path = experiments_dir(load_settings().loadtests_dir) / SCHEMA_FILE
+    path.write_text(render())
+    print(f"wrote {path}")
     return 0
 
 

@@ -7,17 +7,17 @@ URLs from the state dir. aws: the default boto3 session (its credentials and reg
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from devenv.errors import TargetError
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import Endpoint, TargetError, resolve
-from stack.names import NAME_PREFIX
+from devenv.stack_names import NAME_PREFIX
+from devenv.targets import endpoints
+from devenv.targets.endpoints import Endpoint, resolve
+from devenv.targets.management import ManagementClient
 
 CLUSTER = NAME_PREFIX  # the ECS cluster of the stack
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -30,6 +30,8 @@ class Target:
     make_client: Callable[[str], Any]
     fault_proxies: dict[str, str] = field(default_factory=dict)
     cluster: str = CLUSTER
+    # scalable target -> its SuspendedState before the run suspended it (restored by scaling.resume)
+    scaling_before: dict[str, dict[str, bool]] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -37,30 +39,10 @@ class Target:
             self._clients[service] = self.make_client(service)
         return self._clients[service]
 
-    def manage(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """Call the management API; TargetError (exit 2) when it refuses or does not answer."""
-        request = urllib.request.Request(
-            self.endpoint.url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.endpoint.management_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode(errors="replace")
-            raise TargetError(
-                f"{method} {path} on {self.endpoint.url} answered {exc.code}: {detail}",
-                "check the management token and the proxy's log",
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise TargetError(
-                f"the proxy at {self.endpoint.url} does not answer ({exc})", "start the target"
-            ) from None
+    @property
+    def management(self) -> ManagementClient:
+        """The proxy's management API (a ManagementError, exit 2, when it refuses or does not answer)."""
+        return ManagementClient(self.endpoint.url, self.endpoint.management_token)
 
     def fault_proxy(self, endpoint: str) -> str:
         if endpoint not in self.fault_proxies:
@@ -71,7 +53,9 @@ class Target:
         return self.fault_proxies[endpoint]
 
 
-def connect(target: str, state: StateDir, url: str | None, token: str | None, region: str | None) -> Target:
+def connect(
+    target: endpoints.Target, state: StateDir, url: str | None, token: str | None, region: str | None
+) -> Target:
     """The target, resolved; TargetError (exit 2) when it cannot be reached or found."""
     endpoint = resolve(target, state, url=url, management_token=token, region=region)
     if not endpoint.management_token:
@@ -79,7 +63,7 @@ def connect(target: str, state: StateDir, url: str | None, token: str | None, re
             f"no management token for {endpoint.url}",
             "pass --management-token or set MANAGEMENT_TOKEN (the data-loss check reads the audit log)",
         )
-    if target == "aws":
+    if target == endpoints.Target.aws:
         import boto3
 
         session = boto3.session.Session(region_name=region) if region else boto3.session.Session()

@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devenv.errors import TargetError
 from devenv.loadtest.summary import SUMMARY_FILE
 from devenv.runtime.logfiles import tail
-from devenv.targets.endpoints import Endpoint, TargetError
+from devenv.targets.endpoints import Endpoint
+from devenv.targets.management import TOKEN_REFUSED, UNREACHABLE, ManagementClient, ManagementError
 
-LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
-LOCUSTFILE = LOADTESTS_DIR / "locustfile.py"
-SHAPES = LOADTESTS_DIR / "shapes.py"
-THRESHOLDS = LOADTESTS_DIR / "thresholds.yaml"
+# In the load tests folder (the `loadtests_dir` setting):
+LOCUSTFILE = "locustfile.py"
+SHAPES = "shapes.py"
+THRESHOLDS = "thresholds.yaml"
 LOG_FILE = "locust.log"
 HTML_FILE = "locust.html"
 STOP_GRACE_S = 20.0
@@ -42,22 +44,36 @@ class RunPlan:
     run_dir: Path
     thresholds_file: Path
     profile: str | None
+    loadtests_dir: Path
     users: int | None = None
     duration: str | None = None
     ramp_step: str | None = None
     planned_s: float = 0.0
     api_key: str | None = None
-    locustfile: Path = LOCUSTFILE
+
+
+def require_locustfile(loadtests_dir: Path) -> None:
+    """The locustfile and load shapes are the project's files: say where they were looked for."""
+    missing = [name for name in (LOCUSTFILE, SHAPES) if not (loadtests_dir / name).is_file()]
+    if missing:
+        raise TargetError(
+            f"no {' or '.join(missing)} in {loadtests_dir}",
+            "run devenv from the project root, or set loadtests_dir (DEVENV_LOADTESTS_DIR) to the load tests folder",
+        )
 
 
 def preflight(endpoint: Endpoint, api_key: str | None, timeout_s: float = 5.0) -> None:
     """The target answers, and (unless talking to an upstream directly) takes the management token."""
-    status, body = _get(endpoint.url + "/health", {}, timeout_s)
-    if status >= 500:
-        raise TargetError(
-            f"the target {endpoint.url} is not healthy: /health answered {status}: {body[:200]}",
-            "look at the proxy's log (`devenv logs proxy`) or its database; run the load test once it is healthy",
-        )
+    try:
+        ManagementClient(endpoint.url, None, timeout_s).call("GET", "/health")
+    except ManagementError as exc:
+        if exc.status == UNREACHABLE:
+            raise
+        if exc.status >= 500:
+            raise TargetError(
+                f"the target {endpoint.url} is not healthy: {exc.message}",
+                "look at the proxy's log (`devenv logs proxy`) or its database; run the load test once it is healthy",
+            ) from None
     if api_key:
         return
     if not endpoint.management_token:
@@ -65,40 +81,20 @@ def preflight(endpoint: Endpoint, api_key: str | None, timeout_s: float = 5.0) -
             f"no management token for {endpoint.url}",
             "pass --management-token or set MANAGEMENT_TOKEN (or --api-key to call an upstream directly)",
         )
-    status, body = _get(
-        endpoint.url + "/manage/projects", {"Authorization": f"Bearer {endpoint.management_token}"}, timeout_s
-    )
-    if status in (401, 403):
-        raise TargetError(
-            f"the target {endpoint.url} refused the management token ({status}): {body[:200]}",
-            "pass the target's MANAGEMENT_TOKEN with --management-token",
-        )
-    if status >= 400:
-        raise TargetError(
-            f"the management API of {endpoint.url} answered {status} on /manage/projects: {body[:200]}",
-            "is this an LLM Proxy? to call an OpenAI-compatible server directly, pass --api-key",
-        )
-
-
-def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, response.read(2000).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(2000).decode(errors="replace")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        ManagementClient(endpoint.url, endpoint.management_token, timeout_s).projects()
+    except ManagementError as exc:
+        if exc.status in TOKEN_REFUSED or exc.status == UNREACHABLE:
+            raise
         raise TargetError(
-            f"cannot reach the target {url}: {reason}",
-            "start it (`devenv up -d` for local) or point --url / --target at a running proxy",
+            exc.message, "is this an LLM Proxy? to call an OpenAI-compatible server directly, pass --api-key"
         ) from None
 
 
 def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
-    files = str(plan.locustfile)
+    files = str(plan.loadtests_dir / LOCUSTFILE)
     if plan.profile is not None:
-        files += "," + str(SHAPES)
+        files += "," + str(plan.loadtests_dir / SHAPES)
     argv = [
         sys.executable,
         "-m",

@@ -180,6 +180,19 @@ class AlbMirror:
             return "UNKNOWN"
         return "HEALTHY" if state == "healthy" else "UNHEALTHY"
 
+    def unhealthy_reason(self, target_group_arn: str, port: int) -> str:
+        """Why the health checks fail a target, in the words ECS quotes from the ELB (a code mismatch,
+        a timeout, or a failed connection), from what the mirror's last check saw."""
+        mirror = self.mirrors.get(target_group_arn)
+        health = mirror.health.get(f"127.0.0.1:{port}") if mirror else None
+        detail = health.detail if health else ""
+        code = re.search(r" -> (\d{3}) ", detail)
+        if code:
+            return f"Health checks failed with these codes: [{code.group(1)}]"
+        if "timed out" in detail:
+            return "Request timed out"
+        return "Health checks failed"
+
     def tick(self) -> None:
         """Run the health-check state machine of every target group (call often)."""
         if (

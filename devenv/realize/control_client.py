@@ -24,6 +24,14 @@ def report_task(endpoint: str, task_arn: str, body: dict[str, Any]) -> None:
     post(endpoint, f"ecs/tasks/{task_arn.rsplit('/', 1)[-1]}/status", body)
 
 
+def report_target_event(
+    endpoint: str, task_arn: str, event: str, target_group_arn: str, port: int, reason: str | None = None
+) -> None:
+    """What the ALB side did with a task's target (registered, deregistered, unhealthy), as ECS logs it."""
+    body = {"event": event, "targetGroupArn": target_group_arn, "port": port, "reason": reason}
+    post(endpoint, f"ecs/tasks/{task_arn.rsplit('/', 1)[-1]}/target-event", body)
+
+
 def report_target_health(endpoint: str, target_group_arn: str, dial: str, state: str, detail: str) -> None:
     """What the ALB mirror's health checks saw of a target (HOST:PORT)."""
     host, port = dial.rsplit(":", 1)

@@ -26,7 +26,6 @@ import boto3
 from devenv.errors import DevenvError, ServiceFailedError
 from devenv.realize import control_client
 from devenv.realize.alb import AlbMirror
-from devenv.realize.autoscaling import AutoScaler
 from devenv.realize.tasks import (
     LocalContainer,
     UnrealizableTask,
@@ -71,7 +70,6 @@ class LocalTask:
     container: LocalContainer
     host_port: int | None
     target_group_arn: str | None
-    cpu_units: float = 1024.0
     reported_status: str = "PROVISIONING"
     reported_health: str = "UNKNOWN"
     stopping: bool = False
@@ -93,7 +91,6 @@ class Realizer:
         data: LocalData | None = None,
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
-        autoscaling_period_s: float = 10.0,
         runtime: str = "native",
     ) -> None:
         self.supervisor = supervisor
@@ -112,12 +109,6 @@ class Realizer:
         self.rds = session.client("rds", endpoint_url=endpoint)
         self.elasticache = session.client("elasticache", endpoint_url=endpoint)
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
-        self.autoscaler = AutoScaler(
-            session.client("application-autoscaling", endpoint_url=endpoint),
-            self.ecs,
-            self._task_processes,
-            period_s=autoscaling_period_s,
-        )
         self.tasks: dict[str, LocalTask] = {}
         self.problems: dict[str, str] = {}
         self._starting: set[str] = set()
@@ -141,7 +132,6 @@ class Realizer:
         if self.alb is not None:
             self.alb.ensure()
             self.alb.tick()
-        self.autoscaler.tick()
         wanted = self._wanted_tasks()
         self._publish(wanted)
         for arn, (task, service) in wanted.items():
@@ -235,21 +225,6 @@ class Realizer:
             return None, None
         return f"127.0.0.1:{local.host_port}", self.alb.target_state(local.target_group_arn, local.host_port)
 
-    def _task_processes(self, service: str) -> list[tuple[int | None, str | None, float]]:
-        """(pid, url, CPU units) of a service's running tasks, for the autoscaler's measurements."""
-        found: list[tuple[int | None, str | None, float]] = []
-        for local in list(self.tasks.values()):
-            running = self.supervisor.services.get(local.process)
-            if local.service == service and not local.stopping and running and running.proc:
-                url = f"http://127.0.0.1:{local.host_port}" if local.host_port else None
-                pid: int | None = running.proc.pid
-                if self.runtime == "docker":  # the container's own process, not the one watching it
-                    from devenv.runtime import docker
-
-                    pid = docker.container_pid(self.supervisor.state_dir, local.process)
-                found.append((pid, url, local.cpu_units))
-        return found
-
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 
     def _realize_data_endpoints(self) -> None:
@@ -301,7 +276,6 @@ class Realizer:
                 container=container,
                 host_port=host_port,
                 target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
-                cpu_units=float(definition.get("cpu") or 1024),
             )
             self.supervisor.add(self._spec(local))
         except (DevenvError, ServiceFailedError) as exc:
@@ -327,6 +301,7 @@ class Realizer:
         self._report(arn, "RUNNING")
         if local.target_group_arn and local.host_port and self.alb:
             self.alb.register(local.target_group_arn, local.host_port)
+            self._report_target(local, "registered")
 
     def _spec(self, local: LocalTask) -> ServiceSpec:
         env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
@@ -384,10 +359,12 @@ class Realizer:
             if health != local.reported_health:
                 local.reported_health = health
                 self._report(local.task_arn, "RUNNING", health=health)
+                if health == "UNHEALTHY":
+                    reason = self.alb.unhealthy_reason(local.target_group_arn, local.host_port)
+                    self._report_target(local, "unhealthy", reason)
 
     def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
-        if local.target_group_arn and local.host_port and self.alb:
-            self.alb.drain(local.target_group_arn, local.host_port)
+        self._drain(local)
         self.supervisor.remove(local.process)
         self._forget(local)
         self._report(
@@ -396,8 +373,7 @@ class Realizer:
 
     def _drain_and_stop(self, local: LocalTask, reason: str) -> None:
         """Deregister from the ALB (no new requests), let in-flight ones finish, then SIGTERM."""
-        if local.target_group_arn and local.host_port and self.alb:
-            self.alb.drain(local.target_group_arn, local.host_port)
+        self._drain(local)
         running = self.supervisor.services.get(local.process)
         exit_code = None
         if running is not None:
@@ -405,6 +381,12 @@ class Realizer:
             exit_code = running.exit_code
         self._forget(local)
         self._report(local.task_arn, "STOPPED", reason=reason, exit_code=exit_code)
+
+    def _drain(self, local: LocalTask) -> None:
+        """Take a task's target out of its group (logged as ECS logs it), waiting for in-flight requests."""
+        if local.target_group_arn and local.host_port and self.alb:
+            self._report_target(local, "deregistered")
+            self.alb.drain(local.target_group_arn, local.host_port)
 
     def _forget(self, local: LocalTask) -> None:
         with self._lock:
@@ -425,6 +407,17 @@ class Realizer:
             control_client.report_task(self.endpoint, arn, body)
         except OSError as exc:
             log.warning("could not report task %s %s: %s", arn, status, exc)
+
+    def _report_target(self, local: LocalTask, event: str, reason: str | None = None) -> None:
+        """An ALB-side event of a task, for its service's events (ECS registers targets on AWS)."""
+        if local.target_group_arn is None or local.host_port is None:
+            return
+        try:
+            control_client.report_target_event(
+                self.endpoint, local.task_arn, event, local.target_group_arn, local.host_port, reason
+            )
+        except OSError as exc:
+            log.warning("could not report %s for task %s: %s", event, local.task_arn, exc)
 
     # -- faults ---------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devenv import stack_names as names
 from devenv.errors import DevenvError
 from devenv.runtime.docker import TLS_DIR, ContainerConfig, HealthCheck, container_name, labels
 from devenv.runtime.state import StateDir
-from stack import names
 
 # Image repository name -> the local command that stands for the image's entry point.
 IMAGE_ENTRYPOINTS: dict[str, list[str]] = {

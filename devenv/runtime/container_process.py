@@ -61,7 +61,7 @@ def remove_stale(config: ContainerConfig) -> None:
 
 
 def record_pid(container: Container, pid_file: Path, proc_root: Path = Path("/proc")) -> None:
-    """Write the container's main process id beside its config, for the autoscaler's CPU figures,
+    """Write the container's main process id beside its config, for the host's CPU figures of the task,
     when that pid is one of this host's processes: in this container's cgroup (a local Linux daemon;
     under Docker Desktop the pid is the VM's, and no file is written)."""
     from docker.errors import DockerException

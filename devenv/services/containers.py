@@ -4,6 +4,7 @@ data as the native processes of devenv.services, from their images (runtime.dock
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devenv.config import Settings
@@ -22,22 +23,30 @@ from devenv.runtime.docker import (
 )
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
-from devenv.services import emulator, postgres
+from devenv.services import emulator, llmproxy, postgres, redis
+from devenv.services.tls import TlsFiles
 
 if TYPE_CHECKING:
     from devenv.services import Ports
-    from devenv.services.tls import TlsFiles
 
 POSTGRES_IMAGE = f"postgres:{postgres.PINNED_MAJOR}"  # major 18 everywhere: Aurora, compose, native
 REDIS_IMAGE = "redis:7"
 
 
+# Where a container finds devenv's CA, server certificate and key.
+CONTAINER_TLS = TlsFiles(
+    ca_cert=Path(TLS_DIR, "ca.crt"),
+    server_cert=Path(TLS_DIR, "server.crt"),
+    server_key=Path(TLS_DIR, "server.key"),
+)
+
+
 def _tls_files(tls: TlsFiles, with_key: bool) -> dict[str, bytes]:
     """devenv's CA (and the server certificate and key) copied into a container under /tls."""
-    files = {f"{TLS_DIR}/ca.crt": tls.ca_cert.read_bytes()}
+    files = {str(CONTAINER_TLS.ca_cert): tls.ca_cert.read_bytes()}
     if with_key:
-        files[f"{TLS_DIR}/server.crt"] = tls.server_cert.read_bytes()
-        files[f"{TLS_DIR}/server.key"] = tls.server_key.read_bytes()
+        files[str(CONTAINER_TLS.server_cert)] = tls.server_cert.read_bytes()
+        files[str(CONTAINER_TLS.server_key)] = tls.server_key.read_bytes()
     return files
 
 
@@ -69,9 +78,7 @@ def redis_container(
         container_name=container_name(state, "redis"),
         command=(
             *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-            *("--tls-port", str(tls_port), "--tls-auth-clients", "no"),
-            *("--tls-cert-file", f"{TLS_DIR}/server.crt", "--tls-key-file", f"{TLS_DIR}/server.key"),
-            *("--tls-ca-cert-file", f"{TLS_DIR}/ca.crt"),
+            *redis.tls_args(CONTAINER_TLS, tls_port),
         ),
         files=_tls_files(tls, with_key=True),
         health=HealthCheck(("redis-cli", "-h", "127.0.0.1", "-p", str(port), "ping")),
@@ -102,7 +109,7 @@ def mock_upstream_container(settings: Settings, state: StateDir, port: int) -> C
         name="mock-upstream",
         image=LLMPROXY_IMAGE,
         container_name=container_name(state, "mock-upstream"),
-        command=("mock-upstream", "--host", "127.0.0.1", "--port", str(port)),
+        command=("mock-upstream", *llmproxy.mock_upstream_args(settings, port)),
         stop_timeout_s=settings.stop_timeout_s,
         labels=labels(state, "mock-upstream"),
     )

@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
-from typing import Any
 
 from devenv.config import Settings
 from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
-
-
-def local_secrets(state: StateDir) -> dict[str, str]:
-    """MANAGEMENT_TOKEN and ENCRYPTION_KEY for stacks devenv runs without deploying (the docker runtime),
-    generated on first use; `devenv up` replaces MANAGEMENT_TOKEN with the deployed secret's value."""
-    path = state.run / "secrets.json"
-    values: dict[str, str] = {}
-    if path.exists():
-        values = dict(json.loads(path.read_text()))
-    if {"MANAGEMENT_TOKEN", "ENCRYPTION_KEY"} <= values.keys():
-        return values
-    values.setdefault("MANAGEMENT_TOKEN", secrets.token_urlsafe(32))
-    values.setdefault("ENCRYPTION_KEY", secrets.token_urlsafe(32))
-    write_secrets(state, values)
-    return values
 
 
 def write_secrets(state: StateDir, values: dict[str, str]) -> None:
@@ -43,10 +26,22 @@ def write_secrets(state: StateDir, values: dict[str, str]) -> None:
         json.dump(values, handle)
 
 
+def mock_upstream_args(settings: Settings, port: int) -> list[str]:
+    """`mock-upstream`'s arguments: where it listens and how slowly it answers (the mock_upstream_*
+    settings), the same for the native process and the container."""
+    return [
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--ttft", settings.mock_upstream_ttft,
+        "--inter-token-ms", str(settings.mock_upstream_inter_token_ms),
+        "--latency", settings.mock_upstream_latency,
+    ]  # fmt: skip
+
+
 def mock_upstream_spec(settings: Settings, port: int) -> ServiceSpec:
     return ServiceSpec(
         name="mock-upstream",
-        argv=[sys.executable, "-m", "llmproxy", "mock-upstream", "--host", "127.0.0.1", "--port", str(port)],
+        argv=[sys.executable, "-m", "llmproxy", "mock-upstream", *mock_upstream_args(settings, port)],
         ports={"http": port},
         url=f"http://127.0.0.1:{port}/v1",
         ready=probes.http(f"http://127.0.0.1:{port}/health"),
@@ -54,14 +49,3 @@ def mock_upstream_spec(settings: Settings, port: int) -> ServiceSpec:
         stop_timeout_s=settings.stop_timeout_s,
         restart=RestartPolicy(mode="on-failure"),
     )
-
-
-def management(state: StateDir) -> dict[str, Any]:
-    """Where the running stack's management API is (the ALB mirror), and its token."""
-    services = state.read().get("services", {})
-    front = services.get("alb") or {}
-    try:
-        token = json.loads((state.run / "secrets.json").read_text()).get("MANAGEMENT_TOKEN")
-    except (FileNotFoundError, json.JSONDecodeError):
-        token = None
-    return {"url": front.get("url"), "token": token}

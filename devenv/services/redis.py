@@ -26,6 +26,16 @@ def server_binary(settings: Settings) -> str:
     return found
 
 
+def tls_args(files: TlsFiles, tls_port: int) -> list[str]:
+    """redis-server flags that serve TLS on `tls_port` with devenv's server certificate, without client
+    certificates, as ElastiCache does with in-transit encryption (`--port 0` turns plain text off)."""
+    return [
+        *("--tls-port", str(tls_port)),
+        *("--tls-cert-file", str(files.server_cert), "--tls-key-file", str(files.server_key)),
+        *("--tls-ca-cert-file", str(files.ca_cert), "--tls-auth-clients", "no"),
+    ]
+
+
 def spec(
     settings: Settings, state: StateDir, port: int, tls: TlsFiles | None = None, tls_port: int = 0
 ) -> ServiceSpec:
@@ -49,15 +59,7 @@ def spec(
     ]
     ports = {"redis": port}
     if tls is not None:
-        argv += [
-            "--tls-port",
-            str(tls_port),
-            "--tls-cert-file",
-            str(tls.server_cert),
-            "--tls-key-file",
-            str(tls.server_key),
-        ]
-        argv += ["--tls-ca-cert-file", str(tls.ca_cert), "--tls-auth-clients", "no"]
+        argv += tls_args(tls, tls_port)
         ports["tls"] = tls_port
     return ServiceSpec(
         name="redis",

@@ -3,13 +3,20 @@
 Local services that AWS serves over TLS (ElastiCache with in-transit encryption: `rediss://`) serve TLS
 here too, with a certificate signed by a CA that only this state directory trusts. Clients verify it with
 `ca.pem`, so certificate checking is exercised locally instead of being switched off.
+
+The compose stack's `redis-tls` job makes its certificates with the same code, for the service's host name:
+
+    python -m devenv.services.tls FOLDER [--host NAME ...] [--shared]
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import ipaddress
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +48,12 @@ class TlsFiles:
     server_key: Path
 
 
-def ensure_tls_files(directory: Path) -> TlsFiles:
-    """Create the devenv CA and a localhost server certificate under `directory`, or reuse valid ones.
+def ensure_tls_files(directory: Path, dns_names: Sequence[str] = SERVER_DNS_NAMES) -> TlsFiles:
+    """Create the devenv CA and a server certificate for `dns_names` and the loopback addresses under
+    `directory`, or reuse valid ones.
 
     Keys are written 0600. The CA is reused while valid; the server certificate is reissued when it is
-    missing, near expiry, not signed by the current CA, or does not cover localhost and 127.0.0.1.
+    missing, near expiry, not signed by the current CA, or does not cover the names and 127.0.0.1.
     """
     directory.mkdir(parents=True, exist_ok=True)
     ca_cert_path, ca_key_path = directory / CA_FILE, directory / CA_KEY_FILE
@@ -59,8 +67,8 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
         server_cert_path.unlink(missing_ok=True)
     ca_cert, ca_key = ca
 
-    if not _server_cert_is_valid(server_cert_path, server_key_path, ca_cert):
-        server_cert, server_key = _create_server_cert(ca_cert, ca_key)
+    if not _server_cert_is_valid(server_cert_path, server_key_path, ca_cert, dns_names):
+        server_cert, server_key = _create_server_cert(ca_cert, ca_key, dns_names)
         _write_key(server_key_path, server_key)
         _write_cert(server_cert_path, server_cert)
     return TlsFiles(ca_cert=ca_cert_path, server_cert=server_cert_path, server_key=server_key_path)
@@ -87,7 +95,9 @@ def _load_valid_ca(
     return cert, key
 
 
-def _server_cert_is_valid(cert_path: Path, key_path: Path, ca_cert: x509.Certificate) -> bool:
+def _server_cert_is_valid(
+    cert_path: Path, key_path: Path, ca_cert: x509.Certificate, dns_names: Sequence[str]
+) -> bool:
     if not (cert_path.is_file() and key_path.is_file()):
         return False
     try:
@@ -97,7 +107,7 @@ def _server_cert_is_valid(cert_path: Path, key_path: Path, ca_cert: x509.Certifi
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
-    covered = set(names.get_values_for_type(x509.DNSName)) >= set(SERVER_DNS_NAMES) and {
+    covered = set(names.get_values_for_type(x509.DNSName)) >= set(dns_names) and {
         str(ip) for ip in names.get_values_for_type(x509.IPAddress)
     } >= set(SERVER_IP_ADDRESSES)
     return (
@@ -141,11 +151,11 @@ def _create_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 
 
 def _create_server_cert(
-    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, dns_names: Sequence[str]
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
-    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVER_DNS_NAMES]
+    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVER_IP_ADDRESSES]
     cert = (
         x509.CertificateBuilder()
@@ -189,20 +199,27 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     os.replace(tmp, path)
 
 
-def redis_server_tls_args(files: TlsFiles, tls_port: int) -> list[str]:
-    """redis-server flags that serve only TLS on `tls_port` (plain port off), without client certificates,
-    as ElastiCache does with in-transit encryption."""
-    return [
-        "--port",
-        "0",
-        "--tls-port",
-        str(tls_port),
-        "--tls-cert-file",
-        str(files.server_cert),
-        "--tls-key-file",
-        str(files.server_key),
-        "--tls-ca-cert-file",
-        str(files.ca_cert),
-        "--tls-auth-clients",
-        "no",
-    ]
+def main(argv: Sequence[str] | None = None) -> int:
+    """Make (or keep) the CA and a server certificate in a folder: compose's `redis-tls` job."""
+    parser = argparse.ArgumentParser(prog="python -m devenv.services.tls", description=main.__doc__)
+    parser.add_argument("folder", type=Path, help="where ca.pem, server.pem and server-key.pem go")
+    parser.add_argument(
+        "--host", action="append", default=[], help="a DNS name the server certificate covers (repeatable)"
+    )
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="make the certificates and the server key readable by every user (a volume that containers of "
+        "other users read); the CA key stays private",
+    )
+    args = parser.parse_args(argv)
+    files = ensure_tls_files(args.folder, tuple(dict.fromkeys([*SERVER_DNS_NAMES, *args.host])))
+    if args.shared:
+        for path in (files.ca_cert, files.server_cert, files.server_key):
+            path.chmod(0o644)
+    print(f"{files.ca_cert}, {files.server_cert}, {files.server_key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ An unchanged app is therefore never synthesized twice.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -22,15 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from devenv.errors import MissingDependencyError, UsageError
 from devenv.runtime.logfiles import marker
+from devenv.stack_names import STACK_NAME
 from devenv.targets.local import DeployFailedError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STACK_DIR = REPO_ROOT / "stack"
-STACK_NAME = "LlmProxyStack"
 SOURCE_SUFFIXES = (".py",)
 SOURCE_FILES = (
     "cdk.json",
@@ -56,7 +56,29 @@ class Assembly:
         return dict(json.loads(self.template_path.read_text()))
 
 
-def cli_version(stack_dir: Path = STACK_DIR) -> str:
+def props_file(stack_dir: Path, target: str) -> Path:
+    """The props of a deploy target (`local`, `aws`): `props/<target>.json` in the CDK app."""
+    return stack_dir / "props" / f"{target}.json"
+
+
+def import_app(stack_dir: Path, module: str) -> ModuleType:
+    """A module of the CDK app in `stack_dir` (e.g. `app`), imported in this process as the app imports
+    itself (`<folder name>.<module>`, from the folder above). The app is the project's code, found through
+    the `stack_dir` setting, never a dependency of devenv's wheel."""
+    parent = str(stack_dir.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    loaded = importlib.import_module(f"{stack_dir.name}.{module}")
+    origin = Path(loaded.__file__ or "").resolve().parent
+    if origin != stack_dir.resolve():
+        raise UsageError(
+            f"the CDK app's package {stack_dir.name!r} was already loaded from {origin}, not {stack_dir}",
+            "run devenv from the project of the stack_dir setting, or set DEVENV_STACK_DIR to that app",
+        )
+    return loaded
+
+
+def cli_version(stack_dir: Path) -> str:
     package = stack_dir / "node_modules" / "aws-cdk" / "package.json"
     return str(json.loads(package.read_text()).get("version", "unknown")) if package.exists() else "missing"
 
@@ -97,9 +119,9 @@ def assembly_digest(stack_dir: Path, props_file: Path | None, context: Mapping[s
 
 def synthesize(
     state_dir: Path,
+    stack_dir: Path,
     props_file: Path | None,
     context: Mapping[str, Any] | None = None,
-    stack_dir: Path = STACK_DIR,
 ) -> Assembly:
     """The cloud assembly for these inputs: from the cache, or synthesized once (in a child process)."""
     if props_file is not None and not props_file.is_file():
@@ -117,8 +139,8 @@ def synthesize(
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from stack.app import synthesize\n"
-        "from stack.config import PropsError\n"
+        f"from {stack_dir.name}.app import synthesize\n"
+        f"from {stack_dir.name}.config import PropsError\n"
         "props = Path(sys.argv[1]) if sys.argv[1] else None\n"
         "try:\n"
         "    synthesize(props, Path(sys.argv[2]), json.loads(sys.argv[3]))\n"
@@ -147,8 +169,8 @@ def synthesize(
     return Assembly(directory, digest, cached=False)
 
 
-def ensure_cli(stack_dir: Path = STACK_DIR, log_path: Path | None = None) -> Path:
-    """The CDK CLI pinned in stack/package.json, installed or refreshed first when needed.
+def ensure_cli(stack_dir: Path, log_path: Path | None = None) -> Path:
+    """The CDK CLI pinned in the app's package.json, installed or refreshed first when needed.
 
     `npm ci` runs when the CLI is missing or the lock file is newer than npm's record of the last install
     (node_modules/.package-lock.json), the rule scripts/setup.sh applies too; so every command (deploy,
@@ -173,7 +195,7 @@ def ensure_cli(stack_dir: Path = STACK_DIR, log_path: Path | None = None) -> Pat
     if result.exit_code != 0 or not binary.is_file():
         raise MissingDependencyError(
             result.failure(f"`npm ci` in {stack_dir} failed"),
-            "check that the npm registry is reachable, then rerun (or run `npm ci --prefix stack` yourself)",
+            f"check that the npm registry is reachable, then rerun (or run `npm ci` in {stack_dir} yourself)",
         )
     return binary
 
@@ -243,9 +265,9 @@ def run_logged(
 def run(
     arguments: list[str],
     env: Mapping[str, str],
+    stack_dir: Path,
     log_path: Path | None,
     on_line: Callable[[str], None] | None = None,
-    stack_dir: Path = STACK_DIR,
 ) -> CliRun:
     """The one way devenv runs the CDK CLI: the pinned CLI (installed or refreshed first) in `env` (the
     whole environment of the target: `local_env` over os.environ, or the user's AWS one) made quiet by

@@ -19,10 +19,11 @@ DEPLOY_STEPS = ("synth", "bootstrap", "deploy")
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a deploy is made of: where assemblies are cached, the props, extra context, the region, and
-    the log the CDK CLI's output goes to."""
+    """What a deploy is made of: where assemblies are cached, the CDK app, the props, extra context, the
+    region, and the log the CDK CLI's output goes to."""
 
     state_dir: Path
+    stack_dir: Path
     props_file: Path | None
     context: Mapping[str, Any]
     region: str
@@ -32,7 +33,7 @@ class Inputs:
 def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
     """The cloud assembly (cached when its inputs are unchanged), as the `synth` step."""
     progress.start("synth", "synthesizing the CDK app")
-    assembly = cdk.synthesize(inputs.state_dir, inputs.props_file, inputs.context)
+    assembly = cdk.synthesize(inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context)
     progress.done("synth", f"{'cached' if assembly.cached else 'synthesized'} ({assembly.digest})")
     return assembly
 
@@ -60,6 +61,7 @@ def deploy_local(
         run = cdk.run(
             cdk.bootstrap_arguments(assembly, account, inputs.region),
             env,
+            inputs.stack_dir,
             inputs.cdk_log,
             on_line=cdk.ResourceCounter(0, lambda detail: progress.update("bootstrap", detail)),
         )
@@ -73,7 +75,9 @@ def deploy_local(
         len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
     )
     progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} --method=direct")
-    run = cdk.run(cdk.deploy_arguments(assembly, "direct"), env, inputs.cdk_log, on_line=counter)
+    run = cdk.run(
+        cdk.deploy_arguments(assembly, "direct"), env, inputs.stack_dir, inputs.cdk_log, on_line=counter
+    )
     try:
         report = local.verify_stack(endpoint, inputs.region, cdk.STACK_NAME, template, {})
     except local.DeployFailedError as exc:
@@ -136,7 +140,9 @@ def aws_session(profile: str | None, region: str | None) -> Any:
 
 def diff_aws(inputs: Inputs, profile: str | None, progress: Progress) -> str:
     assembly = synth(inputs, progress)
-    run = cdk.run(cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.cdk_log)
+    run = cdk.run(
+        cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log
+    )
     if run.exit_code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
         raise local.DeployFailedError(run.failure("cdk diff failed"), "check your credentials")
     return "\n".join(run.lines)
@@ -152,7 +158,11 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     )
     progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} (change set)")
     run = cdk.run(
-        cdk.deploy_arguments(assembly, "change-set"), aws_env(profile, inputs.region), inputs.cdk_log, counter
+        cdk.deploy_arguments(assembly, "change-set"),
+        aws_env(profile, inputs.region),
+        inputs.stack_dir,
+        inputs.cdk_log,
+        counter,
     )
     report = local.verify_with(
         session.client("cloudformation"),
@@ -171,7 +181,9 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
 def destroy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> dict[str, Any]:
     aws_session(profile, inputs.region)
     assembly = synth(inputs, progress)
-    run = cdk.run(cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.cdk_log)
+    run = cdk.run(
+        cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log
+    )
     if run.exit_code != 0:
         raise local.DeployFailedError(run.failure("cdk destroy failed"), "see the log named above")
     return {"stack": cdk.STACK_NAME, "deleted": True}

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from devenv.errors import DevenvError, UsageError
+from devenv.errors import TargetError, UsageError
 from devenv.runtime.state import StateDir
-from stack.names import SECRETS, STACK_NAME
+from devenv.stack_names import SECRETS, STACK_NAME
 
-TARGETS = ("local", "aws")
 URL_OUTPUT = "AlbUrl"
 TOKEN_SECRET_OUTPUT = "ManagementTokenSecretArn"
 TOKEN_SECRET_NAME = SECRETS["management-token"]
@@ -26,10 +26,11 @@ TOKEN_SECRET_NAME = SECRETS["management-token"]
 LOCAL_FRONTS = ("alb", "load-balancer", "loadbalancer", "caddy", "proxy")
 
 
-class TargetError(DevenvError):
-    """The target cannot be resolved or reached (exit 2: set-up, not a test result)."""
+class Target(StrEnum):
+    """Where a command acts: the local cloud of `devenv up`, or AWS with the user's own credentials."""
 
-    exit_code = 2
+    local = "local"
+    aws = "aws"
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,18 @@ class Endpoint:
 
 
 def resolve(
-    target: str,
+    target: Target,
     state: StateDir,
     url: str | None = None,
     management_token: str | None = None,
     region: str | None = None,
 ) -> Endpoint:
-    if target not in TARGETS:
-        raise UsageError(f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
+    if target not in {t.value for t in Target}:
+        raise UsageError(f"unknown target {target!r}", f"use one of: {', '.join(Target)}")
+    target = Target(target)
     url = url or os.environ.get("DEVENV_TARGET_URL") or None
     token = management_token or os.environ.get("MANAGEMENT_TOKEN") or None
-    if target == "aws":
+    if target is Target.aws:
         return _aws(url, token, region)
     if url:
         return Endpoint(url.rstrip("/"), token or _local_token(state), "--url")

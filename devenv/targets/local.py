@@ -21,22 +21,8 @@ from devenv.targets import templates
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-TERMINAL_FAILED = {
-    "CREATE_FAILED",
-    "ROLLBACK_COMPLETE",
-    "ROLLBACK_FAILED",
-    "UPDATE_ROLLBACK_COMPLETE",
-    "UPDATE_ROLLBACK_FAILED",
-    "DELETE_FAILED",
-    "UPDATE_FAILED",
-}
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 BOOTSTRAP_STACK = "CDKToolkit"
-# The CDK CLI's own bootstrap template, from the CLI pinned in stack/package.json.
-DEFAULT_BOOTSTRAP_TEMPLATE = (
-    Path(__file__).resolve().parents[2]
-    / "stack/node_modules/aws-cdk/lib/api/bootstrap/bootstrap-template.yaml"
-)
 
 
 class DeployFailedError(DevenvError):
@@ -76,6 +62,32 @@ def require_emulator(endpoint: str, probe_path: str = "/moto-api/") -> None:
         f"the local cloud is not answering at {endpoint}",
         "start it with `devenv up` first (or set emulator_port to where it runs)",
     )
+
+
+def ecs_service_events(endpoint: str, region: str) -> dict[str, list[dict[str, str]]]:
+    """Each ECS service's events (newest first) as `describe_services` returns them, by service name.
+    Raises NotRunningError when the emulator does not answer."""
+    ecs = client("ecs", endpoint, region)
+    found: dict[str, list[dict[str, str]]] = {}
+    try:
+        for cluster in ecs.list_clusters()["clusterArns"]:
+            for page in ecs.get_paginator("list_services").paginate(
+                cluster=cluster, PaginationConfig={"PageSize": 10}
+            ):
+                if not page["serviceArns"]:
+                    continue
+                for service in ecs.describe_services(cluster=cluster, services=page["serviceArns"])[
+                    "services"
+                ]:
+                    found[service["serviceName"]] = [
+                        {"id": e["id"], "createdAt": e["createdAt"].isoformat(), "message": e["message"]}
+                        for e in service.get("events", [])
+                    ]
+    except (BotoCoreError, ClientError) as exc:
+        raise NotRunningError(
+            f"could not read the ECS service events from {endpoint}: {exc}", "check `devenv logs emulator`"
+        ) from None
+    return found
 
 
 @dataclass
@@ -207,21 +219,32 @@ def needs_bootstrap(template: Mapping[str, Any]) -> bool:
     )
 
 
+def bootstrap_template(stack_dir: Path) -> Path:
+    """The CDK CLI's own bootstrap template, from the CLI pinned in the app's package.json."""
+    return stack_dir / "node_modules/aws-cdk/lib/api/bootstrap/bootstrap-template.yaml"
+
+
 def ensure_bootstrapped(
     endpoint: str,
     region: str,
-    bootstrap_template: Path = DEFAULT_BOOTSTRAP_TEMPLATE,
+    stack_dir: Path | None,
     on_event: Callable[[str], None] | None = None,
 ) -> bool:
     """Deploy the CDK CLI's bootstrap template as CDKToolkit when the emulator lacks it; True if it did."""
     if bootstrap_version(endpoint, region) is not None:
         return False
-    if not bootstrap_template.is_file():
+    if stack_dir is None:
         raise DeployFailedError(
-            f"the emulator is not bootstrapped and the CDK bootstrap template is missing ({bootstrap_template})",
-            "run `npm ci` in stack/ to install the pinned CDK CLI",
+            "the template needs a bootstrapped environment and the emulator is not bootstrapped",
+            "deploy the CDK app with `devenv deploy --target local` (it bootstraps the emulator)",
         )
-    deploy_template_report(endpoint, bootstrap_template, BOOTSTRAP_STACK, region=region, on_event=on_event)
+    template = bootstrap_template(stack_dir)
+    if not template.is_file():
+        raise DeployFailedError(
+            f"the emulator is not bootstrapped and the CDK bootstrap template is missing ({template})",
+            f"run `npm ci` in {stack_dir} to install the pinned CDK CLI",
+        )
+    deploy_template_report(endpoint, template, BOOTSTRAP_STACK, region=region, on_event=on_event)
     return True
 
 
@@ -248,14 +271,17 @@ def deploy_template_report(
     parameters: Mapping[str, str] | None = None,
     region: str = "us-east-1",
     on_event: Callable[[str], None] | None = None,
+    stack_dir: Path | None = None,
 ) -> StackReport:
+    """`deploy_template`'s report; `stack_dir`, the CDK app whose pinned CLI holds the bootstrap template,
+    is needed only by a template that asks for a bootstrapped environment the emulator lacks."""
     require_emulator(endpoint)
     say = on_event or (lambda message: None)
     template = templates.load_template(template_path)
     body = template_path.read_text()
     params = dict(parameters or {})
     declared = template.get("Parameters", {})
-    if needs_bootstrap(template) and ensure_bootstrapped(endpoint, region, on_event=on_event):
+    if needs_bootstrap(template) and ensure_bootstrapped(endpoint, region, stack_dir, on_event):
         say("bootstrapped the local cloud (CDKToolkit)")
     cfn = client("cloudformation", endpoint, region)
     existing = stack_status(cfn, stack_name)

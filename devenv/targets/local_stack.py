@@ -25,13 +25,11 @@ from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import llmproxy
-from devenv.targets import cdk, deployment, local
+from devenv.targets import cdk, deployment, local, scaling
 from devenv.targets.deployment import Inputs
 
-LOCAL_PROPS = cdk.STACK_DIR / "props" / "local.json"
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
-AUTOSCALING_PERIOD_S = 10.0  # one measurement and decision per service this often
 
 
 @dataclass
@@ -58,19 +56,32 @@ def deploy(
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
     cache_root = settings.cdk_cache_dir or state.root
-    inputs = Inputs(cache_root, LOCAL_PROPS, context, settings.region, state.log_for(cdk.LOG_NAME))
-    assembly = deployment.synth(inputs, progress)
-    if not assembly.cached:
-        return dict(deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly).outputs)
-    progress.start("bootstrap", "checking the CDK bootstrap stack")
-    created = local.ensure_bootstrapped(emulator_endpoint, settings.region)
-    progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created" if created else "already bootstrapped")
-    total = len(assembly.template().get("Resources", {}))
-    progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources (assembly unchanged)")
-    report = local.deploy_template_report(
-        emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
+    props = cdk.props_file(settings.stack_dir, "local")
+    inputs = Inputs(
+        cache_root, settings.stack_dir, props, context, settings.region, state.log_for(cdk.LOG_NAME)
     )
-    progress.done("deploy", f"resources {len(report.resources)}/{total}")
+    assembly = deployment.synth(inputs, progress)
+    total = len(assembly.template().get("Resources", {}))
+    if assembly.cached:
+        progress.start("bootstrap", "checking the CDK bootstrap stack")
+        created = local.ensure_bootstrapped(emulator_endpoint, settings.region, settings.stack_dir)
+        progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created" if created else "already bootstrapped")
+        progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources (assembly unchanged)")
+        report = local.deploy_template_report(
+            emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
+        )
+        progress.done("deploy", f"resources {len(report.resources)}/{total}")
+    else:
+        report = deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly)
+    if not settings.autoscaling:
+        resources = scaling.suspend_all(
+            local.client("application-autoscaling", emulator_endpoint, settings.region)
+        )
+        progress.update(
+            "deploy",
+            f"resources {len(report.resources)}/{total} · autoscaling off: dynamic scaling suspended"
+            f" (SuspendedState) for {', '.join(resources) or 'no service'}",
+        )
     return dict(report.outputs)
 
 
@@ -106,7 +117,6 @@ def realize(
         data=data,
         extra_env={"REDIS_CA_FILE": str(ca_file)},
         fault_hold_s=settings.fault_hold_s,
-        autoscaling_period_s=AUTOSCALING_PERIOD_S if settings.autoscaling else 0,
         runtime=runtime,
     )
     realizer.alb = AlbMirror(

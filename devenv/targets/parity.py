@@ -28,7 +28,6 @@ RECORDED: dict[str, str] = {
     "AWS::IAM::Role": "IAM is not enforced locally",
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
-    "AWS::CloudWatch::Alarm": "stored (DescribeAlarms); never evaluated locally",
     "AWS::CloudWatch::Dashboard": "stored (GetDashboard)",
     "AWS::CertificateManager::Certificate": "stored (DescribeCertificate); never issued",
     "AWS::ECR::Repository": "stored; images are not pulled from it locally",
@@ -45,6 +44,9 @@ EMULATED_NOTES: dict[str, str] = {
     "AWS::SecretsManager::SecretTargetAttachment": "host/port/engine merged into the secret",
     "AWS::SSM::Parameter": "readable via GetParameter",
     "AWS::S3::BucketPolicy": "conditional Deny statements are not enforced (moto ignores conditions)",
+    "AWS::CloudWatch::Alarm": "evaluated as CloudWatch does (periods, M of N, TreatMissingData, the metric math "
+    "the stack uses) from the metric data in the emulator, divided in time by time_scale; state changes in "
+    "DescribeAlarmHistory; actions: Application Auto Scaling policies and SNS topics",
 }
 
 # What makes each runtime resource real locally (devenv.realize.realizer and the services it starts).
@@ -61,9 +63,11 @@ REALIZED_BY: dict[str, str] = {
     "targets follow the tasks; deregistration delay honoured; fails open when no target is healthy",
     "AWS::RDS::DBCluster": "local Postgres 18 behind a fault proxy at the cluster endpoint (aurora_port)",
     "AWS::RDS::DBInstance": "reboot_db_instance / failover stop and restart the local Postgres (fault_hold_s)",
-    "AWS::ApplicationAutoScaling::ScalableTarget": "the local autoscaler keeps the service within min/max",
-    "AWS::ApplicationAutoScaling::ScalingPolicy": "the local autoscaler applies target tracking (task CPU from the "
-    "processes, requests per target from the proxy's /metrics) with the policy's cooldowns",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "the emulator's target tracking keeps the ECS service's desired "
+    "count within min/max, honouring SuspendedState (autoscaling = false suspends it)",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "target tracking as Application Auto Scaling does it: the "
+    "AlarmHigh/AlarmLow alarms AWS creates, scaling only when they fire, with the policy's cooldowns (divided by "
+    "time_scale); each change a scaling activity (DescribeScalingActivities)",
     "AWS::ElastiCache::ReplicationGroup": "local Redis (TLS with devenv's CA when encrypted in transit) behind a "
     "fault proxy at the endpoint (elasticache_port); reboot_cache_cluster restarts it empty",
 }

@@ -10,8 +10,6 @@ from typing import Any
 
 from devenv.errors import UsageError
 
-PSEUDO_PARAMETERS = ("AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix")
-
 
 @dataclass(frozen=True)
 class TemplateResource:

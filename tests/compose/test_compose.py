@@ -270,9 +270,9 @@ def tls_redis(
     compose `redis-tls` job makes."""
     folder = tmp_path_factory.mktemp("tls")
     job = services(compose)["redis-tls"]
-    assert job["entrypoint"][:2] == ["python", "/make_redis_certs.py"]
-    script = COMPOSE / compose["configs"]["make-redis-certs"]["file"]
-    subprocess.run([sys.executable, str(script), str(folder)], check=True, timeout=30)
+    assert job["entrypoint"][:3] == ["python", "-m", "devenv.services.tls"]  # devenv's own CA code
+    argv = [str(folder) if a == "/tls" else a for a in job["entrypoint"][1:]]
+    subprocess.run([sys.executable, *argv], check=True, timeout=30)
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail(
@@ -289,7 +289,7 @@ def tls_redis(
         for _ in range(100):
             try:
                 redis_lib.Redis(
-                    host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(folder / "ca.crt")
+                    host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(folder / "ca.pem")
                 ).ping()
                 break
             except redis_lib.ConnectionError:
@@ -305,7 +305,7 @@ def tls_redis(
 def test_the_app_reaches_tls_redis_by_its_service_name_with_the_ca(tls_redis: tuple[Path, int]) -> None:
     folder, port = tls_redis
     # `localhost` stands in for `redis`: both are in the certificate, hostname checking stays on
-    client = redis_lib.Redis.from_url(f"rediss://localhost:{port}/0", ssl_ca_certs=str(folder / "ca.crt"))
+    client = redis_lib.Redis.from_url(f"rediss://localhost:{port}/0", ssl_ca_certs=str(folder / "ca.pem"))
     assert client.ping()
     client.close()
     untrusted = redis_lib.Redis.from_url(
@@ -316,7 +316,8 @@ def test_the_app_reaches_tls_redis_by_its_service_name_with_the_ca(tls_redis: tu
     plain = redis_lib.Redis(host="127.0.0.1", port=port, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis_lib.ConnectionError):
         plain.ping()  # no plaintext port
-    assert (folder / "redis.key").stat().st_mode & 0o004  # readable by redis (uid 999) in the volume
+    assert (folder / "server-key.pem").stat().st_mode & 0o004  # readable by redis (uid 999) in the volume
+    assert not (folder / "ca-key.pem").stat().st_mode & 0o044  # the CA's key stays its owner's
 
 
 def test_compose_health_checks_pass_against_tls_redis(
@@ -337,7 +338,7 @@ def test_compose_health_checks_pass_against_tls_redis(
     os.environ.update(
         {"REDIS_EVENT_URL": url, "REDIS_CA_FILE": str(folder / env["REDIS_CA_FILE"].split("/")[-1])}
     )
-    client = redis_lib.Redis.from_url(url, ssl_ca_certs=str(folder / "ca.crt"))
+    client = redis_lib.Redis.from_url(url, ssl_ca_certs=str(folder / "ca.pem"))
     try:
         client.xgroup_create("llm-proxy-events", "llm-proxy-dispatchers", id="0", mkstream=True)
         with pytest.raises(AssertionError):

@@ -73,6 +73,20 @@ def emulator(postgres_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPat
     stop_emulator(process)
 
 
+TIME_SCALE = 60  # the scaled emulator's: an AWS minute lasts a second
+
+
+@pytest.fixture(scope="session")
+def scaled_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An emulator (no Postgres or Redis behind it) whose alarm periods and cooldowns run TIME_SCALE times
+    faster, for alarms and target tracking."""
+    process, endpoint = start_emulator(
+        {"DEVENV_TIME_SCALE": str(TIME_SCALE)}, tmp_path_factory.mktemp("scaled") / "emulator.log"
+    )
+    yield endpoint
+    stop_emulator(process)
+
+
 @pytest.fixture(scope="module")
 def inprocess_emulator() -> Iterator[str]:
     """moto with devenv's ECS scheduler and control API, served from this process on a free port.

@@ -1,5 +1,6 @@
 """devenv's packages form straight layers (ARCHITECTURE.md): a module imports only from its own package
-or the layers below it, and modules import no cycle.
+or the layers below it, and modules import no cycle. devenv runs from its wheel alone: it imports nothing
+from the CDK app's `stack` package, and ships the stack's names as its own copy.
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import devenv
 
 ROOT = Path(devenv.__file__).parent
+STACK_NAMES = ROOT.parent / "stack" / "names.py"
 # Top to bottom; packages on one line may not import each other.
 LAYERS = [
     {"cli"},
@@ -23,7 +25,7 @@ LAYERS = [
     {"services"},
     {"runtime"},
     {"config"},
-    {"errors"},
+    {"errors", "stack_names"},
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 
@@ -55,6 +57,12 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
                 submodule = f"{node.module}.{alias.name}"
                 found.add(submodule if submodule in modules else node.module)
     return found
+
+
+def all_imports() -> dict[str, set[str]]:
+    """Each devenv module -> every module it imports, ours or not."""
+    modules = {module_name(p): p for p in ROOT.rglob("*.py")}
+    return {name: imports_of(path, set(modules)) for name, path in modules.items()}
 
 
 def graph() -> dict[str, set[str]]:
@@ -93,3 +101,26 @@ def test_no_module_import_cycle() -> None:
         graphlib.TopologicalSorter(graph()).prepare()
     except graphlib.CycleError as exc:
         raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+
+
+def test_no_module_imports_the_cdk_apps_package() -> None:
+    """The wheel ships devenv and llmproxy only: the CDK app is found by the stack_dir setting."""
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in all_imports().items()
+        for target in targets
+        if target == "stack" or target.startswith("stack.")
+    )
+    assert wrong == []
+
+
+def test_the_import_check_sees_an_import_of_the_stack(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from stack.names import SECRETS\n    import stack.app\n")
+    assert {"stack.names", "stack.app"} <= imports_of(module, set())
+
+
+def test_the_stack_and_devenv_read_the_same_names() -> None:
+    """stack/ may not import devenv, nor devenv the stack: each has the file, kept identical."""
+    shipped = (ROOT / "stack_names.py").read_text()
+    assert STACK_NAMES.read_text() == shipped, "run: cp devenv/stack_names.py stack/names.py"

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,15 @@ def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05, wh
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def chunk_arrivals(send: Callable[[], requests.Response]) -> list[float]:
+    """Seconds from sending a request (`send`, with stream=True) to the arrival of each piece of its body,
+    read as it comes: a stream generated token by token arrives in many pieces spread over time."""
+    began = time.monotonic()
+    response = send()
+    assert response.status_code == 200, response.text
+    return [time.monotonic() - began for piece in response.iter_content(chunk_size=None) if piece]
 
 
 def run_sql(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -3,6 +3,8 @@ against the OpenAPI document the proxy serves."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +106,50 @@ def test_audit_listing_paginates_and_filters(stack: Stack, proxy: Proxy) -> None
     assert event["outcome"] == "success" and event["metadata"]["status"] == 200
     created = proxy.manage("GET", "/manage/audit", params={"action": "token.create"}).json()
     assert created["pagination"]["total"] >= 1
+
+
+# The published contract: every operation with its answer and error statuses (401 on every one).
+PUBLISHED = {
+    ("/manage/projects", "get"): {"200"},
+    ("/manage/projects", "post"): {"201", "400", "409"},
+    ("/manage/projects/{id}", "get"): {"200", "404"},
+    ("/manage/projects/{id}", "patch"): {"200", "400", "404", "409"},
+    ("/manage/projects/{id}/tokens/revoke", "post"): {"200", "404"},
+    ("/manage/tokens", "get"): {"200", "400"},
+    ("/manage/tokens", "post"): {"201", "400", "403", "404"},
+    ("/manage/tokens/{id}", "get"): {"200", "404"},
+    ("/manage/tokens/{id}", "patch"): {"200", "400", "404"},
+    ("/manage/tokens/{id}", "delete"): {"204", "404"},
+    ("/manage/audit", "get"): {"200", "400"},
+    ("/manage/audit/{id}", "get"): {"200", "404"},
+    ("/manage/cache/purge", "post"): {"200", "400", "409", "503"},
+}
+
+
+def test_the_openapi_document_publishes_every_operation(proxy: Proxy) -> None:
+    document = requests.get(proxy.url + "/manage/openapi.json", timeout=5).json()
+    operations = {
+        (path, method): set(operation["responses"])
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    }
+    assert operations == {key: statuses | {"401"} for key, statuses in PUBLISHED.items()}
+    schemas = document["components"]["schemas"]
+    references = set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(document)))
+    assert references <= set(schemas), references - set(schemas)
+    audit = document["paths"]["/manage/audit"]["get"]["parameters"]
+    assert [p["name"] for p in audit][:2] == ["page", "page_size"]
+    assert audit[1]["schema"]["maximum"] == 100  # the query model's bounds, published
+    token_list = document["paths"]["/manage/tokens"]["get"]["parameters"]
+    assert token_list == [
+        {
+            "name": "projectId",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+    ]
 
 
 def test_schemathesis_finds_no_server_error(proxy: Proxy, workdir: Path) -> None:

@@ -19,8 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there, how are you?"}]}
+from tests.llmproxy.conftest import chunk_arrivals
+
+CHAT: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "hello there, how are you?"}],
+}
 
 
 @dataclass
@@ -203,6 +209,24 @@ def test_bad_requests_get_openai_style_errors(mock: Mock) -> None:
         assert json.loads(data)["error"]["code"] == code
     assert mock.request("GET", "/v1/nothing")[0] == 404
     assert mock.request("GET", "/v1/chat/completions")[0] == 405
+
+
+def test_a_stream_arrives_token_by_token_and_a_whole_answer_after_its_generation() -> None:
+    """Time to first token, then one gap per token: a stream's first piece arrives well before its last,
+    and the same answer not streamed arrives only once all of it is generated."""
+    tokens, gap_ms = 12, 25
+    timed = start_mock("--ttft", "20", "--inter-token-ms", str(gap_ms), "--completion-tokens", str(tokens))
+    try:
+        url = f"http://127.0.0.1:{timed.port}/v1/chat/completions"
+        stream = chunk_arrivals(
+            lambda: requests.post(url, json={**CHAT, "stream": True}, stream=True, timeout=10)
+        )
+        assert len(stream) > tokens // 2, "the stream arrived in a few pieces, not token by token"
+        assert stream[-1] - stream[0] >= tokens * gap_ms / 1000 / 2  # spread over its generation
+        whole = chunk_arrivals(lambda: requests.post(url, json=CHAT, stream=True, timeout=10))
+        assert stream[0] < whole[-1]
+    finally:
+        assert stop_mock(timed) == 0
 
 
 def test_configured_error_rates_and_timeouts() -> None:

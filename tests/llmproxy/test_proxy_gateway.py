@@ -17,6 +17,7 @@ from tests.llmproxy.conftest import (
     ProcessFactory,
     Proxy,
     Stack,
+    chunk_arrivals,
     metrics,
     run_sql,
     wait_until,
@@ -146,6 +147,21 @@ def test_stream_bytes_identical_to_upstream(proxy: Proxy, upstream_url: str) -> 
 
     assert same_second(b"".join(chunks)) == same_second(direct_bytes)
     assert direct_bytes.endswith(b"data: [DONE]\n\n")
+
+
+def test_a_stream_through_the_proxy_shows_its_first_token_before_its_end(proxy: Proxy) -> None:
+    """With the upstream's time to first token and per-token delay, a client of the proxy sees the first
+    token well before the stream ends, and before a whole answer arrives: nothing is held back."""
+    token = proxy.token()
+    tokens, gap_ms = 12, 25
+    headers = {"X-Mock-TTFT-Ms": "20", "X-Mock-Inter-Token-Ms": str(gap_ms), "X-Mock-Tokens": str(tokens)}
+    stream = chunk_arrivals(
+        lambda: proxy.call(token, body={**CHAT, "stream": True}, headers=headers, stream=True)
+    )
+    assert len(stream) > tokens // 2, "the stream arrived in a few pieces: it was buffered"
+    assert stream[-1] - stream[0] >= tokens * gap_ms / 1000 / 2  # spread over its generation
+    whole = chunk_arrivals(lambda: proxy.call(token, headers=headers, stream=True))
+    assert stream[0] < whole[-1]
 
 
 def test_upstream_errors_pass_through(proxy: Proxy) -> None:

@@ -14,7 +14,8 @@ import redis
 import requests
 
 from devenv.runtime.ports import free_port
-from devenv.services.tls import ensure_tls_files, redis_server_tls_args
+from devenv.services.redis import tls_args as redis_tls_args
+from devenv.services.tls import ensure_tls_files
 from tests.llmproxy.conftest import (
     CHAT,
     PassThrough,
@@ -174,7 +175,7 @@ def test_tls_and_password_on_redis(stack: Stack, workdir: Path, factory: Process
         "redis-tls",
         [
             binary,
-            *redis_server_tls_args(files, port),
+            *("--port", "0", *redis_tls_args(files, port)),
             "--requirepass",
             "s3cret",
             "--save",

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from devenv.runtime.ports import free_port
-from tests.loadtests.conftest import MANAGEMENT_TOKEN, Devenv, Target
+from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
+from tests.loadtests.conftest import Devenv
 
 
 def test_an_impossible_threshold_exits_1_naming_it(
-    devenv: Devenv, local_target: Target, tmp_path: Path
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
 ) -> None:
     result = devenv.run(
         "loadtest",
@@ -60,7 +61,9 @@ def test_an_unreachable_target_exits_2_with_a_clear_message(devenv: Devenv, tmp_
     assert list(tmp_path.iterdir()) == []  # no half-written run folder
 
 
-def test_a_refused_token_and_no_target_exit_2(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+def test_a_refused_token_and_no_target_exit_2(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
+) -> None:
     refused = devenv.run(
         "loadtest", "--url", local_target.proxy_url, "--management-token", "wrong", "-o", "json"
     )
@@ -89,7 +92,7 @@ def _json(url: str, data: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
     generous = tmp_path / "generous.yaml"
     generous.write_text("default:\n  total: {p99_ms: 60000, error_rate: 0.5}\n")
     process = subprocess.Popen(
@@ -143,7 +146,7 @@ def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: Target, t
     assert (run_dirs[0] / "report.html").exists()
 
 
-def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
     result = devenv.run(
         "loadtest",
         "--url",

@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 from devenv.loadtest.runner import LOCUSTFILE, SHAPES
-from tests.loadtests.conftest import Target
+from tests.conftest import ProxyTarget
+from tests.loadtests.conftest import LOADTESTS_DIR
 
 
-def test_a_failed_provisioning_is_a_set_up_error(local_target: Target, tmp_path: Path) -> None:
+def test_a_failed_provisioning_is_a_set_up_error(local_target: ProxyTarget, tmp_path: Path) -> None:
     # the mock upstream has no management API: creating the run's project fails
     result = subprocess.run(
         [
-            sys.executable, "-m", "locust", "-f", f"{LOCUSTFILE},{SHAPES}", "--headless", "--only-summary",
+            sys.executable, "-m", "locust", "-f", f"{LOADTESTS_DIR / LOCUSTFILE},{LOADTESTS_DIR / SHAPES}", "--headless", "--only-summary",
             "--host", local_target.mock_url, "--management-token", "any", "--load-profile", "smoke",
             "--load-duration", "3s", "--run-dir", str(tmp_path),
         ],
@@ -27,4 +28,4 @@ def test_a_failed_provisioning_is_a_set_up_error(local_target: Target, tmp_path:
     assert result.returncode == 2, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == "error" and summary["requests"] == 0
-    assert summary["setup_error"].startswith("set-up call POST /manage/projects answered 404")
+    assert summary["setup_error"].startswith(f"POST /manage/projects on {local_target.mock_url} answered 404")

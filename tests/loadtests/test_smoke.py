@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.loadtests.conftest import MANAGEMENT_TOKEN, UPSTREAM_KEY, Devenv, Target
+from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
+from tests.loadtests.conftest import UPSTREAM_KEY, Devenv
 
 REAL_TYPES = {"chat: cache miss", "chat: cache hit", "chat stream", "embeddings", "models"}
 
 
-def test_smoke_passes_against_the_local_stack(devenv: Devenv, local_target: Target, tmp_path: Path) -> None:
+def test_smoke_passes_against_the_local_stack(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
+) -> None:
     before = local_target.mock_stats()
     result = devenv.run(
         "loadtest",

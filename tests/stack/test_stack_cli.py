@@ -21,10 +21,10 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.cli.stack import STACK_DIR
 from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
 from devenv.targets.cdk import ensure_cli
+from stack.app import STACK_DIR
 from stack.names import PARAMETERS, SECRETS
 from tests.stack.conftest import Synth
 

@@ -15,7 +15,7 @@ def backend(account_id: str, region_name: str) -> CloudWatchBackend:
     return cloudwatch_backends[account_id][region_name]
 
 
-def _metric_queries(metrics: Any) -> list[MetricDataQuery] | None:
+def metric_queries(metrics: Any) -> list[MetricDataQuery] | None:
     if not metrics:
         return None
     queries = []
@@ -55,7 +55,7 @@ def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) ->
         name=name,
         namespace=properties.get("Namespace"),
         metric_name=properties.get("MetricName"),
-        metric_data_queries=_metric_queries(properties.get("Metrics")),
+        metric_data_queries=metric_queries(properties.get("Metrics")),
         comparison_operator=required(properties, "ComparisonOperator", kind),
         evaluation_periods=int(required(properties, "EvaluationPeriods", kind)),
         datapoints_to_alarm=as_int(properties.get("DatapointsToAlarm")),
@@ -80,7 +80,7 @@ def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) ->
 
 
 class Alarm(DevenvModel):
-    """AWS::CloudWatch::Alarm; Ref is the alarm name. Alarms are stored, never evaluated locally."""
+    """AWS::CloudWatch::Alarm; Ref is the alarm name. devenv.emulator.alarms evaluates it."""
 
     def __init__(self, account_id: str, region_name: str, alarm: Any) -> None:
         self.alarm = alarm

@@ -169,6 +169,48 @@ def test_the_apis_read_back_what_the_template_declared(deployed: Deployed, redis
     assert any(s["loadBalancers"] for s in services["services"])
 
 
+def tracking_alarms(deployed: Deployed) -> list[dict[str, Any]]:
+    found = deployed.aws("cloudwatch").describe_alarms(AlarmNamePrefix="TargetTracking-")["MetricAlarms"]
+    return list(found)
+
+
+def test_the_stacks_scaling_policies_get_the_alarms_aws_creates(deployed: Deployed) -> None:
+    policies = deployed.aws("application-autoscaling").describe_scaling_policies(ServiceNamespace="ecs")
+    by_metric = {
+        p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]: p
+        for p in policies["ScalingPolicies"]
+    }
+    assert set(by_metric) == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    alarms = {a["AlarmName"]: a for a in tracking_alarms(deployed)}
+    resource = by_metric["ECSServiceAverageCPUUtilization"]["ResourceId"]
+    cluster, service = resource.split("/")[1:]
+    for kind, (metric, dimensions, target) in {
+        "ECSServiceAverageCPUUtilization": (
+            "CPUUtilization",
+            [{"Name": "ClusterName", "Value": cluster}, {"Name": "ServiceName", "Value": service}],
+            70.0,  # cpuTargetPercent
+        ),
+        "ALBRequestCountPerTarget": ("RequestCountPerTarget", None, 500.0),  # requestsPerTarget
+    }.items():
+        high, low = (alarms[a["AlarmName"]] for a in by_metric[kind]["Alarms"])
+        assert high["AlarmName"].startswith(f"TargetTracking-{resource}-AlarmHigh-")
+        assert (high["MetricName"], high["Threshold"], high["EvaluationPeriods"]) == (metric, target, 3)
+        assert (low["MetricName"], low["Threshold"], low["EvaluationPeriods"]) == (metric, target * 0.9, 15)
+        if dimensions:
+            assert high["Dimensions"] == dimensions
+        else:
+            [dimension] = high["Dimensions"]
+            group = deployed.aws("elbv2").describe_target_groups()["TargetGroups"][0]["TargetGroupArn"]
+            assert dimension == {"Name": "TargetGroup", "Value": group.split(":")[-1]}
+    template_alarms = [
+        r for r in deployed.template()["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    total = deployed.aws("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert len(total) == len(template_alarms) + 4
+
+
 def test_parity_finds_no_unsupported_resource_in_the_real_stack(deployed: Deployed) -> None:
     done = deployed.devenv("parity", "--output", "json")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -206,6 +248,7 @@ def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_plac
     assert cluster["ServerlessV2ScalingConfiguration"]["MaxCapacity"] == 8
     parameter = deployed.aws("ssm").get_parameter(Name="/llm-proxy/log-level")["Parameter"]
     assert parameter["Value"] == "warn"
+    assert len(tracking_alarms(deployed)) == 4  # the updated policies' alarms replaced, none left behind
 
 
 def test_destroy_leaves_nothing(deployed: Deployed, postgres_dsn: str) -> None:
@@ -220,6 +263,7 @@ def test_destroy_leaves_nothing(deployed: Deployed, postgres_dsn: str) -> None:
     assert all(cluster["status"] == "INACTIVE" for cluster in clusters)
     vpcs = deployed.aws("ec2").describe_vpcs()["Vpcs"]
     assert all(v["IsDefault"] for v in vpcs)
+    assert deployed.aws("cloudwatch").describe_alarms()["MetricAlarms"] == []  # target tracking's went too
 
     async def role_exists() -> bool:
         connection = await asyncpg.connect(postgres_dsn)

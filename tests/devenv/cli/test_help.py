@@ -28,7 +28,7 @@ def test_help_has_no_type_placeholders_for_flags_or_lists(
         ([], "[default: .devenv]"),  # written in the help text: no markup may eat it
         (["up"], "[default: auto]"),
         (["logs"], "[default: 50; x>=0]"),  # added by the option itself
-        (["deploy"], "[default: local]"),
+        (["deploy"], "[env var: DEVENV_TARGET; default: local]"),
     ],
 )
 def test_help_shows_defaults(

@@ -169,7 +169,10 @@ def test_logs_follow_of_a_service_shows_a_task_started_after_it_began(stack: Sta
         wait_for(
             lambda: any(line.startswith(f"{process} | ") and "Uvicorn running" in line for line in lines), 60
         )
-        assert any(line.startswith(f"proxy-{old.rsplit('/', 1)[-1][:8]} | ") for line in lines)  # its stop
+        # the old task's stop: ECS starts the replacement as the stop begins, so its last lines (SIGTERM,
+        # drain, shutdown) may come after the replacement's first ones
+        stopped = f"proxy-{old.rsplit('/', 1)[-1][:8]} | "
+        wait_for(lambda: any(line.startswith(stopped) for line in lines), 30)
     finally:
         follower.terminate()
         follower.wait(10)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devenv.targets import leaks
 from devenv.targets.local import client, delete_stack, deploy_template_report
+from stack.app import STACK_DIR
 from tests.stack.conftest import IMPORTED_VPC_ID, TEST_ACCOUNT, TEST_REGION, vpc_lookup_context
 
 HTTPS_IMPORTED_VPC = {
@@ -50,7 +51,9 @@ def test_https_with_an_imported_vpc_deploys_and_deletes_cleanly(emulator: str, t
     template = json.loads(template_path.read_text())
     types = {r["Type"] for r in template["Resources"].values()}
     assert "AWS::CertificateManager::Certificate" in types and "AWS::EC2::VPC" not in types
-    report = deploy_template_report(emulator, template_path, "LlmProxyStack", region=TEST_REGION)
+    report = deploy_template_report(
+        emulator, template_path, "LlmProxyStack", region=TEST_REGION, stack_dir=STACK_DIR
+    )
     assert report.status == "CREATE_COMPLETE"
     assert set(template["Outputs"]) <= set(report.outputs)
     assert report.outputs["AlbUrl"].startswith("https://")

@@ -20,6 +20,8 @@ from devenv.failover.runner import criteria_breaches
 from devenv.failover.target import Target
 from devenv.targets.endpoints import Endpoint
 
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "loadtests" / "failover"
+SCHEMA = EXPERIMENTS_DIR / schema.SCHEMA_FILE
 SHIPPED = {
     "rolling-deploy",
     "proxy-task-kill",
@@ -55,20 +57,20 @@ def devenv(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_shipped_experiment_loads_and_matches_the_schema() -> None:
-    files = ex.discover()
+    files = ex.discover(EXPERIMENTS_DIR)
     assert set(files) == SHIPPED
-    document = json.loads(schema.SCHEMA_FILE.read_text())
+    document = json.loads(SCHEMA.read_text())
     for name, path in files.items():
         assert ex.load_file(path).name == name
         jsonschema.validate(yaml.safe_load(path.read_text()), document)
 
 
 def test_the_committed_schema_is_the_models_schema() -> None:
-    assert schema.SCHEMA_FILE.read_text() == schema.render(), "run: python -m devenv.failover.schema"
+    assert SCHEMA.read_text() == schema.render(), "run: python -m devenv.failover.schema"
 
 
 def test_the_schema_rejects_an_unknown_argument_of_an_action() -> None:
-    document = json.loads(schema.SCHEMA_FILE.read_text())
+    document = json.loads(SCHEMA.read_text())
     bad = {**GOOD, "method": [{"action": "ecs.stop_task", "service": "proxy", "force": True}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, document)

@@ -20,6 +20,7 @@ from devenv.failover.actions import run_action
 from devenv.failover.target import Target, connect
 from devenv.runtime.state import StateDir
 from devenv.services import faultproxy
+from tests.devenv.failover.test_experiment_files import EXPERIMENTS_DIR
 from tests.devenv.targets.test_local_stack_e2e import Stack, stack  # noqa: F401  (the shared stack)
 
 SHORT_LOAD_S = 12  # the experiments' own criteria, with a short background load (fault injected at <= 4 s)
@@ -62,7 +63,7 @@ def run_cli(stack: Stack, name: str, run_dir: Path) -> dict[str, Any]:  # noqa: 
     return journal
 
 
-@pytest.mark.parametrize("name", sorted(ex.discover()))
+@pytest.mark.parametrize("name", sorted(ex.discover(EXPERIMENTS_DIR)))
 def test_each_shipped_experiment_passes_locally(
     name: str,
     stack: Stack,  # noqa: F811
@@ -72,7 +73,7 @@ def test_each_shipped_experiment_passes_locally(
     if name == "dispatcher-kill":  # one of them through the command line
         journal = run_cli(stack, name, run_dir)
     else:
-        journal = run(ex.with_overrides(ex.find(name), SHORT_LOAD_S, []), target, run_dir)
+        journal = run(ex.with_overrides(ex.find(name, EXPERIMENTS_DIR), SHORT_LOAD_S, []), target, run_dir)
     assert list(journal)[:11] == [
         "experiment", "target", "verdict", "failed_requests", "failure_rate", "recovery_s",
         "p99_ms_during", "p99_ms_after", "lost_events", "duplicate_events", "missing_ids",
@@ -113,7 +114,7 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
         journal = run(experiment, target, run_dir)
         # checked on their own, while the dispatcher is still stopped: the named ids have no event
         for request_id in journal["missing_ids"][-3:]:
-            assert target.manage("GET", f"/manage/audit?request_id={request_id}")["events"] == []
+            assert target.management.audit_page(1, 10, request_id=request_id)["events"] == []
     finally:
         run_action(target, "ecs.set_desired_count", {"service": "dispatcher", "count": 1})
     assert journal["verdict"] == "fail" and journal["exit_code"] == 1

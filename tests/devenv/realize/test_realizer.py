@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,9 +13,8 @@ import boto3
 import psutil
 import pytest
 
-from devenv.realize.autoscaling import Policy, ScalableService, decide
 from devenv.realize.realizer import Realizer
-from devenv.realize.tasks import IMAGE_ENTRYPOINTS, resolve_value_from
+from devenv.realize.tasks import resolve_value_from
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from tests.waiting import wait_for
@@ -170,84 +167,4 @@ def test_secrets_resolve_as_the_ecs_agent_reads_them(endpoint: str) -> None:
     assert resolve_value_from(arn, sm, ssm) == '{"username": "app", "password": "s3cret"}'
     assert (
         resolve_value_from("arn:aws:ssm:us-east-1:123456789012:parameter/app/log-level", sm, ssm) == "debug"
-    )
-
-
-def test_target_tracking_on_cpu_scales_a_busy_service_out_to_its_max(
-    endpoint: str, realizer: Realizer, ecs: Any
-) -> None:
-    IMAGE_ENTRYPOINTS["cpu-burner"] = [sys.executable, "-c", "while True: pass"]
-    ecs.register_task_definition(
-        family="burner",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",  # a quarter vCPU: a busy loop exceeds the low target even on a crowded machine
-        memory="512",
-        containerDefinitions=[
-            {"name": "burner", "image": "cpu-burner:local", "essential": True, "stopTimeout": 2}
-        ],
-    )
-    ecs.create_service(
-        cluster="local", serviceName="busy", taskDefinition="burner", desiredCount=1, launchType="FARGATE"
-    )
-    scaling = boto3.client("application-autoscaling", endpoint_url=endpoint, **CREDS)
-    scaling.register_scalable_target(
-        ServiceNamespace="ecs",
-        ResourceId="service/local/busy",
-        ScalableDimension="ecs:service:DesiredCount",
-        MinCapacity=1,
-        MaxCapacity=2,
-    )
-    scaling.put_scaling_policy(
-        PolicyName="cpu",
-        ServiceNamespace="ecs",
-        ResourceId="service/local/busy",
-        ScalableDimension="ecs:service:DesiredCount",
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 5.0,
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
-            "ScaleOutCooldown": 0,
-            "ScaleInCooldown": 600,
-        },
-    )
-    realizer.autoscaler.period_s = 1.0
-    try:
-        wait_for(running_tasks(realizer, "busy", 2), timeout_s=60)
-        decision = next(d for d in realizer.autoscaler.decisions if d["service"] == "service/local/busy")
-        assert (decision["from"], decision["to"]) == (1, 2)
-        assert decision["metrics"]["ECSServiceAverageCPUUtilization"] > 5
-        time.sleep(3)  # at the max: no further scale-out
-        assert ecs.describe_services(cluster="local", services=["busy"])["services"][0]["desiredCount"] == 2
-    finally:
-        ecs.update_service(cluster="local", service="busy", desiredCount=0)
-        scaling.deregister_scalable_target(
-            ServiceNamespace="ecs",
-            ResourceId="service/local/busy",
-            ScalableDimension="ecs:service:DesiredCount",
-        )
-        wait_for(lambda: running_tasks(realizer, "busy", 0)() is not None)
-        del IMAGE_ENTRYPOINTS["cpu-burner"]
-
-
-def test_target_tracking_decisions() -> None:
-    policy = Policy(
-        "cpu", "ECSServiceAverageCPUUtilization", 70, scale_out_cooldown_s=120, scale_in_cooldown_s=600
-    )
-    service = ScalableService("c", "s", min_capacity=1, max_capacity=4, policies=[policy])
-    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 140}, now=1000) == 4
-    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 350}, now=1000) == 4  # capped at max
-    assert decide(service, 2, {"ECSServiceAverageCPUUtilization": 66}, now=1000) is None  # within the margin
-    assert decide(service, 4, {"ECSServiceAverageCPUUtilization": 10}, now=1000) == 1
-    service.last_scale_out = 900
-    assert (
-        decide(service, 2, {"ECSServiceAverageCPUUtilization": 140}, now=1000) is None
-    )  # scale-out cooldown
-    assert decide(service, 4, {"ECSServiceAverageCPUUtilization": 10}, now=1000) is None  # scale-in waits too
-    requests = Policy("req", "ALBRequestCountPerTarget", 500, 120, 600)
-    both = ScalableService("c", "s", 1, 4, [policy, requests])
-    # in only when every policy agrees; out when any asks
-    assert (
-        decide(both, 2, {"ECSServiceAverageCPUUtilization": 10, "ALBRequestCountPerTarget": 600}, now=1000)
-        == 3
     )

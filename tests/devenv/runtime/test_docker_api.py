@@ -200,9 +200,7 @@ def test_main_refuses_a_wrong_command_line() -> None:
     assert done.returncode == 2 and "usage" in done.stderr
 
 
-def test_the_autoscaler_gets_a_container_pid_only_when_it_is_this_hosts(
-    tmp_path: Path, state: StateDir
-) -> None:
+def test_a_container_pid_is_recorded_only_when_it_is_this_hosts(tmp_path: Path, state: StateDir) -> None:
     from devenv.runtime.container_process import in_cgroup_of
 
     cid = "4f" * 32

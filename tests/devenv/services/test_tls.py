@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography import x509
 
 from devenv.runtime.ports import free_port
-from devenv.services.tls import TlsFiles, ensure_tls_files, redis_server_tls_args
+from devenv.services.redis import tls_args
+from devenv.services.tls import TlsFiles, ensure_tls_files, main
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -33,7 +35,7 @@ def tls_redis_port(tls_files: TlsFiles, tls_dir: Path) -> Iterator[int]:
     port = free_port()
     argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tls_dir)]
     server = subprocess.Popen(
-        argv + redis_server_tls_args(tls_files, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*argv, "--port", "0", *tls_args(tls_files, port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 5
@@ -97,3 +99,16 @@ def test_plain_redis_is_not_served(tls_redis_port: int) -> None:
     client = redis.Redis(host="127.0.0.1", port=tls_redis_port, socket_timeout=2)
     with pytest.raises(redis.ConnectionError):
         client.ping()
+
+
+def test_the_command_covers_extra_host_names_and_shares_all_but_the_ca_key(tmp_path: Path) -> None:
+    """compose's `redis-tls` job: a certificate for the service's name, readable by the containers' users."""
+    assert main([str(tmp_path), "--host", "redis", "--shared"]) == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {"localhost", "redis"}
+    assert stat.S_IMODE((tmp_path / "server-key.pem").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "ca-key.pem").stat().st_mode) == 0o600
+    before = (tmp_path / "server.pem").read_bytes()
+    assert main([str(tmp_path), "--host", "redis"]) == 0
+    assert (tmp_path / "server.pem").read_bytes() == before  # a valid certificate is kept

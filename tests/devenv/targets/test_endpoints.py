@@ -11,10 +11,10 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from devenv.errors import UsageError
+from devenv.errors import TargetError, UsageError
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, TargetError, resolve
+from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, resolve
 from stack.names import OUTPUTS
 
 

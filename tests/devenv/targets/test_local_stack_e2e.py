@@ -22,6 +22,7 @@ import boto3
 import psutil
 import pytest
 
+from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 from devenv.runtime.ports import free_port, is_free
 from tests.conftest import reachable_tmpdir
 
@@ -131,6 +132,7 @@ def stack() -> Iterator[Stack]:
         "DEVENV_STATE_DIR": str(state_dir),
         "DEVENV_FAULT_HOLD_S": "2",
         "DEVENV_AUTOSCALING": "false",  # the tests set the desired counts themselves
+        **environment(INSTANT_MOCK_UPSTREAM),  # traffic paced by the tests, not by a model's latency
         **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
     }
     up = subprocess.run(
@@ -210,6 +212,34 @@ def test_token_create_reuses_the_project_and_prints_exactly_the_documented_json(
     assert one["token"].startswith("sk-") and len(one["token"]) == 25
 
 
+def test_token_list_and_revoke_go_through_the_alb_mirror(stack: Stack) -> None:
+    created = stack.devenv("token", "create", "--project", "e2e-revoke", "--output", "json")
+    assert created.returncode == 0, created.stderr
+    token_id = json.loads(created.stdout)["token_id"]
+
+    def states() -> dict[str, str]:
+        listed = stack.devenv("token", "list", "--project", "e2e-revoke", "--output", "json")
+        assert listed.returncode == 0, listed.stderr
+        return {token["id"]: token["state"] for token in json.loads(listed.stdout)["tokens"]}
+
+    assert states() == {token_id: "active"}
+    revoked = stack.devenv("token", "revoke", token_id)
+    assert revoked.returncode == 0 and f"revoked token {token_id}" in revoked.stdout, revoked.stderr
+    assert states() == {token_id: "revoked"}
+
+
+def test_autoscaling_false_suspends_the_stacks_scalable_targets_as_an_aws_user_would(stack: Stack) -> None:
+    targets = stack.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")
+    assert [t["ResourceId"] for t in targets["ScalableTargets"]] == ["service/llm-proxy/proxy"]
+    assert targets["ScalableTargets"][0]["SuspendedState"] == {
+        "DynamicScalingInSuspended": True,
+        "DynamicScalingOutSuspended": True,
+        "ScheduledScalingSuspended": True,
+    }
+    policies = stack.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="ecs")
+    assert all(len(p["Alarms"]) == 2 for p in policies["ScalingPolicies"])  # there, but they scale nothing
+
+
 def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traffic: list[int]) -> None:
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
@@ -235,6 +265,9 @@ def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traff
         ]
     )
     assert stopped[0]["stopCode"] == "UserInitiated"
+    # as on AWS, a stopped task is listed only when asked for (desiredStatus defaults to RUNNING)
+    assert victim not in ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"]
+    assert victim in ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
 
     ecs.update_service(cluster=cluster, service=service, desiredCount=1)
     wait_for(lambda: len(stack.proxy_tasks()) == 1)
@@ -242,12 +275,19 @@ def test_scaling_1_3_1_and_stop_task_is_routed_around(stack: Stack, steady_traff
     assert steady_traffic and all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
 
 
-def test_a_forced_new_deployment_under_steady_traffic_fails_no_request(
+def proxy_events(stack: Stack) -> list[dict[str, Any]]:
+    ecs = stack.client("ecs")
+    cluster, service = stack.proxy_service()
+    return list(ecs.describe_services(cluster=cluster, services=[service])["services"][0]["events"])
+
+
+def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_logged_as_ecs_logs_it(
     stack: Stack, steady_traffic: list[int]
 ) -> None:
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
     [before] = stack.proxy_tasks()
+    known = {e["id"] for e in proxy_events(stack)}
     ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
     [after] = wait_for(
         lambda: [t for t in stack.proxy_tasks() if t != before] if len(stack.proxy_tasks()) == 1 else None,
@@ -257,6 +297,41 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request(
     time.sleep(1)
     assert len(steady_traffic) > 20
     assert all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
+
+    # the deployment's service events, newest first, in AWS's words and order
+    steady = "(service proxy) has reached a steady state."
+    new = wait_for(
+        lambda: (lambda e: e if e and e[0]["message"] == steady else None)(
+            [e for e in proxy_events(stack) if e["id"] not in known]
+        ),
+        timeout_s=90,
+    )
+    deployment = ecs.describe_services(cluster=cluster, services=[service])["services"][0]["deployments"][0]
+    group = ecs.describe_services(cluster=cluster, services=[service])["services"][0]["loadBalancers"][0][
+        "targetGroupArn"
+    ]
+    assert [e["message"] for e in new] == [
+        steady,
+        f"(service proxy) (deployment {deployment['id']}) deployment completed.",
+        "(service proxy) has begun draining connections on 1 tasks.",
+        f"(service proxy) deregistered 1 targets in (target-group {group})",
+        f"(service proxy) has stopped 1 running tasks: (task {before.rsplit('/', 1)[-1]}).",
+        f"(service proxy) registered 1 targets in (target-group {group})",
+        f"(service proxy) has started 1 tasks: (task {after.rsplit('/', 1)[-1]}).",
+    ]
+    assert deployment["rolloutState"] == "COMPLETED"
+
+    # `devenv status` reads the same events through the ECS API: all in JSON, the newest few in text
+    events = stack.status()["ecs_service_events"]
+    assert [e["id"] for e in events["proxy"]] == [e["id"] for e in proxy_events(stack)]
+    assert (
+        events["dispatcher"]
+        and events["dispatcher"][0]["message"] == "(service dispatcher) has reached a steady state."
+    )
+    text = stack.devenv("status")
+    assert text.returncode == 0, text.stderr
+    assert steady in text.stdout
+    assert f"(task {after.rsplit('/', 1)[-1]})" not in text.stdout  # only the newest 3 of each service
 
 
 def test_a_database_reboot_turns_health_503_then_back_to_200(stack: Stack) -> None:

@@ -26,7 +26,7 @@ def test_each_resource_gets_its_fate() -> None:
     assert entries["Db"].fate == "realized" and "Postgres" in (entries["Db"].realized_by or "")
     assert entries["Cache"].fate == "realized" and "Redis" in (entries["Cache"].realized_by or "")
     assert entries["Secret"].fate == "emulated"
-    assert entries["Alarm"].fate == "recorded"
+    assert entries["Alarm"].fate == "emulated" and "evaluated as CloudWatch does" in entries["Alarm"].note
 
 
 def test_the_command_exits_non_zero_on_an_unsupported_type(tmp_path: Path) -> None:
