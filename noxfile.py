@@ -87,3 +87,9 @@ def benchmark(session: nox.Session) -> None:
 def benchmark_proxy(session: nox.Session) -> None:
     """The proxy vs the mock upstream directly under wrk: added latency, max RPS, CPU/request, RSS."""
     uv_run(session, "python", "benchmarks/proxy_benchmark.py", *session.posargs)
+
+
+@nox.session
+def benchmark_metrics(session: nox.Session) -> None:
+    """Proxy RPS and CPU/request through the ALB mirror with metrics collection on vs off, interleaved."""
+    uv_run(session, "python", "benchmarks/metrics_benchmark.py", *session.posargs)

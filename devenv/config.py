@@ -134,6 +134,11 @@ class Settings(BaseModel):
         description="false: the stack's scalable targets are suspended (SuspendedState) after each `up`, "
         "as an AWS user suspends them; target tracking then never changes a desired count",
     )
+    metrics: bool = Field(
+        True,
+        description="publish the realized stack's CloudWatch metrics (ALB, ECS, RDS, ElastiCache) into the "
+        "local cloud, sampled every few seconds",
+    )
     time_scale: float = Field(
         1.0,
         ge=1,

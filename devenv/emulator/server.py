@@ -33,7 +33,15 @@ def strict_from_env(default: bool = True) -> bool:
 def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
     """Credentials and region moto reads, then the models and patches (before any request), then the
     alarm evaluator."""
-    from devenv.emulator import alarms, control, stacks, target_tracking, time_scale, unimplemented
+    from devenv.emulator import (
+        alarms,
+        control,
+        metric_queries,
+        stacks,
+        target_tracking,
+        time_scale,
+        unimplemented,
+    )
 
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
@@ -42,6 +50,7 @@ def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
     time_scale.set_factor(scale)
     stacks.install(strict=strict)
     control.install()  # the ECS scheduler and the fault side channel the realizer reads
+    metric_queries.install()  # GetMetricStatistics and ListMetrics match dimensions as CloudWatch does
     unimplemented.install()
     target_tracking.install()
     alarms.install()

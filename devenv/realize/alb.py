@@ -2,12 +2,15 @@
 
 Listeners map to local ports (HTTP -> `alb_port`, HTTPS -> `alb_https_port`); each target group's health
 check, thresholds and deregistration delay come from the API. Targets are registered in the mirror and
-in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks come and go.
+in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks come and go. With
+`access_log_dir`, the mirror logs each request there for the ALB's CloudWatch metrics
+(`devenv.realize.alb_metrics`).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +40,11 @@ class AlbMirror:
     state_dir: Path
     http_port: int
     https_port: int
+    access_log_dir: Path | None = None
     mirrors: dict[str, loadbalancer.TargetGroupMirror] = field(default_factory=dict)
     _reported: dict[tuple[str, str], str] = field(default_factory=dict)
     url: str | None = None
+    arn: str | None = None  # the mirrored ALB's, once the mirror runs
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ensure(self) -> None:
@@ -61,7 +66,9 @@ class AlbMirror:
         spec, by_arn = self._spec(balancers[0])
         admin_port = free_port()
         work = self.state_dir / "alb"
-        config = loadbalancer.write_config(spec, admin_port, work)
+        if self.access_log_dir is not None:  # a new mirror counts from zero: no lines of an earlier one
+            shutil.rmtree(self.access_log_dir, ignore_errors=True)
+        config = loadbalancer.write_config(spec, admin_port, work, self.access_log_dir)
         admin = loadbalancer.admin_url(admin_port)
         self.supervisor.add(
             ServiceSpec(
@@ -80,6 +87,7 @@ class AlbMirror:
         )
         self.url = self.supervisor.services[ALB_SERVICE].spec.url
         self.mirrors = {arn: loadbalancer.TargetGroupMirror(admin, group) for arn, group in by_arn.items()}
+        self.arn = balancers[0]["LoadBalancerArn"]
 
     def _spec(self, balancer: dict[str, Any]) -> tuple[LoadBalancerSpec, dict[str, TargetGroup]]:
         groups: dict[str, TargetGroup] = {}

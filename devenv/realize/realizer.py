@@ -70,6 +70,8 @@ class LocalTask:
     container: LocalContainer
     host_port: int | None
     target_group_arn: str | None
+    cpu_units: float = 1024.0
+    memory_mib: float | None = None  # the task definition's memory (CloudWatch's MemoryUtilization is of it)
     reported_status: str = "PROVISIONING"
     reported_health: str = "UNKNOWN"
     stopping: bool = False
@@ -276,6 +278,8 @@ class Realizer:
                 container=container,
                 host_port=host_port,
                 target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
+                cpu_units=float(definition.get("cpu") or 1024),
+                memory_mib=float(definition["memory"]) if definition.get("memory") else None,
             )
             self.supervisor.add(self._spec(local))
         except (DevenvError, ServiceFailedError) as exc:

@@ -46,6 +46,7 @@ CLOUD_DATA_DIR = "/var/lib/devenv-cloud"  # owned by the image's user: a fresh n
 LABEL_STATE_DIR = "dev.devenv.state-dir"
 LABEL_SERVICE = "dev.devenv.service"
 NS_PER_S = 1_000_000_000
+CONTAINER_PROCESS = "devenv.runtime.container_process"  # the module a container's supervised process runs
 STOP_MARGIN_S = 5.0  # the supervisor waits this much beyond the container's own stop timeout
 
 
@@ -150,7 +151,12 @@ def process_argv(state: StateDir, config: ContainerConfig) -> list[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)  # it holds the task's resolved secrets, as the process environment would
     path.write_text(config.to_json())
-    return [sys.executable, "-m", "devenv.runtime.container_process", str(path)]
+    return [sys.executable, "-m", CONTAINER_PROCESS, str(path)]
+
+
+def runs_container(argv: list[str]) -> bool:
+    """Whether a supervised service's argv is a container process (`process_argv`)."""
+    return argv[1:3] == ["-m", CONTAINER_PROCESS]
 
 
 def container_pid(state: StateDir, name: str) -> int | None:

@@ -17,6 +17,18 @@ responder answers their port while a list is empty:
 - no target registered -> `no_target`: the ALB's own 503.
 Health is decided by `devenv.services.loadbalancer` (Caddy's active checks do not run on dynamic
 upstreams).
+
+With an access log directory, each forwarding listener and its group's fail-open server write one JSON
+line per request they handle to the group's access log (`access_log_path`), holding only what the ALB's
+CloudWatch metrics need: the status sent, the target chosen (if any), the target's own status and its
+time to response headers, and the port the server's empty target list answers. The metrics collector
+reads them (`devenv.services.access_log`). A request that finds no target in rotation passes two
+servers, each logging it; the fail-open server's line is the exact one (the real target, its status and
+latency; or, with no target registered, the no-target server's address: the ALB's own 503), so a
+listener line whose target is its fail-open port is not counted. Logging at the fail-open server is the
+simpler of the exact ways: the other, mapping the fallback's answer back at the listener, would need the
+inner target, status and latency carried back in response headers and stripped again. The no-target
+server logs nothing: the fail-open server's line records its 503.
 """
 
 from __future__ import annotations
@@ -38,6 +50,24 @@ SRV_REFRESH_S = 0.1
 SRV_DOMAIN = "tg.devenv.internal."
 # What an ALB answers when its target group has no registered target.
 NO_TARGET_BODY = "<html><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>\n"
+# An access log rolls at this size (one older file kept, uncompressed): bounded disk, and a reader that
+# looks every few seconds never misses a roll.
+ACCESS_LOG_ROLL_MB = 16
+ACCESS_LOGGER = "http.log.access"  # Caddy's access loggers; a server's is ACCESS_LOGGER.<its logger name>
+# Per request: what the ALB metrics need, added to the access log entry once the handlers have run (a
+# placeholder Caddy never set is logged as null: no target chosen, or no answer from it).
+ACCESS_LOG_FIELDS = {
+    "target": "{http.reverse_proxy.upstream.address}",
+    "target_status": "{http.reverse_proxy.status_code}",
+    "target_ms": "{http.reverse_proxy.upstream.latency_ms}",
+}
+# Fields of Caddy's access log entry the metrics do not read: not written at all (cheaper to write and
+# to parse).
+ACCESS_LOG_DROPPED = ("request", "resp_headers", "user_id", "bytes_read", "size", "duration")
+# Per request, the port its server's empty target list answers (a constant of the server): a line whose
+# target is that port was not answered by a target there (see the module's doc).
+FAIL_OPEN_PORT_FIELD = "fail_open_port"  # on the listener's lines
+NO_TARGET_PORT_FIELD = "no_target_port"  # on the fail-open server's lines
 
 
 @dataclass(frozen=True)
@@ -143,23 +173,36 @@ def caddy_config(
     storage_dir: Path,
     resolver: str,
     fallbacks: Mapping[str, FallbackPorts],
+    access_log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
     127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`, target lists looked
     up from the DNS responder at `resolver` (HOST:PORT), and each forwarded group's internal servers on
-    its `fallbacks` ports."""
+    its `fallbacks` ports; with `access_log_dir`, one access log per forwarded target group there (none
+    otherwise: nothing is written per request)."""
     _validate(spec)
-    servers = {f"listener-{listener.port}": _server(spec, listener, resolver) for listener in spec.listeners}
-    for name in (listener.target_group for listener in spec.listeners if listener.target_group):
+    forwarded = [listener.target_group for listener in spec.listeners if listener.target_group]
+    for name in forwarded:
         if name not in fallbacks:
             raise ConfigError(
                 f"target group {name!r} has no fallback ports", "pass one FallbackPorts per group"
             )
-        servers.update(_fallback_servers(name, fallbacks[name], resolver))
+    logged = access_log_dir is not None
+    servers = {
+        f"listener-{listener.port}": _server(spec, listener, resolver, fallbacks, logged)
+        for listener in spec.listeners
+    }
+    for name in forwarded:
+        servers.update(_fallback_servers(name, fallbacks[name], resolver, logged))
+    logs: dict[str, Any] = {"default": {"level": "WARN"}}
+    if access_log_dir is not None:
+        logs["default"]["exclude"] = [ACCESS_LOGGER]
+        for name in forwarded:
+            logs[f"access-{name}"] = _access_log(name, access_log_path(access_log_dir, name))
     config: dict[str, Any] = {
         "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "logging": {"logs": logs},
         "apps": {"http": {"servers": servers}},
     }
     if any(listener.protocol == "HTTPS" for listener in spec.listeners):
@@ -174,12 +217,52 @@ def caddy_config(
     return config
 
 
+def access_log_path(access_log_dir: Path, group: str) -> Path:
+    """Where the access log of target group `group` is written (older lines roll to a sibling file)."""
+    return access_log_dir / f"{group}.access.log"
+
+
+def _access_log(group: str, path: Path) -> dict[str, Any]:
+    """A log taking the access entries of the server forwarding to `group`: compact JSON lines, no
+    level, time, logger or message keys, and only the fields the metrics read."""
+    return {
+        "level": "INFO",
+        "include": [f"{ACCESS_LOGGER}.{group}"],
+        "writer": {
+            "output": "file",
+            "filename": str(path),
+            "roll_size_mb": ACCESS_LOG_ROLL_MB,
+            "roll_keep": 1,
+            "roll_gzip": False,
+        },
+        "encoder": {
+            "format": "filter",
+            "wrap": {"format": "json", "message_key": "", "level_key": "", "time_key": "", "name_key": ""},
+            "fields": {name: {"filter": "delete"} for name in ACCESS_LOG_DROPPED},
+        },
+    }
+
+
+def _log_fields(fallback_field: str, fallback_port: int) -> list[dict[str, Any]]:
+    """`log_append` handlers that add ACCESS_LOG_FIELDS and the server's fallback port (as
+    `fallback_field`) to the request's access log entry (placed before the proxy, they record on the way
+    back, after it ran)."""
+    fields = {**ACCESS_LOG_FIELDS, fallback_field: str(fallback_port)}
+    return [{"handler": "log_append", "key": key, "value": value} for key, value in fields.items()]
+
+
 def internal_ca_path(storage_dir: Path) -> Path:
     """Where Caddy writes its internal CA's root certificate (clients verify HTTPS listeners with it)."""
     return storage_dir / "pki" / "authorities" / "local" / "root.crt"
 
 
-def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[str, Any]:
+def _server(
+    spec: LoadBalancerSpec,
+    listener: Listener,
+    resolver: str,
+    fallbacks: Mapping[str, FallbackPorts],
+    logged: bool,
+) -> dict[str, Any]:
     server: dict[str, Any] = {
         "listen": [f"127.0.0.1:{listener.port}"],
         "automatic_https": {"disable": True},
@@ -204,25 +287,38 @@ def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str) -> dict[s
         return server
     assert listener.target_group is not None  # _validate checked it
     group = spec.target_group(listener.target_group)
+    fields = _log_fields(FAIL_OPEN_PORT_FIELD, fallbacks[group.name].fail_open) if logged else []
     server["routes"] = [
-        {"handle": [_reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver)]}
+        {
+            "handle": [
+                *fields,
+                _reverse_proxy(target_group_id(group.name), in_rotation_srv_name(group.name), resolver),
+            ]
+        }
     ]
+    if logged:
+        server["logs"] = {"default_logger_name": group.name}
     return server
 
 
-def _fallback_servers(group: str, ports: FallbackPorts, resolver: str) -> dict[str, Any]:
+def _fallback_servers(group: str, ports: FallbackPorts, resolver: str, logged: bool) -> dict[str, Any]:
     """The group's internal servers: fail-open (every registered target) and no-target (the ALB's 503).
-    The listener in front is a trusted proxy: the client's X-Forwarded-* headers pass through."""
+    The listener in front is a trusted proxy: the client's X-Forwarded-* headers pass through. When
+    `logged`, the fail-open server writes to the group's access log (the no-target server never does)."""
     internal = {"automatic_https": {"disable": True}, "protocols": ["h1"]}
+    fields = _log_fields(NO_TARGET_PORT_FIELD, ports.no_target) if logged else []
+    fail_open: dict[str, Any] = {
+        **internal,
+        "listen": [f"127.0.0.1:{ports.fail_open}"],
+        "trusted_proxies": {"source": "static", "ranges": ["127.0.0.1/32"]},
+        "routes": [
+            {"handle": [*fields, _reverse_proxy(fail_open_id(group), registered_srv_name(group), resolver)]}
+        ],
+    }
+    if logged:
+        fail_open["logs"] = {"default_logger_name": group}
     return {
-        f"fail-open-{group}": {
-            **internal,
-            "listen": [f"127.0.0.1:{ports.fail_open}"],
-            "trusted_proxies": {"source": "static", "ranges": ["127.0.0.1/32"]},
-            "routes": [
-                {"handle": [_reverse_proxy(fail_open_id(group), registered_srv_name(group), resolver)]}
-            ],
-        },
+        f"fail-open-{group}": fail_open,
         f"no-target-{group}": {
             **internal,
             "listen": [f"127.0.0.1:{ports.no_target}"],

@@ -135,10 +135,13 @@ def caddy_binary() -> Path:
         ) from exc
 
 
-def write_config(spec: LoadBalancerSpec, admin_port: int, state_dir: Path) -> Path:
+def write_config(
+    spec: LoadBalancerSpec, admin_port: int, state_dir: Path, access_log_dir: Path | None = None
+) -> Path:
     """Write Caddy's config for `spec` under `state_dir` (storage in `state_dir/data`); returns its path.
     Starts the DNS responder that serves this Caddy's target lists (reused if it runs already): it lives
-    in this process until `stop_target_lists`, and a Caddy restarted on the same config finds it."""
+    in this process until `stop_target_lists`, and a Caddy restarted on the same config finds it.
+    With `access_log_dir`, each target group's requests are logged there (see caddy_config)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     admin = admin_url(admin_port)
     responder = _target_lists.get(admin) or _target_lists.setdefault(admin, SrvResponder())
@@ -150,7 +153,7 @@ def write_config(spec: LoadBalancerSpec, admin_port: int, state_dir: Path) -> Pa
             responder.set_fallback(registered_srv_name(listener.target_group), ports.no_target)
     path = state_dir / "caddy.json"
     tmp = path.with_suffix(".json.tmp")
-    config = caddy_config(spec, admin_port, state_dir / "data", responder.address, fallbacks)
+    config = caddy_config(spec, admin_port, state_dir / "data", responder.address, fallbacks, access_log_dir)
     tmp.write_text(json.dumps(config, indent=2))
     tmp.replace(path)
     return path

@@ -19,7 +19,9 @@ from typing import Any
 
 from devenv.config import Settings
 from devenv.errors import ServiceFailedError
+from devenv.realize import stack_metrics
 from devenv.realize.alb import AlbMirror
+from devenv.realize.metrics import MetricsCollector
 from devenv.realize.realizer import LocalData, Realizer
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
@@ -41,8 +43,11 @@ class RealizedStack:
     stop: threading.Event
     outputs: dict[str, str]
     alb_url: str
+    metrics: MetricsCollector | None = None
 
     def shutdown(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self.stop.set()
         self.thread.join()
         self.realizer.shutdown()
@@ -126,12 +131,15 @@ def realize(
         state.root / "run",
         settings.alb_port,
         settings.alb_https_port,
+        access_log_dir=state.root / "run" / "alb" / "access" if settings.metrics else None,
     )
     keep_management_token(state, realizer, outputs)
     stop = threading.Event()
     thread = threading.Thread(target=realizer.run, args=(stop,), name="realizer", daemon=True)
     thread.start()
     handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{settings.alb_port}")
+    if settings.metrics:
+        handle.metrics = stack_metrics.start_collector(realizer, settings.time_scale)
     try:
         wait_for_alb(handle, max(60.0, settings.ready_timeout_s * 2), interrupted)
     except ServiceFailedError:

@@ -37,9 +37,11 @@ RECORDED: dict[str, str] = {
 
 # Notes on emulated types whose local behaviour matters.
 EMULATED_NOTES: dict[str, str] = {
-    "AWS::RDS::DBCluster": "database and master user created on the local Postgres",
+    "AWS::RDS::DBCluster": "database and master user created on the local Postgres; AWS/RDS metrics "
+    "(DatabaseConnections, CPUUtilization, an approximated ServerlessDatabaseCapacity) from it",
     "AWS::RDS::DBInstance": "cluster member record",
-    "AWS::ElastiCache::ReplicationGroup": "endpoints advertised at the local ElastiCache endpoint",
+    "AWS::ElastiCache::ReplicationGroup": "endpoints advertised at the local ElastiCache endpoint; AWS/ElastiCache "
+    "metrics per member cluster from the local Redis's INFO",
     "AWS::SecretsManager::Secret": "generated values readable via GetSecretValue",
     "AWS::SecretsManager::SecretTargetAttachment": "host/port/engine merged into the secret",
     "AWS::SSM::Parameter": "readable via GetParameter",
@@ -53,11 +55,12 @@ EMULATED_NOTES: dict[str, str] = {
 REALIZED_BY: dict[str, str] = {
     "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.realize.realizer)",
     "AWS::ECS::Service": "one supervised task per ECS task (a local process, or a container with --runtime docker), "
-    "replaced, scaled and rolled like the ECS scheduler",
+    "replaced, scaled and rolled like the ECS scheduler; AWS/ECS CPU and memory metrics from the task processes",
     "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), or the image itself with "
     "--runtime docker; environment and secrets resolved from the emulator, container port -> a free host port, "
     "stopTimeout honoured",
-    "AWS::ElasticLoadBalancingV2::LoadBalancer": "Caddy, the ALB mirror (HTTP on alb_port, HTTPS on alb_https_port)",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "Caddy, the ALB mirror (HTTP on alb_port, HTTPS on alb_https_port); "
+    "AWS/ApplicationELB metrics from its access log and health checks",
     "AWS::ElasticLoadBalancingV2::Listener": "a Caddy server per listener (forward, or the HTTP->HTTPS redirect)",
     "AWS::ElasticLoadBalancingV2::TargetGroup": "Caddy reverse_proxy with the group's health check and thresholds; "
     "targets follow the tasks; deregistration delay honoured; fails open when no target is healthy",

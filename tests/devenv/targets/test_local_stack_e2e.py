@@ -5,6 +5,7 @@ One stack for the module (deploying it is the slow part); each test leaves it as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -71,14 +72,20 @@ class Stack:
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.devenv("status", "--output", "json").stdout))
 
-    def chat(self, prompt: str = "hello") -> tuple[int, dict[str, str]]:
+    def chat(
+        self, prompt: str = "hello", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str]]:
         body = json.dumps(
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
         ).encode()
         request = urllib.request.Request(
             f"{self.alb}/v1/chat/completions",
             data=body,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -93,7 +100,11 @@ class Stack:
             with urllib.request.urlopen(f"{self.alb}/health", timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body or b"{}")
+            except ValueError:  # the load balancer's own answer (no target registered) is HTML
+                return exc.code, {"body": body.decode(errors="replace")}
         except OSError:
             return 0, {}
 
@@ -121,8 +132,10 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: 
     raise AssertionError("condition not met in time")
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
+    """`devenv up -d` on free ports in a throw-away state dir (plus `settings_env`, DEVENV_* variables),
+    with a proxy token; `devenv down` afterwards."""
     state_dir = reachable_tmpdir("devenv-test-stack-")
     ports = {name: free_port() for name in PORT_SETTINGS}
     # the stack's local props point at the mock upstream on 8081; another port changes the template
@@ -134,6 +147,7 @@ def stack() -> Iterator[Stack]:
         "DEVENV_AUTOSCALING": "false",  # the tests set the desired counts themselves
         **environment(INSTANT_MOCK_UPSTREAM),  # traffic paced by the tests, not by a model's latency
         **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
+        **settings_env,
     }
     up = subprocess.run(
         [sys.executable, "-m", "devenv", "up", "-d"],
@@ -163,6 +177,12 @@ def stack() -> Iterator[Stack]:
             [sys.executable, "-m", "devenv", "down"], env=env, capture_output=True, timeout=180, check=False
         )
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack({}) as running:
+        yield running
 
 
 @pytest.fixture
@@ -287,6 +307,9 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
     [before] = stack.proxy_tasks()
+    steady = "(service proxy) has reached a steady state."
+    # an earlier scale-in may still be draining a task: its events are not this deployment's
+    wait_for(lambda: proxy_events(stack)[0]["message"] == steady, timeout_s=90)
     known = {e["id"] for e in proxy_events(stack)}
     ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
     [after] = wait_for(
@@ -299,7 +322,6 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
     assert all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
 
     # the deployment's service events, newest first, in AWS's words and order
-    steady = "(service proxy) has reached a steady state."
     new = wait_for(
         lambda: (lambda e: e if e and e[0]["message"] == steady else None)(
             [e for e in proxy_events(stack) if e["id"] not in known]
