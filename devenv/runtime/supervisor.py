@@ -23,8 +23,9 @@ from typing import Any, Literal
 import psutil
 
 from devenv.errors import ServiceFailedError
+from devenv.runtime.logfiles import marker, tail
 from devenv.runtime.probes import Probe, ProbeResult, wait_until_ready
-from devenv.runtime.state import StateDir, tail
+from devenv.runtime.state import StateDir
 
 POLL_INTERVAL_S = 0.05
 HEALTH_INTERVAL_S = 2.0
@@ -84,6 +85,7 @@ class Running:
     health: str = "unknown"
     health_detail: str = ""
     exit_code: int | None = None
+    ready_after_s: float | None = None  # how long its last start took to become ready
     restarts: list[float] = field(default_factory=list)
     ready_event: threading.Event = field(default_factory=threading.Event)
 
@@ -97,6 +99,7 @@ class Running:
             "health": self.health,
             "health_detail": self.health_detail,
             "started_at": self.started_at,
+            "ready_after_s": self.ready_after_s,
             "restarts": len(self.restarts),
             "exit_code": self.exit_code,
             "log": str(self.log_path),
@@ -118,6 +121,7 @@ class Supervisor:
         self.phase = "starting"
         self.phase_detail: str | None = None
         self.error: str | None = None
+        self.progress: list[dict[str, Any]] = []  # the steps of `up` (devenv.runtime.progress)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._last_health = 0.0
@@ -192,14 +196,15 @@ class Supervisor:
                 f"read the whole log with `devenv logs {spec.name}`",
             )
         running.health, running.health_detail = "healthy", result.detail
+        running.ready_after_s = time.monotonic() - began
         running.ready_event.set()
-        self._set(running, "running", f"ready in {time.monotonic() - began:.2f} s")
+        self._set(running, "running", f"ready in {running.ready_after_s:.2f} s")
 
     def _launch(self, running: Running) -> None:
         spec = running.spec
         running.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(running.log_path, "ab") as log:
-            log.write(f"--- devenv: starting {spec.name}: {' '.join(spec.argv)} ---\n".encode())
+            log.write(marker(f"starting {spec.name}: {' '.join(spec.argv)}").encode())
             log.flush()
             running.proc = subprocess.Popen(
                 spec.argv,
@@ -223,6 +228,11 @@ class Supervisor:
     def set_phase(self, phase: str, detail: str | None = None) -> None:
         """What the supervisor is doing beyond its services (e.g. deploying), for `up -d` to show."""
         self.phase, self.phase_detail = phase, detail
+        self._write_state()
+
+    def set_progress(self, steps: list[dict[str, Any]]) -> None:
+        """The steps of `up` so far, kept in the state file for `up -d` to draw."""
+        self.progress = steps
         self._write_state()
 
     # -- watching -------------------------------------------------------------------------
@@ -353,21 +363,24 @@ class Supervisor:
         self._write_state()
         self.on_event(running.spec.name, state, detail)
 
-    def _write_state(self) -> None:
+    def snapshot(self) -> dict[str, Any]:
+        """The document the state file holds (what `status` and `up -d` read)."""
         with self._lock:
             services = {name: r.snapshot() for name, r in self.services.items()}
-        self.state_dir.write(
-            {
-                "supervisor": {
-                    "pid": os.getpid(),
-                    "phase": self.phase,
-                    "error": self.error,
-                    "updated_at": time.time(),
-                },
-                "services": services,
-                "facts": self.facts,
-            }
-        )
+        return {
+            "supervisor": {
+                "pid": os.getpid(),
+                "phase": self.phase,
+                "error": self.error,
+                "updated_at": time.time(),
+            },
+            "progress": self.progress,
+            "services": services,
+            "facts": self.facts,
+        }
+
+    def _write_state(self) -> None:
+        self.state_dir.write(self.snapshot())
 
 
 def terminate(proc: subprocess.Popen[bytes], sig: int, grace_s: float) -> None:
