@@ -24,7 +24,7 @@ from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption, VerboseOption
 from devenv.cli.status import status_document
 from devenv.config import Runtime
-from devenv.errors import DevenvError, ServiceFailedError
+from devenv.errors import AbortedError, DevenvError, ServiceFailedError
 from devenv.runtime import crash, logfiles, resolve_runtime
 from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
@@ -40,7 +40,8 @@ CDK_LOG = "cdk"  # devenv.targets.cdk.LOG_NAME, named here so `up --infra-only` 
 # The stack outputs that name AWS's DNS; locally the ALB mirror stands for them.
 LOCAL_STAND_INS = {"AlbUrl": "alb_url", "AlbDnsName": "alb_host"}
 ROLLBACK_WAIT_S = 60.0  # how long `up -d` lets a failed supervisor stop what it started
-DOCUMENTED_EXIT_CODES = range(1, 9)  # README, "Exit codes"; any other exit of the supervisor is a crash
+# README, "Exit codes"; any other exit of the supervisor is a crash
+DOCUMENTED_EXIT_CODES = {*range(1, 9), AbortedError.exit_code}
 
 
 def register(app: typer.Typer) -> None:
@@ -144,9 +145,13 @@ def _up_foreground(
         _roll_back(supervisor, stack, stop)
         raise
     except KeyboardInterrupt as exc:
-        supervisor.error = str(exc) or "interrupted while starting"
+        aborted = AbortedError(
+            f"devenv up was {str(exc) or 'interrupted while starting'}",
+            "everything it started was stopped; run `devenv up` again",
+        )
+        supervisor.error, supervisor.error_hint = aborted.message, aborted.hint
         _roll_back(supervisor, stack, stop)
-        raise
+        raise aborted from None
     except Exception as exc:  # a bug or an unforeseen library error: one line here, the trace in the log
         log_path = state.log_for("supervisor")
         with open(log_path, "a", encoding="utf-8") as log:
