@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,9 @@ class ChaosStack:
     def supervisor_pid(self) -> int:
         return int(self.state.read()["supervisor"]["pid"])
 
-    def pid_of(self, service: str) -> Recorded:
-        return next(entry for entry in self.processes() if entry.name == service)
+    def pid_of(self, service: str) -> Recorded | None:
+        """The service's process, None while it has none (between a crash and its restart)."""
+        return next((entry for entry in self.processes() if entry.name == service), None)
 
     def assert_nothing_left(self, processes: list[Recorded], ports: set[int]) -> None:
         assert alive(processes) == [], f"still running: {alive(processes)}"
@@ -140,8 +141,11 @@ class ClientLoop:
         self._stop.set()
 
 
+StartLoop = Callable[[str], ClientLoop]
+
+
 @pytest.fixture
-def client_loop(request: pytest.FixtureRequest) -> Iterator[Any]:
+def client_loop() -> Iterator[StartLoop]:
     """A factory: `client_loop(alb_url)` starts a loop that stops at the test's end."""
     loops: list[tuple[ClientLoop, threading.Thread]] = []
 

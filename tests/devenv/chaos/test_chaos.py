@@ -13,7 +13,7 @@ import time
 import pytest
 
 from devenv.runtime.children import alive
-from tests.devenv.chaos.conftest import ChaosStack, dump
+from tests.devenv.chaos.conftest import ChaosStack, StartLoop, dump
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -21,19 +21,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("service", ["alb", "aurora", "emulator"])
 def test_a_killed_service_is_restarted_and_the_alb_answers_again(
-    running_stack: ChaosStack,
-    client_loop,
-    service: str,  # type: ignore[no-untyped-def]
+    running_stack: ChaosStack, client_loop: StartLoop, service: str
 ) -> None:
     loop = client_loop(running_stack.alb)
     wait_for(lambda: 200 in loop.since(0), 60)
     old = running_stack.pid_of(service)
+    assert old is not None
     os.kill(old.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    replaced = wait_for(
-        lambda: (new := running_stack.pid_of(service)).pid != old.pid and alive([new]) and new, 60
-    )
-    assert replaced.name == service
+
+    def replaced() -> bool:
+        new = running_stack.pid_of(service)
+        return new is not None and new.pid != old.pid and bool(alive([new]))
+
+    wait_for(replaced, 60)
     wait_for(lambda: (after := loop.since(killed_at)) and after[-1] == 200, 60)
     status = running_stack.devenv("status", "--output", "json", timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -43,8 +44,7 @@ def test_a_killed_service_is_restarted_and_the_alb_answers_again(
 
 
 def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
-    running_stack: ChaosStack,
-    client_loop,  # type: ignore[no-untyped-def]
+    running_stack: ChaosStack, client_loop: StartLoop
 ) -> None:
     loop = client_loop(running_stack.alb)
     wait_for(lambda: 200 in loop.since(0), 60)
