@@ -24,6 +24,7 @@ from devenv.cli.options import (
     VerboseOption,
     parse_context,
 )
+from devenv.config import region_problem
 from devenv.errors import UsageError
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
@@ -53,6 +54,8 @@ def register(app: typer.Typer) -> None:
 def inputs_for(
     app: Application, target: Target, props: Path | None, context: list[str], region: str | None
 ) -> deployment.Inputs:
+    if region is not None and (problem := region_problem(region)):
+        raise UsageError(f"--region {region}: {problem}", "pass a region AWS has, e.g. --region eu-central-1")
     stack_dir = app.settings.stack_dir
     props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     if not props_file.is_file():

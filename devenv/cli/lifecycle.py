@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -23,11 +24,12 @@ from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption, VerboseOption
 from devenv.cli.status import status_document
 from devenv.config import Runtime
-from devenv.errors import DevenvError, ServiceFailedError
-from devenv.runtime import logfiles, resolve_runtime
+from devenv.errors import AbortedError, DevenvError, ServiceFailedError
+from devenv.runtime import crash, logfiles, resolve_runtime
+from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
-from devenv.runtime.supervisor import Supervisor, kill_recorded
+from devenv.runtime.supervisor import Supervisor
 from devenv.services import emulator
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ UP_STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
 CDK_LOG = "cdk"  # devenv.targets.cdk.LOG_NAME, named here so `up --infra-only` never loads the CDK side
 # The stack outputs that name AWS's DNS; locally the ALB mirror stands for them.
 LOCAL_STAND_INS = {"AlbUrl": "alb_url", "AlbDnsName": "alb_host"}
+ROLLBACK_WAIT_S = 60.0  # how long `up -d` lets a failed supervisor stop what it started
+# README, "Exit codes"; any other exit of the supervisor is a crash
+DOCUMENTED_EXIT_CODES = {*range(1, 9), AbortedError.exit_code}
 
 
 def register(app: typer.Typer) -> None:
@@ -81,6 +86,8 @@ def up(
         app.settings = app.settings.model_copy(update=overrides)
     chosen = resolve_runtime(app.settings.runtime)
     state = StateDir(app.settings.state_dir)
+    if not detached_child:
+        _recover_from_crash(app, state)
     if detach:
         _up_detached(app, state, infra_only, verbose)
         return
@@ -98,8 +105,16 @@ def _up_foreground(
 
     As the detached child of `up -d` (stdout = supervisor.log), the progress is written as log lines."""
     stop = threading.Event()
+    watching = threading.Event()
+
+    def on_stop_signal(signum: int, _frame: object) -> None:
+        """Before the stack is up, a stop signal aborts `up` (rolled back below); once up, ends `watch`."""
+        stop.set()
+        if not watching.is_set():
+            raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name} while starting")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_stop_signal)
     started = time.monotonic()
     ports = services.claim_ports(app.settings, infra_only)
     specs = services.infrastructure(app.settings, state, ports, runtime)
@@ -126,12 +141,29 @@ def _up_foreground(
             if not infra_only:
                 stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime, progress)
     except DevenvError as exc:
-        supervisor.error = supervisor.error or exc.message
-        supervisor.stop_all()
+        supervisor.error, supervisor.error_hint = supervisor.error or exc.message, exc.hint
+        _roll_back(supervisor, stack, stop)
         raise
-    except KeyboardInterrupt:
-        supervisor.stop_all()
-        raise
+    except KeyboardInterrupt as exc:
+        aborted = AbortedError(
+            f"devenv up was {str(exc) or 'interrupted while starting'}",
+            "everything it started was stopped; run `devenv up` again",
+        )
+        supervisor.error, supervisor.error_hint = aborted.message, aborted.hint
+        _roll_back(supervisor, stack, stop)
+        raise aborted from None
+    except Exception as exc:  # a bug or an unforeseen library error: one line here, the trace in the log
+        log_path = state.log_for("supervisor")
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(logfiles.marker(f"devenv up failed: {exc!r}") + traceback.format_exc())
+        failure = DevenvError(
+            f"devenv up failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+            f"everything it started was stopped; the traceback is in {log_path}",
+        )
+        supervisor.error, supervisor.error_hint = failure.message, failure.hint
+        _roll_back(supervisor, stack, stop)
+        raise failure from exc
+    watching.set()
     headline = f"all services healthy in {time.monotonic() - started:.2f} s"
     if detached_child:
         app.info(
@@ -149,6 +181,24 @@ def _up_foreground(
             stack.shutdown()
         supervisor.stop_all()
         app.info("[green]stopped[/]")
+
+
+def _roll_back(supervisor: Supervisor, stack: RealizedStack | None, stop: threading.Event) -> None:
+    """A failed or interrupted `up` stops all it started (the realizer's threads, then every process)."""
+    stop.set()
+    if stack is not None:
+        stack.shutdown()
+    supervisor.stop_all()
+
+
+def _recover_from_crash(app: Application, state: StateDir) -> None:
+    """If the last supervisor died without stopping, say so in one line and clear what it left."""
+    crashed = crash.detect(state)
+    if crashed is None:
+        return
+    line = crashed.line()
+    stopped = crash.clear(state, crashed)
+    app.info(f"[yellow]{line}[/]" + (f"; stopped {len(stopped)}" if stopped else ""))
 
 
 def _deploy_and_realize(
@@ -208,42 +258,56 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: b
         )
     deadline = time.monotonic() + app.settings.ready_timeout_s * 2 + (30 if infra_only else 300)
     with progress_view.for_app(app, state.read, state.log_for(CDK_LOG) if verbose else None):
-        error = _wait_until_ready(state, child, deadline)
-    if error is not None:
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        raise ServiceFailedError(
-            f"devenv up -d failed: {error}",
-            f"fix the cause above and run `devenv up -d` again (what the supervisor did: {log_path})",
-        )
+        ready = _wait_until_ready(state, child, deadline)
+    if not ready:
+        raise _detached_failure(state, child)
     _report(
         app, state, f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})"
     )
     app.info("[dim]`devenv down` stops everything; `devenv logs -f` follows the logs.[/]")
 
 
-def _wait_until_ready(state: StateDir, child: subprocess.Popen[bytes], deadline: float) -> str | None:
-    """None once the detached supervisor is ready; else why it will not be."""
+def _wait_until_ready(state: StateDir, child: subprocess.Popen[bytes], deadline: float) -> bool:
+    """True once the detached supervisor is ready; False once it failed, exited, or ran out of time."""
     while True:
-        supervisor = state.read().get("supervisor", {})
-        if supervisor.get("phase") == "ready":
-            return None
-        code = child.poll()
-        if code is not None or supervisor.get("phase") == "failed" or time.monotonic() > deadline:
-            log_path = state.log_for("supervisor")
-            return (
-                supervisor.get("error")
-                or (
-                    f"the supervisor exited (code {code})" if code is not None else "it was not ready in time"
-                )
-                + f"\n--- last lines of {log_path} ---\n{logfiles.tail(log_path, 30)}"
-            )
+        phase = state.read().get("supervisor", {}).get("phase")
+        if phase == "ready":
+            return True
+        if child.poll() is not None or phase == "failed" or time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
+
+
+def _detached_failure(state: StateDir, child: subprocess.Popen[bytes]) -> DevenvError:
+    """The detached supervisor's failure, once it has rolled back (or been stopped): its cause in one line,
+    its fix and log, and its exit code (the table in the README)."""
+    try:
+        code = child.wait(ROLLBACK_WAIT_S)
+    except subprocess.TimeoutExpired:  # not ready in time, or stuck rolling back: stop it
+        child.terminate()
+        try:
+            child.wait(ROLLBACK_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        code = None
+    supervisor = state.read().get("supervisor", {})
+    log_path = state.log_for("supervisor")
+    if supervisor.get("error"):
+        cause = supervisor["error"].splitlines()[0]
+    elif code is None:
+        cause = "it was not ready in time"
+    else:
+        cause = f"the supervisor exited with code {code}"
+    error = DevenvError(
+        f"devenv up -d failed: {cause}",
+        f"{supervisor.get('hint') or 'fix the cause and run `devenv up -d` again'}; "
+        f"everything it started was stopped; what the supervisor did: {log_path}",
+    )
+    error.exit_code = (
+        code if code is not None and code in DOCUMENTED_EXIT_CODES else ServiceFailedError.exit_code
+    )
+    return error
 
 
 class _EventPrinter:
@@ -327,7 +391,7 @@ def down(
         pid = snapshot.get("supervisor", {}).get("pid")
         app.info(f"stopping the supervisor (pid {pid}) and its services…")
         if pid:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).send_signal(signal.SIGTERM)
         grace = app.settings.stop_timeout_s * max(1, len(snapshot.get("services", {}))) + 10
         if not state.wait_until_unlocked(grace) and pid:
@@ -335,20 +399,17 @@ def down(
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
             state.wait_until_unlocked(5)
+        leftovers = stop_recorded(crash.recorded_processes(snapshot), crash.GRACE_S)
+        if leftovers:
+            app.info(f"stopped {len(leftovers)} process(es) the supervisor left behind")
+    elif crash.detect(state) is not None:
+        _recover_from_crash(app, state)
     else:
         app.info("devenv is not running")
-    leftovers = 0
-    for svc in snapshot.get("services", {}).values():
-        if svc.get("pid") and kill_recorded(
-            svc["pid"], svc.get("create_time"), grace_s=app.settings.stop_timeout_s
-        ):
-            leftovers += 1
     if snapshot.get("facts", {}).get("runtime") == "docker":
         from devenv.runtime import docker as docker_runtime
 
-        leftovers += docker_runtime.clean_up(state, volumes)
-    if leftovers:
-        app.info(f"stopped {leftovers} process(es) left behind by a supervisor that died")
+        docker_runtime.clean_up(state, volumes)
     if volumes:
         shutil.rmtree(state.data, ignore_errors=True)
         app.info(f"deleted data under {state.data}")

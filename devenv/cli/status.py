@@ -23,7 +23,8 @@ from rich.text import Text
 
 from devenv.cli.application import OutputFormat, application
 from devenv.cli.options import OutputOption
-from devenv.errors import NotRunningError, UsageError
+from devenv.errors import NotRunningError, ServiceFailedError, UsageError
+from devenv.runtime import crash
 from devenv.runtime.state import StateDir
 
 STATE_STYLES = {"running": "green", "failed": "red", "restarting": "yellow", "starting": "cyan"}
@@ -42,9 +43,15 @@ def status_document(state: StateDir) -> dict[str, Any]:
     snapshot = state.read()
     supervisor = snapshot.get("supervisor", {})
     if not state.supervisor_running():
+        crashed = crash.detect(state)
         return {
             "running": False,
-            "supervisor": {"pid": None, "phase": supervisor.get("phase"), "error": supervisor.get("error")},
+            "supervisor": {
+                "pid": None,
+                "phase": supervisor.get("phase"),
+                "error": crashed.line() if crashed else supervisor.get("error"),
+                "crashed": crashed is not None,
+            },
             "services": [],
             "state_dir": str(state.root),
         }
@@ -171,12 +178,26 @@ def facts_line(document: dict[str, Any]) -> RenderableType | None:
         line = Text(
             f"devenv is not running (state dir {document['state_dir']}); start it with `devenv up -d`"
         )
-        if error:
+        if document["supervisor"].get("crashed"):
+            line.append(f"\n{error}; `devenv up` clears it and starts again", style="red")
+        elif error:
             line.append(f"\nthe last run failed: {error.splitlines()[0]}", style="red")
         return line
     return Text(
         f"region {document.get('region')}, credentials test/test, state dir {document['state_dir']}",
         style="dim",
+    )
+
+
+def failed_line(document: dict[str, Any]) -> RenderableType | None:
+    """The services that failed for good (their restart limit reached): why `status` exits non-zero."""
+    failed = [svc["name"] for svc in document["services"] if svc["state"] == "failed"]
+    if not failed:
+        return None
+    return Text(
+        f"failed for good (restart limit reached): {', '.join(failed)}; read `devenv logs {failed[0]}`, "
+        "then `devenv down` and `devenv up`",
+        style="red",
     )
 
 
@@ -186,6 +207,7 @@ SECTIONS: list[Callable[[dict[str, Any]], RenderableType | None]] = [
     ecs_table,
     service_events,
     alb_line,
+    failed_line,
     facts_line,
 ]
 
@@ -204,7 +226,7 @@ def status(
     """Each service: state, health, pid, ports, URL and uptime; the ECS services, their latest events and
     the ALB's targets.
 
-    Exits 7 when devenv is not running.
+    Exits 7 when devenv is not running, 5 while a service has failed for good (its restart limit reached).
     """
     app = application(ctx, output)
     state = StateDir(app.settings.state_dir)
@@ -230,3 +252,5 @@ def status(
         app.out.print(render(document))
     if not document["running"]:
         raise typer.Exit(NotRunningError.exit_code)
+    if any(svc["state"] == "failed" for svc in document["services"]):
+        raise typer.Exit(ServiceFailedError.exit_code)

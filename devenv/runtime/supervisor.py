@@ -3,7 +3,8 @@ probed until ready, restarted by policy, and stopped (SIGTERM, grace, SIGKILL) o
 
 Children run in their own session so a terminal's Ctrl-C reaches only the supervisor, which then
 stops them in reverse dependency order. Exits are noticed by polling `Popen.poll()` (which reaps at
-once); nothing is daemonized, so no orphan outlives us unnoticed.
+once); nothing is daemonized, and every child dies with the supervisor, even when it is killed
+(devenv.runtime.children), so no orphan outlives us.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import psutil
 
 from devenv.errors import ServiceFailedError
+from devenv.runtime import children
 from devenv.runtime.logfiles import marker, tail
 from devenv.runtime.probes import Probe, ProbeResult, wait_until_ready
 from devenv.runtime.state import StateDir
@@ -121,6 +123,7 @@ class Supervisor:
         self.phase = "starting"
         self.phase_detail: str | None = None
         self.error: str | None = None
+        self.error_hint: str | None = None
         self.progress: list[dict[str, Any]] = []  # the steps of `up` (devenv.runtime.progress)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -141,12 +144,16 @@ class Supervisor:
         self._write_state()
         failures: list[ServiceFailedError] = []
         with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-            for future in [pool.submit(self._start_when_deps_ready, spec.name) for spec in specs]:
-                exc = future.exception()
-                if isinstance(exc, ServiceFailedError):
-                    failures.append(exc)
-                elif exc is not None:
-                    raise exc
+            try:
+                for future in [pool.submit(self._start_when_deps_ready, spec.name) for spec in specs]:
+                    exc = future.exception()
+                    if isinstance(exc, ServiceFailedError):
+                        failures.append(exc)
+                    elif exc is not None:
+                        raise exc
+            except BaseException:
+                self._stopping.set()  # interrupted (Ctrl-C, SIGTERM): the starts in flight give up
+                raise
         if failures:
             self.phase, self.error = "failed", failures[0].message
             self._write_state()
@@ -182,10 +189,16 @@ class Supervisor:
             raise ServiceFailedError(f"{spec.name} could not be started: {exc}") from exc
         proc = running.proc
         assert proc is not None
-        result = wait_until_ready(spec.ready, spec.ready_timeout_s, alive=lambda: proc.poll() is None)
+        result = wait_until_ready(
+            spec.ready,
+            spec.ready_timeout_s,
+            alive=lambda: proc.poll() is None and not self._stopping.is_set(),
+        )
         if not result.ok or proc.poll() is not None:
             if proc.poll() is not None:
                 reason = f"exited with code {proc.returncode} before it was ready"
+            elif self._stopping.is_set():
+                reason = "stopped while starting"
             else:
                 reason = result.detail
             self._terminate(running)
@@ -206,7 +219,7 @@ class Supervisor:
         with open(running.log_path, "ab") as log:
             log.write(marker(f"starting {spec.name}: {' '.join(spec.argv)}").encode())
             log.flush()
-            running.proc = subprocess.Popen(
+            running.proc = children.spawn(
                 spec.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -372,6 +385,7 @@ class Supervisor:
                 "pid": os.getpid(),
                 "phase": self.phase,
                 "error": self.error,
+                "hint": self.error_hint,
                 "updated_at": time.time(),
             },
             "progress": self.progress,
@@ -393,25 +407,3 @@ def terminate(proc: subprocess.Popen[bytes], sig: int, grace_s: float) -> None:
         proc.wait()
     except ProcessLookupError:
         proc.wait()
-
-
-def kill_recorded(
-    pid: int, create_time: float | None, sig: int = signal.SIGTERM, grace_s: float = 10.0
-) -> bool:
-    """Stop a process a dead supervisor left behind, only if it is still the one we started.
-
-    The creation time guards against a recycled pid belonging to someone else.
-    """
-    try:
-        process = psutil.Process(pid)
-        if create_time is not None and abs(process.create_time() - create_time) > 0.05:
-            return False
-        process.send_signal(sig)
-        try:
-            process.wait(grace_s)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    except psutil.NoSuchProcess:
-        return False
-    return True

@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from devenv.errors import MissingDependencyError, UsageError
+from devenv.runtime import children
 from devenv.runtime.logfiles import marker
 from devenv.stack_names import STACK_NAME
 from devenv.targets.local import DeployFailedError
@@ -236,7 +237,7 @@ def run_logged(
         log.flush()
     lines: list[str] = []
     try:
-        process = subprocess.Popen(
+        process = children.spawn(
             argv,
             cwd=cwd,
             env=dict(env),
@@ -247,14 +248,19 @@ def run_logged(
             errors="replace",
         )
         assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw.rstrip("\n")
-            lines.append(line)
-            if log is not None:
-                log.write(raw if raw.endswith("\n") else raw + "\n")
-                log.flush()
-            if on_line is not None:
-                on_line(line)
+        try:
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if log is not None:
+                    log.write(raw if raw.endswith("\n") else raw + "\n")
+                    log.flush()
+                if on_line is not None:
+                    on_line(line)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or a failing parser: no CLI left running
+            process.kill()
+            process.wait()
+            raise
         code = process.wait()
     finally:
         if log is not None:

@@ -138,6 +138,10 @@ def aws_session(profile: str | None, region: str | None) -> Any:
     return session
 
 
+# What `cdk diff` prints, exiting 0, when it cannot read the deployed stack (no credentials, no account).
+CDK_DIFF_REFUSALS = ("Unable to resolve AWS account",)
+
+
 def diff_aws(inputs: Inputs, profile: str | None, progress: Progress) -> str:
     assembly = synth(inputs, progress)
     run = cdk.run(
@@ -145,6 +149,12 @@ def diff_aws(inputs: Inputs, profile: str | None, progress: Progress) -> str:
     )
     if run.exit_code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
         raise local.DeployFailedError(run.failure("cdk diff failed"), "check your credentials")
+    refusal = next((line for line in run.lines if line.startswith(CDK_DIFF_REFUSALS)), None)
+    if refusal is not None:  # the CLI exits 0 after these: it printed no diff at all
+        raise local.DeployFailedError(
+            f"cdk diff could not compare with AWS: {refusal}",
+            f"log in (aws sso login) or pass --profile; the whole output is in {inputs.cdk_log}",
+        )
     return "\n".join(run.lines)
 
 
