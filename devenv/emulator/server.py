@@ -36,6 +36,7 @@ def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
     from devenv.emulator import (
         alarms,
         control,
+        metric_data,
         metric_queries,
         stacks,
         target_tracking,
@@ -51,6 +52,7 @@ def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
     stacks.install(strict=strict)
     control.install()  # the ECS scheduler and the fault side channel the realizer reads
     metric_queries.install()  # GetMetricStatistics and ListMetrics match dimensions as CloudWatch does
+    metric_data.install()  # GetMetricData with percentiles and metric math
     unimplemented.install()
     target_tracking.install()
     alarms.install()
