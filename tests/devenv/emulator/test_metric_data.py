@@ -103,3 +103,31 @@ def test_an_expression_the_local_cloud_does_not_evaluate_is_a_400_naming_it(
     with pytest.raises(ClientError) as raised:
         get(cloudwatch, minutes, [query("m", "RequestCount", "Sum"), {"Id": "r", "Expression": "RATE(m)"}])
     assert "RATE" in str(raised.value)
+
+
+def test_values_and_counts_give_percentiles_over_every_count(
+    cloudwatch: Any, minutes: list[datetime]
+) -> None:
+    """90 fast answers and 10 slow ones in one datum: p50 is fast, p95 slow, the Sum counts all 100."""
+    at = minutes[0] + timedelta(seconds=30)
+    metric = {
+        "MetricName": "TargetResponseTime",
+        "Dimensions": [{"Name": "LoadBalancer", "Value": "app/d/1"}],
+    }
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[{**metric, "Values": [0.002, 0.5], "Counts": [90, 10], "Timestamp": at}],
+    )
+
+    def stat(id_: str, name: str) -> dict[str, Any]:
+        return {
+            "Id": id_,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/ApplicationELB", **metric},
+                "Period": MINUTE,
+                "Stat": name,
+            },
+        }
+
+    found = get(cloudwatch, minutes, [stat("p50", "p50"), stat("p95", "p95"), stat("n", "SampleCount")])
+    assert (found["p50"]["Values"], found["p95"]["Values"], found["n"]["Values"]) == ([0.002], [0.5], [100.0])
