@@ -35,7 +35,11 @@ function aligned(widget) {
 
 function axisOptions(widget, side) {
   const axis = ((widget.properties.yAxis || {})[side]) || {};
-  return { range: (u, min, max) => [axis.min ?? Math.min(0, min ?? 0), axis.max ?? Math.max(max ?? 1, 1e-9)], label: axis.label };
+  const range = (u, min, max) => {
+    const low = axis.min ?? Math.min(0, min ?? 0);
+    return [low, axis.max ?? (max > low ? max : low + 1)];  // a flat or empty series still gets an axis
+  };
+  return { range, label: axis.label };
 }
 
 function chart(widget, box) {
@@ -44,7 +48,7 @@ function chart(widget, box) {
   const left = axisOptions(widget, "left"), right = axisOptions(widget, "right");
   const opts = {
     width: Math.max(box.clientWidth - 12, 100),
-    height: widget.height * ROW_PX + (widget.height - 1) * GAP_PX - 60,
+    height: widget.height * ROW_PX + (widget.height - 1) * GAP_PX - 100,  // room for the title and the legend
     scales: { x: { time: true }, y: { range: left.range }, y2: { range: right.range } },
     series: [{}, ...shown.map((s, i) => ({
       label: s.label, scale: s.axis === "right" ? "y2" : "y",
