@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "devenv.cli.stack",
     "devenv.cli.settings_store",
     "devenv.cli.failover",
+    "devenv.cli.dashboard",
 ]
 
 

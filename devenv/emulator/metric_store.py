@@ -4,7 +4,8 @@ moto keeps every datum of a region in one list (`CloudWatchBackend.metric_data`)
 Each put here also files its datums by series (namespace, metric name, dimension set) in time order, so
 an alarm evaluation reads only its window. Datums older than the retention are dropped from both, so the
 emulator's memory stays bounded: 3 hours (the dashboards' window) of AWS time, i.e. divided by time_scale,
-never less than 10 minutes; AWS itself keeps 15 days.
+never less than 10 minutes; AWS itself keeps 15 days. A datum of Values and Counts is kept as one
+statistic set per distinct value, not one datum per count.
 """
 
 from __future__ import annotations
@@ -106,13 +107,38 @@ def prune(backends: Iterable[CloudWatchBackend], now: float) -> None:
                     del index[key]
 
 
+def _distinct(member: dict[str, Any]) -> list[dict[str, Any]]:
+    """A datum with Values and Counts as one statistic set per distinct value (Minimum = Maximum = the
+    value, SampleCount = its count): moto would store one datum per count, so memory would grow with the
+    traffic measured; a set of equal values keeps its value, so percentiles stay exact."""
+    values = member.get("Values")
+    if not values:
+        return [member]
+    counts = member.get("Counts") or [1] * len(values)
+    rest = {k: v for k, v in member.items() if k not in ("Values", "Counts")}
+    return [
+        {
+            **rest,
+            "StatisticValues": {
+                "SampleCount": float(count),
+                "Sum": float(value) * float(count),
+                "Minimum": float(value),
+                "Maximum": float(value),
+            },
+        }
+        for value, count in zip(values, counts, strict=True)
+        if float(count) > 0
+    ]
+
+
 def filing(original: Callable[..., None]) -> Callable[..., None]:
-    """moto's PutMetricData, then each new datum filed by series."""
+    """moto's PutMetricData (a datum's Values/Counts as one statistic set per distinct value), then each
+    new datum filed by series."""
 
     def put_metric_data(self: CloudWatchBackend, namespace: str, metric_data: list[dict[str, Any]]) -> None:
         with _lock:
             before = len(self.metric_data)
-            original(self, namespace, metric_data)
+            original(self, namespace, [part for member in metric_data for part in _distinct(member)])
             _file(self, self.metric_data[before:])
 
     return put_metric_data

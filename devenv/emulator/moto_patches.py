@@ -23,6 +23,7 @@ from devenv.emulator import (
     alarms,
     control,
     imported,
+    metric_data,
     metric_queries,
     metric_store,
     scheduler,
@@ -345,6 +346,13 @@ PATCHES: tuple[Patch, ...] = (
             "dimensions",
             "unit",
         ),
+    ),
+    Patch(
+        f"{_CW}.get_metric_data",
+        "GetMetricData with percentiles per aligned period and metric math (IF, FILL, ...), as the "
+        "dashboard and reports read it (moto returns nothing for either)",
+        replace(metric_data.get_metric_data),
+        ("self", "queries", "start_time", "end_time", "scan_by"),
     ),
     Patch(
         f"{_CW}.get_filtered_metrics",

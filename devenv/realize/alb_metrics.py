@@ -6,8 +6,9 @@ health from the mirror's own health-check state machine (`devenv.realize.alb`). 
   target registered) is only an HTTPCode_ELB_5XX_Count;
 - HTTPCode_Target_*_Count are the targets' statuses; HTTPCode_ELB_*_Count the mirror's own
   (LoadBalancer dimension only, as AWS publishes them);
-- TargetResponseTime is each target's time to response headers, one statistic set per sample (so a
-  minute's Average is per request, with its true Minimum and Maximum);
+- TargetResponseTime is each target's time to response headers, one distribution per sample (its
+  values to 0.1 ms with their counts), so a minute's Average is per request and its percentiles
+  (the dashboard's p50, p99) are CloudWatch's;
 - RequestCountPerTarget is a target group's requests divided by its healthy targets (all registered
   ones when none is healthy), published with {TargetGroup} alone (what target tracking reads) and with
   {LoadBalancer, TargetGroup}; its Sum over a minute is AWS's value;
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devenv.realize.alb import AlbMirror
-from devenv.realize.metrics import Datum, StatisticSet
+from devenv.realize.metrics import Datum, Distribution
 from devenv.services.access_log import LogTail, Tally, tally
 from devenv.services.caddy_config import access_log_path
 
@@ -87,8 +88,7 @@ def _request_datums(dimensions: tuple[tuple[str, str], ...], requests: Tally, el
     datums = []
     if requests.requests:
         datums.append(Datum(NAMESPACE, "RequestCount", dimensions, "Count", requests.requests))
-    times = StatisticSet.of(requests.target_times_s)
-    if times is not None:
+    for times in Distribution.of(requests.target_times_s):
         datums.append(Datum(NAMESPACE, "TargetResponseTime", dimensions, "Seconds", times))
     for code, count in sorted(requests.target_codes.items()):
         datums.append(Datum(NAMESPACE, f"HTTPCode_Target_{code}_Count", dimensions, "Count", count))

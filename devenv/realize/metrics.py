@@ -32,6 +32,8 @@ MIN_INTERVAL_S = 0.5
 SAMPLES_PER_PERIOD = 4  # at least this many samples in a (compressed) one-minute period
 MAX_BUFFERED_CALLS = 2000  # calls waiting for the emulator: 500 samples of 4 namespaces (~40 min at 5 s)
 MAX_DATUMS_PER_CALL = 1000  # PutMetricData's limit
+MAX_VALUES_PER_DATUM = 150  # PutMetricData's limit of distinct Values in one datum
+VALUE_DIGITS = 4  # a distribution's resolution: 0.1 ms for seconds
 RETRY_S = 1.0
 
 
@@ -59,6 +61,28 @@ class StatisticSet:
         return cls(len(values), sum(values), min(values), max(values))
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """Observations as distinct values with their counts (PutMetricData's Values and Counts), so that
+    CloudWatch can compute percentiles, which a statistic set hides (the dashboard's p50 and p99)."""
+
+    counts: tuple[tuple[float, int], ...]  # (value, how many times), values ascending
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> list[Distribution]:
+        """`values` rounded to VALUE_DIGITS decimals, in datums of at most MAX_VALUES_PER_DATUM distinct
+        values (PutMetricData's limit); none when there are no values."""
+        tally: dict[float, int] = {}
+        for value in values:
+            rounded = round(value, VALUE_DIGITS)
+            tally[rounded] = tally.get(rounded, 0) + 1
+        pairs = sorted(tally.items())
+        return [
+            cls(tuple(pairs[i : i + MAX_VALUES_PER_DATUM]))
+            for i in range(0, len(pairs), MAX_VALUES_PER_DATUM)
+        ]
+
+
 Dimensions = tuple[tuple[str, str], ...]
 
 
@@ -70,7 +94,7 @@ class Datum:
     name: str
     dimensions: Dimensions
     unit: str
-    value: float | StatisticSet
+    value: float | StatisticSet | Distribution
 
     def api(self, timestamp: datetime) -> dict[str, Any]:
         """This datum as an item of PutMetricData's MetricData."""
@@ -87,6 +111,9 @@ class Datum:
                 "Minimum": self.value.minimum,
                 "Maximum": self.value.maximum,
             }
+        elif isinstance(self.value, Distribution):
+            item["Values"] = [value for value, _ in self.value.counts]
+            item["Counts"] = [float(count) for _, count in self.value.counts]
         else:
             item["Value"] = float(self.value)
         return item

@@ -18,7 +18,7 @@ STACK_NAMES = ROOT.parent / "stack" / "names.py"
 # Top to bottom; packages on one line may not import each other.
 LAYERS = [
     {"cli"},
-    {"loadtest", "failover"},
+    {"loadtest", "failover", "dashboard"},
     {"targets"},
     {"realize"},
     {"emulator"},

@@ -30,6 +30,7 @@ from devenv.realize.datastore_metrics import (
 from devenv.realize.ecs_metrics import TaskUsage, cluster_name, ecs_datums
 from devenv.realize.metrics import (
     Datum,
+    Distribution,
     MetricsCollector,
     Publisher,
     StatisticSet,
@@ -112,7 +113,7 @@ def test_an_alb_sample_publishes_aws_metrics_in_aws_dimension_combinations() -> 
     assert published[("HTTPCode_ELB_5XX_Count", lb)].value == 3
     assert published[("HTTPCode_Target_5XX_Count", both)].value == 2
     assert published[("RequestCountPerTarget", both)].value == 3  # 6 requests / 2 healthy targets
-    assert published[("TargetResponseTime", lb)].value == StatisticSet(3, pytest.approx(0.06), 0.01, 0.03)
+    assert published[("TargetResponseTime", lb)].value == Distribution(((0.01, 1), (0.02, 1), (0.03, 1)))
     assert published[("TargetResponseTime", lb)].unit == "Seconds"
     assert (published[("HealthyHostCount", both)].value, published[("UnHealthyHostCount", both)].value) == (
         2,
@@ -141,7 +142,7 @@ def test_target_groups_add_up_at_the_load_balancer() -> None:
     lb = (("LoadBalancer", LB),)
     assert published[("RequestCount", lb)].value == 5
     assert published[("HTTPCode_Target_2XX_Count", lb)].value == 5
-    assert published[("TargetResponseTime", lb)].value == StatisticSet(5, pytest.approx(1.2), 0.1, 0.3)
+    assert published[("TargetResponseTime", lb)].value == Distribution(((0.1, 1), (0.2, 1), (0.3, 3)))
     assert published[("RequestCount", (("LoadBalancer", LB), ("TargetGroup", other)))].value == 3
 
 
@@ -338,3 +339,13 @@ def test_publishing_waits_out_a_missing_emulator_keeping_a_bounded_buffer(
         Statistics=["Sum", "SampleCount"],
     )["Datapoints"]
     assert (point["SampleCount"], point["Sum"]) == (3, 3 + 4 + 5)  # the oldest two were dropped
+
+
+def test_a_distribution_keeps_distinct_values_with_counts_in_datums_of_at_most_150() -> None:
+    [small] = Distribution.of([0.00101, 0.00099, 0.2])
+    assert small.counts == ((0.001, 2), (0.2, 1))
+    wide = Distribution.of([i / 1000 for i in range(400)])
+    assert [len(d.counts) for d in wide] == [150, 150, 100]
+    assert Distribution.of([]) == []
+    item = Datum("AWS/ApplicationELB", "TargetResponseTime", (), "Seconds", small).api(datetime.now(UTC))
+    assert (item["Values"], item["Counts"]) == ([0.001, 0.2], [2.0, 1.0]) and "Value" not in item
