@@ -1,5 +1,5 @@
 """Shared fixtures: real Postgres 18 and Redis on free ports, started by devenv's own supervisor; a real
-proxy and mock upstream on them (`local_target`)."""
+proxy and mock upstream on them (`local_target`); the whole local stack, one for the session (`stack`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,6 +29,9 @@ from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import postgres, redis
+
+if TYPE_CHECKING:
+    from tests.local_stack import Stack  # imports this module (reachable_tmpdir)
 
 MANAGEMENT_TOKEN = "loadtest-management-token"  # of `local_target`'s proxy
 
@@ -191,3 +194,24 @@ def local_target(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+SHARED_STACK_TIME_SCALE = (
+    "30"  # the metrics collector samples every 0.5 s (tests/devenv/targets/test_metrics_stack.py)
+)
+
+
+@pytest.fixture(scope="session")
+def shared_stack() -> Iterator[Stack]:
+    """The one whole local stack of the session (started by the first test that asks for `stack`)."""
+    from tests.local_stack import running_stack
+
+    with running_stack({"DEVENV_TIME_SCALE": SHARED_STACK_TIME_SCALE}) as running:
+        yield running
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Stack:
+    """The session's stack in its steady state: whatever ran before, this test starts from the same place."""
+    shared_stack.await_steady()
+    return shared_stack

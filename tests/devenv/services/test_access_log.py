@@ -79,7 +79,12 @@ def test_each_request_is_tallied_as_the_alb_counts_it(
     lb.deregister_target(mirror, dead)
 
     lines: list[bytes] = []
-    wait_for(lambda: lines.extend(tail.read_lines()) or len(lines) >= 7)  # Caddy logs after answering
+
+    def all_seven() -> bool:  # Caddy logs after answering
+        lines.extend(tail.read_lines())
+        return len(lines) >= 7
+
+    wait_for(all_seven)
     assert get(port)[0] == 503  # no target
     [last] = wait_for(tail.read_lines)  # one line per request, each read once: this one's alone
     assert json.loads(last)["status"] == 503 and json.loads(last)["target"] is None
