@@ -77,7 +77,7 @@ def deployed(postgres_dsn: str, redis_url: str) -> Iterator[Deployed]:
             [sys.executable, "-m", "devenv", "deploy", "--target", "local", "--output", "json"],
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=240,  # below pytest's global timeout (pyproject.toml), so a hung deploy shows its output
             env=env,
             check=False,
         )
