@@ -6,6 +6,8 @@ noisy; run it on demand (`nox -s benchmark_up`) and read the figures.
 - default: `devenv up -d` to the first successful chat completion through the ALB mirror (the mock upstream
   with no added latency). Cold = no cached cloud assembly (synth + the CDK CLI deploy included); warm = the
   assembly cached (CloudFormation API).
+- `--runtime docker`: the same with containers (the images built beforehand: `python -m devenv.services.images
+  build`, whose table gives the build times and sizes); cold also makes the data volumes.
 """
 
 from __future__ import annotations
@@ -46,14 +48,19 @@ def first_completion(env: dict[str, str]) -> None:
         assert response.status == 200
 
 
-def timed_up(env: dict[str, str], infra_only: bool) -> float:
+def timed_up(env: dict[str, str], infra_only: bool, runtime: str) -> float:
     began = time.perf_counter()
-    devenv(env, "up", "-d", "--quiet", *(["--infra-only"] if infra_only else []))
+    devenv(env, "up", "-d", "--quiet", "--runtime", runtime, *(["--infra-only"] if infra_only else []))
     if not infra_only:
         first_completion(env)
     took = time.perf_counter() - began
     devenv(env, "down", "--quiet")
     return took
+
+
+def wipe(env: dict[str, str]) -> None:
+    """The state dir's data (and, under docker, its volumes): the next run is cold again."""
+    devenv(env, "down", "--volumes", "--quiet")
 
 
 def fresh_dir(prefix: str) -> Path:
@@ -68,6 +75,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--infra-only", action="store_true")
+    parser.add_argument("--runtime", choices=["native", "docker"], default="native")
     args = parser.parse_args()
     cold, warm = [], []
     for _ in range(args.runs):
@@ -79,9 +87,10 @@ def main() -> None:
             **environment(INSTANT_MOCK_UPSTREAM),  # the time of `up`, not of the mock's answer
         }
         try:
-            cold.append(timed_up(env, args.infra_only))
-            warm.append(timed_up(env, args.infra_only))
+            cold.append(timed_up(env, args.infra_only, args.runtime))
+            warm.append(timed_up(env, args.infra_only, args.runtime))
         finally:
+            wipe(env)
             shutil.rmtree(state_dir, ignore_errors=True)
             shutil.rmtree(cache_dir, ignore_errors=True)
     what = (
@@ -89,7 +98,7 @@ def main() -> None:
         if args.infra_only
         else "up -d to the first chat completion through the ALB"
     )
-    print(f"devenv {what}, {args.runs} run(s) each")
+    print(f"devenv {what}, runtime {args.runtime}, {args.runs} run(s) each")
     print(f"  cold: median {statistics.median(cold):.2f} s  runs {[round(x, 2) for x in cold]}")
     print(f"  warm: median {statistics.median(warm):.2f} s  runs {[round(x, 2) for x in warm]}")
 

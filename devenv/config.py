@@ -11,6 +11,7 @@ import gzip
 import importlib.util
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from pydantic import (
 )
 
 from devenv.errors import ConfigError
-from llmproxy.mock.latency import Latency
 
 ENV_PREFIX = "DEVENV_"
 DEFAULT_REGION = "us-east-1"
@@ -52,14 +52,25 @@ OTHER_VARIABLES = frozenset(
         # image names the compose file reads
         "DEVENV_CLOUD_IMAGE",
         "DEVENV_LOADTEST_IMAGE",
+        "DEVENV_CADDY_IMAGE",
+        # ... and the project Dockerfiles' PYTHON_IMAGE build argument (compose, Tilt)
+        "DEVENV_PYTHON_IMAGE",
     }
 )
 
 Runtime = Literal["native", "docker", "auto"]
+# A Docker image reference: [registry[:port]/]path[:tag][@digest], the path lowercase.
+IMAGE_REFERENCE = (
+    r"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 
 
 def _latency_spec(value: str) -> str:
-    """A latency spec as the mock upstream's --latency/--ttft take it, checked by the mock's own parser."""
+    """A latency spec as the mock upstream's --latency/--ttft take it, checked by the mock's own parser
+    (imported here: the emulator's image runs devenv's services without llmproxy)."""
+    from llmproxy.mock.latency import Latency
+
     Latency.parse(value)
     return value
 
@@ -161,8 +172,25 @@ class Settings(BaseModel):
         "devenv-pg", min_length=1, description="the OS user Postgres runs as when devenv is root"
     )
     redis_server: str = Field("redis-server", description="the redis-server binary (name on PATH or a path)")
+    postgres_image: str = Field(
+        "postgres:18",
+        description="the Postgres image of --runtime docker (air-gapped: devenv-base/postgres-18:local)",
+    )
+    redis_image: str = Field(
+        "redis:7",
+        description="the Redis image of --runtime docker (air-gapped: devenv-base/redis-7:local)",
+    )
     ready_timeout_s: float = Field(30.0, gt=0, description="how long a service may take to become ready")
     stop_timeout_s: float = Field(10.0, gt=0, description="grace period between SIGTERM and SIGKILL")
+
+    @field_validator("postgres_image", "redis_image")
+    @classmethod
+    def _an_image_reference(cls, image: str) -> str:
+        if not re.match(IMAGE_REFERENCE, image):
+            raise ValueError(
+                "not a Docker image reference; e.g. postgres:18 or devenv-base/postgres-18:local"
+            )
+        return image
 
     @field_validator("region")
     @classmethod

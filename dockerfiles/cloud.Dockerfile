@@ -35,6 +35,9 @@ RUN groupadd --system --gid 10001 devenv \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY devenv/ /app/devenv/
+# devenv's settings check the mock upstream's latency specs with its own parser (pure Python)
+COPY llmproxy/__init__.py /app/llmproxy/__init__.py
+COPY llmproxy/mock/__init__.py llmproxy/mock/latency.py /app/llmproxy/mock/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

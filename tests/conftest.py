@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tests.local_stack import Stack  # imports this module (reachable_tmpdir)
 
 MANAGEMENT_TOKEN = "loadtest-management-token"  # of `local_target`'s proxy
+pytest_plugins = ["tests.docker_engine"]  # the `docker_engine` and `docker_images` fixtures
 
 
 def reachable_tmpdir(prefix: str) -> Path:

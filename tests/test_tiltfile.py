@@ -136,6 +136,23 @@ def test_images_built_are_the_ones_compose_runs(core: Tilt) -> None:
     assert set(core.builds) == {"llmproxy:local", "devenv-cloud:local"}
 
 
+def test_the_images_tilt_builds_are_the_ones_ci_builds() -> None:
+    """CI builds the project's images with `python -m devenv.services.images build` (nox -s docker): Tilt
+    builds each from the same context and Dockerfile, with the same PYTHON_IMAGE when air-gapped."""
+    from devenv.services import images
+
+    for air_gapped, env in ((False, {}), (True, images.variables(air_gapped=True))):
+        tilt = evaluate(env=env)
+        built = {
+            ref: ((ROOT / b["context"]).resolve(), (ROOT / b["dockerfile"]).resolve(), b["build_args"])
+            for ref, b in tilt.builds.items()
+        }
+        assert built == {
+            tag: ((ROOT / context).resolve(), (ROOT / dockerfile).resolve(), args)
+            for tag, context, dockerfile, args in images.project_builds(air_gapped)
+        }
+
+
 def copy_destination(dockerfile: Path, source: str) -> str:
     """Where the final stage of `dockerfile` copies `source` (relative to its build context)."""
     for line in reversed(dockerfile.read_text().splitlines()):

@@ -21,6 +21,7 @@ from devenv.loadtest import thresholds as th
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
+from devenv.targets import aws_api
 from devenv.targets.endpoints import Target, resolve
 
 
@@ -128,6 +129,12 @@ def _plan(
     while run_dir.exists():
         suffix += 1
         run_dir = run_dir.with_name(f"{stamp}-{profile or 'web'}-{target}-{suffix}")
+    aws, no_aws_reason = None, "an upstream called directly (--api-key) has no AWS APIs"
+    if not api_key:
+        try:
+            aws = aws_api.connect(target, state, app.settings.region)
+        except TargetError as exc:
+            no_aws_reason = exc.message
     run_dir.mkdir(parents=True)
     effective = run_dir / "thresholds.yaml"
     th.dump(table, effective)
@@ -142,6 +149,8 @@ def _plan(
         ramp_step=f"{step_s}s" if ramp_step is not None else None,
         planned_s=planned,
         api_key=api_key,
+        aws=aws,
+        no_aws_reason=no_aws_reason,
     )
 
 

@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -374,19 +374,15 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def install() -> None:
-    """Patch moto's CloudWatch (idempotent): alarm state as AWS keeps it, history, the metric store."""
-    if getattr(CloudWatchBackend, "_devenv_alarms", False):
-        return
-    metric_store.install()
-    original_put = CloudWatchBackend.put_metric_alarm
-    original_delete = CloudWatchBackend.delete_alarms
+def keeping_state(original: Callable[..., Alarm]) -> Callable[..., Alarm]:
+    """moto's PutMetricAlarm: a new alarm starts in INSUFFICIENT_DATA, an update keeps the state (and when it
+    last ran its actions), and both are written to the alarm's history."""
 
     def put_metric_alarm(self: CloudWatchBackend, *args: Any, **kwargs: Any) -> Alarm:
         with _lock:
             name = kwargs.get("name", args[0] if args else None)
             previous = self.alarms.get(name) if name else None
-            alarm: Alarm = original_put(self, *args, **kwargs)
+            alarm: Alarm = original(self, *args, **kwargs)
             if previous is None:
                 alarm.state_value = "INSUFFICIENT_DATA"
                 record(
@@ -396,7 +392,7 @@ def install() -> None:
                     f'Alarm "{alarm.name}" created',
                     {"type": "Create"},
                 )
-            else:  # an update keeps the state (and when it last ran its actions)
+            else:
                 for attribute in (
                     "state_value",
                     "state_reason",
@@ -415,20 +411,23 @@ def install() -> None:
                 )
             return alarm
 
+    return put_metric_alarm
+
+
+def recording_deletes(original: Callable[[CloudWatchBackend, list[str]], None]) -> Callable[..., None]:
+    """moto's DeleteAlarms, each deletion written to the alarm's history."""
+
     def delete_alarms(self: CloudWatchBackend, alarm_names: list[str]) -> None:
         with _lock:
             for name in alarm_names:
                 if name in self.alarms:
                     record(self, name, "ConfigurationUpdate", f'Alarm "{name}" deleted', {"type": "Delete"})
-            original_delete(self, alarm_names)
+            original(self, alarm_names)
 
-    def update_state(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
-        """SetAlarmState: a state change like any other, with its history and actions."""
-        if state_value != self.state_value:
-            transition(self, state_value, reason, reason_data or "{}", time.time())
+    return delete_alarms
 
-    CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
-    CloudWatchBackend.delete_alarms = delete_alarms  # type: ignore[method-assign]
-    Alarm.update_state = update_state  # type: ignore[method-assign]
-    CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]
-    CloudWatchBackend._devenv_alarms = True  # type: ignore[attr-defined]
+
+def set_alarm_state(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
+    """SetAlarmState: a state change like any other, with its history and actions."""
+    if state_value != self.state_value:
+        transition(self, state_value, reason, reason_data or "{}", time.time())

@@ -57,7 +57,7 @@ class InvalidReplicationGroupState(ElastiCacheException):
     code = "InvalidReplicationGroupState"
 
 
-def _reboot_cache_cluster(self: ElastiCacheResponse) -> ActionResult:
+def elasticache_reboot_cache_cluster(self: ElastiCacheResponse) -> ActionResult:
     cluster_id = self._get_param("CacheClusterId")
     backend = self.elasticache_backend
     cluster = backend.cache_clusters.get(cluster_id)
@@ -67,7 +67,7 @@ def _reboot_cache_cluster(self: ElastiCacheResponse) -> ActionResult:
     return ActionResult({"CacheCluster": cluster})
 
 
-def _test_failover(self: ElastiCacheResponse) -> ActionResult:
+def elasticache_test_failover(self: ElastiCacheResponse) -> ActionResult:
     group_id = self._get_param("ReplicationGroupId")
     group = self.elasticache_backend.replication_groups.get(group_id)
     if group is None:
@@ -85,47 +85,46 @@ def _target_key(target: dict[str, Any], default_port: Any) -> str:
     return f"{target['Id']}:{target.get('Port', default_port)}"
 
 
-def _install_target_groups() -> None:
-    """Targets keyed by address and port (many tasks share 127.0.0.1 here) with the health the ALB
-    mirror observed, so `describe_target_health` tells the truth."""
+# moto's FakeTargetGroup keys targets by id alone (many tasks share 127.0.0.1 here) and reports them all
+# healthy: these replace its register, deregister and health_for, keying targets by address and port with
+# the health the ALB mirror observed, so `describe_target_health` tells the truth.
 
-    def register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-        for target in targets:
-            key = _target_key(target, self.port)
-            self.targets[key] = {"Id": target["Id"], "Port": target.get("Port", self.port)}
-            self.deregistered_targets.pop(key, None)
-            _target_health[(self.arn, key)] = (
-                "initial",
-                "Elb.RegistrationInProgress",
-                "Target registration is in progress",
-            )
 
-    def deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-        for target in targets:
-            key = _target_key(target, self.port)
-            removed = self.targets.pop(key, None)
-            if removed is not None:
-                self.deregistered_targets[key] = removed
-            _target_health.pop((self.arn, key), None)
-
-    def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+def register_targets(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    for target in targets:
         key = _target_key(target, self.port)
-        port = target.get("Port", self.port)
-        if key not in self.targets:
-            return FakeHealthStatus(
-                target["Id"],
-                port,
-                self.health_check_port,
-                "unused",
-                "Target.NotRegistered",
-                "Target is not registered to the target group",
-            )
-        state, reason, description = _target_health.get((self.arn, key), ("healthy", None, None))
-        return FakeHealthStatus(target["Id"], port, self.health_check_port, state, reason, description)
+        self.targets[key] = {"Id": target["Id"], "Port": target.get("Port", self.port)}
+        self.deregistered_targets.pop(key, None)
+        _target_health[(self.arn, key)] = (
+            "initial",
+            "Elb.RegistrationInProgress",
+            "Target registration is in progress",
+        )
 
-    FakeTargetGroup.register = register  # type: ignore[method-assign]
-    FakeTargetGroup.deregister = deregister  # type: ignore[method-assign]
-    FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+
+def deregister_targets(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    for target in targets:
+        key = _target_key(target, self.port)
+        removed = self.targets.pop(key, None)
+        if removed is not None:
+            self.deregistered_targets[key] = removed
+        _target_health.pop((self.arn, key), None)
+
+
+def observed_health(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+    key = _target_key(target, self.port)
+    port = target.get("Port", self.port)
+    if key not in self.targets:
+        return FakeHealthStatus(
+            target["Id"],
+            port,
+            self.health_check_port,
+            "unused",
+            "Target.NotRegistered",
+            "Target is not registered to the target group",
+        )
+    state, reason, description = _target_health.get((self.arn, key), ("healthy", None, None))
+    return FakeHealthStatus(target["Id"], port, self.health_check_port, state, reason, description)
 
 
 def set_target_health(target_group_arn: str, target_id: str, port: int, state: str, detail: str) -> None:
@@ -141,30 +140,26 @@ def set_target_health(target_group_arn: str, target_id: str, port: int, state: s
     _target_health[key] = (state, reasons.get(state), detail)
 
 
-def install() -> None:
-    """Add the fault hooks, the missing ElastiCache actions and the ECS scheduler (idempotent)."""
-    if getattr(RDSBackend, "_devenv_faults", False):
-        return
-    _install_target_groups()
-    original_failover = RDSBackend.failover_db_cluster
-    original_reboot = RDSBackend.reboot_db_instance
+def recording_failover(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's FailoverDBCluster, then the fault recorded for the realizer."""
 
     def failover_db_cluster(self: RDSBackend, db_cluster_identifier: str, *args: Any, **kwargs: Any) -> Any:
-        result = original_failover(self, db_cluster_identifier, *args, **kwargs)
+        result = original(self, db_cluster_identifier, *args, **kwargs)
         record("rds-failover", db_cluster_identifier)
         return result
 
+    return failover_db_cluster
+
+
+def recording_reboot(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's RebootDBInstance, then the fault recorded for the realizer."""
+
     def reboot_db_instance(self: RDSBackend, db_instance_identifier: str) -> Any:
-        result = original_reboot(self, db_instance_identifier)
+        result = original(self, db_instance_identifier)
         record("rds-reboot", db_instance_identifier)
         return result
 
-    RDSBackend.failover_db_cluster = failover_db_cluster  # type: ignore[method-assign]
-    RDSBackend.reboot_db_instance = reboot_db_instance  # type: ignore[method-assign]
-    ElastiCacheResponse.reboot_cache_cluster = _reboot_cache_cluster  # type: ignore[attr-defined]
-    ElastiCacheResponse.test_failover = _test_failover  # type: ignore[attr-defined]
-    RDSBackend._devenv_faults = True  # type: ignore[attr-defined]
-    scheduler.install()
+    return reboot_db_instance
 
 
 def _json(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from moto.ec2.models import ec2_backends
-from moto.ec2.models import subnets as moto_subnets
-from moto.ec2.models import vpcs as moto_vpcs
 from moto.route53.models import HostedZoneIdentifier, route53_backends
 from moto.utilities.id_generator import moto_id_manager
 
@@ -46,14 +44,31 @@ def literal_ids(node: Any, pattern: re.Pattern[str]) -> list[str]:
     return found
 
 
+# The id the next VPC or subnet this thread creates takes, while one is recorded (moto draws at random).
+_next_id = threading.local()
+
+
+def drawing_pinned_id(kind: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+    """moto's random id for `kind` ("vpc" or "subnet"), unless `_pinned` names the next one."""
+
+    def patch(original: Callable[[], str]) -> Callable[[], str]:
+        def draw() -> str:
+            pinned: str | None = getattr(_next_id, kind, None)
+            setattr(_next_id, kind, None)
+            return pinned if pinned is not None else original()
+
+        return draw
+
+    return patch
+
+
 @contextmanager
-def _pinned(module: Any, name: str, value: str) -> Iterator[None]:
-    original = getattr(module, name)
-    setattr(module, name, lambda: value)
+def _pinned(kind: str, value: str) -> Iterator[None]:
+    setattr(_next_id, kind, value)
     try:
         yield
     finally:
-        setattr(module, name, original)
+        setattr(_next_id, kind, None)
 
 
 def record_imported_network(account_id: str, region_name: str, template: dict[str, Any]) -> list[str]:
@@ -66,7 +81,7 @@ def record_imported_network(account_id: str, region_name: str, template: dict[st
         for index, vpc_id in enumerate(vpc_ids):
             if vpc_id in ec2.vpcs:
                 continue
-            with _pinned(moto_vpcs, "random_vpc_id", vpc_id):
+            with _pinned("vpc", vpc_id):
                 ec2.create_vpc(f"10.{200 + index % 50}.0.0/16", tags=[{"Key": IMPORTED_TAG, "Value": "true"}])
             created.append(vpc_id)
         subnet_ids = [s for s in literal_ids(resources, SUBNET_ID) if not _subnet_exists(ec2, s)]
@@ -77,7 +92,7 @@ def record_imported_network(account_id: str, region_name: str, template: dict[st
             used = {s.cidr_block for s in ec2.describe_subnets(filters={"vpc-id": vpc.id})}
             third = (n for n in range(256) if f"{network}.{n}.0/24" not in used)
             for subnet_id in subnet_ids:
-                with _pinned(moto_subnets, "random_subnet_id", subnet_id):
+                with _pinned("subnet", subnet_id):
                     ec2.create_subnet(
                         vpc.id,
                         f"{network}.{next(third)}.0/24",

@@ -12,11 +12,10 @@ its name and its exact set of dimensions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moto.cloudwatch.models import CloudWatchBackend, MetricDatumBase, Statistics
-
-_MARK = "_devenv_exact_dimensions"
 
 
 def same_dimensions(datum: MetricDatumBase, dimensions: list[dict[str, Any]]) -> bool:
@@ -39,11 +38,8 @@ def get_filtered_metrics(
     return found
 
 
-def install() -> None:
-    """Patch moto's CloudWatch backend (idempotent)."""
-    original = CloudWatchBackend.get_metric_statistics
-    if getattr(original, _MARK, False):
-        return
+def exact_statistics(original: Callable[..., list[Statistics]]) -> Callable[..., list[Statistics]]:
+    """moto's GetMetricStatistics, keeping only the datapoints with exactly the dimensions asked for."""
 
     def get_metric_statistics(
         self: CloudWatchBackend,
@@ -63,6 +59,4 @@ def install() -> None:
             statistics.metric_data = [md for md in statistics.metric_data if same_dimensions(md, dimensions)]
         return [statistics for statistics in periods if statistics.metric_data]
 
-    setattr(get_metric_statistics, _MARK, True)
-    CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
-    CloudWatchBackend.get_filtered_metrics = get_filtered_metrics  # type: ignore[method-assign]
+    return get_metric_statistics

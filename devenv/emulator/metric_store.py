@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,11 +106,8 @@ def prune(backends: Iterable[CloudWatchBackend], now: float) -> None:
                     del index[key]
 
 
-def install() -> None:
-    """File each put's datums as moto stores them (idempotent)."""
-    if getattr(CloudWatchBackend, "_devenv_metric_store", False):
-        return
-    original = CloudWatchBackend.put_metric_data
+def filing(original: Callable[..., None]) -> Callable[..., None]:
+    """moto's PutMetricData, then each new datum filed by series."""
 
     def put_metric_data(self: CloudWatchBackend, namespace: str, metric_data: list[dict[str, Any]]) -> None:
         with _lock:
@@ -118,5 +115,4 @@ def install() -> None:
             original(self, namespace, metric_data)
             _file(self, self.metric_data[before:])
 
-    CloudWatchBackend.put_metric_data = put_metric_data  # type: ignore[method-assign]
-    CloudWatchBackend._devenv_metric_store = True  # type: ignore[attr-defined]
+    return put_metric_data

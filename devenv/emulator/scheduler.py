@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -305,49 +306,45 @@ def _all_backends() -> list[EC2ContainerServiceBackend]:
     return found
 
 
-def install() -> None:
-    """Make moto's ECS backend run the scheduler around the calls that change or read services/tasks."""
-    if getattr(EC2ContainerServiceBackend, "_devenv_scheduler", False):
-        return
+def reconciling_after(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A moto ECS call that changes services (create, update, delete), then the scheduler's reconcile."""
 
-    def after(name: str) -> None:
-        original = getattr(EC2ContainerServiceBackend, name)
+    def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        reconcile(self)
+        return result
 
-        def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
-            result = original(self, *args, **kwargs)
-            reconcile(self)
-            return result
+    return wrapped
 
-        setattr(EC2ContainerServiceBackend, name, wrapped)
 
-    def before(name: str) -> None:
-        original = getattr(EC2ContainerServiceBackend, name)
+def reconciling_before(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The scheduler's reconcile, then a moto ECS call that reads services or tasks."""
 
-        def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
-            reconcile(self)
-            return original(self, *args, **kwargs)
+    def wrapped(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        reconcile(self)
+        return original(self, *args, **kwargs)
 
-        setattr(EC2ContainerServiceBackend, name, wrapped)
+    return wrapped
 
-    for name in ("create_service", "update_service", "delete_service"):
-        after(name)
-    for name in ("list_tasks", "describe_tasks", "describe_services"):
-        before(name)
 
-    original_stop = EC2ContainerServiceBackend.stop_task
+def stopping_local_tasks(original: Callable[..., Task]) -> Callable[..., Task]:
+    """StopTask: a task of a local service is stopped (and replaced) by the scheduler; others are moto's."""
 
     def stop_task(self: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str) -> Task:
         with _lock:
             task = find_task(task_str.split("/")[-1])
             if task is None:
-                return original_stop(self, cluster_str, task_str, reason)
+                return original(self, cluster_str, task_str, reason)
             stop(task, reason or "Task stopped by user", code="UserInitiated")
             reconcile(self)
             return task
 
-    EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign]
+    return stop_task
 
-    original_list = EC2ContainerServiceBackend.list_tasks
+
+def listing_as_ecs(original: Callable[..., list[Task]]) -> Callable[..., list[Task]]:
+    """ListTasks after a reconcile, as ECS answers it: RUNNING tasks unless asked for STOPPED ones
+    (desiredStatus defaults to RUNNING), filtered by service (moto ignores serviceName)."""
 
     def list_tasks(
         self: EC2ContainerServiceBackend,
@@ -358,8 +355,8 @@ def install() -> None:
         service_name: str | None = None,
         desiredStatus: str | None = None,
     ) -> list[Task]:
-        # ECS lists RUNNING tasks unless asked for STOPPED ones (desiredStatus defaults to RUNNING)
-        tasks: list[Task] = original_list(
+        reconcile(self)
+        tasks: list[Task] = original(
             self,
             cluster_str,
             container_instance,
@@ -368,10 +365,9 @@ def install() -> None:
             service_name,
             desiredStatus or "RUNNING",
         )
-        if service_name:  # moto ignores serviceName; ECS filters on it
+        if service_name:
             name = service_name.split("/")[-1]
             tasks = [t for t in tasks if isinstance(t, LocalTask) and t.service_name == name]
         return tasks
 
-    EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
-    EC2ContainerServiceBackend._devenv_scheduler = True  # type: ignore[attr-defined]
+    return list_tasks

@@ -1,6 +1,6 @@
 """How the emulator's CloudFormation differs from moto's: strict, resolving, failing like AWS.
 
-`install(strict)` patches moto in place (once per process):
+`devenv.emulator.moto_patches` puts the functions below in place of moto's (once per process):
 - the devenv models are added to moto's model list (later entries replace moto's own);
 - strict mode: a template naming a resource type without a model is rejected up front (400, the types
   and logical ids named); an attribute a model does not implement, or a Ref to a resource with no
@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +33,7 @@ from devenv.emulator.imported import record_imported_network, record_imported_zo
 from devenv.emulator.models import MODELS
 from devenv.emulator.models.base import TemplateError
 
-_state = {"strict": True, "installed": False}
-_lock = threading.Lock()
+_state = {"strict": True}
 
 DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:(secretsmanager|ssm|ssm-secure):([^}]*)\}\}")
 SCALAR_TYPES = (str, int, float, bool, list, dict)
@@ -103,7 +102,7 @@ def check_template(template_body: str | dict[str, Any]) -> None:
         )
 
 
-def _strict_clean_json(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def strict_clean_json(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
         if not is_strict() or not isinstance(resource_json, dict):
             return original(resource_json, resources_map)
@@ -189,7 +188,7 @@ def resolve_references(value: Any, account_id: str, region_name: str) -> Any:
     return value
 
 
-def _resolving_parse_resource(original: Callable[..., Any]) -> Callable[..., Any]:
+def resolving_parse_resource(original: Callable[..., Any]) -> Callable[..., Any]:
     def parse_resource(resource_json: dict[str, Any], resources_map: Any) -> Any:
         parsed = original(resource_json, resources_map)
         if parsed is None:
@@ -237,7 +236,7 @@ def add_event(
     )
 
 
-def _recording_create(original: Callable[..., Any]) -> Callable[..., Any]:
+def recording_create(original: Callable[..., Any]) -> Callable[..., Any]:
     def parse_and_create_resource(
         logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str
     ) -> Any:
@@ -270,7 +269,7 @@ def _has_update(resource_class: type[CloudFormationModel] | None) -> bool:
     return update is not None and not hasattr(update, "__isabstractmethod__")
 
 
-def _recording_update(original: Callable[..., Any]) -> Callable[..., Any]:
+def recording_update(original: Callable[..., Any]) -> Callable[..., Any]:
     def parse_and_update_resource(
         logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str
     ) -> Any:
@@ -309,7 +308,7 @@ def _replace(
     )
 
 
-def _failing_create_resources(
+def failing_create_resources(
     original: Callable[[cfn_models.Stack], None],
 ) -> Callable[[cfn_models.Stack], None]:
     def create_resources(stack: cfn_models.Stack) -> None:
@@ -340,7 +339,7 @@ def _roll_back_create(stack: cfn_models.Stack, reason: str) -> None:
     stack._add_stack_event("ROLLBACK_COMPLETE")
 
 
-def _failing_update(original: Callable[..., None]) -> Callable[..., None]:
+def failing_update(original: Callable[..., None]) -> Callable[..., None]:
     def update(
         stack: cfn_models.Stack,
         template: str,
@@ -377,7 +376,7 @@ def _roll_back_update(
     stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
 
 
-def _failing_delete(original: Callable[[cfn_models.Stack], None]) -> Callable[[cfn_models.Stack], None]:
+def failing_delete(original: Callable[[cfn_models.Stack], None]) -> Callable[[cfn_models.Stack], None]:
     def delete(stack: cfn_models.Stack) -> None:
         try:
             original(stack)
@@ -388,7 +387,7 @@ def _failing_delete(original: Callable[[cfn_models.Stack], None]) -> Callable[[c
     return delete
 
 
-def _keeping_failed_deletes(original: Callable[..., None]) -> Callable[..., None]:
+def keeping_failed_deletes(original: Callable[..., None]) -> Callable[..., None]:
     """A stack whose delete failed stays visible by name (moto would drop it from the list)."""
 
     def delete_stack(backend: cfn_models.CloudFormationBackend, name_or_stack_id: str) -> None:
@@ -400,7 +399,7 @@ def _keeping_failed_deletes(original: Callable[..., None]) -> Callable[..., None
     return delete_stack
 
 
-def _change_set_apply(change_set: cfn_models.ChangeSet) -> None:
+def change_set_apply(change_set: cfn_models.ChangeSet) -> None:
     """Apply, then give the stack the change set's template and rebuild its outputs (moto keeps none)."""
     stack = change_set.stack
     stack.resource_map.update(change_set.template_dict, change_set.parameters)
@@ -410,7 +409,7 @@ def _change_set_apply(change_set: cfn_models.ChangeSet) -> None:
     stack.output_map = stack._create_output_map()
 
 
-def _failing_execute_change_set(original: Callable[..., None]) -> Callable[..., None]:
+def failing_execute_change_set(original: Callable[..., None]) -> Callable[..., None]:
     def execute_change_set(
         backend: cfn_models.CloudFormationBackend, change_set_name: str, stack_name: str | None = None
     ) -> None:
@@ -432,11 +431,12 @@ def _failing_execute_change_set(original: Callable[..., None]) -> Callable[..., 
     return execute_change_set
 
 
-def _as_validation_error(original: Callable[..., Any], check_argument: str) -> Callable[..., Any]:
-    """Strict check first; an unexpected error while parsing the template becomes a 400, never a 500."""
+def validating_template(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Strict check first; an unexpected error while parsing the template becomes a 400, never a 500.
+    (moto's backend takes the template by keyword.)"""
 
     def method(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        template = kwargs.get(check_argument)
+        template = kwargs.get("template")
         check_template(template or "")
         try:
             if template:
@@ -452,7 +452,7 @@ def _as_validation_error(original: Callable[..., Any], check_argument: str) -> C
     return method
 
 
-def _resolve_update_parameters(
+def resolve_update_parameters(
     backend: Any, instance: Any, incoming_params: list[dict[str, str]]
 ) -> dict[str, str]:
     """moto's, except that UsePreviousValue also covers a parameter that took its default.
@@ -473,7 +473,7 @@ def _resolve_update_parameters(
     return resolved
 
 
-def _deleting_resource(original: Callable[..., None]) -> Callable[..., None]:
+def deleting_resource(original: Callable[..., None]) -> Callable[..., None]:
     def _delete_resource(resource_map: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
         deleter = DELETERS.get(resource_json.get("Type", ""))
         if deleter is None:
@@ -533,7 +533,7 @@ def _physical_id(resource: Any) -> Any:
     return getattr(resource, "physical_resource_id", None)
 
 
-def _update_resource_map(
+def update_resource_map(
     resource_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None
 ) -> None:
     """moto's ResourceMap.update, with the Modify phase in dependency order and propagated.
@@ -581,7 +581,7 @@ def _update_resource_map(
             replaced.add(logical_id)
 
 
-def _parse_ssm_parameter(resource_map: Any, value: str, value_type: str) -> Any:
+def parse_ssm_parameter(resource_map: Any, value: str, value_type: str) -> Any:
     """moto's, with a clear error when the parameter does not exist (moto fails with AttributeError)."""
     parameter = ssm_backends[resource_map._account_id][resource_map._region_name].get_parameter(value)
     if parameter is None:
@@ -598,53 +598,17 @@ def _parse_ssm_parameter(resource_map: Any, value: str, value_type: str) -> Any:
     return parameter.value
 
 
-def _patch(owner: Any, name: str, value: Any) -> None:
-    """Replace one attribute of a moto module or class (mypy cannot follow monkey-patching)."""
-    setattr(owner, name, value)
+def set_strict(strict: bool) -> None:
+    """Strict mode on or off (the emulator's setting; it may change while the process runs)."""
+    _state["strict"] = strict
 
 
-def install(strict: bool = True) -> None:
-    """Patch moto's CloudFormation (idempotent); `strict` may be changed by calling again."""
-    with _lock:
-        _state["strict"] = strict
-        if _state["installed"]:
-            return
-        moto_models = parsing.get_model_list.__wrapped__
+def model_list(original: Callable[[], list[type[CloudFormationModel]]]) -> Callable[[], list[type[Any]]]:
+    """moto's model list (its own models only, uncached) followed by devenv's: later entries win."""
+    moto_models = original.__wrapped__  # type: ignore[attr-defined]
 
-        def get_model_list() -> list[type[CloudFormationModel]]:
-            return [m for m in moto_models() if m.__module__.startswith("moto.")] + list(MODELS)
+    @functools.lru_cache
+    def get_model_list() -> list[type[Any]]:
+        return [m for m in moto_models() if m.__module__.startswith("moto.")] + list(MODELS)
 
-        _patch(parsing, "get_model_list", parsing.lru_cache(get_model_list))
-        parsing.get_model_map.cache_clear()
-        parsing.get_name_type_map.cache_clear()
-
-        _patch(parsing, "clean_json", _strict_clean_json(parsing.clean_json))
-        _patch(parsing, "parse_resource", _resolving_parse_resource(parsing.parse_resource))
-        _patch(parsing, "parse_and_create_resource", _recording_create(parsing.parse_and_create_resource))
-        _patch(parsing, "parse_and_update_resource", _recording_update(parsing.parse_and_update_resource))
-
-        _patch(parsing.ResourceMap, "parse_ssm_parameter", _parse_ssm_parameter)
-        _patch(parsing.ResourceMap, "update", _update_resource_map)
-        _patch(
-            parsing.ResourceMap, "_delete_resource", _deleting_resource(parsing.ResourceMap._delete_resource)
-        )
-        stack_class = cfn_models.Stack
-        _patch(stack_class, "create_resources", _failing_create_resources(stack_class.create_resources))
-        _patch(stack_class, "update", _failing_update(stack_class.update))
-        _patch(stack_class, "delete", _failing_delete(stack_class.delete))
-        _patch(cfn_models.ChangeSet, "apply", _change_set_apply)
-
-        backend_class = cfn_models.CloudFormationBackend
-        _patch(
-            backend_class, "execute_change_set", _failing_execute_change_set(backend_class.execute_change_set)
-        )
-        _patch(backend_class, "create_stack", _as_validation_error(backend_class.create_stack, "template"))
-        _patch(backend_class, "update_stack", _as_validation_error(backend_class.update_stack, "template"))
-        _patch(
-            backend_class,
-            "create_change_set",
-            _as_validation_error(backend_class.create_change_set, "template"),
-        )
-        _patch(backend_class, "delete_stack", _keeping_failed_deletes(backend_class.delete_stack))
-        _patch(backend_class, "_resolve_update_parameters", _resolve_update_parameters)
-        _state["installed"] = True
+    return get_model_list

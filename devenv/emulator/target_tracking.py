@@ -26,7 +26,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,10 +144,21 @@ def _metric(resource_id: str, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _create_alarms(policy: FakeApplicationAutoscalingPolicy, original: Any) -> None:
-    if policy.policy_type != "TargetTrackingScaling" or policy.service_namespace != "ecs":
-        original(policy)
-        return
+def managed_alarms(
+    original: Callable[[FakeApplicationAutoscalingPolicy], None],
+) -> Callable[[FakeApplicationAutoscalingPolicy], None]:
+    """moto's alarm creation for a policy; an ECS target tracking policy gets the alarms AWS creates."""
+
+    def create_alarms(policy: FakeApplicationAutoscalingPolicy) -> None:
+        if policy.policy_type != "TargetTrackingScaling" or policy.service_namespace != "ecs":
+            original(policy)
+        else:
+            _create_alarms(policy)
+
+    return create_alarms
+
+
+def _create_alarms(policy: FakeApplicationAutoscalingPolicy) -> None:
     config = policy.target_tracking_scaling_policy_configuration or {}
     if config.get("TargetValue") is None:
         raise AWSValidationException("TargetTrackingScalingPolicyConfiguration needs a TargetValue")
@@ -411,21 +422,13 @@ def describe_scaling_activities(self: ApplicationAutoScalingResponse) -> str:
     )
 
 
-def install() -> None:
-    """Patch moto's Application Auto Scaling (idempotent)."""
-    if getattr(FakeApplicationAutoscalingPolicy, "_devenv_target_tracking", False):
-        return
-    original_create = FakeApplicationAutoscalingPolicy.create_alarms
-    original_deregister = ApplicationAutoscalingBackend.deregister_scalable_target
-
-    def create_alarms(self: FakeApplicationAutoscalingPolicy) -> None:
-        _create_alarms(self, original_create)
+def deleting_policies(original: Callable[..., None]) -> Callable[..., None]:
+    """As on AWS, deregistering a scalable target deletes its scaling policies (and their alarms)."""
 
     def deregister_scalable_target(
         self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str
     ) -> None:
-        """As on AWS, deregistering a scalable target deletes its scaling policies (and their alarms)."""
-        original_deregister(self, namespace, r_id, dimension)
+        original(self, namespace, r_id, dimension)
         for key, policy in list(self.policies.items()):
             if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (
                 namespace,
@@ -435,7 +438,4 @@ def install() -> None:
                 policy.delete_alarms(self.account_id, self.region_name)
                 del self.policies[key]
 
-    FakeApplicationAutoscalingPolicy.create_alarms = create_alarms  # type: ignore[method-assign]
-    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target  # type: ignore[method-assign]
-    ApplicationAutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[attr-defined]
-    FakeApplicationAutoscalingPolicy._devenv_target_tracking = True  # type: ignore[attr-defined]
+    return deregister_scalable_target

@@ -12,6 +12,7 @@ ClientError at once, naming the action.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.exceptions import ServiceException
@@ -47,11 +48,8 @@ def answer(response: BaseResponse, problem: NotImplementedError) -> tuple[int, d
     return STATUS, headers, body
 
 
-def install() -> None:
-    """Wrap moto's action dispatch (idempotent)."""
-    if getattr(BaseResponse, "_devenv_unimplemented", False):
-        return
-    original = BaseResponse.call_action
+def answering_unimplemented(original: Callable[[BaseResponse], Any]) -> Callable[[BaseResponse], Any]:
+    """moto's action dispatch, answering NotImplementedError with `answer` instead of an HTML 500."""
 
     def call_action(self: BaseResponse) -> Any:
         try:
@@ -59,5 +57,4 @@ def install() -> None:
         except NotImplementedError as problem:
             return answer(self, problem)
 
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
-    BaseResponse._devenv_unimplemented = True  # type: ignore[attr-defined]
+    return call_action

@@ -80,6 +80,33 @@ class Hypothesis(Strict):
     ] = 60
 
 
+AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+
+class AlarmCriterion(Strict):
+    """A CloudWatch alarm of the stack, checked from its state history (DescribeAlarmHistory) over the run:
+    `never` a state from the injection to the end, or `back_to` a state `within_s` of the injection.
+    `within_s` is in CloudWatch's time: divided by the target's time_scale, so one file means the same on
+    AWS and on a compressed local cloud."""
+
+    name_contains: str = Field(
+        min_length=1, description="the alarm(s) whose name holds this, e.g. UnhealthyHosts"
+    )
+    never: AlarmState | None = Field(None, description="a state the alarm must not be in after the injection")
+    back_to: AlarmState | None = Field(None, description="the state the alarm must be in `within_s` after it")
+    within_s: Annotated[float | None, Field(gt=0, le=3600, description="AWS seconds after the injection")] = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _one_check(self) -> AlarmCriterion:
+        if (self.never is None) == (self.back_to is None):
+            raise ValueError("give exactly one of never or back_to")
+        if (self.back_to is None) != (self.within_s is None):
+            raise ValueError("back_to needs within_s (and within_s needs back_to)")
+        return self
+
+
 class Criteria(Strict):
     """The experiment's pass criteria (its reliability goals); an absent key is not checked."""
 
@@ -90,6 +117,7 @@ class Criteria(Strict):
     max_duplicate_events: Annotated[int | None, Field(ge=0)] = None
     max_p99_ms_during: Annotated[float | None, Field(gt=0)] = None
     max_p99_ms_after: Annotated[float | None, Field(gt=0)] = None
+    alarms: list[AlarmCriterion] = Field(default_factory=list, description="alarm states to hold")
 
 
 class Audit(Strict):
@@ -179,7 +207,7 @@ def with_overrides(experiment: Experiment, duration_s: float | None, overrides: 
         inject = min(data["load"]["inject_at_s"], duration_s / 3)
         data["load"].update(duration_s=duration_s, inject_at_s=round(inject, 2))
     tunable = {
-        **dict.fromkeys(Criteria.model_fields, "criteria"),
+        **dict.fromkeys((k for k in Criteria.model_fields if k != "alarms"), "criteria"),
         "max_error_rate": "hypothesis",
         "max_p99_ms": "hypothesis",
     }

@@ -1,5 +1,6 @@
 """The report of a run: a PNG timeline (latency of every request, failures per second, health) with the
-fault window shaded, beside the JSON journal, in the run folder."""
+fault window shaded, and under it the target's own signals (task count, hosts, 5xx, alarm states),
+beside the JSON journal, in the run folder."""
 
 from __future__ import annotations
 
@@ -8,19 +9,31 @@ from pathlib import Path
 from typing import Any
 
 from devenv.failover.load import HealthSample, Request
+from devenv.targets import signal_plots
 
 TIMELINE_PNG = "timeline.png"
 
 
 def write_timeline(
-    run_dir: Path, journal: dict[str, Any], requests: list[Request], samples: list[HealthSample]
+    run_dir: Path,
+    journal: dict[str, Any],
+    requests: list[Request],
+    samples: list[HealthSample],
+    signals: dict[str, Any] | None = None,
 ) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (latency_ax, errors_ax) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1])
+    rows = max(1, len((signals or {}).get("alarms") or []))
+    heights = [3.0, 1.0] + (
+        [*signal_plots.HEIGHTS[:-1], max(signal_plots.HEIGHTS[-1], 0.25 * rows)] if signals else []
+    )
+    fig, axes = plt.subplots(
+        len(heights), 1, figsize=(11, 2 * sum(heights)), sharex=True, height_ratios=heights
+    )
+    latency_ax, errors_ax = axes[0], axes[1]
     ok = [r for r in requests if not r.failed]
     bad = [r for r in requests if r.failed]
     latency_ax.scatter([r.start for r in ok], [r.latency_ms for r in ok], s=4, label="ok", color="tab:blue")
@@ -40,15 +53,23 @@ def write_timeline(
     if down:
         errors_ax.scatter(down, [0] * len(down), marker="|", color="black", s=60, label="health failing")
     errors_ax.set_xlabel("seconds since start")
+    end_s = max(
+        [r.start for r in requests]
+        + [s.t for s in samples]
+        + [float((signals or {}).get("duration_s") or 1.0)]
+    )
+    if signals:
+        signal_plots.draw(list(axes[2:]), signals, end_s)
     window = journal.get("fault_window_s")
-    for ax in (latency_ax, errors_ax):
+    for ax in axes:
         if window:
             ax.axvspan(window[0], window[1], color="orange", alpha=0.25, label="fault window")
         ax.legend(loc="upper right", fontsize=7)
     latency_ax.set_title(
         f"{journal['experiment']} on {journal['target']}: {journal['verdict']}  "
         f"(failed {journal['failed_requests']}, recovery {journal['recovery_s']} s, "
-        f"lost {journal['lost_events']}, duplicates {journal['duplicate_events']})",
+        f"lost {journal['lost_events']}, duplicates {journal['duplicate_events']}; "
+        f"time_scale {journal.get('time_scale')})",
         fontsize=9,
     )
     fig.tight_layout()

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from devenv.errors import DevenvError
-from devenv.failover import audit, measure, report
+from devenv.failover import alarm_checks, audit, measure, report
 from devenv.failover.actions import run_action
 from devenv.failover.aws_calls import ActionFailed
 from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
 from devenv.runtime.probes import ProbeResult, wait_until_ready
+from devenv.targets import signals
 from devenv.targets.management import ManagementError
 
 EXIT_CODES = {"pass": 0, "fail": 1, "aborted": 2, "error": 2}
@@ -71,6 +72,7 @@ class Run:
         )
         self.audit_result: audit.AuditResult | None = None
         self.settled_after_s: float | None = None
+        self.task_counts: signals.TaskCountSampler | None = None
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -98,6 +100,7 @@ class Run:
     def execute(self, api_key: str) -> dict[str, Any]:
         exp = self.experiment
         setup_started = False
+        self.task_counts = signals.TaskCountSampler(self.target.api, self.target.cluster).start()
         try:
             token = proxy_token(self.target, api_key)
             setup_started = True
@@ -237,8 +240,34 @@ class Run:
             self.verdict = "error"
             self.errors.append(f"the data-loss check could not read the audit log: {exc}")
 
+    def read_signals(self) -> dict[str, Any]:
+        """The target's signals over the run, once every `back_to` alarm criterion's moment has come
+        (its within_s divided by the target's time_scale); failures to read go to the journal's errors."""
+        criteria = self.experiment.criteria.alarms
+        if criteria and self.injected_at is not None and self.verdict is None:
+            try:
+                scale = self.target.api.time_scale()
+            except DevenvError as exc:
+                scale = 1.0
+                self.errors.append(f"signals: time_scale: {exc.message}")
+            due = [alarm_checks.deadline_s(c, self.injected_at, scale) for c in criteria]
+            last = max((d for d in due if d is not None), default=0.0)
+            if last > self.now():
+                self.progress(f"waiting {last - self.now():.0f} s for the alarm criteria's moment")
+                while self.now() < last:
+                    time.sleep(min(0.5, last - self.now()))
+        if self.task_counts is not None:
+            self.task_counts.stop()
+        found = signals.read(
+            self.target.api, self.started_at.timestamp(), time.time(), self.task_counts, self.target.cluster
+        )
+        self.errors += [f"signals: {e}" for e in found["errors"]]
+        return found
+
     def finish(self) -> dict[str, Any]:
         exp = self.experiment
+        found = self.read_signals()
+        alarm_results: list[dict[str, Any]] = []
         requests = self.requests()
         samples = list(self.health.samples)
         figures: dict[str, Any] = {
@@ -284,6 +313,14 @@ class Run:
                     "after the fault",
                 )
                 self.breaches += criteria_breaches(exp, figures, self.audit_result)
+                alarm_breaches, alarm_results = alarm_checks.check(
+                    exp.criteria.alarms,
+                    found.get("alarms"),
+                    self.injected_at,
+                    found["duration_s"],
+                    found["time_scale"] or 1.0,
+                )
+                self.breaches += alarm_breaches
                 self.verdict = "fail" if self.breaches else "pass"
         verdict = self.verdict or "error"
         result = self.audit_result
@@ -298,6 +335,8 @@ class Run:
             "exit_code": EXIT_CODES[verdict],
             "breaches": self.breaches,
             "errors": self.errors,
+            "time_scale": found["time_scale"],
+            "alarm_checks": alarm_results,
             "description": exp.description,
             "started_at": self.started_at.isoformat(),
             "run_dir": str(self.run_dir),
@@ -314,6 +353,7 @@ class Run:
             "load": exp.load.model_dump(),
             "steps": self.steps,
             "audit": vars(result) if result else None,
+            "signals": found,
             "load_generator": "devenv.failover.load: asyncio + aiohttp, constant rate, one X-Request-ID each, "
             + ("keep-alive connections" if exp.load.keep_alive else "a new connection per request"),
         }
@@ -322,7 +362,7 @@ class Run:
             json.dumps({"requests": [r.as_dict() for r in requests], "health": [vars(s) for s in samples]})
         )
         try:
-            journal["report"] = str(report.write_timeline(self.run_dir, journal, requests, samples))
+            journal["report"] = str(report.write_timeline(self.run_dir, journal, requests, samples, found))
         except Exception as exc:  # a plot must not hide the verdict; say why it is missing
             journal["report"] = None
             journal["errors"].append(f"the timeline plot failed: {type(exc).__name__}: {exc}")

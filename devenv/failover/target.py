@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from devenv.errors import TargetError
 from devenv.runtime.state import StateDir
 from devenv.stack_names import NAME_PREFIX
-from devenv.targets import endpoints
+from devenv.targets import aws_api, endpoints
+from devenv.targets.aws_api import AwsApi
 from devenv.targets.endpoints import Endpoint, resolve
 from devenv.targets.management import ManagementClient
 
@@ -30,6 +31,7 @@ class Target:
     make_client: Callable[[str], Any]
     fault_proxies: dict[str, str] = field(default_factory=dict)
     cluster: str = CLUSTER
+    emulator: str | None = None  # the local cloud's URL (None on AWS)
     # scalable target -> its SuspendedState before the run suspended it (restored by scaling.resume)
     scaling_before: dict[str, dict[str, bool]] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +40,10 @@ class Target:
         if service not in self._clients:
             self._clients[service] = self.make_client(service)
         return self._clients[service]
+
+    @property
+    def api(self) -> AwsApi:
+        return AwsApi(self.name, self.client, self.emulator)
 
     @property
     def management(self) -> ManagementClient:
@@ -63,39 +69,18 @@ def connect(
             f"no management token for {endpoint.url}",
             "pass --management-token or set MANAGEMENT_TOKEN (the data-loss check reads the audit log)",
         )
-    if target == endpoints.Target.aws:
-        import boto3
-
-        session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
-        return Target("aws", endpoint, session.client)
+    api = aws_api.connect(target, state, region)
+    if api.emulator is None:
+        return Target("aws", endpoint, api.make_client)
     if urlsplit(endpoint.url).hostname not in LOOPBACK:
         raise TargetError(
             f"the local target must be on 127.0.0.1, not {endpoint.url}",
             "drop --url, or use --target aws for a remote stack",
         )
-    snapshot = state.read()
-    services: dict[str, Any] = snapshot.get("services") or {}
-    aws_env = (snapshot.get("facts") or {}).get("aws_env") or {}
-    emulator = aws_env.get("AWS_ENDPOINT_URL") or (services.get("emulator") or {}).get("url")
-    if not emulator:
-        raise TargetError(
-            "the local stack has no emulator", "start the whole stack with `devenv up -d` (not --infra-only)"
-        )
-
-    def make_client(service: str) -> Any:
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=emulator,
-            region_name=aws_env.get("AWS_REGION") or region or "us-east-1",
-            aws_access_key_id=aws_env.get("AWS_ACCESS_KEY_ID", "test"),
-            aws_secret_access_key=aws_env.get("AWS_SECRET_ACCESS_KEY", "test"),
-        )
-
+    services: dict[str, Any] = state.read().get("services") or {}
     proxies = {
         name: str(services[name]["url"])
         for name in ("aurora", "elasticache")
         if (services.get(name) or {}).get("url")
     }
-    return Target("local", endpoint, make_client, proxies)
+    return Target("local", endpoint, api.make_client, proxies, emulator=api.emulator)

@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from devenv.loadtest.summary import TIMELINE_FILE
+from devenv.targets import signal_plots
 
 LATENCY_PNG = "latency.png"
 THROUGHPUT_PNG = "throughput.png"
+SIGNALS_PNG = "signals.png"
 REPORT_HTML = "report.html"
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
 
@@ -82,6 +84,27 @@ def write_plots(run_dir: Path, timeline: list[dict[str, float]]) -> list[Path]:
     return [latency, throughput]
 
 
+def write_signals_plot(run_dir: Path, signals: dict[str, Any], duration_s: float) -> Path:
+    """The target's own view of the run (task count, hosts, 5xx, alarm states), on the same seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(1, len(signals.get("alarms") or []))
+    heights = [*signal_plots.HEIGHTS[:-1], max(signal_plots.HEIGHTS[-1], 0.25 * rows)]
+    fig, axes = plt.subplots(
+        signal_plots.PANELS, 1, figsize=(10, 2 * sum(heights)), sharex=True, height_ratios=heights
+    )
+    signal_plots.draw(list(axes), signals, max(duration_s, 1.0))
+    axes[-1].set_xlim(0, max(duration_s, 1.0))
+    fig.tight_layout()
+    path = run_dir / SIGNALS_PNG
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust_html: str | None) -> Path:
     """One page: verdict, figures, per-request-type table, breaches, failures, ramp, plots, links."""
     e = html.escape
@@ -123,6 +146,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
             f"{where}</p><table><tr><th>step</th><th>users</th><th>RPS</th><th>p95</th><th>p99</th>"
             f"<th>error rate</th><th></th></tr>{steps}</table>"
         )
+    errors = "".join(f"<li>{e(line)}</li>" for line in summary.get("errors", []))
     images = "".join(f'<p><img src="{e(p.name)}" alt="{e(p.stem)}"></p>' for p in plots)
     links = (
         f'<p><a href="{e(locust_html)}">Locust report</a> · <a href="summary.json">summary.json</a></p>'
@@ -137,7 +161,8 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 <h1>Load test: <span class="{e(verdict)}">{e(verdict.upper())}</span></h1>
 <p>target {e(summary["target"])} ({e(summary["mode"])}), profile {e(str(summary.get("profile")))},
 {summary["duration_s"]} s, {summary["requests"]} requests, {summary["failures"]} failures,
-{summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms</p>
+{summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms;
+time_scale {e(str(summary.get("time_scale")))}</p>
 {f"<p class=bad>set-up error: {e(summary['setup_error'])}</p>" if summary.get("setup_error") else ""}
 {links}
 <h2>Request types</h2>
@@ -146,6 +171,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 {ramp_html}
 <h2>Failures</h2><ul>{failures or "<li>none</li>"}</ul>
 <h2>Over time</h2>{images or "<p>no timeline (the run did not start)</p>"}
+{f"<h2>Not read</h2><ul class=bad>{errors}</ul>" if errors else ""}
 </body></html>
 """
     path = run_dir / REPORT_HTML
@@ -156,6 +182,11 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     timeline = read_timeline(run_dir)
     plots = write_plots(run_dir, timeline) if timeline else []
+    if summary.get("signals"):
+        try:
+            plots.append(write_signals_plot(run_dir, summary["signals"], float(summary["duration_s"])))
+        except Exception as exc:  # a plot must not hide the verdict; say why it is missing
+            summary.setdefault("errors", []).append(f"the signals plot failed: {type(exc).__name__}: {exc}")
     locust_html = "locust.html" if (run_dir / "locust.html").exists() else None
     return write_html(run_dir, summary, plots, locust_html)
 
@@ -199,6 +230,14 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
         )
     for line in summary.get("breached", []):
         console.print(f"[red]breached:[/] {line}", highlight=False)
+    found = summary.get("signals") or {}
+    for activity in found.get("scaling_activities") or []:
+        console.print(
+            f"scaling at {activity['t']:g} s: {activity['description']} ({activity['cause']})",
+            highlight=False,
+        )
+    for line in summary.get("errors", []):
+        console.print(f"[yellow]not read:[/] {line}", highlight=False)
     for failure in summary.get("failure_details", [])[:5]:
         console.print(
             f"[yellow]failure:[/] {failure['method']} {failure['name']}: {failure['error']} x{failure['occurrences']}",

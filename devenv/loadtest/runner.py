@@ -25,6 +25,8 @@ from typing import Any
 from devenv.errors import TargetError
 from devenv.loadtest.summary import SUMMARY_FILE
 from devenv.runtime.state import tail
+from devenv.targets import signals
+from devenv.targets.aws_api import AwsApi
 from devenv.targets.endpoints import Endpoint
 from devenv.targets.management import TOKEN_REFUSED, UNREACHABLE, ManagementClient, ManagementError
 
@@ -50,6 +52,8 @@ class RunPlan:
     ramp_step: str | None = None
     planned_s: float = 0.0
     api_key: str | None = None
+    aws: AwsApi | None = None  # the target's AWS APIs, for the report's signals
+    no_aws_reason: str = "the target's AWS APIs are unknown"  # why signals are not read when aws is None
 
 
 def require_locustfile(loadtests_dir: Path) -> None:
@@ -145,6 +149,7 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
     """Run the profile to its end; the summary the locustfile wrote (set-up errors raise TargetError)."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.run_dir / LOG_FILE
+    sampler = signals.TaskCountSampler(plan.aws).start() if plan.aws else None
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             locust_argv(plan), stdout=log, stderr=subprocess.STDOUT, env=_environment(plan)
@@ -166,7 +171,7 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
         except KeyboardInterrupt:
             progress("interrupted: stopping Locust (the report covers what ran)")
             _stop(process)
-    return read_summary(plan.run_dir, process.returncode, log_path)
+    return with_signals(plan, read_summary(plan.run_dir, process.returncode, log_path), sampler)
 
 
 def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[str, Any] | None:
@@ -174,6 +179,7 @@ def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[s
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.run_dir / LOG_FILE
     url = f"http://127.0.0.1:{port}"
+    sampler = signals.TaskCountSampler(plan.aws).start() if plan.aws else None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with open(log_path, "wb") as log:
@@ -193,8 +199,37 @@ def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[s
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not (plan.run_dir / SUMMARY_FILE).exists():
+        if sampler:
+            sampler.stop()
         return None
-    return read_summary(plan.run_dir, process.returncode, log_path)
+    return with_signals(plan, read_summary(plan.run_dir, process.returncode, log_path), sampler)
+
+
+def with_signals(
+    plan: RunPlan, summary: dict[str, Any], sampler: signals.TaskCountSampler | None
+) -> dict[str, Any]:
+    """The summary with what the target's CloudWatch, ECS and Auto Scaling said over the run (`signals`,
+    its `time_scale`), rewritten to summary.json; what could not be read goes to `errors`, the verdict
+    stands."""
+    if sampler:
+        sampler.stop()
+    summary.setdefault("errors", [])
+    summary["signals"] = summary["time_scale"] = None
+    if plan.aws is None:
+        summary["errors"].append(f"signals not read: {plan.no_aws_reason}")
+    elif summary.get("started_at"):
+        started = float(summary["started_at"])
+        found = signals.read(plan.aws, started, started + float(summary["duration_s"]), sampler)
+        summary["signals"] = found
+        summary["time_scale"] = found["time_scale"]
+        summary["errors"] += [f"signals: {e}" for e in found["errors"]]
+    else:
+        try:
+            summary["time_scale"] = plan.aws.time_scale()
+        except TargetError as exc:
+            summary["errors"].append(f"signals: time_scale: {exc.message}")
+    (plan.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 def _die_with_parent() -> None:

@@ -208,9 +208,13 @@ def _client() -> DockerClient:
         ) from exc
 
 
+LOCAL_ONLY_PREFIX = "devenv-base/"  # the air-gapped stand-ins for public images: built here, never pulled
+BUILD_COMMAND = "uv run python -m devenv.services.images build"
+
+
 def build_hint(images: Iterable[str]) -> str:
     commands = [f"docker build -f {PROJECT_IMAGES[i][1]} -t {i} {PROJECT_IMAGES[i][0]}" for i in images]
-    return "build them from the repository root: " + " && ".join(commands)
+    return f"build them from the repository root: `{BUILD_COMMAND}` (or " + " && ".join(commands) + ")"
 
 
 def check_host_networking(info: Mapping[str, Any], say: Callable[[str], None]) -> None:
@@ -238,16 +242,27 @@ def ensure_images(images: Iterable[str], say: Callable[[str], None]) -> None:
     try:
         check_host_networking(client.info(), say)
         missing_project: list[str] = []
+        missing_stand_ins: list[str] = []
         missing_public: list[str] = []
         for image in sorted(set(images)):
             try:
                 client.images.get(image)
             except ImageNotFound:
-                (missing_project if image in PROJECT_IMAGES else missing_public).append(image)
+                if image in PROJECT_IMAGES:
+                    missing_project.append(image)
+                elif image.startswith(LOCAL_ONLY_PREFIX):
+                    missing_stand_ins.append(image)
+                else:
+                    missing_public.append(image)
         if missing_project:
             raise MissingDependencyError(
                 f"the project image(s) {', '.join(missing_project)} are not built in this Docker",
                 build_hint(missing_project),
+            )
+        if missing_stand_ins:
+            raise MissingDependencyError(
+                f"the air-gapped image(s) {', '.join(missing_stand_ins)} are not built in this Docker",
+                f"build them: `{BUILD_COMMAND} --air-gapped` (or unset the variables naming them)",
             )
         for image in missing_public:
             say(f"pulling {image}…")

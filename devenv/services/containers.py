@@ -29,6 +29,8 @@ from devenv.services.tls import TlsFiles
 if TYPE_CHECKING:
     from devenv.services import Ports
 
+# The official images (the settings' defaults); postgres_image/redis_image select others, such as the
+# air-gapped stand-ins of devenv.services.images.
 POSTGRES_IMAGE = f"postgres:{postgres.PINNED_MAJOR}"  # major 18 everywhere: Aurora, compose, native
 REDIS_IMAGE = "redis:7"
 
@@ -54,7 +56,7 @@ def postgres_container(settings: Settings, state: StateDir, port: int) -> Contai
     """Postgres 18 on 127.0.0.1:`port`, as the native one; its data in a named volume."""
     return ContainerConfig(
         name="postgres",
-        image=POSTGRES_IMAGE,
+        image=settings.postgres_image,
         container_name=container_name(state, "postgres"),
         command=(
             *("postgres", "-p", str(port), "-c", "listen_addresses=127.0.0.1"),
@@ -74,7 +76,7 @@ def redis_container(
     """Redis 7, plain on `port` and TLS on `tls_port` with devenv's certificate, as the native one."""
     return ContainerConfig(
         name="redis",
-        image=REDIS_IMAGE,
+        image=settings.redis_image,
         container_name=container_name(state, "redis"),
         command=(
             *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),

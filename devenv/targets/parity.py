@@ -92,7 +92,8 @@ def supported_types() -> set[str]:
 
     from devenv.emulator.models import MODELS
 
-    models = [*CloudFormationModel.__subclasses__(), *MODELS]
+    moto_models = [m for m in CloudFormationModel.__subclasses__() if m.__module__.startswith("moto.")]
+    models = [*moto_models, *MODELS]  # as the emulator lists them (devenv.emulator.stacks.model_list)
     return {model.cloudformation_type() for model in models} | set(parsing.NULL_MODELS)
 
 

@@ -99,9 +99,9 @@ def inprocess_emulator() -> Iterator[str]:
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from devenv.emulator import control
+    from devenv.emulator import control, moto_patches
 
-    control.install()
+    moto_patches.install()
     port = free_port()
     app = control.wrap(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, threaded=True)

@@ -1,7 +1,7 @@
 """The CloudFormation models devenv adds to (or replaces in) moto, in one registry.
 
 moto finds models through `CloudFormationModel.__subclasses__()`, which lists direct subclasses only;
-`devenv.emulator.stacks.install` appends this registry to moto's list instead, so later entries win.
+`devenv.emulator.stacks.model_list` appends this registry to moto's list instead, so later entries win.
 """
 
 from __future__ import annotations

@@ -17,23 +17,17 @@ def backend(account_id: str, region_name: str) -> ApplicationAutoscalingBackend:
 class ScalableTarget(DevenvModel):
     """AWS::ApplicationAutoScaling::ScalableTarget; Ref is `resourceId|dimension|namespace`, as on AWS."""
 
+    TYPE = "AWS::ApplicationAutoScaling::ScalableTarget"
+
     def __init__(self, namespace: str, resource_id: str, dimension: str) -> None:
         self.namespace = namespace
         self.resource_id = resource_id
         self.dimension = dimension
         self.physical_id = f"{resource_id}|{dimension}|{namespace}"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApplicationAutoScaling::ScalableTarget"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
     @classmethod
     def _register(cls, properties: Any, account_id: str, region_name: str) -> ScalableTarget:
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         target = cls(
             required(properties, "ServiceNamespace", kind),
             required(properties, "ResourceId", kind),
@@ -54,24 +48,19 @@ class ScalableTarget(DevenvModel):
         return target
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> ScalableTarget:
-        return cls._register(cloudformation_json["Properties"], account_id, region_name)
+        return cls._register(properties, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: ScalableTarget,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: ScalableTarget, name: str, properties: Any, account_id: str, region_name: str
     ) -> ScalableTarget:
         """New bounds apply in place (RegisterScalableTarget updates an existing target)."""
-        target = cls._register(cloudformation_json["Properties"], account_id, region_name)
-        if target.physical_id != original_resource.physical_id:
-            original_resource.delete(account_id, region_name)
+        target = cls._register(properties, account_id, region_name)
+        if target.physical_id != original.physical_id:
+            original.delete(account_id, region_name)
         return target
 
     def delete(self, account_id: str, region_name: str) -> None:
@@ -87,24 +76,19 @@ class ScalableTarget(DevenvModel):
 class ScalingPolicy(DevenvModel):
     """AWS::ApplicationAutoScaling::ScalingPolicy; Ref is the policy ARN."""
 
+    TYPE = "AWS::ApplicationAutoScaling::ScalingPolicy"
+    NAME_PROPERTY = "PolicyName"
+
     def __init__(self, policy: Any) -> None:
         self.policy = policy
         self.physical_id = policy.policy_arn
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApplicationAutoScaling::ScalingPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "PolicyName"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"Arn": lambda: self.policy.policy_arn}
 
     @classmethod
     def _put(cls, name: str, properties: Any, account_id: str, region_name: str) -> ScalingPolicy:
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         target_ref = properties.get("ScalingTargetId")
         if target_ref:
             resource_id, dimension, namespace = str(target_ref).split("|")
@@ -130,25 +114,18 @@ class ScalingPolicy(DevenvModel):
         return cls(policy)
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> ScalingPolicy:
-        properties = cloudformation_json["Properties"]
-        return cls._put(properties.get("PolicyName") or resource_name, properties, account_id, region_name)
+        return cls._put(properties.get("PolicyName") or name, properties, account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: ScalingPolicy,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: ScalingPolicy, name: str, properties: Any, account_id: str, region_name: str
     ) -> ScalingPolicy:
-        properties = cloudformation_json["Properties"]
-        name = properties.get("PolicyName") or original_resource.policy.policy_name
-        if name != original_resource.policy.policy_name:
-            original_resource.delete(account_id, region_name)
+        name = properties.get("PolicyName") or original.policy.policy_name
+        if name != original.policy.policy_name:
+            original.delete(account_id, region_name)
         return cls._put(name, properties, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:

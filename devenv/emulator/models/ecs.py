@@ -14,7 +14,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
 from moto.ecs.models import Service as MotoService
 from moto.ecs.models import TaskDefinition as MotoTaskDefinition
 
-from devenv.emulator.models.base import DevenvModel, as_int, required, tag_list
+from devenv.emulator.models.base import CfnAttributes, ModelHooks, as_int, required, tag_list
 
 
 def backend(account_id: str, region_name: str) -> EC2ContainerServiceBackend:
@@ -26,7 +26,7 @@ def _camel(value: Any) -> Any:
 
 
 def _register(properties: Any, family: str, account_id: str, region_name: str) -> MotoTaskDefinition:
-    kind = TaskDefinition.cloudformation_type()
+    kind = TaskDefinition.TYPE
     definition = backend(account_id, region_name).register_task_definition(
         family=family,
         container_definitions=_camel(required(properties, "ContainerDefinitions", kind)),
@@ -48,46 +48,30 @@ def _register(properties: Any, family: str, account_id: str, region_name: str) -
     return definition
 
 
-class TaskDefinition(MotoTaskDefinition, DevenvModel):
+class TaskDefinition(ModelHooks, CfnAttributes, MotoTaskDefinition):
     """AWS::ECS::TaskDefinition; Ref is the revision's ARN. Any change registers a new revision."""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ECS::TaskDefinition"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::ECS::TaskDefinition"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"TaskDefinitionArn": lambda: self.arn}
 
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        return DevenvModel.get_cfn_attribute(self, attribute_name)
-
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoTaskDefinition:
-        properties = cloudformation_json["Properties"]
-        family = properties.get("Family") or resource_name
+        family = properties.get("Family") or name
         created = _register(properties, family, account_id, region_name)
         created.__class__ = cls
         return created
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: MotoTaskDefinition,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: MotoTaskDefinition, name: str, properties: Any, account_id: str, region_name: str
     ) -> MotoTaskDefinition:
-        properties = cloudformation_json["Properties"]
-        family = properties.get("Family") or original_resource.family
+        family = properties.get("Family") or original.family
         new = _register(properties, family, account_id, region_name)
-        backend(account_id, region_name).deregister_task_definition(original_resource.arn)
+        backend(account_id, region_name).deregister_task_definition(original.arn)
         new.__class__ = cls
         return new
 
@@ -121,32 +105,23 @@ def _apply_extras(service: MotoService, properties: Any) -> MotoService:
     return service
 
 
-class Service(MotoService, DevenvModel):
+class Service(ModelHooks, CfnAttributes, MotoService):
     """AWS::ECS::Service (Fargate); Ref is the service ARN. Tasks are started by the realizer, not here."""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ECS::Service"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "ServiceName"
+    TYPE = "AWS::ECS::Service"
+    NAME_PROPERTY = "ServiceName"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"Name": lambda: self.name, "ServiceArn": lambda: self.arn}
 
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        return DevenvModel.get_cfn_attribute(self, attribute_name)
-
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoService:
-        properties = cloudformation_json["Properties"]
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         service = backend(account_id, region_name).create_service(
             str(properties.get("Cluster") or "default").split("/")[-1],
-            properties.get("ServiceName") or resource_name,
+            properties.get("ServiceName") or name,
             as_int(properties.get("DesiredCount", 1)),  # type: ignore[arg-type]
             task_definition_str=required(properties, "TaskDefinition", kind),
             **_service_settings(properties),
@@ -155,21 +130,15 @@ class Service(MotoService, DevenvModel):
         return _apply_extras(service, properties)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: MotoService,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: MotoService, name: str, properties: Any, account_id: str, region_name: str
     ) -> MotoService:
         """Desired count, task definition, load balancers and network settings change in place."""
-        properties = cloudformation_json["Properties"]
         settings = _service_settings(properties)
         service = backend(account_id, region_name).update_service(
             {
-                "cluster": original_resource.cluster_name,
-                "service": original_resource.name,
+                "cluster": original.cluster_name,
+                "service": original.name,
                 "task_definition": properties.get("TaskDefinition"),
                 "desired_count": as_int(properties.get("DesiredCount")),
                 "load_balancers": settings["load_balancers"],

@@ -75,17 +75,12 @@ def _cache_cluster(
 class CacheCluster(DevenvModel):
     """AWS::ElastiCache::CacheCluster; Ref is the cluster id."""
 
+    TYPE = "AWS::ElastiCache::CacheCluster"
+    NAME_PROPERTY = "ClusterName"
+
     def __init__(self, account_id: str, region_name: str, cluster: MotoCacheCluster) -> None:
         self.cluster = cluster
         self.physical_id = cluster.cache_cluster_id
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElastiCache::CacheCluster"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "ClusterName"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         endpoint = local_backends.redis_endpoint()
@@ -97,30 +92,21 @@ class CacheCluster(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheCluster:
-        properties = cloudformation_json["Properties"]
-        required(properties, "CacheNodeType", cls.cloudformation_type())
-        cluster_id = (properties.get("ClusterName") or resource_name).lower()[:40]
+        required(properties, "CacheNodeType", cls.TYPE)
+        cluster_id = (properties.get("ClusterName") or name).lower()[:40]
         return cls(
             account_id, region_name, _cache_cluster(account_id, region_name, cluster_id, properties, None)
         )
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: CacheCluster,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: CacheCluster, name: str, properties: Any, account_id: str, region_name: str
     ) -> CacheCluster:
-        properties = cloudformation_json["Properties"]
-        original_resource.cluster.cache_node_type = properties.get(
-            "CacheNodeType", original_resource.cluster.cache_node_type
-        )
-        return original_resource
+        original.cluster.cache_node_type = properties.get("CacheNodeType", original.cluster.cache_node_type)
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).cache_clusters.pop(self.physical_id, None)
@@ -129,19 +115,14 @@ class CacheCluster(DevenvModel):
 class CacheReplicationGroup(DevenvModel):
     """AWS::ElastiCache::ReplicationGroup (cluster mode disabled or enabled); Ref is the group id."""
 
+    TYPE = "AWS::ElastiCache::ReplicationGroup"
+    NAME_PROPERTY = "ReplicationGroupId"
+
     def __init__(self, account_id: str, region_name: str, group: ReplicationGroup) -> None:
         self.account_id = account_id
         self.region_name = region_name
         self.group = group
         self.physical_id = group.replication_group_id
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElastiCache::ReplicationGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "ReplicationGroupId"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         endpoint = local_backends.redis_endpoint()
@@ -157,16 +138,15 @@ class CacheReplicationGroup(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheReplicationGroup:
-        properties = cloudformation_json["Properties"]
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         description = required(properties, "ReplicationGroupDescription", kind)
         engine = (properties.get("Engine") or "redis").lower()
         if engine not in ("redis", "valkey"):
             raise TemplateError(f"{kind}: engine {engine!r} has no local realization (redis or valkey)")
-        group_id = (properties.get("ReplicationGroupId") or resource_name).lower()[:40]
+        group_id = (properties.get("ReplicationGroupId") or name).lower()[:40]
         num_clusters = as_int(properties.get("NumCacheClusters")) or 1
         replicas = as_int(properties.get("ReplicasPerNodeGroup"))
         if replicas is None and not properties.get("NumNodeGroups"):
@@ -220,18 +200,12 @@ class CacheReplicationGroup(DevenvModel):
         return cls(account_id, region_name, group)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: CacheReplicationGroup,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: CacheReplicationGroup, name: str, properties: Any, account_id: str, region_name: str
     ) -> CacheReplicationGroup:
         """Description, node type, failover and snapshot settings change in place."""
-        properties = cloudformation_json["Properties"]
         backend(account_id, region_name).modify_replication_group(
-            replication_group_id=original_resource.physical_id,
+            replication_group_id=original.physical_id,
             replication_group_description=properties.get("ReplicationGroupDescription"),
             engine=properties.get("Engine"),
             cache_node_type=properties.get("CacheNodeType"),
@@ -239,7 +213,7 @@ class CacheReplicationGroup(DevenvModel):
             multi_az_enabled=as_bool(properties.get("MultiAZEnabled", False)),
             snapshot_retention_limit=as_int(properties.get("SnapshotRetentionLimit")),  # type: ignore[arg-type]
         )
-        return original_resource
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         caches = backend(account_id, region_name)
@@ -266,24 +240,15 @@ def _point_at_local_redis(group: ReplicationGroup, endpoint: local_backends.Endp
 class CacheSubnetGroup(DevenvModel):
     """AWS::ElastiCache::SubnetGroup; Ref is the group name."""
 
-    def __init__(self, name: str) -> None:
-        self.physical_id = name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElastiCache::SubnetGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "CacheSubnetGroupName"
+    TYPE = "AWS::ElastiCache::SubnetGroup"
+    NAME_PROPERTY = "CacheSubnetGroupName"
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CacheSubnetGroup:
-        properties = cloudformation_json["Properties"]
-        kind = cls.cloudformation_type()
-        name = (properties.get("CacheSubnetGroupName") or resource_name).lower()
+        kind = cls.TYPE
+        name = (properties.get("CacheSubnetGroupName") or name).lower()
         backend(account_id, region_name).create_cache_subnet_group(
             cache_subnet_group_name=name,
             cache_subnet_group_description=required(properties, "Description", kind),
@@ -293,18 +258,12 @@ class CacheSubnetGroup(DevenvModel):
         return cls(name)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: CacheSubnetGroup,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: CacheSubnetGroup, name: str, properties: Any, account_id: str, region_name: str
     ) -> CacheSubnetGroup:
-        stored = backend(account_id, region_name).cache_subnet_groups[original_resource.physical_id]
-        properties = cloudformation_json["Properties"]
+        stored = backend(account_id, region_name).cache_subnet_groups[original.physical_id]
         stored.cache_subnet_group_description = properties.get("Description")
-        return original_resource
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).cache_subnet_groups.pop(self.physical_id, None)
@@ -313,38 +272,23 @@ class CacheSubnetGroup(DevenvModel):
 class CacheParameterGroup(DevenvModel):
     """AWS::ElastiCache::ParameterGroup: recorded (its parameters are not applied to the local Redis)."""
 
+    TYPE = "AWS::ElastiCache::ParameterGroup"
+
     def __init__(self, name: str, family: str, properties: Any) -> None:
         self.physical_id = name
         self.family = family
         self.properties = dict(properties)
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElastiCache::ParameterGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    @classmethod
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> CacheParameterGroup:
+        family = required(properties, "CacheParameterGroupFamily", cls.TYPE)
+        return cls(name.lower(), family, properties.get("Properties") or {})
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def update_resource(
+        cls, original: CacheParameterGroup, name: str, properties: Any, account_id: str, region_name: str
     ) -> CacheParameterGroup:
-        properties = cloudformation_json["Properties"]
-        family = required(properties, "CacheParameterGroupFamily", cls.cloudformation_type())
-        return cls(resource_name.lower(), family, properties.get("Properties") or {})
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: CacheParameterGroup,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> CacheParameterGroup:
-        original_resource.properties = dict(cloudformation_json["Properties"].get("Properties") or {})
-        return original_resource
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        """Nothing is stored outside the stack."""
+        original.properties = dict(properties.get("Properties") or {})
+        return original

@@ -7,7 +7,7 @@ from typing import Any
 
 from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
 
-from devenv.emulator.models.base import DevenvModel
+from devenv.emulator.models.base import CfnAttributes, DevenvModel, ModelHooks
 
 # The ALB hosted zone of each region (public AWS values; only us-east-1's is needed so far).
 ALB_HOSTED_ZONES = {
@@ -22,26 +22,21 @@ def _arn_suffix(arn: str, kind: str) -> str:
     return arn[arn.index(f":{kind}/") + 1 :] if f":{kind}/" in arn else arn.split(":", 5)[-1]
 
 
-class LoadBalancer(FakeLoadBalancer, DevenvModel):
+class LoadBalancer(ModelHooks, CfnAttributes, FakeLoadBalancer):
     """moto's FakeLoadBalancer, with the attributes it lacks; moto's instances are re-classed on creation."""
 
+    TYPE = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    NAME_PROPERTY = "Name"
+
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FakeLoadBalancer:
         created = FakeLoadBalancer.create_from_cloudformation_json(
-            resource_name, cloudformation_json, account_id, region_name, **kwargs
+            name, {"Properties": properties}, account_id, region_name, **kwargs
         )
         created.__class__ = cls
         return created
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElasticLoadBalancingV2::LoadBalancer"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {
@@ -58,48 +53,30 @@ class LoadBalancer(FakeLoadBalancer, DevenvModel):
         }
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return True
-
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        return DevenvModel.get_cfn_attribute(self, attribute_name)
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: FakeLoadBalancer,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: FakeLoadBalancer, name: str, properties: Any, account_id: str, region_name: str
     ) -> FakeLoadBalancer:
         """Attributes and security groups change in place; the balancer keeps its name and DNS."""
-        properties = cloudformation_json["Properties"]
         if properties.get("SecurityGroups"):
-            original_resource.security_groups = properties["SecurityGroups"]
-        return original_resource
+            original.security_groups = properties["SecurityGroups"]
+        return original
 
 
-class TargetGroup(FakeTargetGroup, DevenvModel):
+class TargetGroup(ModelHooks, CfnAttributes, FakeTargetGroup):
     """moto's FakeTargetGroup, with the attributes it lacks; moto's instances are re-classed on creation."""
 
+    TYPE = "AWS::ElasticLoadBalancingV2::TargetGroup"
+    NAME_PROPERTY = "Name"
+
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FakeTargetGroup:
         created = FakeTargetGroup.create_from_cloudformation_json(
-            resource_name, cloudformation_json, account_id, region_name, **kwargs
+            name, {"Properties": properties}, account_id, region_name, **kwargs
         )
         created.__class__ = cls
         return created
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ElasticLoadBalancingV2::TargetGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {
@@ -109,20 +86,11 @@ class TargetGroup(FakeTargetGroup, DevenvModel):
             "LoadBalancerArns": lambda: list(self.load_balancer_arns),
         }
 
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        return DevenvModel.get_cfn_attribute(self, attribute_name)
-
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: FakeTargetGroup,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: FakeTargetGroup, name: str, properties: Any, account_id: str, region_name: str
     ) -> FakeTargetGroup:
         """Health check settings and attributes change in place."""
-        properties = cloudformation_json["Properties"]
         for prop, attr in (
             ("HealthCheckPath", "health_check_path"),
             ("HealthCheckIntervalSeconds", "health_check_interval_seconds"),
@@ -131,42 +99,25 @@ class TargetGroup(FakeTargetGroup, DevenvModel):
             ("UnhealthyThresholdCount", "unhealthy_threshold_count"),
         ):
             if prop in properties:
-                setattr(original_resource, attr, properties[prop])
+                setattr(original, attr, properties[prop])
         for item in properties.get("TargetGroupAttributes") or []:
-            original_resource.attributes[item["Key"]] = item["Value"]
-        return original_resource
+            original.attributes[item["Key"]] = item["Value"]
+        return original
 
 
 class CdkMetadata(DevenvModel):
     """AWS::CDK::Metadata: the CDK's version report; recorded, nothing to emulate."""
 
-    def __init__(self, name: str) -> None:
-        self.physical_id = name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CDK::Metadata"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::CDK::Metadata"
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> CdkMetadata:
-        return cls(resource_name)
+        return cls(name)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: CdkMetadata,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: CdkMetadata, name: str, properties: Any, account_id: str, region_name: str
     ) -> CdkMetadata:
-        return original_resource
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        """Nothing outside the stack."""
+        return original

@@ -50,7 +50,7 @@ def metric_queries(metrics: Any) -> list[MetricDataQuery] | None:
 
 
 def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) -> Any:
-    kind = Alarm.cloudformation_type()
+    kind = Alarm.TYPE
     return backend(account_id, region_name).put_metric_alarm(
         name=name,
         namespace=properties.get("Namespace"),
@@ -82,42 +82,30 @@ def _put_alarm(account_id: str, region_name: str, name: str, properties: Any) ->
 class Alarm(DevenvModel):
     """AWS::CloudWatch::Alarm; Ref is the alarm name. devenv.emulator.alarms evaluates it."""
 
+    TYPE = "AWS::CloudWatch::Alarm"
+    NAME_PROPERTY = "AlarmName"
+
     def __init__(self, account_id: str, region_name: str, alarm: Any) -> None:
         self.alarm = alarm
         self.physical_id = alarm.name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"Arn": lambda: self.alarm.alarm_arn}
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Alarm:
-        properties = cloudformation_json["Properties"]
-        name = properties.get("AlarmName") or resource_name
+        name = properties.get("AlarmName") or name
         return cls(account_id, region_name, _put_alarm(account_id, region_name, name, properties))
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Alarm,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: Alarm, name: str, properties: Any, account_id: str, region_name: str
     ) -> Alarm:
-        properties = cloudformation_json["Properties"]
-        name = properties.get("AlarmName") or original_resource.physical_id
-        if name != original_resource.physical_id:
-            original_resource.delete(account_id, region_name)
+        name = properties.get("AlarmName") or original.physical_id
+        if name != original.physical_id:
+            original.delete(account_id, region_name)
         return cls(account_id, region_name, _put_alarm(account_id, region_name, name, properties))
 
     def delete(self, account_id: str, region_name: str) -> None:

@@ -16,25 +16,18 @@ def backend(account_id: str, region_name: str) -> EC2Backend:
 class SecurityGroupEgress(DevenvModel):
     """AWS::EC2::SecurityGroupEgress: an egress rule on an existing group (DescribeSecurityGroups shows it)."""
 
+    TYPE = "AWS::EC2::SecurityGroupEgress"
+
     def __init__(self, group_id: str, rule: dict[str, Any]) -> None:
         self.group_id = group_id
         self.rule = rule
         self.physical_id = f"{group_id}|egress|{rule['ip_protocol']}|{rule['from_port']}|{rule['to_port']}"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupEgress"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> SecurityGroupEgress:
-        properties = cloudformation_json["Properties"]
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         group_id = required(properties, "GroupId", kind)
         destination = properties.get("DestinationSecurityGroupId")
         cidr = properties.get("CidrIp")

@@ -17,18 +17,13 @@ def backend(account_id: str, region_name: str) -> SimpleSystemManagerBackend:
 class Parameter(DevenvModel):
     """AWS::SSM::Parameter; Ref is the name (generated `CFN-<logical id>-<suffix>` when absent, as on AWS)."""
 
+    TYPE = "AWS::SSM::Parameter"
+    NAME_PROPERTY = "Name"
+
     def __init__(self, name: str, parameter_type: str, value: str) -> None:
         self.physical_id = name
         self.parameter_type = parameter_type
         self.value = value
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SSM::Parameter"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"Type": lambda: self.parameter_type, "Value": lambda: self.value}
@@ -37,7 +32,7 @@ class Parameter(DevenvModel):
     def _put(
         cls, name: str, properties: Any, account_id: str, region_name: str, overwrite: bool
     ) -> Parameter:
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         parameter_type = required(properties, "Type", kind)
         if parameter_type not in ("String", "StringList"):
             raise TemplateError(
@@ -61,30 +56,20 @@ class Parameter(DevenvModel):
         return cls(name, parameter_type, value)
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Parameter:
-        properties = cloudformation_json["Properties"]
-        name = (
-            properties.get("Name")
-            or f"CFN-{kwargs.get('LogicalId', resource_name)}-{resource_name.rsplit('-', 1)[-1]}"
-        )
+        name = properties.get("Name") or f"CFN-{kwargs.get('LogicalId', name)}-{name.rsplit('-', 1)[-1]}"
         return cls._put(name, properties, account_id, region_name, overwrite=False)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Parameter,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: Parameter, name: str, properties: Any, account_id: str, region_name: str
     ) -> Parameter:
         """A new value is a new version of the same parameter; a new Name replaces it."""
-        properties = cloudformation_json["Properties"]
-        name = properties.get("Name") or original_resource.physical_id
-        if name != original_resource.physical_id:
-            original_resource.delete(account_id, region_name)
+        name = properties.get("Name") or original.physical_id
+        if name != original.physical_id:
+            original.delete(account_id, region_name)
             return cls._put(name, properties, account_id, region_name, overwrite=False)
         return cls._put(name, properties, account_id, region_name, overwrite=True)
 

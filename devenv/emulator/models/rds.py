@@ -19,7 +19,15 @@ from moto.rds.models import DBSubnetGroup as MotoDBSubnetGroup
 from moto.rds.models import RDSBackend, rds_backends
 
 from devenv.emulator import local_backends
-from devenv.emulator.models.base import DevenvModel, TemplateError, as_bool, as_int, required, tag_list
+from devenv.emulator.models.base import (
+    DevenvModel,
+    ModelHooks,
+    TemplateError,
+    as_bool,
+    as_int,
+    required,
+    tag_list,
+)
 
 SUPPORTED_ENGINES = {"aurora-postgresql"}
 
@@ -62,19 +70,14 @@ def _cluster_settings(properties: Any) -> dict[str, Any]:
 class DBCluster(DevenvModel):
     """AWS::RDS::DBCluster (aurora-postgresql). Ref is the cluster identifier."""
 
+    TYPE = "AWS::RDS::DBCluster"
+    NAME_PROPERTY = "DBClusterIdentifier"
+
     def __init__(self, account_id: str, region_name: str, cluster: LocalDBCluster) -> None:
         self.account_id = account_id
         self.region_name = region_name
         self.cluster = cluster
         self.physical_id = cluster.db_cluster_identifier
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::RDS::DBCluster"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DBClusterIdentifier"
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         cluster = self.cluster
@@ -87,11 +90,10 @@ class DBCluster(DevenvModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> DBCluster:
-        properties = cloudformation_json["Properties"]
-        engine = required(properties, "Engine", cls.cloudformation_type())
+        engine = required(properties, "Engine", cls.TYPE)
         if engine not in SUPPORTED_ENGINES:
             raise TemplateError(
                 f"AWS::RDS::DBCluster: engine {engine!r} has no local realization (only aurora-postgresql)"
@@ -101,10 +103,10 @@ class DBCluster(DevenvModel):
                 "AWS::RDS::DBCluster: ManageMasterUserPassword is not emulated; use a generated secret "
                 "(Credentials.fromGeneratedSecret) instead"
             )
-        username = required(properties, "MasterUsername", cls.cloudformation_type())
-        password = required(properties, "MasterUserPassword", cls.cloudformation_type())
+        username = required(properties, "MasterUsername", cls.TYPE)
+        password = required(properties, "MasterUserPassword", cls.TYPE)
         database = properties.get("DatabaseName")
-        identifier = (properties.get("DBClusterIdentifier") or resource_name).lower()
+        identifier = (properties.get("DBClusterIdentifier") or name).lower()
         rds = backend(account_id, region_name)
         advertised = local_backends.postgres_endpoint()
         local_backends.provision_database(username, password, database)
@@ -128,59 +130,45 @@ class DBCluster(DevenvModel):
         return cls(account_id, region_name, cluster)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: DBCluster,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: DBCluster, name: str, properties: Any, account_id: str, region_name: str
     ) -> DBCluster:
         """Scaling, version, backups and the master password change in place; a new database name replaces it."""
-        properties = cloudformation_json["Properties"]
-        cluster = original_resource.cluster
+        cluster = original.cluster
         if (
             properties.get("DatabaseName") != cluster.database_name
             or (properties.get("DBClusterIdentifier") or cluster.db_cluster_identifier).lower()
             != cluster.db_cluster_identifier
         ):
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
-        for name, value in _cluster_settings(properties).items():
+            original.delete(account_id, region_name)
+            return cls.create_resource(name, properties, account_id, region_name)
+        for setting, value in _cluster_settings(properties).items():
             if value is not None:
-                setattr(cluster, name, value)
-        password = required(properties, "MasterUserPassword", cls.cloudformation_type())
+                setattr(cluster, setting, value)
+        password = required(properties, "MasterUserPassword", cls.TYPE)
         local_backends.provision_database(cluster.master_username, password, cluster.database_name)  # type: ignore[arg-type]
         cluster.master_user_password = password
-        return original_resource
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).delete_db_cluster(self.cluster.db_cluster_identifier)
         local_backends.drop_database(self.cluster.master_username, self.cluster.database_name)  # type: ignore[arg-type]
 
 
-class DBInstance(MotoDBInstance, DevenvModel):  # type: ignore[misc]
+class DBInstance(ModelHooks, MotoDBInstance):
     """AWS::RDS::DBInstance: a cluster member (db.serverless) joins its cluster; others are moto's instances."""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::RDS::DBInstance"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DBInstanceIdentifier"
+    TYPE = "AWS::RDS::DBInstance"
+    NAME_PROPERTY = "DBInstanceIdentifier"
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoDBInstance:
-        properties = cloudformation_json["Properties"]
         cluster_id = properties.get("DBClusterIdentifier")
         if not cluster_id:
             return MotoDBInstance.create_from_cloudformation_json(
-                resource_name, cloudformation_json, account_id, region_name, **kwargs
+                name, {"Properties": properties}, account_id, region_name, **kwargs
             )
         rds = backend(account_id, region_name)
         cluster = rds.clusters.get(cluster_id.lower())
@@ -188,8 +176,8 @@ class DBInstance(MotoDBInstance, DevenvModel):  # type: ignore[misc]
             raise TemplateError(f"AWS::RDS::DBInstance: DB cluster {cluster_id!r} does not exist")
         return rds.create_db_instance(
             {
-                "db_instance_identifier": (properties.get("DBInstanceIdentifier") or resource_name).lower(),
-                "db_instance_class": required(properties, "DBInstanceClass", cls.cloudformation_type()),
+                "db_instance_identifier": (properties.get("DBInstanceIdentifier") or name).lower(),
+                "db_instance_class": required(properties, "DBInstanceClass", cls.TYPE),
                 "engine": properties.get("Engine") or cluster.engine,
                 "db_cluster_identifier": cluster.db_cluster_identifier,
                 "promotion_tier": as_int(properties.get("PromotionTier")) or 1,
@@ -201,18 +189,12 @@ class DBInstance(MotoDBInstance, DevenvModel):  # type: ignore[misc]
         )
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: MotoDBInstance,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: MotoDBInstance, name: str, properties: Any, account_id: str, region_name: str
     ) -> MotoDBInstance:
-        properties = cloudformation_json["Properties"]
         if properties.get("DBInstanceClass"):
-            original_resource.db_instance_class = properties["DBInstanceClass"]
-        return original_resource
+            original.db_instance_class = properties["DBInstanceClass"]
+        return original
 
 
 class DBSubnetGroup(DevenvModel):
@@ -221,50 +203,38 @@ class DBSubnetGroup(DevenvModel):
     Subnets of an imported VPC do not exist in the emulator's EC2: they are recorded by id.
     """
 
+    TYPE = "AWS::RDS::DBSubnetGroup"
+    NAME_PROPERTY = "DBSubnetGroupName"
+
     def __init__(self, group: MotoDBSubnetGroup) -> None:
         self.group = group
         self.physical_id = group.name
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::RDS::DBSubnetGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DBSubnetGroupName"
-
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> DBSubnetGroup:
-        properties = cloudformation_json["Properties"]
-        kind = cls.cloudformation_type()
+        kind = cls.TYPE
         description = required(properties, "DBSubnetGroupDescription", kind)
         subnets = [
             _subnet(account_id, region_name, subnet_id)
             for subnet_id in required(properties, "SubnetIds", kind)
         ]
-        name = (properties.get("DBSubnetGroupName") or resource_name).lower()
+        name = (properties.get("DBSubnetGroupName") or name).lower()
         group = backend(account_id, region_name).create_subnet_group(
             name, description, subnets, tag_list(properties)
         )
         return cls(group)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: DBSubnetGroup,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: DBSubnetGroup, name: str, properties: Any, account_id: str, region_name: str
     ) -> DBSubnetGroup:
-        properties = cloudformation_json["Properties"]
-        original_resource.group.description = properties.get("DBSubnetGroupDescription", "")
-        original_resource.group.subnets = [
+        original.group.description = properties.get("DBSubnetGroupDescription", "")
+        original.group.subnets = [
             _subnet(account_id, region_name, subnet_id) for subnet_id in properties.get("SubnetIds", [])
         ]
-        return original_resource
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         rds = backend(account_id, region_name)

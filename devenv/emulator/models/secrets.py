@@ -52,33 +52,27 @@ def generate_secret_string(spec: Any) -> str:
 class Secret(DevenvModel):
     """AWS::SecretsManager::Secret; Ref and Id are the ARN, as on AWS."""
 
+    TYPE = "AWS::SecretsManager::Secret"
+    NAME_PROPERTY = "Name"
+
     def __init__(self, account_id: str, region_name: str, arn: str, name: str) -> None:
         self.account_id = account_id
         self.region_name = region_name
         self.physical_id = arn
         self.name = name
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SecretsManager::Secret"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {"Id": lambda: self.physical_id}
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> Secret:
-        properties = cloudformation_json["Properties"]
         if "SecretString" in properties and "GenerateSecretString" in properties:
             raise TemplateError(
                 "AWS::SecretsManager::Secret: SecretString and GenerateSecretString are exclusive"
             )
-        name = properties.get("Name") or resource_name
+        name = properties.get("Name") or name
         if "GenerateSecretString" in properties:
             spec = properties["GenerateSecretString"]
             value = generated_secrets.remembered(
@@ -103,18 +97,12 @@ class Secret(DevenvModel):
         return cls(account_id, region_name, created["ARN"], name)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Secret,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: Secret, name: str, properties: Any, account_id: str, region_name: str
     ) -> Secret:
         """A changed description or literal value is applied in place; a generated value is kept."""
-        properties = cloudformation_json["Properties"]
         secrets = backend(account_id, region_name)
-        stored = secrets.describe_secret(original_resource.physical_id)
+        stored = secrets.describe_secret(original.physical_id)
         stored.description = properties.get("Description")  # type: ignore[misc]
         value = properties.get("SecretString")
         if value is not None and value != secrets.get_secret_value(stored.arn, None, None).get(  # type: ignore[arg-type]
@@ -127,7 +115,7 @@ class Secret(DevenvModel):
                 client_request_token=None,  # type: ignore[arg-type]
                 version_stages=["AWSCURRENT"],
             )
-        return original_resource
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).delete_secret(
@@ -136,26 +124,17 @@ class Secret(DevenvModel):
 
 
 class SecretTargetAttachment(DevenvModel):
-    """Merges the target database's engine, host, port and identifier into the secret's JSON, as AWS does."""
+    """Merges the target database's engine, host, port and identifier into the secret's JSON, as AWS does.
+    It owns nothing of its own: the secret goes with the Secret resource."""
 
-    def __init__(self, secret_arn: str) -> None:
-        self.physical_id = secret_arn
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SecretsManager::SecretTargetAttachment"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::SecretsManager::SecretTargetAttachment"
 
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> SecretTargetAttachment:
         from devenv.emulator.models.rds import find_target
 
-        properties = cloudformation_json["Properties"]
         secret_id = properties.get("SecretId")
         target_id = properties.get("TargetId")
         target_type = properties.get("TargetType")
@@ -183,17 +162,7 @@ class SecretTargetAttachment(DevenvModel):
         return cls(secrets.describe_secret(secret_id).arn)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: SecretTargetAttachment,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: SecretTargetAttachment, name: str, properties: Any, account_id: str, region_name: str
     ) -> SecretTargetAttachment:
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        """The attachment owns nothing of its own: the secret goes with the Secret resource."""
+        return cls.create_resource(name, properties, account_id, region_name)

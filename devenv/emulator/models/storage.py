@@ -31,42 +31,28 @@ def enforceable(document: dict[str, Any]) -> dict[str, Any]:
 class BucketPolicy(DevenvModel):
     """AWS::S3::BucketPolicy; Ref is the bucket name."""
 
+    TYPE = "AWS::S3::BucketPolicy"
+
     def __init__(self, bucket: str, document: dict[str, Any]) -> None:
         self.physical_id = bucket
         self.document = document
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
     @classmethod
-    def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> BucketPolicy:
-        properties = cloudformation_json["Properties"]
-        bucket = required(properties, "Bucket", cls.cloudformation_type())
-        document = required(properties, "PolicyDocument", cls.cloudformation_type())
+        bucket = required(properties, "Bucket", cls.TYPE)
+        document = required(properties, "PolicyDocument", cls.TYPE)
         if isinstance(document, str):
             document = json.loads(document)
         backend(account_id, region_name).put_bucket_policy(bucket, json.dumps(enforceable(document)).encode())
         return cls(bucket, document)
 
     @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: BucketPolicy,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
+    def update_resource(
+        cls, original: BucketPolicy, name: str, properties: Any, account_id: str, region_name: str
     ) -> BucketPolicy:
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        return cls.create_resource(name, properties, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         s3 = backend(account_id, region_name)

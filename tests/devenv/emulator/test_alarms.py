@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from moto.cloudwatch.models import CloudWatchBackend
 
-from devenv.emulator import metric_store
+from devenv.emulator import metric_store, moto_patches
 from devenv.targets.local import client
 from tests.devenv.conftest import TIME_SCALE, start_emulator
 from tests.devenv.emulator.metrics_feed import Feeder
@@ -272,7 +272,7 @@ def test_the_emulator_reports_its_clock(endpoint: str) -> None:
 
 def test_old_metric_data_is_pruned_from_moto_and_the_index() -> None:
     backend = CloudWatchBackend(REGION, "123456789012")
-    metric_store.install()
+    moto_patches.install()
     now = datetime.now(UTC)
     old, recent = now - timedelta(hours=4), now - timedelta(minutes=1)
     backend.put_metric_data(

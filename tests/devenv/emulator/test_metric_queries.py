@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devenv.emulator import metric_queries
+from devenv.emulator import moto_patches
 
 LB = {"Name": "LoadBalancer", "Value": "app/alb/0123456789abcdef"}
 TG = {"Name": "TargetGroup", "Value": "targetgroup/tg/0123456789abcdef"}
@@ -16,7 +16,7 @@ TG = {"Name": "TargetGroup", "Value": "targetgroup/tg/0123456789abcdef"}
 
 @pytest.fixture(scope="module")
 def cloudwatch(inprocess_emulator: str) -> Any:
-    metric_queries.install()
+    moto_patches.install()
     client = boto3.client(
         "cloudwatch",
         endpoint_url=inprocess_emulator,

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from werkzeug.serving import make_server
 
-from devenv.emulator import metric_queries
+from devenv.emulator import moto_patches
 from devenv.realize.alb_metrics import (
     GroupSample,
     alb_datums,
@@ -292,7 +292,7 @@ def emulator_port() -> Iterator[tuple[int, Any]]:
     the second item."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    metric_queries.install()
+    moto_patches.install()
     port = free_port()
     servers = []
 

@@ -26,8 +26,6 @@ from devenv.services import postgres
 from tests.devenv.runtime.engine_stub import serve
 
 NO_DOCKER_HOST = "unix:///nonexistent/docker.sock"  # a Docker host nothing answers on
-NO_DAEMON = "no Docker daemon answers here (docker.from_env().ping() failed): container tests need one"
-needs_daemon = pytest.mark.skipif(not docker_daemon_answers(), reason=NO_DAEMON)
 
 
 @pytest.fixture
@@ -312,13 +310,15 @@ def test_down_with_containers_left_behind_and_no_daemon_says_so(
     assert caught.value.hint is not None and "start Docker" in caught.value.hint
 
 
-# -- running containers: only where a daemon answers -------------------------------------------
+# -- running containers: against a real engine (tests/docker_engine.py) -------------------------
 
 
-@needs_daemon
+@pytest.mark.docker
 def test_postgres_and_redis_containers_start_ready_and_stop_leaving_nothing(
-    settings: Settings, state: StateDir
+    settings: Settings, state: StateDir, docker_images: dict[str, str]
 ) -> None:
+    images = {"DEVENV_POSTGRES_IMAGE": "postgres_image", "DEVENV_REDIS_IMAGE": "redis_image"}
+    settings = settings.model_copy(update={images[k]: v for k, v in docker_images.items() if k in images})
     specs = infrastructure(settings, state)
     docker_runtime.ensure_images([specs[n].extra["image"] for n in ("postgres", "redis")], print)
     supervisor = Supervisor(state, {"runtime": "docker"})
@@ -342,6 +342,10 @@ def test_postgres_and_redis_containers_start_ready_and_stop_leaving_nothing(
     try:
         label = f"{docker_runtime.LABEL_STATE_DIR}={state.root.resolve()}"
         assert api.containers.list(all=True, filters={"label": label}) == []
+        data = docker_runtime.data_volumes(state)["postgres"]
+        assert api.volumes.get(data).name == data  # the data outlives the container, as native data does
+        docker_runtime.clean_up(state, volumes=True)  # `down --volumes`
+        assert data not in {v.name for v in api.volumes.list()}
     finally:
         api.close()
     assert json.loads(state.state_file.read_text())["supervisor"]["phase"] == "stopped"

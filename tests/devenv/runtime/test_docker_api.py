@@ -242,3 +242,11 @@ def test_a_rootless_daemon_is_refused_and_docker_desktop_reminded(engine: Engine
     engine.info = {"OperatingSystem": "Docker Desktop", "SecurityOptions": []}
     docker_runtime.ensure_images(["redis:7"], said.append)
     assert any("host networking" in line for line in said)
+
+
+def test_a_missing_air_gapped_stand_in_is_named_with_its_build_and_never_pulled(engine: EngineStub) -> None:
+    with pytest.raises(MissingDependencyError) as caught:
+        docker_runtime.ensure_images(["redis:7", "devenv-base/postgres-18:local"], print)
+    assert "devenv-base/postgres-18:local" in caught.value.message
+    assert caught.value.hint is not None and "devenv.services.images build --air-gapped" in caught.value.hint
+    assert engine.calls("POST", r"/images/create") == []  # no pull of a name only this machine has
