@@ -4,6 +4,7 @@ proxy and mock upstream on them (`local_target`); the whole local stack, one for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -54,12 +55,19 @@ def infra_state_dir() -> Iterator[StateDir]:
 @pytest.fixture(scope="session")
 def infra(infra_state_dir: StateDir) -> Iterator[Supervisor]:
     """A supervisor running Postgres and Redis for the whole session."""
-    settings = Settings(state_dir=infra_state_dir.root)
-    infra_state_dir.ensure()
-    supervisor = Supervisor(infra_state_dir, facts={})
+    with postgres_and_redis(infra_state_dir) as supervisor:
+        yield supervisor
+
+
+@contextlib.contextmanager
+def postgres_and_redis(state: StateDir) -> Iterator[Supervisor]:
+    """A supervisor running Postgres and Redis on free ports (their URLs: `spec.url` of each service)."""
+    settings = Settings(state_dir=state.root)
+    state.ensure()
+    supervisor = Supervisor(state, facts={})
     specs = [
-        postgres.spec(settings, infra_state_dir, free_port()),
-        redis.spec(settings, infra_state_dir, free_port()),
+        postgres.spec(settings, state, free_port()),
+        redis.spec(settings, state, free_port()),
     ]
     try:
         supervisor.start_all(specs)
