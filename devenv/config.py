@@ -196,14 +196,23 @@ class Settings(BaseModel):
     @classmethod
     def _a_real_region(cls, region: str) -> str:
         """The emulator keeps one backend per region AWS has; any other name would fail deep inside it."""
-        if region == DEFAULT_REGION:
-            return region
-        known = aws_regions()
-        if region not in known:
-            close = difflib.get_close_matches(region, sorted(known), n=1)
-            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"not an AWS region{suggestion}; e.g. us-east-1, eu-central-1")
+        problem = region_problem(region)
+        if problem:
+            raise ValueError(problem)
         return region
+
+
+def region_problem(region: str) -> str | None:
+    """Why `region` is not a region AWS has (with the closest one), or None when it is one. The setting
+    and every --region flag check through here."""
+    if region == DEFAULT_REGION:
+        return None
+    known = aws_regions()
+    if region in known:
+        return None
+    close = difflib.get_close_matches(region, sorted(known), n=1)
+    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"not an AWS region{suggestion}; e.g. us-east-1, eu-central-1"
 
 
 def aws_regions() -> set[str]:

@@ -63,3 +63,10 @@ class NotRunningError(DevenvError):
     """The command needs a running environment and there is none."""
 
     exit_code = 7
+
+
+class AbortedError(DevenvError):
+    """Ctrl-C or SIGTERM stopped a command before it was done (what it started was stopped); 128 + SIGINT,
+    as shells report an interrupted command."""
+
+    exit_code = 130

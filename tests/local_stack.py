@@ -100,7 +100,11 @@ class Stack:
             with urllib.request.urlopen(f"{self.alb}/health", timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body or b"{}")
+            except ValueError:  # the load balancer's own answer (no target registered) is HTML
+                return exc.code, {"body": body.decode(errors="replace")}
         except OSError:
             return 0, {}
 

@@ -11,9 +11,12 @@ import importlib
 import importlib.metadata
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperArgument
 
 from devenv.cli.application import Application
 from devenv.config import load_settings
@@ -21,6 +24,8 @@ from devenv.errors import DevenvError
 
 COMMAND_MODULES = [
     "devenv.cli.lifecycle",
+    "devenv.cli.status",
+    "devenv.cli.logs",
     "devenv.cli.doctor",
     "devenv.cli.token",
     "devenv.cli.deploy",
@@ -30,11 +35,21 @@ COMMAND_MODULES = [
     "devenv.cli.failover",
 ]
 
+
+def _argument_type(argument: TyperArgument, ctx: Any) -> str | None:
+    """An argument with a metavar (`NAME`) shows only that, as options do; Typer would append its Python
+    type (`NAME <list[str]>`)."""
+    return None if argument.metavar is not None else argument.display_type(ctx)
+
+
+TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]
+
 app = typer.Typer(
     name="devenv",
     help="The LLM Proxy's AWS stack on your machine, and the harness that tests it on either target.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    context_settings={"max_content_width": 120},  # click's 80 wraps every option's help
+    rich_markup_mode=None,  # help as written: no markup eats a "[default: ...]"
     pretty_exceptions_enable=False,
 )
 
@@ -72,8 +87,8 @@ def main() -> None:
     try:
         app(prog_name="devenv")
     except DevenvError as exc:
-        err = Console(stderr=True)
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err = Console(stderr=True, emoji=False, highlight=False)
+        err.print(Text.assemble(("error:", "bold red"), " ", exc.message))
         if exc.hint:
-            err.print(f"[yellow]fix:[/] {exc.hint}", highlight=False)
+            err.print(Text.assemble(("fix:", "yellow"), " ", exc.hint))
         sys.exit(exc.exit_code)

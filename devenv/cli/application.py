@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -19,18 +20,31 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+# Tables written to a pipe or a file (no terminal to size them by) are laid out this wide, not rich's 80.
+PIPE_WIDTH = 160
+
+
+def console(stream: TextIO) -> Console:
+    """A console on `stream` that prints `:name:` as written (no emoji), `PIPE_WIDTH` wide off a terminal
+    unless COLUMNS says otherwise."""
+    width = None if stream.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH
+    return Console(file=stream, emoji=False, width=width)
+
+
 @dataclass
 class Application:
     """Passed down to every command: the merged settings and where to write.
 
     With `--output json`, stdout holds only the JSON document; progress and messages go to stderr.
+    The consoles never turn `:name:` into an emoji (a Secrets Manager ARN holds `:secret:`); data goes
+    out as `rich.text.Text` or with `markup=False`, so no bracket in it is taken for markup.
     """
 
     settings: Settings
     output: OutputFormat = OutputFormat.text
     quiet: bool = False
-    out: Console = field(default_factory=lambda: Console())
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    out: Console = field(default_factory=lambda: console(sys.stdout))
+    err: Console = field(default_factory=lambda: console(sys.stderr))
 
     @property
     def json_output(self) -> bool:

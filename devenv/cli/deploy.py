@@ -6,12 +6,14 @@ emulator `devenv up` runs (devenv.emulator), or LocalStack with `--emulator loca
 
 from __future__ import annotations
 
+import contextlib
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from devenv.cli import progress_view
 from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import (
     ContextOption,
@@ -19,9 +21,13 @@ from devenv.cli.options import (
     PropsOption,
     QuietOption,
     TargetOption,
+    VerboseOption,
     parse_context,
 )
+from devenv.config import region_problem
 from devenv.errors import UsageError
+from devenv.runtime.progress import Progress
+from devenv.runtime.state import StateDir
 from devenv.targets import cdk, deployment, localstack, parity, templates
 from devenv.targets.endpoints import Target
 from devenv.targets.local import endpoint_for
@@ -48,6 +54,8 @@ def register(app: typer.Typer) -> None:
 def inputs_for(
     app: Application, target: Target, props: Path | None, context: list[str], region: str | None
 ) -> deployment.Inputs:
+    if region is not None and (problem := region_problem(region)):
+        raise UsageError(f"--region {region}: {problem}", "pass a region AWS has, e.g. --region eu-central-1")
     stack_dir = app.settings.stack_dir
     props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     if not props_file.is_file():
@@ -62,6 +70,16 @@ def inputs_for(
         props_file,
         parse_context(context),
         resolved_region or "",
+        StateDir(app.settings.state_dir).log_for(cdk.LOG_NAME),
+    )
+
+
+def showing(
+    app: Application, progress: Progress, inputs: deployment.Inputs, verbose: bool
+) -> contextlib.AbstractContextManager[None]:
+    """The steps of a deploy as they happen (the CDK CLI's own output with --verbose)."""
+    return progress_view.for_app(
+        app, lambda: {"progress": progress.as_json()}, inputs.cdk_log if verbose else None
     )
 
 
@@ -88,46 +106,50 @@ def deploy(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="print the diff against the target and stop (aws target)"
     ),
+    verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Deploy LlmProxyStack: synthesized once (cached), deployed by the CDK CLI, then verified resource by resource."""
     app = application(ctx, output, quiet)
     inputs = inputs_for(app, target, props, context, region)
-    if target is Target.local:
-        if dry_run:
-            raise UsageError("--dry-run applies to --target aws", "a local deploy is already disposable")
-        if emulator is Emulator.localstack:
+    if target is Target.local and dry_run:
+        raise UsageError("--dry-run applies to --target aws", "a local deploy is already disposable")
+    if target is Target.aws and emulator is not Emulator.moto:
+        raise UsageError("--emulator applies to --target local", "drop --emulator for the aws target")
+    if target is Target.aws and not dry_run:
+        confirm(app, f"Deploy {cdk.STACK_NAME} to AWS (profile {profile or 'default'})?", yes)
+    progress = Progress(deployment.DEPLOY_STEPS if target is Target.local else ("synth", "deploy"))
+    with showing(app, progress, inputs, verbose), progress.recording_failure():
+        if target is Target.aws and dry_run:
+            diff = deployment.diff_aws(inputs, profile, progress)
+        elif target is Target.aws:
+            report = deployment.deploy_aws(inputs, profile, progress)
+        elif emulator is Emulator.localstack:
             localstack.require_localstack()
             endpoint = localstack.endpoint()
             report = deployment.deploy_local(
                 inputs,
                 endpoint,
-                app.info,
+                progress,
                 env=localstack.cdklocal_env(endpoint, inputs.region),
                 probe_path="/_localstack/health",
             )
         else:
-            report = deployment.deploy_local(inputs, endpoint_for(app.settings.emulator_port), app.info)
-    else:
-        if emulator is not Emulator.moto:
-            raise UsageError("--emulator applies to --target local", "drop --emulator for the aws target")
-        if dry_run:
-            diff = deployment.diff_aws(inputs, profile, app.info)
-            if app.json_output:
-                app.emit_json({"target": "aws", "dry_run": True, "diff": diff})
-            else:
-                app.out.print(diff, highlight=False, markup=False)
-            return
-        confirm(app, f"Deploy {cdk.STACK_NAME} to AWS (profile {profile or 'default'})?", yes)
-        report = deployment.deploy_aws(inputs, profile, app.info)
+            report = deployment.deploy_local(inputs, endpoint_for(app.settings.emulator_port), progress)
+    if target is Target.aws and dry_run:
+        if app.json_output:
+            app.emit_json({"target": "aws", "dry_run": True, "diff": diff})
+        else:
+            app.out.print(diff, highlight=False, markup=False)
+        return
     result: dict[str, Any] = {"target": target.value, **report.as_json()}
     if app.json_output:
         app.emit_json(result)
         return
     app.out.print(f"[green]{report.stack_name} {report.status}[/] ({len(report.resources) or '?'} resources)")
     for key, value in sorted(report.outputs.items()):
-        app.out.print(f"  {key} = {value}", highlight=False)
+        app.out.print(f"  {key} = {value}", markup=False, highlight=False)
 
 
 def destroy(
@@ -138,6 +160,7 @@ def destroy(
     profile: str | None = ProfileOption,
     region: str | None = RegionOption,
     yes: bool = YesOption,
+    verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -145,10 +168,13 @@ def destroy(
     app = application(ctx, output, quiet)
     inputs = inputs_for(app, target, props, context, region)
     if target is Target.local:
-        result = deployment.destroy_local(inputs, endpoint_for(app.settings.emulator_port), app.info)
+        app.info(f"deleting {cdk.STACK_NAME} from the local cloud")
+        result = deployment.destroy_local(inputs, endpoint_for(app.settings.emulator_port))
     else:
         confirm(app, f"Destroy {cdk.STACK_NAME} on AWS (profile {profile or 'default'})?", yes)
-        result = deployment.destroy_aws(inputs, profile, app.info)
+        progress = Progress(["synth"])
+        with showing(app, progress, inputs, verbose), progress.recording_failure():
+            result = deployment.destroy_aws(inputs, profile, progress)
     if app.json_output:
         app.emit_json({"target": target.value, **result})
     else:
@@ -174,7 +200,7 @@ def parity_command(
     if template is None:
         inputs = inputs_for(app, Target.local, props, context, None)
         template = cdk.synthesize(
-            inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=app.info
+            inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context
         ).template_path
     entries = parity.fates(templates.load_template(template), parity.supported_types())
     document = parity.summary(entries)

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption
+from devenv.config import Settings
 from devenv.errors import DevenvError
 from devenv.runtime import docker_daemon_answers
 from devenv.runtime.ports import holder, is_free
@@ -111,24 +113,30 @@ def check_docker() -> Check:
     return Check("docker", True, detail, required=False)
 
 
+def port_settings(settings: Settings) -> dict[str, int]:
+    """Every port setting (`*_port`) and its value: what `devenv up` listens on."""
+    return {name: getattr(settings, name) for name in Settings.model_fields if name.endswith("_port")}
+
+
 def check_ports(app: Application) -> list[Check]:
+    """Each configured port: free, or who holds it and the setting that moves it."""
     if StateDir(app.settings.state_dir).supervisor_running():
         return [Check("ports", True, "devenv is running and holds its ports")]
     checks = []
-    for setting in ("postgres_port", "redis_port", "emulator_port"):
-        port = getattr(app.settings, setting)
+    for setting, port in port_settings(app.settings).items():
         if is_free(port):
             checks.append(Check(f"port {port}", True, f"free ({setting})"))
-        else:
-            who = holder(port)
-            checks.append(
-                Check(
-                    f"port {port}",
-                    False,
-                    f"in use{' by ' + who if who else ''} ({setting})",
-                    f"stop that process, set DEVENV_{setting.upper()}, or run `devenv up --auto-ports`",
-                )
+            continue
+        who = holder(port)
+        checks.append(
+            Check(
+                f"port {port}",
+                False,
+                f"in use{' by ' + who if who else ''} ({setting})",
+                f"stop that process, or move it: DEVENV_{setting.upper()}=... (or {setting} in "
+                "devenv.toml), or run `devenv up --auto-ports`",
             )
+        )
     return checks
 
 
@@ -156,7 +164,8 @@ def doctor(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
         for column in ("check", "", "detail", "fix"):
             table.add_column(column)
         for c in checks:
-            table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]problem[/]", c.detail, c.fix or "")
+            verdict = Text("ok", style="green") if c.ok else Text("problem", style="red")
+            table.add_row(Text(c.name), verdict, Text(c.detail), Text(c.fix or ""))
         app.out.print(table)
         app.out.print("[green]all good[/]" if not problems else f"[red]{len(problems)} problem(s)[/]")
     if problems:

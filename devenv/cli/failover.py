@@ -49,7 +49,9 @@ def register(app: typer.Typer) -> None:
 
 def failover(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="experiment name(s), or `list`", show_default=False),
+    names: list[str] = typer.Argument(
+        None, metavar="NAME", help="experiment name(s), or `list`", show_default=False
+    ),
     run_all: bool = typer.Option(False, "--all", help="run every experiment"),
     target: Target = TargetOption,
     experiments_dir: Path | None = typer.Option(
@@ -59,7 +61,10 @@ def failover(
         None, "--duration", min=1, help="override every experiment's load duration_s (seconds)"
     ),
     tolerance: list[str] = typer.Option(
-        [], "--tolerance", help="override a criterion or tolerance: KEY=VALUE, e.g. max_failure_rate=0.05"
+        [],
+        "--tolerance",
+        metavar="KEY=VALUE",
+        help="override a criterion or tolerance, e.g. max_failure_rate=0.05 (repeatable)",
     ),
     url: str | None = UrlOption,
     management_token: str | None = ManagementTokenOption,

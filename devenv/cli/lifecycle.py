@@ -1,5 +1,5 @@
-"""`devenv up | down | status | logs`: run the local stack under the supervisor (local processes, or
-containers with `--runtime docker`)."""
+"""`devenv up | down`: run the local stack under the supervisor (local processes, or containers with
+`--runtime docker`), showing its steps as they happen (devenv.cli.progress_view)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,43 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import psutil
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from devenv import services
+from devenv.cli import progress_view
 from devenv.cli.application import Application, OutputFormat, application
-from devenv.cli.options import OutputOption, QuietOption
+from devenv.cli.options import OutputOption, QuietOption, VerboseOption
+from devenv.cli.status import status_document
 from devenv.config import Runtime
-from devenv.errors import DevenvError, NotRunningError, ServiceFailedError, UsageError
-from devenv.runtime import resolve_runtime
-from devenv.runtime.state import StateDir, tail
-from devenv.runtime.supervisor import Supervisor, kill_recorded
+from devenv.errors import AbortedError, DevenvError, ServiceFailedError
+from devenv.runtime import crash, logfiles, resolve_runtime
+from devenv.runtime.children import stop_recorded
+from devenv.runtime.progress import Progress
+from devenv.runtime.state import StateDir
+from devenv.runtime.supervisor import Supervisor
 from devenv.services import emulator
 
 if TYPE_CHECKING:
     from devenv.targets.local_stack import RealizedStack
 
-EVENTS_SHOWN = 3  # ECS service events per service in `status` text
-STATE_ICONS = {"running": "[green]✓[/]", "failed": "[red]✗[/]", "restarting": "[yellow]↻[/]", "starting": "…"}
+UP_STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
+CDK_LOG = "cdk"  # devenv.targets.cdk.LOG_NAME, named here so `up --infra-only` never loads the CDK side
+# The stack outputs that name AWS's DNS; locally the ALB mirror stands for them.
+LOCAL_STAND_INS = {"AlbUrl": "alb_url", "AlbDnsName": "alb_host"}
+ROLLBACK_WAIT_S = 60.0  # how long `up -d` lets a failed supervisor stop what it started
+# README, "Exit codes"; any other exit of the supervisor is a crash
+DOCUMENTED_EXIT_CODES = {*range(1, 9), AbortedError.exit_code}
 
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(down)
-    app.command()(status)
-    app.command()(logs)
 
 
 # -- up ---------------------------------------------------------------------------------------
@@ -53,14 +61,21 @@ def up(
         False, "--infra-only", envvar="DEVENV_INFRA_ONLY", help="only Postgres, Redis and the AWS emulator"
     ),
     auto_ports: bool = typer.Option(
-        None, "--auto-ports/--no-auto-ports", help="pick free ports instead of failing on a busy one"
+        None,
+        "--auto-ports/--no-auto-ports",
+        help="pick free ports instead of failing on a busy one [default: the auto_ports setting]",
+        show_default=False,
     ),
-    runtime: Runtime = typer.Option(None, "--runtime", help="native | docker | auto [default: auto]"),
+    runtime: Runtime = typer.Option(
+        None, "--runtime", help="native, docker, or auto (docker when a daemon answers) [default: auto]"
+    ),
+    verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
     detached_child: bool = typer.Option(False, "--detached-child", hidden=True),
 ) -> None:
-    """Start the local stack: Postgres (Aurora), Redis (ElastiCache), the AWS emulator, ...
+    """Start the local stack: Postgres (Aurora), Redis (ElastiCache), the AWS emulator, the CDK app
+    deployed to it and realized (the ECS tasks behind the ALB mirror).
 
     In the foreground, Ctrl-C stops everything cleanly; with -d it returns once every service is
     healthy and `devenv down` stops it.
@@ -71,50 +86,93 @@ def up(
         app.settings = app.settings.model_copy(update=overrides)
     chosen = resolve_runtime(app.settings.runtime)
     state = StateDir(app.settings.state_dir)
+    if not detached_child:
+        _recover_from_crash(app, state)
     if detach:
-        _up_detached(app, state, infra_only)
+        _up_detached(app, state, infra_only, verbose)
         return
     lock = state.acquire_supervisor_lock()
     try:
-        _up_foreground(app, state, infra_only, detached_child, chosen)
+        _up_foreground(app, state, infra_only, detached_child, chosen, verbose)
     finally:
         lock.close()
 
 
 def _up_foreground(
-    app: Application, state: StateDir, infra_only: bool, detached_child: bool, runtime: str
+    app: Application, state: StateDir, infra_only: bool, detached_child: bool, runtime: str, verbose: bool
 ) -> None:
-    """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack."""
+    """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack.
+
+    As the detached child of `up -d` (stdout = supervisor.log), the progress is written as log lines."""
     stop = threading.Event()
+    watching = threading.Event()
+
+    def on_stop_signal(signum: int, _frame: object) -> None:
+        """Before the stack is up, a stop signal aborts `up` (rolled back below); once up, ends `watch`."""
+        stop.set()
+        if not watching.is_set():
+            raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name} while starting")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_stop_signal)
     started = time.monotonic()
     ports = services.claim_ports(app.settings, infra_only)
     specs = services.infrastructure(app.settings, state, ports, runtime)
     if not infra_only:
         specs += services.application(app.settings, state, ports, runtime)
+    logfiles.prune_stopped_tasks(state.logs, running=set())
     if runtime == "docker":
         from devenv.runtime import docker
 
         docker.ensure_images((s.extra["image"] for s in specs), lambda m: app.info(f"  [dim]{m}[/]"))
-    supervisor = Supervisor(
-        state, services.facts(app.settings, state, ports, runtime), on_event=_progress_printer(app)
-    )
+    events = _EventPrinter(app, timestamps=detached_child)
+    supervisor = Supervisor(state, services.facts(app.settings, state, ports, runtime), on_event=events)
+    progress = Progress(["services"] if infra_only else UP_STEPS, on_change=supervisor.set_progress)
     stack: RealizedStack | None = None
     try:
-        supervisor.start_all(specs)
-        if not infra_only:
-            stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime)
+        cdk_log = state.log_for(CDK_LOG) if verbose else None
+        with (
+            progress_view.for_app(app, supervisor.snapshot, cdk_log, timestamps=detached_child),
+            progress.recording_failure(),
+        ):
+            progress.start("services", "starting")
+            supervisor.start_all(specs)
+            progress.done("services", f"{len(specs)} ready")
+            if not infra_only:
+                stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime, progress)
     except DevenvError as exc:
-        supervisor.error = supervisor.error or exc.message
-        supervisor.stop_all()
+        supervisor.error, supervisor.error_hint = supervisor.error or exc.message, exc.hint
+        _roll_back(supervisor, stack, stop)
         raise
-    except KeyboardInterrupt:
-        supervisor.stop_all()
-        raise
-    if not detached_child:
-        _report(app, state, f"all services healthy in {time.monotonic() - started:.2f} s")
+    except KeyboardInterrupt as exc:
+        aborted = AbortedError(
+            f"devenv up was {str(exc) or 'interrupted while starting'}",
+            "everything it started was stopped; run `devenv up` again",
+        )
+        supervisor.error, supervisor.error_hint = aborted.message, aborted.hint
+        _roll_back(supervisor, stack, stop)
+        raise aborted from None
+    except Exception as exc:  # a bug or an unforeseen library error: one line here, the trace in the log
+        log_path = state.log_for("supervisor")
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(logfiles.marker(f"devenv up failed: {exc!r}") + traceback.format_exc())
+        failure = DevenvError(
+            f"devenv up failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+            f"everything it started was stopped; the traceback is in {log_path}",
+        )
+        supervisor.error, supervisor.error_hint = failure.message, failure.hint
+        _roll_back(supervisor, stack, stop)
+        raise failure from exc
+    watching.set()
+    headline = f"all services healthy in {time.monotonic() - started:.2f} s"
+    if detached_child:
+        app.info(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {headline}; supervising (pid {supervisor.snapshot()['supervisor']['pid']})"
+        )
+    else:
+        _report(app, state, headline)
         app.info("[dim]Ctrl-C stops everything.[/]")
+    events.enabled = True
     try:
         supervisor.watch(stop)
     finally:
@@ -125,6 +183,24 @@ def _up_foreground(
         app.info("[green]stopped[/]")
 
 
+def _roll_back(supervisor: Supervisor, stack: RealizedStack | None, stop: threading.Event) -> None:
+    """A failed or interrupted `up` stops all it started (the realizer's threads, then every process)."""
+    stop.set()
+    if stack is not None:
+        stack.shutdown()
+    supervisor.stop_all()
+
+
+def _recover_from_crash(app: Application, state: StateDir) -> None:
+    """If the last supervisor died without stopping, say so in one line and clear what it left."""
+    crashed = crash.detect(state)
+    if crashed is None:
+        return
+    line = crashed.line()
+    stopped = crash.clear(state, crashed)
+    app.info(f"[yellow]{line}[/]" + (f"; stopped {len(stopped)}" if stopped else ""))
+
+
 def _deploy_and_realize(
     app: Application,
     state: StateDir,
@@ -132,27 +208,17 @@ def _deploy_and_realize(
     ports: services.Ports,
     stop: threading.Event,
     runtime: str,
+    progress: Progress,
 ) -> RealizedStack:
-    """Deploy the CDK app to the emulator and realize it; progress goes to the supervisor's state too."""
+    """Deploy the CDK app to the emulator (synth, bootstrap, deploy) and realize it."""
+    progress.start("synth", "loading the deploy tools")
     from devenv.realize.realizer import LocalData
-    from devenv.targets import (
-        cdk,
-        local_stack,  # boto3 and the realizer load only when a stack is deployed
-    )
+    from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
-
-    def say(message: str) -> None:
-        supervisor.set_phase("deploying", message)
-        app.info(f"  [dim]{message}[/]")
-
     endpoint = emulator.endpoint(ports.emulator)
-    began = time.monotonic()
-    outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, say)
-    app.info(
-        f"  {STATE_ICONS['running']} stack {cdk.STACK_NAME} deployed in {time.monotonic() - began:.2f} s"
-    )
-    began = time.monotonic()
+    outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, progress)
+    progress.start("realize", "the ECS tasks, the ALB mirror, the Aurora and ElastiCache endpoints")
     data = LocalData(ports.postgres, ports.redis, ports.redis_tls, ports.aurora, ports.elasticache)
     stack = local_stack.realize(
         app.settings,
@@ -162,100 +228,107 @@ def _deploy_and_realize(
         data,
         services.tls_files(state).ca_cert,
         outputs,
-        say,
         stop,
         runtime,
     )
     supervisor.facts.update({"alb_url": stack.alb_url, "stack": local_stack.outputs_fact(outputs)})
-    app.info(
-        f"  {STATE_ICONS['running']} stack realized, answering at {stack.alb_url} in {time.monotonic() - began:.2f} s"
-    )
+    progress.done("realize", f"a request through the ALB mirror at {stack.alb_url} succeeded")
     return stack
 
 
-def _up_detached(app: Application, state: StateDir, infra_only: bool) -> None:
-    """Start a supervisor in its own session, its output in the supervisor log; wait for it."""
+def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: bool) -> None:
+    """Start a supervisor in its own session, its output in the supervisor log; show its progress (read
+    from the state file) until it is ready."""
     if state.supervisor_running():
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
     services.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child
     state.ensure()
     state.state_file.unlink(missing_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "devenv",
-        "--state-dir",
-        str(state.root),
-        "up",
-        "--detached-child",
-        "--quiet",
-    ]
+    argv = [sys.executable, "-m", "devenv", "--state-dir", str(state.root), "up", "--detached-child"]
     argv += ["--runtime", app.settings.runtime]
     argv += ["--auto-ports"] if app.settings.auto_ports else ["--no-auto-ports"]
     argv += ["--infra-only"] if infra_only else []
     log_path = state.log_for("supervisor")
     started = time.monotonic()
     with open(log_path, "ab") as log:
+        log.write(logfiles.marker(f"starting the supervisor: {' '.join(argv)}").encode())
+        log.flush()
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    printer = _progress_printer(app)
-    seen: dict[str, str] = {}
     deadline = time.monotonic() + app.settings.ready_timeout_s * 2 + (30 if infra_only else 300)
-    while True:
-        snapshot = state.read()
-        for name, svc in snapshot.get("services", {}).items():
-            if seen.get(name) != svc["state"]:
-                seen[name] = svc["state"]
-                printer(name, svc["state"], "")
-        phase = snapshot.get("supervisor", {}).get("phase")
-        detail = snapshot.get("supervisor", {}).get("detail")
-        if phase == "deploying" and detail and detail != seen.get("_detail"):
-            seen["_detail"] = detail
-            app.info(f"  [dim]{detail}[/]")
-        if phase == "ready":
-            break
-        code = child.poll()
-        if code is not None or phase == "failed" or time.monotonic() > deadline:
-            if code is None:
-                child.terminate()
-                try:
-                    child.wait(60)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-            error = snapshot.get("supervisor", {}).get("error")
-            if not error:
-                error = f"the supervisor exited (code {code})\n--- last lines of {log_path} ---\n{tail(log_path, 30)}"
-            raise ServiceFailedError(
-                f"devenv up -d failed: {error}", "fix the cause above and run `devenv up -d` again"
-            )
-        time.sleep(0.02)
+    with progress_view.for_app(app, state.read, state.log_for(CDK_LOG) if verbose else None):
+        ready = _wait_until_ready(state, child, deadline)
+    if not ready:
+        raise _detached_failure(state, child)
     _report(
         app, state, f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})"
     )
     app.info("[dim]`devenv down` stops everything; `devenv logs -f` follows the logs.[/]")
 
 
-def _progress_printer(app: Application) -> Any:
-    began: dict[str, float] = {}
+def _wait_until_ready(state: StateDir, child: subprocess.Popen[bytes], deadline: float) -> bool:
+    """True once the detached supervisor is ready; False once it failed, exited, or ran out of time."""
+    while True:
+        phase = state.read().get("supervisor", {}).get("phase")
+        if phase == "ready":
+            return True
+        if child.poll() is not None or phase == "failed" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
-    def on_event(name: str, state: str, detail: str) -> None:
-        began.setdefault(name, time.monotonic())
-        if state == "starting":
-            app.info(f"  … {name} starting")
-        elif state == "running":
-            took = detail or f"ready in {time.monotonic() - began[name]:.2f} s"
-            app.info(f"  {STATE_ICONS['running']} {name} {took}")
-        elif state in ("failed", "restarting"):
-            app.info(
-                f"  {STATE_ICONS[state]} {name} {state}" + (f": {detail.splitlines()[0]}" if detail else "")
-            )
 
-    return on_event
+def _detached_failure(state: StateDir, child: subprocess.Popen[bytes]) -> DevenvError:
+    """The detached supervisor's failure, once it has rolled back (or been stopped): its cause in one line,
+    its fix and log, and its exit code (the table in the README)."""
+    try:
+        code = child.wait(ROLLBACK_WAIT_S)
+    except subprocess.TimeoutExpired:  # not ready in time, or stuck rolling back: stop it
+        child.terminate()
+        try:
+            child.wait(ROLLBACK_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        code = None
+    supervisor = state.read().get("supervisor", {})
+    log_path = state.log_for("supervisor")
+    if supervisor.get("error"):
+        cause = supervisor["error"].splitlines()[0]
+    elif code is None:
+        cause = "it was not ready in time"
+    else:
+        cause = f"the supervisor exited with code {code}"
+    error = DevenvError(
+        f"devenv up -d failed: {cause}",
+        f"{supervisor.get('hint') or 'fix the cause and run `devenv up -d` again'}; "
+        f"everything it started was stopped; what the supervisor did: {log_path}",
+    )
+    error.exit_code = (
+        code if code is not None and code in DOCUMENTED_EXIT_CODES else ServiceFailedError.exit_code
+    )
+    return error
+
+
+class _EventPrinter:
+    """Service events once `up` is ready (a crash, a restart, a task replaced); before that the progress
+    display shows them."""
+
+    def __init__(self, app: Application, timestamps: bool) -> None:
+        self.app = app
+        self.timestamps = timestamps
+        self.enabled = False
+
+    def __call__(self, name: str, state: str, detail: str) -> None:
+        if not self.enabled or self.app.quiet or state not in ("starting", "running", "failed", "restarting"):
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S ") if self.timestamps else ""
+        line = f"{stamp}{name} {state}" + (f": {detail.splitlines()[0]}" if detail else "")
+        self.app.progress_console.print(line, markup=False, highlight=False, emoji=False)
 
 
 def _report(app: Application, state: StateDir, headline: str) -> None:
+    """What `up` leaves on screen: the services, what the stack's outputs are locally, the SDK exports."""
     document = status_document(state)
     if app.json_output:
         app.emit_json(document)
@@ -263,126 +336,41 @@ def _report(app: Application, state: StateDir, headline: str) -> None:
     app.info(f"[bold green]{headline}[/]")
     if app.quiet:
         return
-    table = Table(title="devenv", show_lines=False)
+    table = Table(title="devenv", title_justify="left")
     for column in ("service", "url", "ports"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column == "service")  # data is wrapped, never cut
     for svc in document["services"]:
-        table.add_row(svc["name"], svc["url"] or "", ", ".join(f"{k}={v}" for k, v in svc["ports"].items()))
+        ports = ", ".join(f"{k}={v}" for k, v in svc["ports"].items())
+        table.add_row(Text(svc["name"]), Text(svc["url"] or ""), Text(ports))
     app.out.print(table)
+    outputs = _local_outputs(document)
+    if outputs is not None:
+        app.out.print(outputs)
     env = document.get("aws_env") or {}
     if env:
         app.out.print("Point an AWS SDK or CLI at the emulator:")
         for key, value in env.items():
-            app.out.print(f"  export {key}={value}", highlight=False)
+            app.out.print(f"  export {key}={value}", markup=False, highlight=False, emoji=False)
 
 
-# -- status -----------------------------------------------------------------------------------
-
-
-def status_document(state: StateDir) -> dict[str, Any]:
-    """The status as data: `services` (a list) beside the facts (region, credentials, state dir)."""
-    snapshot = state.read()
-    running = state.supervisor_running()
-    now = time.time()
-    rows = []
-    for name, svc in snapshot.get("services", {}).items():
-        pid = svc.get("pid") if running else None
-        alive = (bool(pid) and psutil.pid_exists(pid)) or (running and bool(svc.get("container")))
-        svc_state = svc.get("state", "unknown") if running else "stopped"
-        started_at = svc.get("started_at")
-        rows.append(
-            {
-                "name": name,
-                "state": svc_state,
-                "health": svc.get("health", "unknown") if alive else "n/a",
-                "pid": pid if alive else None,
-                "ports": svc.get("ports", {}),
-                "url": svc.get("url"),
-                "uptime_s": round(now - started_at, 1) if alive and started_at else None,
-                "restarts": svc.get("restarts", 0),
-                "log": svc.get("log"),
-            }
-        )
-    supervisor = snapshot.get("supervisor", {})
-    return {
-        "running": running,
-        "supervisor": {"pid": supervisor.get("pid") if running else None, "phase": supervisor.get("phase")},
-        "services": rows,
-        "state_dir": str(state.root),
-        **{k: v for k, v in snapshot.get("facts", {}).items() if k != "state_dir"},
-    }
-
-
-def status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
-    """Each service: state, health, pid, ports, URL and uptime; plus region and credentials."""
-    app = application(ctx, output)
-    state = StateDir(app.settings.state_dir)
-    document = status_document(state)
-    if document["running"] and document.get("ecs_services"):
-        _add_service_events(document)
-    if app.json_output:
-        app.emit_json(document)
-    else:
-        if not document["running"]:
-            app.out.print(f"devenv is not running (state dir {state.root}); start it with `devenv up -d`")
-        table = Table()
-        for column in ("service", "state", "health", "pid", "ports", "url", "uptime"):
-            table.add_column(column)
-        for svc in document["services"]:
-            table.add_row(
-                svc["name"],
-                f"{STATE_ICONS.get(svc['state'], '')} {svc['state']}",
-                svc["health"],
-                str(svc["pid"] or ""),
-                ", ".join(str(p) for p in svc["ports"].values()),
-                svc["url"] or "",
-                f"{svc['uptime_s']:.0f} s" if svc["uptime_s"] is not None else "",
-            )
-        if document["services"]:
-            app.out.print(table)
-        if document.get("ecs_services"):
-            ecs = Table(title="ECS services (realized)")
-            for column in ("service", "running/desired", "tasks"):
-                ecs.add_column(column)
-            for svc in document["ecs_services"]:
-                tasks = ", ".join(f"{t['id'][:8]} {t['lastStatus']}/{t['health']}" for t in svc["tasks"])
-                ecs.add_row(svc["name"], f"{svc['running']}/{svc['desired']}", tasks)
-            app.out.print(ecs)
-        _print_service_events(app, document)
-        if document.get("targets") is not None and document.get("alb_url"):
-            health = ", ".join(f"{t['target']} {t['state']}" for t in document["targets"]) or "no targets"
-            app.out.print(f"ALB mirror {document['alb_url']}: {health}")
-        if document["running"]:
-            app.out.print(f"region {document.get('region')}, credentials test/test, state dir {state.root}")
-    if not document["running"]:
-        raise typer.Exit(3)
-
-
-def _add_service_events(document: dict[str, Any]) -> None:
-    """Each ECS service's events, read as an AWS user reads them (describe_services on the emulator)."""
-    from devenv.targets import local  # boto3 loads only when a stack runs
-
-    env = document.get("aws_env") or {}
-    if "AWS_ENDPOINT_URL" not in env:
-        return
-    try:
-        document["ecs_service_events"] = local.ecs_service_events(env["AWS_ENDPOINT_URL"], env["AWS_REGION"])
-    except NotRunningError as exc:
-        document["ecs_service_events_error"] = exc.message
-
-
-def _print_service_events(app: Application, document: dict[str, Any]) -> None:
-    if document.get("ecs_service_events_error"):
-        app.out.print(
-            f"ECS service events: {document['ecs_service_events_error']}", markup=False, highlight=False
-        )
-    if not document.get("ecs_service_events"):
-        return
-    app.out.print(f"ECS service events (UTC, newest {EVENTS_SHOWN} of each; all with --output json):")
-    for _, events in sorted(document["ecs_service_events"].items()):
-        for event in events[:EVENTS_SHOWN]:
-            line = f"  {event['createdAt'][11:19]}  {event['message']}"
-            app.out.print(line, markup=False, highlight=False, soft_wrap=True)
+def _local_outputs(document: dict[str, Any]) -> Table | None:
+    """The stack's outputs as they work here: AWS DNS names replaced by the ALB mirror (the AWS value
+    beside it, dimmed)."""
+    outputs = document.get("stack") or {}
+    if not outputs:
+        return None
+    alb_url = document.get("alb_url") or ""
+    stand_ins = {"alb_url": alb_url, "alb_host": alb_url.split("://", 1)[-1]}
+    table = Table(title="stack outputs (LlmProxyStack)", title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in sorted(outputs.items()):
+        local = stand_ins.get(LOCAL_STAND_INS.get(key, ""), "")
+        shown = Text(local or str(value))
+        if local:
+            shown.append(f"  (the ALB mirror; on AWS {value})", style="dim")
+        table.add_row(Text(key), shown)
+    return table
 
 
 # -- down -------------------------------------------------------------------------------------
@@ -403,7 +391,7 @@ def down(
         pid = snapshot.get("supervisor", {}).get("pid")
         app.info(f"stopping the supervisor (pid {pid}) and its services…")
         if pid:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).send_signal(signal.SIGTERM)
         grace = app.settings.stop_timeout_s * max(1, len(snapshot.get("services", {}))) + 10
         if not state.wait_until_unlocked(grace) and pid:
@@ -411,80 +399,18 @@ def down(
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
             state.wait_until_unlocked(5)
+        leftovers = stop_recorded(crash.recorded_processes(snapshot), crash.GRACE_S)
+        if leftovers:
+            app.info(f"stopped {len(leftovers)} process(es) the supervisor left behind")
+    elif crash.detect(state) is not None:
+        _recover_from_crash(app, state)
     else:
         app.info("devenv is not running")
-    leftovers = 0
-    for svc in snapshot.get("services", {}).values():
-        if svc.get("pid") and kill_recorded(
-            svc["pid"], svc.get("create_time"), grace_s=app.settings.stop_timeout_s
-        ):
-            leftovers += 1
     if snapshot.get("facts", {}).get("runtime") == "docker":
         from devenv.runtime import docker as docker_runtime
 
-        leftovers += docker_runtime.clean_up(state, volumes)
-    if leftovers:
-        app.info(f"stopped {leftovers} process(es) left behind by a supervisor that died")
+        docker_runtime.clean_up(state, volumes)
     if volumes:
         shutil.rmtree(state.data, ignore_errors=True)
         app.info(f"deleted data under {state.data}")
     app.info("[green]down[/]")
-
-
-# -- logs -------------------------------------------------------------------------------------
-
-
-def logs(
-    ctx: typer.Context,
-    service: str = typer.Argument(None, help="one service (default: all)"),
-    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines"),
-    lines: int = typer.Option(50, "--tail", "-n", min=0, help="how many past lines to show per service"),
-) -> None:
-    """Print the services' logs (one file per process under the state dir)."""
-    app = application(ctx)
-    state = StateDir(app.settings.state_dir)
-    available = sorted(p.stem for p in state.logs.glob("*.log")) if state.logs.is_dir() else []
-    if service is not None and service not in available:
-        raise UsageError(
-            f"no log for service {service!r}",
-            f"choose one of: {', '.join(available) or '(none yet: run `devenv up` first)'}",
-        )
-    if not available:
-        raise NotRunningError("there are no logs yet", "run `devenv up` first")
-    chosen = [service] if service else available
-    prefix = len(chosen) > 1
-    width = max(len(name) for name in chosen)
-    for name in chosen:
-        text = tail(state.log_for(name), lines)
-        for line in text.splitlines() if text else []:
-            _print_line(name, line, width, prefix)
-    if follow:
-        _follow({name: state.log_for(name) for name in chosen}, width, prefix)
-
-
-def _print_line(name: str, line: str, width: int, prefix: bool) -> None:
-    sys.stdout.write(f"{name:<{width}} | {line}\n" if prefix else f"{line}\n")
-
-
-def _follow(paths: dict[str, Path], width: int, prefix: bool) -> None:
-    offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in paths.items()}
-    partial = dict.fromkeys(paths, "")
-    with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            for name, path in paths.items():
-                if not path.exists():
-                    continue
-                size = path.stat().st_size
-                if size < offsets[name]:
-                    offsets[name] = 0
-                if size == offsets[name]:
-                    continue
-                with open(path, "rb") as handle:
-                    handle.seek(offsets[name])
-                    chunk = handle.read()
-                offsets[name] += len(chunk)
-                *complete, partial[name] = (partial[name] + chunk.decode(errors="replace")).split("\n")
-                for line in complete:
-                    _print_line(name, line, width, prefix)
-            sys.stdout.flush()
-            time.sleep(0.2)

@@ -35,13 +35,10 @@ def loadtest(
     profile: str | None = typer.Option(
         None,
         "--profile",
-        "-p",
         help=f"load shape: {'|'.join(PROFILES)} [smoke; with --web: none, the UI sets users]",
     ),
     users: int | None = typer.Option(None, "--users", "-u", min=1, help="peak users [the profile's default]"),
-    duration: str | None = typer.Option(
-        None, "--duration", "-d", help="run length, e.g. 20s, 5m [the profile's]"
-    ),
+    duration: str | None = typer.Option(None, "--duration", help="run length, e.g. 20s, 5m [the profile's]"),
     ramp_step: str | None = typer.Option(None, "--ramp-step", help="length of a ramp step, e.g. 10s [10s]"),
     web: bool = typer.Option(
         False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
@@ -59,7 +56,7 @@ def loadtest(
         None, "--thresholds", help="thresholds YAML [thresholds.yaml in loadtests_dir]"
     ),
     threshold: list[str] = typer.Option(
-        [], "--threshold", help="override one limit: SCOPE.METRIC=VALUE (repeatable)"
+        [], "--threshold", metavar="SCOPE.METRIC=VALUE", help="override one limit (repeatable)"
     ),
     report_dir: Path | None = typer.Option(
         None, "--report-dir", help="where run folders go [<state dir>/loadtests]"

@@ -18,6 +18,9 @@ OutputOption = typer.Option(
 QuietOption = typer.Option(
     False, "--quiet", "-q", envvar="DEVENV_QUIET", help="print only errors and the result"
 )
+VerboseOption = typer.Option(
+    False, "--verbose", help="also print the CDK CLI's output (it is always in <state dir>/logs/cdk.log)"
+)
 TargetOption = typer.Option(
     Target.local,
     "--target",
@@ -42,7 +45,7 @@ PropsOption = typer.Option(
     None, "--props", help="the stack's props JSON [default: props/<target>.json in the CDK app]"
 )
 ContextOption = typer.Option(
-    [], "--context", "-c", help="override a prop or add CDK context: KEY=VALUE (repeatable)"
+    [], "--context", "-c", metavar="KEY=VALUE", help="override a prop or add CDK context (repeatable)"
 )
 
 

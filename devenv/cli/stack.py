@@ -1,18 +1,12 @@
-"""`devenv synth` and `devenv diff`: the CDK app (stack/) synthesized in-process, diffed by the pinned CDK CLI.
-
-The CDK CLI is the one pinned in stack/package.json; `ensure_cdk_cli` installs it on first use with
-`npm ci` in stack/ (never a global install).
-"""
+"""`devenv synth` and `devenv diff`: the CDK app (the stack_dir setting) synthesized in-process, diffed by the
+pinned CDK CLI (run as every command runs it: devenv.targets.cdk.run)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,10 +25,12 @@ from devenv.cli.options import (
     parse_context,
 )
 from devenv.config import Settings
-from devenv.errors import ConfigError, DevenvError, MissingDependencyError
+from devenv.errors import ConfigError, DevenvError
+from devenv.runtime.state import StateDir
 from devenv.stack_names import STACK_NAME
-from devenv.targets import cdk as cdk_app
+from devenv.targets import cdk, deployment
 from devenv.targets.endpoints import Target
+from devenv.targets.local import endpoint_for
 
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 
@@ -50,8 +46,8 @@ def synth(
 ) -> dict[str, Any]:
     """Synthesize the stack into `outdir`; a summary of what was written. Bad props raise ConfigError."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    synthesize = cdk_app.import_app(stack_dir, "app").synthesize
-    PropsError = cdk_app.import_app(stack_dir, "config").PropsError
+    synthesize = cdk.import_app(stack_dir, "app").synthesize
+    PropsError = cdk.import_app(stack_dir, "config").PropsError
 
     if props_file is not None and not props_file.is_file():
         raise ConfigError(
@@ -82,58 +78,6 @@ def synth(
         "resource_types": dict(sorted(counts.items())),
         "outputs": sorted(template.get("Outputs", {})),
         "seconds": round(time.monotonic() - started, 2),
-    }
-
-
-def ensure_cdk_cli(stack_dir: Path, app: Application | None = None) -> Path:
-    """The pinned CDK CLI (stack/node_modules/.bin/cdk), installed with `npm ci` in stack/ on first use."""
-    binary = stack_dir / "node_modules" / ".bin" / "cdk"
-    if binary.is_file():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        raise MissingDependencyError(
-            "the CDK CLI needs Node.js and npm, and `npm` is not on PATH",
-            "install Node.js 22+ (with npm), then rerun; devenv installs the pinned CDK CLI itself",
-        )
-    if app is not None:
-        app.info(f"installing the pinned CDK CLI: npm ci in {stack_dir} (first use only)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=stack_dir, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0 or not binary.is_file():
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise MissingDependencyError(
-            f"`npm ci` in {stack_dir} failed (exit {result.returncode}):\n{tail}",
-            "check that the npm registry is reachable, then rerun (or run `npm ci --prefix stack` yourself)",
-        )
-    return binary
-
-
-def cdk_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The CDK CLI's environment: no version check or notices (offline-safe), the venv's python first."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "CDK_DISABLE_VERSION_CHECK": "true",
-            "CDK_DISABLE_CLI_TELEMETRY": "true",
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        }
-    )
-    env.update(extra or {})
-    return env
-
-
-def local_target_env(settings: Settings) -> dict[str, str]:
-    """SDK settings for the local cloud: the emulator with test credentials (`localhost`, for path-style S3)."""
-    return {
-        "AWS_ENDPOINT_URL": f"http://localhost:{settings.emulator_port}",
-        "AWS_ENDPOINT_URL_S3": f"http://localhost:{settings.emulator_port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": settings.region,
-        "AWS_DEFAULT_REGION": settings.region,
     }
 
 
@@ -171,30 +115,29 @@ def baseline_template(settings: Settings, target: Target, scratch: Path) -> Path
 
 def run_diff(settings: Settings, target: Target, assembly: Path, app: Application) -> dict[str, Any]:
     """`cdk diff` of the synthesized assembly against the target, or a template diff if it cannot answer."""
-    cdk = ensure_cdk_cli(settings.stack_dir, app)
     reachable, reason = target_reachable(settings, target)
-    command = [str(cdk), "diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
-    extra = local_target_env(settings) if target is Target.local else {}
+    arguments = ["diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
+    env = (
+        cdk.local_env(endpoint_for(settings.emulator_port), settings.region)
+        if target is Target.local
+        else deployment.aws_env(None, None)
+    )
     with tempfile.TemporaryDirectory(prefix="devenv-diff-") as scratch:
         if reachable:
             method = "template" if target is Target.local else "auto"
-            command += ["--method", method]
+            arguments += ["--method", method]
             baseline = f"the deployed stack ({reason})"
         else:
             method = "offline-template"
             base_path = baseline_template(settings, target, Path(scratch))
-            command += ["--template", str(base_path)]
+            arguments += ["--template", str(base_path)]
             recorded = base_path.parent != Path(scratch)
             baseline = str(base_path) if recorded else "an empty template (no deployed template recorded)"
             app.info(f"[yellow]{target.value} cannot answer[/]: {reason}; diffing against {baseline}")
-        result = subprocess.run(command, capture_output=True, text=True, env=cdk_env(extra), check=False)
-    text = "\n".join(
-        line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("b'!!")
-    ).strip()
-    if result.returncode not in (0, 1):
-        raise DevenvError(
-            f"cdk diff failed (exit {result.returncode}):\n{text[-3000:]}", "see the CDK CLI output"
-        )
+        run = cdk.run(arguments, env, settings.stack_dir, StateDir(settings.state_dir).log_for(cdk.LOG_NAME))
+    text = "\n".join(line for line in run.lines if not line.startswith("b'!!")).strip()
+    if run.exit_code not in (0, 1):
+        raise DevenvError(run.failure("cdk diff failed"), "see the CDK CLI output")
     match = re.search(r"Number of stacks with differences: (\d+)", text)
     return {
         "target": target.value,
@@ -210,7 +153,7 @@ def synth_for(
 ) -> dict[str, Any]:
     """`synth` with the commands' defaults: the target's props and cdk.out, both in the CDK app."""
     stack_dir = settings.stack_dir
-    props_file = (props or cdk_app.props_file(stack_dir, target.value)).resolve()
+    props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
 
 

@@ -79,8 +79,8 @@ def connect(
         )
     services: dict[str, Any] = state.read().get("services") or {}
     proxies = {
-        name: str(services[name]["url"])
+        name: str(services[name]["control_url"])
         for name in ("aurora", "elasticache")
-        if (services.get(name) or {}).get("url")
+        if (services.get(name) or {}).get("control_url")
     }
     return Target("local", endpoint, api.make_client, proxies, emulator=api.emulator)

@@ -24,7 +24,7 @@ from typing import Any
 
 from devenv.errors import TargetError
 from devenv.loadtest.summary import SUMMARY_FILE
-from devenv.runtime.state import tail
+from devenv.runtime.logfiles import tail
 from devenv.targets import signals
 from devenv.targets.aws_api import AwsApi
 from devenv.targets.endpoints import Endpoint

@@ -175,13 +175,18 @@ class AlbMirror:
             TargetGroupArn=target_group_arn, Targets=[{"Id": "127.0.0.1", "Port": port}]
         )
 
-    def health(self, target_group_arn: str, port: int) -> str:
-        """HEALTHY, UNHEALTHY or UNKNOWN (not yet judged), as the ALB's health checks have it."""
+    def target_state(self, target_group_arn: str, port: int) -> str | None:
+        """initial, healthy or unhealthy, as the mirror's health checks have it (None: not registered)."""
         mirror = self.mirrors.get(target_group_arn)
         health = mirror.health.get(f"127.0.0.1:{port}") if mirror else None
-        if health is None or health.state == "initial":
+        return health.state if health else None
+
+    def health(self, target_group_arn: str, port: int) -> str:
+        """HEALTHY, UNHEALTHY or UNKNOWN (not yet judged), as ECS reports a task behind the ALB."""
+        state = self.target_state(target_group_arn, port)
+        if state is None or state == "initial":
             return "UNKNOWN"
-        return "HEALTHY" if health.state == "healthy" else "UNHEALTHY"
+        return "HEALTHY" if state == "healthy" else "UNHEALTHY"
 
     def unhealthy_reason(self, target_group_arn: str, port: int) -> str:
         """Why the health checks fail a target, in the words ECS quotes from the ELB (a code mismatch,

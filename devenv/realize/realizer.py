@@ -33,7 +33,7 @@ from devenv.realize.tasks import (
     native_argv,
     task_container,
 )
-from devenv.runtime import probes
+from devenv.runtime import logfiles, probes
 from devenv.runtime.ports import free_port
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
 from devenv.services import faultproxy
@@ -196,11 +196,14 @@ class Realizer:
                     "tasks": [],
                 },
             )
+            target, target_health = self._alb_target(task["taskArn"])
             entry["tasks"].append(
                 {
                     "id": task["taskArn"].rsplit("/", 1)[-1],
                     "lastStatus": task["lastStatus"],
                     "health": task.get("healthStatus", "UNKNOWN"),
+                    "target": target,
+                    "target_health": target_health,
                 }
             )
         targets = []
@@ -216,6 +219,14 @@ class Realizer:
             self.supervisor.facts.update(published)
             self.supervisor.set_phase(self.supervisor.phase, self.supervisor.phase_detail)
 
+    def _alb_target(self, task_arn: str) -> tuple[str | None, str | None]:
+        """A task's ALB target and its state as the ALB's health checks see it (initial, healthy,
+        unhealthy); (None, None) for a task behind no ALB."""
+        local = self.tasks.get(task_arn)
+        if local is None or self.alb is None or not local.target_group_arn or not local.host_port:
+            return None, None
+        return f"127.0.0.1:{local.host_port}", self.alb.target_state(local.target_group_arn, local.host_port)
+
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 
     def _realize_data_endpoints(self) -> None:
@@ -223,7 +234,9 @@ class Realizer:
         if self.data is None:
             return
         if "aurora" not in self.supervisor.services and self.rds.describe_db_clusters()["DBClusters"]:
-            self.supervisor.add(endpoint_proxy("aurora", self.data.aurora_port, self.data.postgres_port))
+            self.supervisor.add(
+                endpoint_proxy("aurora", "postgresql", self.data.aurora_port, self.data.postgres_port)
+            )
         if "elasticache" not in self.supervisor.services:
             groups = self.elasticache.describe_replication_groups()["ReplicationGroups"]
             if groups:
@@ -231,7 +244,10 @@ class Realizer:
                 if encrypted and self.data.redis_tls_port is None:
                     raise UnrealizableTask("the cache encrypts in transit but the local Redis serves no TLS")
                 upstream = self.data.redis_tls_port if encrypted else self.data.redis_port
-                self.supervisor.add(endpoint_proxy("elasticache", self.data.elasticache_port, upstream or 0))
+                scheme = "rediss" if encrypted else "redis"
+                self.supervisor.add(
+                    endpoint_proxy("elasticache", scheme, self.data.elasticache_port, upstream or 0)
+                )
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -257,7 +273,8 @@ class Realizer:
                 task_arn=arn,
                 service=service["serviceName"],
                 cluster=task["clusterArn"],
-                process=f"{container.name}-{arn.rsplit('/', 1)[-1][:8]}",
+                # `<service>-<task id>`: `devenv logs <service>` finds every task's log by name
+                process=f"{service['serviceName']}-{arn.rsplit('/', 1)[-1][:8]}",
                 container=container,
                 host_port=host_port,
                 target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
@@ -378,6 +395,8 @@ class Realizer:
     def _forget(self, local: LocalTask) -> None:
         with self._lock:
             self.tasks.pop(local.task_arn, None)
+            running = {task.process for task in self.tasks.values()}
+        logfiles.prune_stopped_tasks(self.supervisor.state_dir.logs, running)
 
     def _report(
         self,
@@ -422,16 +441,18 @@ class Realizer:
                 self._pool.submit(self.supervisor.restart, service, hold)
 
 
-def endpoint_proxy(name: str, port: int, upstream_port: int) -> ServiceSpec:
-    """A fault proxy standing at an AWS endpoint in front of a local server (failover experiments steer it)."""
+def endpoint_proxy(name: str, scheme: str, port: int, upstream_port: int) -> ServiceSpec:
+    """A fault proxy standing at an AWS endpoint in front of a local server (failover experiments steer it
+    through its control API, `control_url`); its url is the endpoint, as clients reach it."""
     control = free_port()
     return ServiceSpec(
         name=name,
         argv=faultproxy.command(f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}", f"127.0.0.1:{control}"),
         ready=faultproxy.ready_probe(f"http://127.0.0.1:{control}"),
         ports={"endpoint": port, "control": control},
-        url=f"http://127.0.0.1:{control}",
+        url=f"{scheme}://127.0.0.1:{port}",
         restart=RestartPolicy(mode="always"),
+        extra={"control_url": f"http://127.0.0.1:{control}"},
     )
 
 

@@ -6,7 +6,6 @@ The running supervisor holds an exclusive flock on `supervisor.lock` for its who
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -107,13 +106,3 @@ class StateDir:
                 return False
             time.sleep(0.02)
         return True
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    """The last `lines` lines of a log file ('' if there is none)."""
-    with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 64 * 1024))
-        return "\n".join(handle.read().decode(errors="replace").splitlines()[-lines:])
-    return ""

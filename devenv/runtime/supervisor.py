@@ -3,7 +3,8 @@ probed until ready, restarted by policy, and stopped (SIGTERM, grace, SIGKILL) o
 
 Children run in their own session so a terminal's Ctrl-C reaches only the supervisor, which then
 stops them in reverse dependency order. Exits are noticed by polling `Popen.poll()` (which reaps at
-once); nothing is daemonized, so no orphan outlives us unnoticed.
+once); nothing is daemonized, and every child dies with the supervisor, even when it is killed
+(devenv.runtime.children), so no orphan outlives us.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any, Literal
 import psutil
 
 from devenv.errors import ServiceFailedError
+from devenv.runtime import children
+from devenv.runtime.logfiles import marker, tail
 from devenv.runtime.probes import Probe, ProbeResult, wait_until_ready
-from devenv.runtime.state import StateDir, tail
+from devenv.runtime.state import StateDir
 
 POLL_INTERVAL_S = 0.05
 HEALTH_INTERVAL_S = 2.0
@@ -84,6 +87,7 @@ class Running:
     health: str = "unknown"
     health_detail: str = ""
     exit_code: int | None = None
+    ready_after_s: float | None = None  # how long its last start took to become ready
     restarts: list[float] = field(default_factory=list)
     ready_event: threading.Event = field(default_factory=threading.Event)
 
@@ -97,6 +101,7 @@ class Running:
             "health": self.health,
             "health_detail": self.health_detail,
             "started_at": self.started_at,
+            "ready_after_s": self.ready_after_s,
             "restarts": len(self.restarts),
             "exit_code": self.exit_code,
             "log": str(self.log_path),
@@ -118,6 +123,8 @@ class Supervisor:
         self.phase = "starting"
         self.phase_detail: str | None = None
         self.error: str | None = None
+        self.error_hint: str | None = None
+        self.progress: list[dict[str, Any]] = []  # the steps of `up` (devenv.runtime.progress)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._last_health = 0.0
@@ -137,12 +144,16 @@ class Supervisor:
         self._write_state()
         failures: list[ServiceFailedError] = []
         with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-            for future in [pool.submit(self._start_when_deps_ready, spec.name) for spec in specs]:
-                exc = future.exception()
-                if isinstance(exc, ServiceFailedError):
-                    failures.append(exc)
-                elif exc is not None:
-                    raise exc
+            try:
+                for future in [pool.submit(self._start_when_deps_ready, spec.name) for spec in specs]:
+                    exc = future.exception()
+                    if isinstance(exc, ServiceFailedError):
+                        failures.append(exc)
+                    elif exc is not None:
+                        raise exc
+            except BaseException:
+                self._stopping.set()  # interrupted (Ctrl-C, SIGTERM): the starts in flight give up
+                raise
         if failures:
             self.phase, self.error = "failed", failures[0].message
             self._write_state()
@@ -178,10 +189,16 @@ class Supervisor:
             raise ServiceFailedError(f"{spec.name} could not be started: {exc}") from exc
         proc = running.proc
         assert proc is not None
-        result = wait_until_ready(spec.ready, spec.ready_timeout_s, alive=lambda: proc.poll() is None)
+        result = wait_until_ready(
+            spec.ready,
+            spec.ready_timeout_s,
+            alive=lambda: proc.poll() is None and not self._stopping.is_set(),
+        )
         if not result.ok or proc.poll() is not None:
             if proc.poll() is not None:
                 reason = f"exited with code {proc.returncode} before it was ready"
+            elif self._stopping.is_set():
+                reason = "stopped while starting"
             else:
                 reason = result.detail
             self._terminate(running)
@@ -192,16 +209,17 @@ class Supervisor:
                 f"read the whole log with `devenv logs {spec.name}`",
             )
         running.health, running.health_detail = "healthy", result.detail
+        running.ready_after_s = time.monotonic() - began
         running.ready_event.set()
-        self._set(running, "running", f"ready in {time.monotonic() - began:.2f} s")
+        self._set(running, "running", f"ready in {running.ready_after_s:.2f} s")
 
     def _launch(self, running: Running) -> None:
         spec = running.spec
         running.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(running.log_path, "ab") as log:
-            log.write(f"--- devenv: starting {spec.name}: {' '.join(spec.argv)} ---\n".encode())
+            log.write(marker(f"starting {spec.name}: {' '.join(spec.argv)}").encode())
             log.flush()
-            running.proc = subprocess.Popen(
+            running.proc = children.spawn(
                 spec.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -223,6 +241,11 @@ class Supervisor:
     def set_phase(self, phase: str, detail: str | None = None) -> None:
         """What the supervisor is doing beyond its services (e.g. deploying), for `up -d` to show."""
         self.phase, self.phase_detail = phase, detail
+        self._write_state()
+
+    def set_progress(self, steps: list[dict[str, Any]]) -> None:
+        """The steps of `up` so far, kept in the state file for `up -d` to draw."""
+        self.progress = steps
         self._write_state()
 
     # -- watching -------------------------------------------------------------------------
@@ -353,21 +376,25 @@ class Supervisor:
         self._write_state()
         self.on_event(running.spec.name, state, detail)
 
-    def _write_state(self) -> None:
+    def snapshot(self) -> dict[str, Any]:
+        """The document the state file holds (what `status` and `up -d` read)."""
         with self._lock:
             services = {name: r.snapshot() for name, r in self.services.items()}
-        self.state_dir.write(
-            {
-                "supervisor": {
-                    "pid": os.getpid(),
-                    "phase": self.phase,
-                    "error": self.error,
-                    "updated_at": time.time(),
-                },
-                "services": services,
-                "facts": self.facts,
-            }
-        )
+        return {
+            "supervisor": {
+                "pid": os.getpid(),
+                "phase": self.phase,
+                "error": self.error,
+                "hint": self.error_hint,
+                "updated_at": time.time(),
+            },
+            "progress": self.progress,
+            "services": services,
+            "facts": self.facts,
+        }
+
+    def _write_state(self) -> None:
+        self.state_dir.write(self.snapshot())
 
 
 def terminate(proc: subprocess.Popen[bytes], sig: int, grace_s: float) -> None:
@@ -380,25 +407,3 @@ def terminate(proc: subprocess.Popen[bytes], sig: int, grace_s: float) -> None:
         proc.wait()
     except ProcessLookupError:
         proc.wait()
-
-
-def kill_recorded(
-    pid: int, create_time: float | None, sig: int = signal.SIGTERM, grace_s: float = 10.0
-) -> bool:
-    """Stop a process a dead supervisor left behind, only if it is still the one we started.
-
-    The creation time guards against a recycled pid belonging to someone else.
-    """
-    try:
-        process = psutil.Process(pid)
-        if create_time is not None and abs(process.create_time() - create_time) > 0.05:
-            return False
-        process.send_signal(sig)
-        try:
-            process.wait(grace_s)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    except psutil.NoSuchProcess:
-        return False
-    return True

@@ -4,8 +4,9 @@ it grows and added up into what the ALB's CloudWatch metrics count.
 Why the access log and not Caddy's Prometheus metrics: only the per-request line is exact for what an
 ALB reports. It says whether a target was chosen (RequestCount counts only those), whether the status
 came from a target or from the load balancer itself (HTTPCode_Target_* apart from HTTPCode_ELB_*: a
-request that fails over to the fail-open handler passes two proxy handlers, which Caddy's counters would
-count twice), and the target's own time to response headers, the ALB's TargetResponseTime, with its true
+request that finds no target in rotation passes the listener's and the fail-open server's proxies, which
+Caddy's counters would count twice; here the listener's line is dropped and the fail-open server's
+counted, its no-target answer as the ALB's own 503: see caddy_config), and the target's own time to response headers, the ALB's TargetResponseTime, with its true
 minimum and maximum (Caddy's histograms time whole requests, in buckets). The cost: Caddy writes ~100
 bytes per request to a file (measured here: 20-40 us of Caddy's CPU per request, the proxy's unchanged;
 `benchmarks/metrics_benchmark.py`); this module parses them every few seconds, off the request path.
@@ -19,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from devenv.services.caddy_config import FAIL_OPEN_PORT_FIELD, NO_TARGET_PORT_FIELD
 
 
 @dataclass
@@ -36,12 +39,18 @@ class Tally:
         try:
             entry = json.loads(line)
             status = int(entry.get("status") or 0)
+            target = entry.get("target")
             target_status = entry.get("target_status")
             target_ms = entry.get("target_ms")
+            target_port = str(target).rpartition(":")[2] if target else None
         except (ValueError, TypeError, AttributeError):
             self.unreadable += 1
             return
-        if entry.get("target"):
+        if target_port is not None and target_port == entry.get(FAIL_OPEN_PORT_FIELD):
+            return  # the listener's half of a fail-open request: its fail-open server's line counts it
+        if target_port is not None and target_port == entry.get(NO_TARGET_PORT_FIELD):
+            target = target_status = None  # no target registered: the ALB's own 503
+        if target:
             self.requests += 1
         if target_status:
             self.target_codes[status_class(int(target_status))] += 1

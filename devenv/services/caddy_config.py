@@ -4,24 +4,37 @@ The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups);
 into the config `caddy run --config` loads. Targets are not part of it: they come and go in the DNS
 responder Caddy looks them up in (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
 
-Per target group, two `reverse_proxy` handlers, whose upstreams are SRV lookups (Caddy's dynamic
-upstreams) answered by devenv's `dns_responder`, so target changes never touch (reload) Caddy's config:
-- `target_group_id(name)`: the targets in rotation (known healthy), round robin, retries so a dying target
-  costs no failed request;
-- `fail_open_id(name)`: every registered target, reached from the server's error routes only when the
-  first one has no target (Caddy's 503): an ALB whose targets are all unhealthy routes to all of them.
+A forwarding listener has one `reverse_proxy` (`target_group_id(name)`) whose upstreams are an SRV lookup
+(Caddy's dynamic upstreams) answered by devenv's `dns_responder`: the group's targets in rotation (known
+healthy), round robin, with retries so a dying target costs no failed request. Target changes never
+touch (reload) Caddy's config.
+
+An empty target list must never reach Caddy as an empty answer (Go calls it "no such host" and Caddy logs
+an error per request), so each group has two internal servers on 127.0.0.1 (`FallbackPorts`), and the
+responder answers their port while a list is empty:
+- no target in rotation -> `fail_open`: a `reverse_proxy` (`fail_open_id(name)`) to every registered
+  target, unchecked, as an ALB whose targets are all unhealthy routes to all of them;
+- no target registered -> `no_target`: the ALB's own 503.
 Health is decided by `devenv.services.loadbalancer` (Caddy's active checks do not run on dynamic
 upstreams).
 
-With an access log directory, each forwarding listener writes one JSON line per request to its target
-group's access log (`access_log_path`), holding only what the ALB's CloudWatch metrics need: the status
-sent, the target chosen (if any), the target's own status and its time to response headers. The
-metrics collector reads them (`devenv.services.access_log`).
+With an access log directory, each forwarding listener and its group's fail-open server write one JSON
+line per request they handle to the group's access log (`access_log_path`), holding only what the ALB's
+CloudWatch metrics need: the status sent, the target chosen (if any), the target's own status and its
+time to response headers, and the port the server's empty target list answers. The metrics collector
+reads them (`devenv.services.access_log`). A request that finds no target in rotation passes two
+servers, each logging it; the fail-open server's line is the exact one (the real target, its status and
+latency; or, with no target registered, the no-target server's address: the ALB's own 503), so a
+listener line whose target is its fail-open port is not counted. Logging at the fail-open server is the
+simpler of the exact ways: the other, mapping the fallback's answer back at the listener, would need the
+inner target, status and latency carried back in response headers and stripped again. The no-target
+server logs nothing: the fail-open server's line records its 503.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +48,8 @@ PROXY_RETRIES = 2
 # How long Caddy caches an SRV lookup: a target change reaches new requests within this.
 SRV_REFRESH_S = 0.1
 SRV_DOMAIN = "tg.devenv.internal."
+# What an ALB answers when its target group has no registered target.
+NO_TARGET_BODY = "<html><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>\n"
 # An access log rolls at this size (one older file kept, uncompressed): bounded disk, and a reader that
 # looks every few seconds never misses a roll.
 ACCESS_LOG_ROLL_MB = 16
@@ -49,6 +64,10 @@ ACCESS_LOG_FIELDS = {
 # Fields of Caddy's access log entry the metrics do not read: not written at all (cheaper to write and
 # to parse).
 ACCESS_LOG_DROPPED = ("request", "resp_headers", "user_id", "bytes_read", "size", "duration")
+# Per request, the port its server's empty target list answers (a constant of the server): a line whose
+# target is that port was not answered by a target there (see the module's doc).
+FAIL_OPEN_PORT_FIELD = "fail_open_port"  # on the listener's lines
+NO_TARGET_PORT_FIELD = "no_target_port"  # on the fail-open server's lines
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,14 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class FallbackPorts:
+    """A target group's internal servers: what its empty target lists answer (see the module's doc)."""
+
+    fail_open: int
+    no_target: int
+
+
+@dataclass(frozen=True)
 class LoadBalancerSpec:
     """The ALB to mirror: its listeners and the target groups they forward to."""
 
@@ -126,7 +153,7 @@ def target_group_id(name: str) -> str:
 
 
 def fail_open_id(name: str) -> str:
-    """The `@id` of a target group's fail-open handler (all targets, no health checks)."""
+    """The `@id` of a target group's fail-open handler (every registered target, no health checks)."""
     return f"tg-{name}-all"
 
 
@@ -145,25 +172,33 @@ def caddy_config(
     admin_port: int,
     storage_dir: Path,
     resolver: str,
+    fallbacks: Mapping[str, FallbackPorts],
     access_log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Caddy's JSON config for `spec`: a server per listener on 127.0.0.1, the admin API on
     127.0.0.1:`admin_port`, certificates and Caddy's internal CA under `storage_dir`, target lists looked
-    up from the DNS responder at `resolver` (HOST:PORT); with `access_log_dir`, one access log per
-    forwarded target group there (none otherwise: nothing is written per request)."""
+    up from the DNS responder at `resolver` (HOST:PORT), and each forwarded group's internal servers on
+    its `fallbacks` ports; with `access_log_dir`, one access log per forwarded target group there (none
+    otherwise: nothing is written per request)."""
     _validate(spec)
+    forwarded = [listener.target_group for listener in spec.listeners if listener.target_group]
+    for name in forwarded:
+        if name not in fallbacks:
+            raise ConfigError(
+                f"target group {name!r} has no fallback ports", "pass one FallbackPorts per group"
+            )
     logged = access_log_dir is not None
     servers = {
-        f"listener-{listener.port}": _server(spec, listener, resolver, logged) for listener in spec.listeners
+        f"listener-{listener.port}": _server(spec, listener, resolver, fallbacks, logged)
+        for listener in spec.listeners
     }
+    for name in forwarded:
+        servers.update(_fallback_servers(name, fallbacks[name], resolver, logged))
     logs: dict[str, Any] = {"default": {"level": "WARN"}}
     if access_log_dir is not None:
         logs["default"]["exclude"] = [ACCESS_LOGGER]
-        for listener in spec.listeners:
-            if listener.target_group is not None:
-                logs[f"access-{listener.target_group}"] = _access_log(
-                    listener.target_group, access_log_path(access_log_dir, listener.target_group)
-                )
+        for name in forwarded:
+            logs[f"access-{name}"] = _access_log(name, access_log_path(access_log_dir, name))
     config: dict[str, Any] = {
         "admin": {"listen": f"127.0.0.1:{admin_port}", "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
@@ -208,10 +243,12 @@ def _access_log(group: str, path: Path) -> dict[str, Any]:
     }
 
 
-def _log_fields() -> list[dict[str, Any]]:
-    """`log_append` handlers that add ACCESS_LOG_FIELDS to the request's access log entry (placed
-    before the proxy, they record on the way back, after it ran)."""
-    return [{"handler": "log_append", "key": key, "value": value} for key, value in ACCESS_LOG_FIELDS.items()]
+def _log_fields(fallback_field: str, fallback_port: int) -> list[dict[str, Any]]:
+    """`log_append` handlers that add ACCESS_LOG_FIELDS and the server's fallback port (as
+    `fallback_field`) to the request's access log entry (placed before the proxy, they record on the way
+    back, after it ran)."""
+    fields = {**ACCESS_LOG_FIELDS, fallback_field: str(fallback_port)}
+    return [{"handler": "log_append", "key": key, "value": value} for key, value in fields.items()]
 
 
 def internal_ca_path(storage_dir: Path) -> Path:
@@ -219,7 +256,13 @@ def internal_ca_path(storage_dir: Path) -> Path:
     return storage_dir / "pki" / "authorities" / "local" / "root.crt"
 
 
-def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str, logged: bool) -> dict[str, Any]:
+def _server(
+    spec: LoadBalancerSpec,
+    listener: Listener,
+    resolver: str,
+    fallbacks: Mapping[str, FallbackPorts],
+    logged: bool,
+) -> dict[str, Any]:
     server: dict[str, Any] = {
         "listen": [f"127.0.0.1:{listener.port}"],
         "automatic_https": {"disable": True},
@@ -244,7 +287,7 @@ def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str, logged: b
         return server
     assert listener.target_group is not None  # _validate checked it
     group = spec.target_group(listener.target_group)
-    fields = _log_fields() if logged else []
+    fields = _log_fields(FAIL_OPEN_PORT_FIELD, fallbacks[group.name].fail_open) if logged else []
     server["routes"] = [
         {
             "handle": [
@@ -253,21 +296,46 @@ def _server(spec: LoadBalancerSpec, listener: Listener, resolver: str, logged: b
             ]
         }
     ]
-    server["errors"] = {
-        "routes": [
-            {
-                "match": [{"expression": "{http.error.status_code} == 503"}],
-                "handle": [
-                    # logged again after the fail-open try: the last value of a field is the one that counts
-                    *fields,
-                    _reverse_proxy(fail_open_id(group.name), registered_srv_name(group.name), resolver),
-                ],
-            }
-        ]
-    }
     if logged:
         server["logs"] = {"default_logger_name": group.name}
     return server
+
+
+def _fallback_servers(group: str, ports: FallbackPorts, resolver: str, logged: bool) -> dict[str, Any]:
+    """The group's internal servers: fail-open (every registered target) and no-target (the ALB's 503).
+    The listener in front is a trusted proxy: the client's X-Forwarded-* headers pass through. When
+    `logged`, the fail-open server writes to the group's access log (the no-target server never does)."""
+    internal = {"automatic_https": {"disable": True}, "protocols": ["h1"]}
+    fields = _log_fields(NO_TARGET_PORT_FIELD, ports.no_target) if logged else []
+    fail_open: dict[str, Any] = {
+        **internal,
+        "listen": [f"127.0.0.1:{ports.fail_open}"],
+        "trusted_proxies": {"source": "static", "ranges": ["127.0.0.1/32"]},
+        "routes": [
+            {"handle": [*fields, _reverse_proxy(fail_open_id(group), registered_srv_name(group), resolver)]}
+        ],
+    }
+    if logged:
+        fail_open["logs"] = {"default_logger_name": group}
+    return {
+        f"fail-open-{group}": fail_open,
+        f"no-target-{group}": {
+            **internal,
+            "listen": [f"127.0.0.1:{ports.no_target}"],
+            "routes": [
+                {
+                    "handle": [
+                        {
+                            "handler": "static_response",
+                            "status_code": 503,
+                            "headers": {"Content-Type": ["text/html"]},
+                            "body": NO_TARGET_BODY,
+                        }
+                    ]
+                }
+            ],
+        },
+    }
 
 
 def _reverse_proxy(handler_id: str, srv_name: str, resolver: str) -> dict[str, Any]:

@@ -9,6 +9,11 @@ It answers SRV queries (class IN) for the names it holds, TTL 0, each record nam
 port (Go's resolver drops SRV targets that are IP literals), and the A query for `SRV_TARGET` with
 127.0.0.1 (Caddy's transport resolves it here too); any other name is NXDOMAIN, any other type an empty
 answer. UDP only, no truncation handling: a name holds at most `MAX_RECORDS` records.
+
+A name with no target answers its fallback port (`set_fallback`) instead of an empty answer: Go reports
+an empty SRV answer as "no such host", and Caddy logs each such lookup, every request, as an error
+("failed getting dynamic upstreams"). The fallback is where the load balancer serves what an empty list
+means (devenv.services.caddy_config).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class SrvResponder:
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[int, ...]] = {}
+        self._fallbacks: dict[str, int] = {}
         self._lock = threading.Lock()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind(("127.0.0.1", 0))
@@ -49,7 +55,8 @@ class SrvResponder:
         return f"{host}:{port}"
 
     def set_targets(self, name: str, ports: list[int]) -> None:
-        """Make `name` answer one SRV record per port (in this order); an empty list answers no record."""
+        """Make `name` answer one SRV record per port (in this order); an empty list answers its fallback,
+        or no record."""
         if len(ports) > MAX_RECORDS:
             raise ConfigError(
                 f"{name}: {len(ports)} targets; the local load balancer serves at most {MAX_RECORDS} per list",
@@ -58,10 +65,24 @@ class SrvResponder:
         with self._lock:
             self._records[_normalize(name)] = tuple(ports)
 
+    def set_fallback(self, name: str, port: int) -> None:
+        """What `name` answers while it has no target: one record for `port` (the name exists from now)."""
+        with self._lock:
+            self._fallbacks[_normalize(name)] = port
+            self._records.setdefault(_normalize(name), ())
+
     def targets(self, name: str) -> list[int]:
-        """The ports `name` answers now (empty if it holds none)."""
+        """The targets of `name` now (its fallback is not one; empty if it holds none)."""
         with self._lock:
             return list(self._records.get(_normalize(name), ()))
+
+    def answers(self) -> dict[str, tuple[int, ...]]:
+        """What each name answers now: its targets, or its fallback when it has none."""
+        with self._lock:
+            return {
+                name: ports or ((self._fallbacks[name],) if name in self._fallbacks else ())
+                for name, ports in self._records.items()
+            }
 
     def close(self) -> None:
         self._closed.set()
@@ -72,9 +93,7 @@ class SrvResponder:
         while not self._closed.is_set():
             try:
                 query, client = self._socket.recvfrom(4096)
-                with self._lock:
-                    records = dict(self._records)
-                reply = answer(query, records)
+                reply = answer(query, self.answers())
                 if reply is not None:
                     self._socket.sendto(reply, client)
             except TimeoutError:

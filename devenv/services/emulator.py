@@ -18,8 +18,14 @@ def endpoint(port: int) -> str:
 
 
 def sdk_env(settings: Settings, port: int) -> dict[str, str]:
-    """The variables that point an AWS SDK or CLI at the emulator."""
-    return {"AWS_ENDPOINT_URL": endpoint(port), "AWS_REGION": settings.region, **CREDENTIALS}
+    """The variables that point an AWS SDK or CLI at the emulator (AWS_DEFAULT_REGION: AWS CLI v1 and
+    older SDKs read only that one)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint(port),
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        **CREDENTIALS,
+    }
 
 
 def environment(

@@ -24,8 +24,9 @@ Deregistration contract (the ALB's):
   deregistration delay has passed, whichever comes first (an ALB completes deregistration early when a
   target has nothing in flight). Only then may the caller stop the task.
 
-Fail-open needs no controller: the config routes to every registered target, unchecked, whenever none is
-in rotation (Caddy's 503), as an ALB does when all its targets are unhealthy.
+Fail-open needs no controller: while no target is in rotation, the responder answers the group's
+fail-open server, which routes to every registered target, unchecked, as an ALB does when all its targets
+are unhealthy (devenv.services.caddy_config).
 
 Targets are local: a dial is 127.0.0.1:PORT (or localhost:PORT).
 """
@@ -46,8 +47,10 @@ from typing import Any, Literal
 
 from devenv.errors import ConfigError, MissingDependencyError, NotRunningError, ServiceFailedError
 from devenv.runtime import probes
+from devenv.runtime.ports import free_port
 from devenv.services.caddy_config import (
     SRV_REFRESH_S,
+    FallbackPorts,
     LoadBalancerSpec,
     TargetGroup,
     caddy_config,
@@ -142,13 +145,16 @@ def write_config(
     state_dir.mkdir(parents=True, exist_ok=True)
     admin = admin_url(admin_port)
     responder = _target_lists.get(admin) or _target_lists.setdefault(admin, SrvResponder())
+    fallbacks = {}
+    for listener in spec.listeners:
+        if listener.target_group is not None:
+            ports = fallbacks[listener.target_group] = FallbackPorts(free_port(), free_port())
+            responder.set_fallback(in_rotation_srv_name(listener.target_group), ports.fail_open)
+            responder.set_fallback(registered_srv_name(listener.target_group), ports.no_target)
     path = state_dir / "caddy.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(
-        json.dumps(
-            caddy_config(spec, admin_port, state_dir / "data", responder.address, access_log_dir), indent=2
-        )
-    )
+    config = caddy_config(spec, admin_port, state_dir / "data", responder.address, fallbacks, access_log_dir)
+    tmp.write_text(json.dumps(config, indent=2))
     tmp.replace(path)
     return path
 

@@ -1,5 +1,9 @@
 """The CDK side of a deploy: one cached synth of the app, and the pinned CDK CLI run against a target.
 
+`run` is the one way devenv starts the CDK CLI (deploy, bootstrap, diff, destroy; up and the commands
+alike): the pinned CLI, installed by `npm ci` when missing or when the lock changed, its output into the
+state dir's `logs/cdk.log` (shown by `--verbose`, or as its last lines on failure), never on the terminal.
+
 The cloud assembly lives under `<state_dir>/cdk/<hash>/`, the hash covering everything that changes the
 synth: the stack's sources, the props file, the extra context, and the CDK library and CLI versions.
 An unchanged app is therefore never synthesized twice.
@@ -11,10 +15,10 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,6 +27,8 @@ from types import ModuleType
 from typing import Any
 
 from devenv.errors import MissingDependencyError, UsageError
+from devenv.runtime import children
+from devenv.runtime.logfiles import marker
 from devenv.stack_names import STACK_NAME
 from devenv.targets.local import DeployFailedError
 
@@ -32,6 +38,7 @@ SOURCE_FILES = (
 )  # the feature flags; the CLI's version is hashed from node_modules, not package.json
 IGNORED_PARTS = {"node_modules", "cdk.out", "__pycache__", "tools", "props"}
 ASSEMBLY_MARKER = "manifest.json"
+LOG_NAME = "cdk"  # the CLI's output: <state dir>/logs/cdk.log
 
 
 @dataclass(frozen=True)
@@ -70,20 +77,6 @@ def import_app(stack_dir: Path, module: str) -> ModuleType:
             "run devenv from the project of the stack_dir setting, or set DEVENV_STACK_DIR to that app",
         )
     return loaded
-
-
-def cdk_cli(stack_dir: Path) -> Path:
-    """The CDK CLI pinned in stack/package.json."""
-    binary = stack_dir / "node_modules" / ".bin" / "cdk"
-    if not binary.exists():
-        raise MissingDependencyError(
-            f"the pinned CDK CLI is not installed ({binary} is missing)", f"run `npm ci` in {stack_dir}"
-        )
-    if shutil.which("node") is None:
-        raise MissingDependencyError(
-            "Node.js is not on PATH; the CDK CLI needs it", "install Node.js 20 or newer"
-        )
-    return binary
 
 
 def cli_version(stack_dir: Path) -> str:
@@ -130,10 +123,8 @@ def synthesize(
     stack_dir: Path,
     props_file: Path | None,
     context: Mapping[str, Any] | None = None,
-    on_event: Callable[[str], None] | None = None,
 ) -> Assembly:
     """The cloud assembly for these inputs: from the cache, or synthesized once (in a child process)."""
-    say = on_event or (lambda message: None)
     if props_file is not None and not props_file.is_file():
         raise UsageError(
             f"props file {props_file} does not exist", "pass --props with a JSON file (see stack/props/)"
@@ -142,13 +133,10 @@ def synthesize(
     digest = assembly_digest(stack_dir, props_file, context)
     directory = state_dir / "cdk" / digest
     if (directory / ASSEMBLY_MARKER).is_file() and (directory / f"{STACK_NAME}.template.json").is_file():
-        say(f"cloud assembly unchanged ({digest}), not synthesizing")
         return Assembly(directory, digest, cached=True)
     staging = directory.with_name(directory.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    say(f"synthesizing {STACK_NAME} ({digest})")
-    started = time.monotonic()
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -179,47 +167,194 @@ def synthesize(
         )
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
-    say(f"synthesized in {time.monotonic() - started:.1f} s")
     return Assembly(directory, digest, cached=False)
 
 
-def run_cli(
+def ensure_cli(stack_dir: Path, log_path: Path | None = None) -> Path:
+    """The CDK CLI pinned in the app's package.json, installed or refreshed first when needed.
+
+    `npm ci` runs when the CLI is missing or the lock file is newer than npm's record of the last install
+    (node_modules/.package-lock.json), the rule scripts/setup.sh applies too; so every command (deploy,
+    diff, up) sees the same CLI. npm's output goes to `log_path` when given."""
+    if shutil.which("node") is None:
+        raise MissingDependencyError(
+            "Node.js (`node`, and `npm` to install the CDK CLI) is not on PATH; the CDK CLI needs it",
+            "install Node.js 22+ (20 works) with npm, then rerun; devenv installs the pinned CDK CLI itself",
+        )
+    binary = stack_dir / "node_modules" / ".bin" / "cdk"
+    installed = stack_dir / "node_modules" / ".package-lock.json"
+    lock = stack_dir / "package-lock.json"
+    if binary.is_file() and installed.is_file() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        raise MissingDependencyError(
+            "the CDK CLI needs Node.js and npm, and `npm` is not on PATH",
+            "install Node.js 22+ (with npm), then rerun; devenv installs the pinned CDK CLI itself",
+        )
+    result = run_logged([npm, "ci", "--no-audit", "--no-fund"], stack_dir, dict(os.environ), log_path)
+    if result.exit_code != 0 or not binary.is_file():
+        raise MissingDependencyError(
+            result.failure(f"`npm ci` in {stack_dir} failed"),
+            f"check that the npm registry is reachable, then rerun (or run `npm ci` in {stack_dir} yourself)",
+        )
+    return binary
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """What a run of a command printed, and where the whole of it is kept."""
+
+    command: str
+    exit_code: int
+    lines: tuple[str, ...]
+    log_path: Path | None
+
+    def last_lines(self, count: int = 25) -> str:
+        return "\n".join(line for line in self.lines[-count:])
+
+    def failure(self, what: str) -> str:
+        """`what` (exit N) and the run's last lines, naming the log that holds them all."""
+        where = f"; the whole output is in {self.log_path}" if self.log_path else ""
+        return f"{what} (exit {self.exit_code}){where}. Its last lines:\n{self.last_lines()}"
+
+
+def run_logged(
+    argv: list[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path | None,
+    on_line: Callable[[str], None] | None = None,
+) -> CliRun:
+    """Run a command, its output (stdout and stderr) appended to `log_path` under a header line, each line
+    also handed to `on_line` (a progress parser); never printed."""
+    command = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
+    log = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the child ends
+        log.write(marker(command))
+        log.flush()
+    lines: list[str] = []
+    try:
+        process = children.spawn(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        assert process.stdout is not None
+        try:
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if log is not None:
+                    log.write(raw if raw.endswith("\n") else raw + "\n")
+                    log.flush()
+                if on_line is not None:
+                    on_line(line)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or a failing parser: no CLI left running
+            process.kill()
+            process.wait()
+            raise
+        code = process.wait()
+    finally:
+        if log is not None:
+            log.close()
+    return CliRun(command, code, tuple(lines), log_path)
+
+
+def run(
     arguments: list[str],
     env: Mapping[str, str],
     stack_dir: Path,
+    log_path: Path | None,
     on_line: Callable[[str], None] | None = None,
-) -> tuple[int, str]:
-    """Run the pinned CDK CLI; each output line goes to `on_line`; returns (exit code, output)."""
-    command = [str(cdk_cli(stack_dir)), *arguments]
-    process = subprocess.Popen(
-        command,
-        cwd=stack_dir,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if on_line is not None:
-            on_line(line.rstrip())
-    return process.wait(), "".join(lines)
+) -> CliRun:
+    """The one way devenv runs the CDK CLI: the pinned CLI (installed or refreshed first) in `env` (the
+    whole environment of the target: `local_env` over os.environ, or the user's AWS one) made quiet by
+    `cli_env`, its output into `log_path` (the state dir's logs/cdk.log)."""
+    binary = ensure_cli(stack_dir, log_path)
+    return run_logged([str(binary), *arguments], stack_dir, cli_env(env), log_path, on_line)
+
+
+def cli_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for the CDK CLI: no version check, telemetry or Node end-of-life banner (offline-safe), the
+    venv's python first on PATH (the app's `python app.py`)."""
+    return {
+        **env,
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_DISABLE_VERSION_CHECK": "true",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    }
+
+
+@dataclass(frozen=True)
+class ResourceEvent:
+    """One resource line of the CLI's `--progress events` output."""
+
+    stack: str
+    status: str
+    resource_type: str
+    resource: str
+
+
+# `LlmProxyStack |   3 | 9:53:55 AM | CREATE_COMPLETE | AWS::EC2::Subnet | Network/Vpc/... (Id)`
+# (`CDKToolkit |  3/15 | ...` while bootstrapping)
+EVENT_LINE = re.compile(
+    r"^\s*(?P<stack>[A-Za-z][\w-]*)\s*\|\s*\d+(?:/\d+)?\s*\|\s*[^|]+\|\s*(?P<status>[A-Z_]+)\s*\|"
+    r"\s*(?P<type>[\w:]+)\s*\|\s*(?P<resource>.+?)\s*$"
+)
+
+
+def resource_event(line: str) -> ResourceEvent | None:
+    """The resource event a line of CDK CLI output reports, if it is one."""
+    match = EVENT_LINE.match(line)
+    if match is None:
+        return None
+    # the construct path, without " (LogicalId)" or the stack's " User Initiated"
+    resource = re.sub(r" \([A-Za-z0-9]+\)$| User Initiated$", "", match["resource"])
+    return ResourceEvent(match["stack"], match["status"], match["type"], resource)
+
+
+class ResourceCounter:
+    """Turns the CLI's resource events into "resources N/M" and the resource being worked on."""
+
+    def __init__(self, total: int, report: Callable[[str], None]) -> None:
+        self.total = total
+        self._report = report
+        self._complete: set[str] = set()
+
+    def __call__(self, line: str) -> None:
+        event = resource_event(line)
+        if event is None or event.resource_type == "AWS::CloudFormation::Stack":
+            return
+        if event.status.endswith("_COMPLETE"):
+            self._complete.add(event.resource)
+        count = f"{len(self._complete)}/{self.total}" if self.total else str(len(self._complete))
+        self._report(f"resources {count} · {event.resource}")
+
+    @property
+    def completed(self) -> int:
+        return len(self._complete)
 
 
 def local_env(endpoint: str, region: str) -> dict[str, str]:
-    """What points the CDK CLI at the emulator (what cdklocal would set), with the test credentials."""
+    """The environment that points the CDK CLI at the emulator (what cdklocal would set), with the test
+    credentials."""
     return {
+        **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ENDPOINT_URL_S3": endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "CDK_DISABLE_VERSION_CHECK": "1",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
 
 

@@ -3,78 +3,100 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devenv.errors import DevenvError
+from devenv.runtime.progress import Progress
 from devenv.targets import cdk, leaks, local
 
-Say = Callable[[str], None]
+# The steps every deploy reports (devenv.runtime.progress): `up` adds its own around them. A step that
+# raises is left running: the caller marks it failed (Progress.fail_running) as it reports the error.
+DEPLOY_STEPS = ("synth", "bootstrap", "deploy")
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a deploy is made of: where state lives, the CDK app, the props, extra context, the region."""
+    """What a deploy is made of: where assemblies are cached, the CDK app, the props, extra context, the
+    region, and the log the CDK CLI's output goes to."""
 
     state_dir: Path
     stack_dir: Path
     props_file: Path | None
     context: Mapping[str, Any]
     region: str
+    cdk_log: Path
 
 
-def _tail(output: str, lines: int = 25) -> str:
-    return "\n".join(output.strip().splitlines()[-lines:])
+def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
+    """The cloud assembly (cached when its inputs are unchanged), as the `synth` step."""
+    progress.start("synth", "synthesizing the CDK app")
+    assembly = cdk.synthesize(inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context)
+    progress.done("synth", f"{'cached' if assembly.cached else 'synthesized'} ({assembly.digest})")
+    return assembly
 
 
 def deploy_local(
     inputs: Inputs,
     endpoint: str,
-    say: Say,
+    progress: Progress,
     env: Mapping[str, str] | None = None,
     probe_path: str = "/moto-api/",
+    assembly: cdk.Assembly | None = None,
 ) -> local.StackReport:
-    """Synthesize once, bootstrap the emulator when needed, `cdk deploy --method=direct`, verify.
+    """Synthesize once (unless given the assembly), bootstrap the emulator when needed, `cdk deploy
+    --method=direct`, verify.
 
     `env` overrides the variables that point the CLI at the emulator (LocalStack's differ).
     """
     local.require_emulator(endpoint, probe_path)
-    assembly = cdk.synthesize(
-        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
-    )
+    assembly = assembly or synth(inputs, progress)
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
+    progress.start("bootstrap", "checking the CDK bootstrap stack")
     if local.bootstrap_version(endpoint, inputs.region) is None:
         account = local.client("sts", endpoint, inputs.region).get_caller_identity()["Account"]
-        say(f"bootstrapping the local cloud (aws://{account}/{inputs.region})")
-        code, output = cdk.run_cli(
-            cdk.bootstrap_arguments(assembly, account, inputs.region), env, inputs.stack_dir, on_line=say
+        progress.update("bootstrap", f"cdk bootstrap aws://{account}/{inputs.region}")
+        run = cdk.run(
+            cdk.bootstrap_arguments(assembly, account, inputs.region),
+            env,
+            inputs.stack_dir,
+            inputs.cdk_log,
+            on_line=cdk.ResourceCounter(0, lambda detail: progress.update("bootstrap", detail)),
         )
-        if code != 0 or local.bootstrap_version(endpoint, inputs.region) is None:
-            raise local.DeployFailedError(
-                f"cdk bootstrap failed (exit {code}):\n{_tail(output)}", "see the emulator log"
-            )
-    say(f"cdk deploy {cdk.STACK_NAME} --method=direct -> {endpoint}")
-    code, output = cdk.run_cli(cdk.deploy_arguments(assembly, "direct"), env, inputs.stack_dir, on_line=say)
+        if run.exit_code != 0 or local.bootstrap_version(endpoint, inputs.region) is None:
+            raise local.DeployFailedError(run.failure("cdk bootstrap failed"), "see the emulator log")
+        progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created")
+    else:
+        progress.done("bootstrap", "already bootstrapped")
+    template = assembly.template()
+    counter = cdk.ResourceCounter(
+        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
+    )
+    progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} --method=direct")
+    run = cdk.run(
+        cdk.deploy_arguments(assembly, "direct"), env, inputs.stack_dir, inputs.cdk_log, on_line=counter
+    )
     try:
-        report = local.verify_stack(endpoint, inputs.region, cdk.STACK_NAME, assembly.template(), {})
+        report = local.verify_stack(endpoint, inputs.region, cdk.STACK_NAME, template, {})
     except local.DeployFailedError as exc:
+        if run.exit_code == 0:
+            raise
         raise local.DeployFailedError(
-            f"{exc.message}\n(cdk deploy exited {code}; its last lines:)\n{_tail(output)}", exc.hint
+            f"{exc.message}\n{run.failure('cdk deploy failed')}", exc.hint
         ) from None
-    if code != 0:
+    if run.exit_code != 0:
         raise local.DeployFailedError(
-            f"cdk deploy exited {code} although the stack is {report.status}:\n{_tail(output)}",
-            "see the output above",
+            run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
+    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
     report.assembly = str(assembly.directory)
     return report
 
 
-def destroy_local(inputs: Inputs, endpoint: str, say: Say) -> dict[str, Any]:
+def destroy_local(inputs: Inputs, endpoint: str) -> dict[str, Any]:
     """Delete the stack from the emulator, then check through the APIs that nothing it held remains."""
-    say(f"deleting {cdk.STACK_NAME} from the local cloud")
     held = local.delete_stack(endpoint, cdk.STACK_NAME, inputs.region)
     remaining = leaks.leaked(lambda service: local.client(service, endpoint, inputs.region), held)
     if remaining:
@@ -116,53 +138,62 @@ def aws_session(profile: str | None, region: str | None) -> Any:
     return session
 
 
-def diff_aws(inputs: Inputs, profile: str | None, say: Say) -> str:
-    assembly = cdk.synthesize(
-        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+# What `cdk diff` prints, exiting 0, when it cannot read the deployed stack (no credentials, no account).
+CDK_DIFF_REFUSALS = ("Unable to resolve AWS account",)
+
+
+def diff_aws(inputs: Inputs, profile: str | None, progress: Progress) -> str:
+    assembly = synth(inputs, progress)
+    run = cdk.run(
+        cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log
     )
-    code, output = cdk.run_cli(
-        cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir
-    )
-    if code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
+    if run.exit_code not in (0, 1):  # cdk diff exits 1 when there are differences (with --fail)
+        raise local.DeployFailedError(run.failure("cdk diff failed"), "check your credentials")
+    refusal = next((line for line in run.lines if line.startswith(CDK_DIFF_REFUSALS)), None)
+    if refusal is not None:  # the CLI exits 0 after these: it printed no diff at all
         raise local.DeployFailedError(
-            f"cdk diff failed (exit {code}):\n{_tail(output)}", "check your credentials"
+            f"cdk diff could not compare with AWS: {refusal}",
+            f"log in (aws sso login) or pass --profile; the whole output is in {inputs.cdk_log}",
         )
-    return output
+    return "\n".join(run.lines)
 
 
-def deploy_aws(inputs: Inputs, profile: str | None, say: Say) -> local.StackReport:
+def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local.StackReport:
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
-    assembly = cdk.synthesize(
-        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    assembly = synth(inputs, progress)
+    template = assembly.template()
+    counter = cdk.ResourceCounter(
+        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
     )
-    code, output = cdk.run_cli(
+    progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} (change set)")
+    run = cdk.run(
         cdk.deploy_arguments(assembly, "change-set"),
         aws_env(profile, inputs.region),
         inputs.stack_dir,
-        on_line=say,
+        inputs.cdk_log,
+        counter,
     )
     report = local.verify_with(
         session.client("cloudformation"),
         session.identity["Account"],
         session.region_name,
         cdk.STACK_NAME,
-        assembly.template(),
+        template,
         {},
     )
-    if code != 0:
-        raise local.DeployFailedError(f"cdk deploy exited {code}:\n{_tail(output)}", "see the output above")
+    if run.exit_code != 0:
+        raise local.DeployFailedError(run.failure("cdk deploy failed"), "see the log named above")
+    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
     return report
 
 
-def destroy_aws(inputs: Inputs, profile: str | None, say: Say) -> dict[str, Any]:
+def destroy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> dict[str, Any]:
     aws_session(profile, inputs.region)
-    assembly = cdk.synthesize(
-        inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context, on_event=say
+    assembly = synth(inputs, progress)
+    run = cdk.run(
+        cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log
     )
-    code, output = cdk.run_cli(
-        cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, on_line=say
-    )
-    if code != 0:
-        raise local.DeployFailedError(f"cdk destroy exited {code}:\n{_tail(output)}", "see the output above")
+    if run.exit_code != 0:
+        raise local.DeployFailedError(run.failure("cdk destroy failed"), "see the log named above")
     return {"stack": cdk.STACK_NAME, "deleted": True}

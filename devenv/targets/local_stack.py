@@ -13,7 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,15 @@ from devenv.realize import stack_metrics
 from devenv.realize.alb import AlbMirror
 from devenv.realize.metrics import MetricsCollector
 from devenv.realize.realizer import LocalData, Realizer
+from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import llmproxy
-from devenv.targets import cdk, local, scaling
-from devenv.targets.deployment import Inputs, deploy_local
+from devenv.targets import cdk, deployment, local, scaling
+from devenv.targets.deployment import Inputs
 
 DEFAULT_UPSTREAM_PORT = 8081  # what stack/props/local.json points the proxy at
 MANAGEMENT_TOKEN_OUTPUT = "ManagementTokenSecretArn"
-
-Say = Callable[[str], None]
 
 
 @dataclass
@@ -56,33 +54,38 @@ class RealizedStack:
 
 
 def deploy(
-    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, say: Say
+    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, progress: Progress
 ) -> dict[str, str]:
-    """Deploy LlmProxyStack to the emulator; returns the stack's outputs."""
+    """Deploy LlmProxyStack to the emulator (the synth, bootstrap and deploy steps); returns its outputs."""
     context = (
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
     cache_root = settings.cdk_cache_dir or state.root
     props = cdk.props_file(settings.stack_dir, "local")
-    inputs = Inputs(cache_root, settings.stack_dir, props, context, settings.region)
-    assembly = cdk.synthesize(cache_root, settings.stack_dir, props, context, on_event=say)
+    inputs = Inputs(
+        cache_root, settings.stack_dir, props, context, settings.region, state.log_for(cdk.LOG_NAME)
+    )
+    assembly = deployment.synth(inputs, progress)
+    total = len(assembly.template().get("Resources", {}))
     if assembly.cached:
+        progress.start("bootstrap", "checking the CDK bootstrap stack")
+        created = local.ensure_bootstrapped(emulator_endpoint, settings.region, settings.stack_dir)
+        progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created" if created else "already bootstrapped")
+        progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources (assembly unchanged)")
         report = local.deploy_template_report(
-            emulator_endpoint,
-            assembly.template_path,
-            cdk.STACK_NAME,
-            region=settings.region,
-            on_event=say,
-            stack_dir=settings.stack_dir,
+            emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
         )
+        progress.done("deploy", f"resources {len(report.resources)}/{total}")
     else:
-        report = deploy_local(inputs, emulator_endpoint, say)
+        report = deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly)
     if not settings.autoscaling:
         resources = scaling.suspend_all(
             local.client("application-autoscaling", emulator_endpoint, settings.region)
         )
-        say(
-            f"autoscaling is off: dynamic scaling suspended (SuspendedState) for {', '.join(resources) or 'no service'}"
+        progress.update(
+            "deploy",
+            f"resources {len(report.resources)}/{total} · autoscaling off: dynamic scaling suspended"
+            f" (SuspendedState) for {', '.join(resources) or 'no service'}",
         )
     return dict(report.outputs)
 
@@ -106,7 +109,6 @@ def realize(
     data: LocalData,
     ca_file: Path,
     outputs: dict[str, str],
-    say: Say,
     interrupted: threading.Event,
     runtime: str = "native",
 ) -> RealizedStack:
@@ -138,7 +140,6 @@ def realize(
     handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{settings.alb_port}")
     if settings.metrics:
         handle.metrics = stack_metrics.start_collector(realizer, settings.time_scale)
-    say("realizing: tasks, ALB mirror, Aurora and ElastiCache endpoints")
     try:
         wait_for_alb(handle, max(60.0, settings.ready_timeout_s * 2), interrupted)
     except ServiceFailedError:

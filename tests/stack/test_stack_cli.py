@@ -21,9 +21,9 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.cli.stack import ensure_cdk_cli
 from devenv.errors import DevenvError, MissingDependencyError
 from devenv.runtime.ports import free_port
+from devenv.targets.cdk import ensure_cli
 from stack.app import STACK_DIR
 from stack.names import PARAMETERS, SECRETS
 from tests.stack.conftest import Synth
@@ -204,21 +204,30 @@ def test_diff_falls_back_to_a_template_diff(tmp_path: Path) -> None:
     assert result["differences"] is True and "AWS::ElastiCache::ReplicationGroup" in result["diff"]
 
 
-def test_cdk_cli_is_installed_on_first_use(tmp_path: Path) -> None:
-    """`npm ci` from the lock file installs the pinned CLI; no global install."""
+def test_cdk_cli_is_installed_on_first_use_and_again_when_the_lock_changes(tmp_path: Path) -> None:
+    """`npm ci` from the lock file installs the pinned CLI (no global install), again only after the lock
+    changed, for every command alike; npm's output goes to the log."""
     for name in ("package.json", "package-lock.json"):
         shutil.copy(STACK_DIR / name, tmp_path / name)
-    binary = ensure_cdk_cli(stack_dir=tmp_path)
+    log = tmp_path / "cdk.log"
+    binary = ensure_cli(stack_dir=tmp_path, log_path=log)
     assert binary == tmp_path / "node_modules" / ".bin" / "cdk"
     pinned = json.loads((STACK_DIR / "package.json").read_text())["devDependencies"]["aws-cdk"]
     installed = json.loads((tmp_path / "node_modules" / "aws-cdk" / "package.json").read_text())["version"]
     assert installed == pinned
+    assert log.read_text().count(": npm ci ") == 1
+
+    ensure_cli(stack_dir=tmp_path, log_path=log)  # nothing changed: no install
+    assert log.read_text().count(": npm ci ") == 1
+    (tmp_path / "package-lock.json").touch()  # a pull brought a new lock
+    ensure_cli(stack_dir=tmp_path, log_path=log)
+    assert log.read_text().count(": npm ci ") == 2
 
 
 def test_cdk_cli_without_npm_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     with pytest.raises(MissingDependencyError, match="npm") as caught:
-        ensure_cdk_cli(stack_dir=tmp_path)
+        ensure_cli(stack_dir=tmp_path)
     assert caught.value.hint and "Node.js" in caught.value.hint
 
 

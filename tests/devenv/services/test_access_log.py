@@ -3,9 +3,9 @@ and the tail that reads it across rolls."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from devenv.runtime.ports import free_port
 from devenv.services import loadbalancer as lb
 from devenv.services.access_log import LogTail, tally
 from devenv.services.caddy_config import (
+    FallbackPorts,
     HealthCheck,
     Listener,
     LoadBalancerSpec,
@@ -65,34 +66,43 @@ def test_each_request_is_tallied_as_the_alb_counts_it(
     tail = LogTail(access_log_path(logs, GROUP))
     tail.read_lines()  # earlier requests
 
-    assert get(port)[0] == 503  # no target registered: the mirror answers itself
+    assert get(port)[0] == 503  # no target registered: the mirror answers itself (no-target server)
     target = make_target()
     lb.register_target(mirror, target.dial)
     assert [get(port)[0] for _ in range(3)] == [200] * 3
     assert get(port, "/v1/models")[0] == 200
     target.server.health_status = 500  # the target's own 500 on its health path
     assert get(port, "/health")[0] == 500
-    dead = f"127.0.0.1:{free_port()}"  # registered, nothing listening: chosen, never answers
+    assert [s.state for s in lb.sync_target_health(mirror, time.monotonic() + 1)] == ["unhealthy"]
+    assert lb.targets_in_rotation(admin, GROUP) == []
+    status, body = get(port)  # fail-open: routed to the unhealthy target, which answers
+    assert (status, body["port"]) == (200, target.port)
     lb.deregister_target(mirror, target.dial)
+    stopped = make_target()
+    lb.register_target(mirror, stopped.dial)
+    stopped.stop()  # in rotation, refusing connections: chosen, never answers (Caddy's 502)
+    assert get(port)[0] == 502
+    lb.deregister_target(mirror, stopped.dial)
+    dead = f"127.0.0.1:{free_port()}"  # registered, fails its check: fail-open chooses it, no answer
     lb.register_target(mirror, dead)
-    assert get(port)[0] >= 500
+    assert lb.targets_in_rotation(admin, GROUP) == []
+    assert get(port)[0] == 502
     lb.deregister_target(mirror, dead)
 
     lines: list[bytes] = []
 
-    def all_seven() -> bool:  # Caddy logs after answering
+    def all_logged() -> bool:  # Caddy logs after answering
         lines.extend(tail.read_lines())
-        return len(lines) >= 7
+        return len(lines) >= 9 + 3  # three requests passed the fail-open server too, each logging them
 
-    wait_for(all_seven)
-    assert get(port)[0] == 503  # no target
-    [last] = wait_for(tail.read_lines)  # one line per request, each read once: this one's alone
-    assert json.loads(last)["status"] == 503 and json.loads(last)["target"] is None
+    wait_for(all_logged)
+    lines.extend(tail.read_lines())
+    assert len(lines) == 9 + 3  # each line read once
     counted = tally(lines)
-    assert counted.requests == 6  # a target was chosen: not for the first request
-    assert counted.target_codes == {"2XX": 4, "5XX": 1}
-    assert counted.elb_codes == {"5XX": 2}  # no target; a target that never answered
-    assert len(counted.target_times_s) == 5 and all(0 < t < 5 for t in counted.target_times_s)
+    assert counted.requests == 8  # a target was chosen: not for the first request
+    assert counted.target_codes == {"2XX": 5, "5XX": 1}  # fail-open's 200 is the target's
+    assert counted.elb_codes == {"5XX": 3}  # no target; two targets that never answered
+    assert len(counted.target_times_s) == 6 and all(0 < t < 5 for t in counted.target_times_s)
     assert counted.unreadable == 0
 
 
@@ -118,12 +128,20 @@ def test_the_tail_follows_a_roll_and_waits_for_a_whole_line(tmp_path: Path) -> N
     [
         (b'{"status":200,"target":"tcp/h:1","target_status":200,"target_ms":1.5}', 1, {"2XX": 1}, {}),
         (b'{"status":503,"target":null,"target_status":null,"target_ms":null}', 0, {}, {"5XX": 1}),
-        # the fail-open handler's fields come last and win
+        # the listener's line of a fail-open request: the fail-open server's line counts it
+        (b'{"status":200,"target":"h:7","target_status":200,"target_ms":3,"fail_open_port":"7"}', 0, {}, {}),
+        # the fail-open server's lines: a target's answer, and the no-target server's (the ALB's own 503)
         (
-            b'{"status":200,"target":null,"target_status":null,"target":"tcp/h:1","target_status":200,"target_ms":2}',
+            b'{"status":200,"target":"h:1","target_status":200,"target_ms":2,"no_target_port":"8"}',
             1,
             {"2XX": 1},
             {},
+        ),
+        (
+            b'{"status":503,"target":"h:8","target_status":503,"target_ms":1,"no_target_port":"8"}',
+            0,
+            {},
+            {"5XX": 1},
         ),
         (b'{"status":502,"target":"tcp/h:1","target_status":null,"target_ms":null}', 1, {}, {"5XX": 1}),
         (b'{"status":0,"target":"tcp/h:1","target_status":null}', 1, {}, {}),  # the client left
@@ -145,7 +163,10 @@ def test_no_access_log_is_configured_without_a_directory(tmp_path: Path) -> None
     spec = LoadBalancerSpec(
         "alb", (Listener(free_port(), "HTTP", target_group=GROUP),), (TargetGroup(GROUP),)
     )
-    config = caddy_config(spec, free_port(), tmp_path, "127.0.0.1:53")
+    config = caddy_config(spec, free_port(), tmp_path, "127.0.0.1:53", {GROUP: FallbackPorts(1, 2)})
     assert list(config["logging"]["logs"]) == ["default"]
-    handlers = config["apps"]["http"]["servers"][f"listener-{spec.listeners[0].port}"]["routes"][0]["handle"]
-    assert [h["handler"] for h in handlers] == ["reverse_proxy"]  # nothing added to the request path
+    servers = config["apps"]["http"]["servers"]
+    for server in (servers[f"listener-{spec.listeners[0].port}"], servers[f"fail-open-{GROUP}"]):
+        handlers = server["routes"][0]["handle"]
+        assert [h["handler"] for h in handlers] == ["reverse_proxy"]  # nothing added to the request path
+        assert "logs" not in server

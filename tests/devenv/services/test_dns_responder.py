@@ -59,3 +59,15 @@ def test_unknown_names_are_nxdomain_and_the_target_is_loopback(responder: SrvRes
 def test_too_many_targets_is_refused(responder: SrvResponder) -> None:
     with pytest.raises(ConfigError, match="at most"):
         responder.set_targets("api.registered.tg.devenv.internal.", list(range(1, MAX_RECORDS + 2)))
+
+
+def test_an_empty_list_answers_its_fallback(responder: SrvResponder) -> None:
+    """Go's resolver takes an empty SRV answer for "no such host": an empty list answers the fallback."""
+    name = "api.registered.tg.devenv.internal."
+    responder.set_fallback(name, 9000)
+    assert [struct.unpack("!HHH", r[:6])[2] for r in ask(responder, name, TYPE_SRV)[1]] == [9000]
+    responder.set_targets(name, [8001])
+    assert [struct.unpack("!HHH", r[:6])[2] for r in ask(responder, name, TYPE_SRV)[1]] == [8001]
+    responder.set_targets(name, [])
+    assert [struct.unpack("!HHH", r[:6])[2] for r in ask(responder, name, TYPE_SRV)[1]] == [9000]
+    assert responder.targets(name) == []  # the fallback is no target

@@ -21,6 +21,7 @@ from devenv.errors import ConfigError, NotRunningError
 from devenv.runtime.ports import free_port
 from devenv.services import loadbalancer as lb
 from devenv.services.caddy_config import (
+    FallbackPorts,
     HealthCheck,
     Listener,
     LoadBalancerSpec,
@@ -105,6 +106,7 @@ class Alb:
     redirect_port: int
     steady_port: int
     state_dir: Path
+    log: Path  # Caddy's own output
 
     @property
     def group(self) -> TargetGroup:
@@ -135,23 +137,21 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
         ),
     )
     config = lb.write_config(spec, admin_port, state_dir)
-    caddy = subprocess.Popen(
-        lb.caddy_command(config),
-        env=lb.caddy_env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = state_dir / "caddy.log"
+    with open(log, "wb") as output:
+        caddy = subprocess.Popen(
+            lb.caddy_command(config), env=lb.caddy_env(state_dir), stdout=output, stderr=subprocess.STDOUT
+        )
     admin = lb.admin_url(admin_port)
     ready = lb.ready_probe(admin, spec)
     deadline = time.monotonic() + 15
     while not ready().ok:
         if caddy.poll() is not None or time.monotonic() > deadline:
             caddy.kill()
-            output = caddy.stdout.read().decode() if caddy.stdout else ""
-            pytest.fail(f"Caddy did not start: {output[-3000:]}")
+            pytest.fail(f"Caddy did not start: {log.read_text()[-3000:]}")
         time.sleep(0.05)
     try:
-        yield Alb(spec, admin, http_port, https_port, redirect_port, steady_port, state_dir)
+        yield Alb(spec, admin, http_port, https_port, redirect_port, steady_port, state_dir, log)
     finally:
         caddy.terminate()
         caddy.wait(timeout=10)
@@ -214,7 +214,9 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
         (Listener(18080, "HTTP", target_group="web"),),
         (TargetGroup("web", HealthCheck("/healthz", 15, 4, 3, 2, "200")),),
     )
-    config = caddy_config(spec, 12019, tmp_path / "data", "127.0.0.1:1053")
+    config = caddy_config(
+        spec, 12019, tmp_path / "data", "127.0.0.1:1053", {"web": FallbackPorts(18081, 18082)}
+    )
     assert config["admin"]["listen"] == "127.0.0.1:12019"
     assert config["storage"] == {"module": "file_system", "root": str(tmp_path / "data")}
     server = config["apps"]["http"]["servers"]["listener-18080"]
@@ -229,9 +231,15 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
         "resolver": {"addresses": ["127.0.0.1:1053"]},
     }
     assert handler["load_balancing"]["retries"] >= 1
-    fail_open = server["errors"]["routes"][0]["handle"][0]
+    # an empty list answers these internal servers' ports (never an empty DNS answer)
+    fail_open_server = config["apps"]["http"]["servers"]["fail-open-web"]
+    assert fail_open_server["listen"] == ["127.0.0.1:18081"]
+    fail_open = fail_open_server["routes"][0]["handle"][0]
     assert fail_open["@id"] == "tg-web-all"
     assert fail_open["dynamic_upstreams"]["name"] == "web.registered.tg.devenv.internal."
+    no_target = config["apps"]["http"]["servers"]["no-target-web"]
+    assert no_target["listen"] == ["127.0.0.1:18082"]
+    assert no_target["routes"][0]["handle"][0]["status_code"] == 503
     assert "tls" not in config["apps"]
 
 
@@ -295,15 +303,19 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
 )
 def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=problem.replace("(", r"\(")):
-        caddy_config(spec, 12019, tmp_path, "127.0.0.1:1053")
+        caddy_config(spec, 12019, tmp_path, "127.0.0.1:1053", {})
 
 
 # ---- a running Caddy -----------------------------------------------------------------------------------------
 
 
-def test_no_target_is_a_503(alb: Alb, api: lb.TargetGroupMirror) -> None:
+def test_no_target_is_a_503_and_costs_caddy_no_lookup_error(alb: Alb, api: lb.TargetGroupMirror) -> None:
     assert lb.registered_targets(alb.admin, GROUP) == []
-    assert get(alb.http_port)[0] == 503
+    for _ in range(5):
+        status, body = get(alb.http_port)
+        assert status == 503 and "503 Service Temporarily Unavailable" in str(body["body"])
+    # an empty target list is an answer, not a failed SRV lookup Caddy logs on every request
+    assert "dynamic upstreams" not in alb.log.read_text()
 
 
 def test_requests_are_spread_over_registered_targets(
@@ -511,6 +523,7 @@ def test_fail_open_when_every_target_is_unhealthy(
     seen = ports_hit(alb, 10)  # asserts every request succeeded
 
     assert set(seen) == {a.port, b.port}  # routed to all, as an ALB fails open
+    assert "dynamic upstreams" not in alb.log.read_text()
 
     a.server.health_status = 200  # one recovers: traffic goes to the healthy one only
     wait_for(

@@ -141,6 +141,9 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
     ecs = stack.client("ecs")
     cluster, service = stack.proxy_service()
     [before] = stack.proxy_tasks()
+    steady = "(service proxy) has reached a steady state."
+    # an earlier scale-in may still be draining a task: its events are not this deployment's
+    wait_for(lambda: proxy_events(stack)[0]["message"] == steady, timeout_s=90)
     known = {e["id"] for e in proxy_events(stack)}
     ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
     [after] = wait_for(
@@ -153,7 +156,6 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
     assert all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
 
     # the deployment's service events, newest first, in AWS's words and order
-    steady = "(service proxy) has reached a steady state."
     new = wait_for(
         lambda: (lambda e: e if e and e[0]["message"] == steady else None)(
             [e for e in proxy_events(stack) if e["id"] not in known]

@@ -1,0 +1,113 @@
+"""devenv's own faults, with real processes, each under a client loop through the ALB mirror: what
+survives each kill (README, "What survives a fault"), that the next command recovers, and that `down`
+leaves no process of the stack (by pid + start time) and no port held."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from devenv.runtime.children import alive
+from tests.devenv.chaos.conftest import ChaosStack, StartLoop, dump
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("service", ["alb", "aurora", "emulator"])
+def test_a_killed_service_is_restarted_and_the_alb_answers_again(
+    running_stack: ChaosStack, client_loop: StartLoop, service: str
+) -> None:
+    loop = client_loop(running_stack.alb)
+    wait_for(lambda: 200 in loop.since(0), 60)
+    old = running_stack.pid_of(service)
+    assert old is not None
+    os.kill(old.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    def replaced() -> bool:
+        new = running_stack.pid_of(service)
+        return new is not None and new.pid != old.pid and bool(alive([new]))
+
+    wait_for(replaced, 60)
+    wait_for(lambda: (after := loop.since(killed_at)) and after[-1] == 200, 60)
+    status = running_stack.devenv("status", "--output", "json", timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
+    fresh_stack: ChaosStack, client_loop: StartLoop
+) -> None:
+    running_stack = fresh_stack
+    up = running_stack.devenv("up", "-d")
+    assert up.returncode == 0, up.stdout + up.stderr
+    loop = client_loop(running_stack.alb)
+    wait_for(lambda: 200 in loop.since(0), 60)
+    processes, ports = running_stack.processes(), running_stack.ports()
+    assert len(processes) >= 8, dump(running_stack.state.read())
+    os.kill(running_stack.supervisor_pid(), signal.SIGKILL)
+    # every child dies with the supervisor (none is left to hold a port or serve stale targets)
+    wait_for(lambda: not alive(processes), 10, 0.05)
+    running_stack.assert_nothing_left(processes, ports)
+
+    status = running_stack.devenv("status", timeout=60)
+    assert status.returncode == 7
+    assert "died while ready without stopping" in status.stdout, status.stdout
+
+    up = running_stack.devenv("up", "-d")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "died while ready without stopping" in up.stdout + up.stderr
+    recovered_at = time.monotonic()
+    wait_for(lambda: 200 in loop.since(recovered_at), 60)
+
+    processes, ports = running_stack.processes(), running_stack.ports()
+    down = running_stack.devenv("down", timeout=120)
+    assert down.returncode == 0, down.stderr
+    running_stack.assert_nothing_left(processes, ports)
+
+
+def test_down_after_a_supervisor_crash_clears_what_it_left(fresh_stack: ChaosStack) -> None:
+    up = fresh_stack.devenv("up", "-d", "--infra-only")
+    assert up.returncode == 0, up.stdout + up.stderr
+    processes, ports = fresh_stack.processes(), fresh_stack.ports()
+    os.kill(fresh_stack.supervisor_pid(), signal.SIGKILL)
+    down = fresh_stack.devenv("down", timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert "died while ready without stopping" in down.stdout + down.stderr
+    fresh_stack.assert_nothing_left(processes, ports)
+    assert fresh_stack.devenv("status", timeout=60).returncode == 7
+
+
+def test_sigterm_in_the_middle_of_up_rolls_back(fresh_stack: ChaosStack) -> None:
+    up = subprocess.Popen(
+        [sys.executable, "-m", "devenv", "up"],
+        env=fresh_stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def deploying() -> bool:
+            steps = {s["name"]: s["state"] for s in fresh_stack.state.read().get("progress", [])}
+            return steps.get("deploy") == "running" or steps.get("realize") == "running"
+
+        wait_for(deploying, 300, 0.05)
+        processes, ports = fresh_stack.processes(), fresh_stack.ports()
+        assert processes, dump(fresh_stack.state.read())
+        up.send_signal(signal.SIGTERM)
+        _, err = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 130, err
+    assert "error: devenv up was stopped by SIGTERM while starting" in err
+    assert "Traceback" not in err
+    fresh_stack.assert_nothing_left(processes, ports)
+    assert fresh_stack.state.read()["supervisor"]["phase"] == "stopped"

@@ -1,0 +1,194 @@
+"""The daily loop on a whole stack: `up -d` shows its steps (never the CDK CLI's output), `status` shows
+endpoints and the ALB's view of each task and nothing stale after `down`, `logs <service> -f` follows a
+task started after it began.
+
+One stack for the module, with its own cloud-assembly cache so the cold path runs: synth, then the real
+`cdk bootstrap` and `cdk deploy` (whose output must stay in logs/cdk.log). Each test leaves it running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from devenv.runtime.ports import free_port
+from tests.conftest import reachable_tmpdir
+from tests.waiting import wait_for
+
+PORT_SETTINGS = (
+    "postgres_port",
+    "redis_port",
+    "emulator_port",
+    "mock_upstream_port",
+    "alb_port",
+    "alb_https_port",
+    "aurora_port",
+    "elasticache_port",
+)
+STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
+CDK_OUTPUT = ("LlmProxyStack |", "CDKToolkit |", "NodeVersionSupportWarning", "Bootstrapping environment")
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    ports: dict[str, int]
+    up_output: str
+
+    def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devenv", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.devenv("status", "--output", "json").stdout))
+
+    def log(self, name: str) -> str:
+        path = os.path.join(self.env["DEVENV_STATE_DIR"], "logs", f"{name}.log")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+
+    def ecs(self) -> Any:
+        return boto3.client(
+            "ecs",
+            endpoint_url=f"http://127.0.0.1:{self.ports['emulator_port']}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    state_dir = reachable_tmpdir("devenv-test-up-")
+    cache = reachable_tmpdir("devenv-test-up-cdk-")  # cold: the CDK CLI deploys
+    ports = {name: free_port() for name in PORT_SETTINGS}
+    env = {
+        **os.environ,
+        "DEVENV_STATE_DIR": str(state_dir),
+        "DEVENV_CDK_CACHE_DIR": str(cache),
+        "DEVENV_AUTOSCALING": "false",
+        **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
+    }
+    env.pop("COLUMNS", None)
+    up = subprocess.run(
+        [sys.executable, "-m", "devenv", "up", "-d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield Stack(env, ports, up.stdout + up.stderr)
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "devenv", "down"], env=env, capture_output=True, timeout=180, check=False
+        )
+        shutil.rmtree(state_dir, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_up_d_shows_its_steps_and_none_of_the_cdk_clis_output(stack: Stack) -> None:
+    out = stack.up_output
+    for step in STEPS:
+        assert f"✓ {step}:" in out, out
+    assert "synthesized (" in out  # the cold path ran
+    assert re.search(r"✓ deploy: resources (\d+)/\1 ", out), out
+    for raw in CDK_OUTPUT:
+        assert raw not in out, f"the CDK CLI's {raw!r} reached the terminal:\n{out}"
+    assert "㊙" not in out and ":secret:llm-proxy/" in out  # ARNs print as they are
+    alb = f"http://localhost:{stack.ports['alb_port']}"
+    assert re.search(rf"AlbUrl\s+{re.escape(alb)}\b", out), out  # the ALB mirror, not AWS's DNS name
+    assert "export AWS_DEFAULT_REGION=us-east-1" in out
+    assert "LlmProxyStack |" in stack.log("cdk")  # where the CLI's output went instead
+    assert "✓ realize:" in stack.log("supervisor")  # what the background supervisor did
+
+
+def test_status_shows_endpoints_and_each_tasks_health_as_the_alb_sees_it(stack: Stack) -> None:
+    services = {svc["name"]: svc for svc in stack.status()["services"]}
+    assert services["aurora"]["url"] == f"postgresql://127.0.0.1:{stack.ports['aurora_port']}"
+    assert services["elasticache"]["url"] == f"rediss://127.0.0.1:{stack.ports['elasticache_port']}"
+
+    def proxy_task() -> dict[str, Any] | None:
+        ecs = {svc["name"]: svc for svc in stack.status().get("ecs_services", [])}
+        tasks = ecs.get("proxy", {}).get("tasks", [])
+        return tasks[0] if tasks and tasks[0]["target_health"] == "healthy" else None
+
+    task = wait_for(proxy_task, timeout_s=90, interval_s=1)  # two passed checks, 10 s apart
+    assert task["target"].startswith("127.0.0.1:")
+    text = stack.devenv("status")
+    assert text.returncode == 0
+    assert f"ALB target {task['target']} healthy" in " ".join(text.stdout.split())
+
+
+def test_logs_follow_of_a_service_shows_a_task_started_after_it_began(stack: Stack) -> None:
+    lines: list[str] = []
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "devenv", "logs", "proxy", "-f", "-n", "0"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        ecs = stack.ecs()
+        cluster = ecs.list_clusters()["clusterArns"][0]
+        [old] = ecs.list_tasks(cluster=cluster, serviceName="proxy", desiredStatus="RUNNING")["taskArns"]
+        ecs.stop_task(cluster=cluster, task=old, reason="a replacement for logs -f to follow")
+        replacement = wait_for(
+            lambda: [
+                arn
+                for arn in ecs.list_tasks(cluster=cluster, serviceName="proxy", desiredStatus="RUNNING")[
+                    "taskArns"
+                ]
+                if arn != old
+            ],
+            timeout_s=60,
+        )[0]
+        process = f"proxy-{replacement.rsplit('/', 1)[-1][:8]}"
+        wait_for(
+            lambda: any(line.startswith(f"{process} | ") and "Uvicorn running" in line for line in lines), 60
+        )
+        # the old task's stop: ECS starts the replacement as the stop begins, so its last lines (SIGTERM,
+        # drain, shutdown) may come after the replacement's first ones
+        stopped = f"proxy-{old.rsplit('/', 1)[-1][:8]} | "
+        wait_for(lambda: any(line.startswith(stopped) for line in lines), 30)
+    finally:
+        follower.terminate()
+        follower.wait(10)
+
+
+def test_status_after_down_shows_nothing_stale_and_the_next_up_is_warm(stack: Stack) -> None:
+    assert stack.devenv("down", timeout=180).returncode == 0
+    after = stack.devenv("status")
+    assert after.returncode == 7  # NotRunningError's code (README: exit codes)
+    assert "not running" in after.stdout
+    assert "ECS services" not in after.stdout and "ALB mirror" not in after.stdout
+    document = json.loads(stack.devenv("status", "--output", "json").stdout)
+    assert document["running"] is False and document["services"] == []
+    assert "ecs_services" not in document and "targets" not in document
+
+    again = stack.devenv("up", "-d", timeout=280)  # leave the stack running, as found
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "✓ synth: cached (" in again.stdout
+    assert stack.status()["ecs_services"]
