@@ -11,7 +11,9 @@ import os
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "tests", "docker", "loadtest_smoke", "failover_smoke"]
+# the smoke load test and the failover experiments run inside `tests`, on the suite's one shared stack;
+# loadtest_smoke and failover_smoke bring up a stack of their own and stay available on demand
+nox.options.sessions = ["lint", "typecheck", "tests", "docker"]
 
 
 def uv_run(session: nox.Session, *args: str) -> None:
@@ -28,14 +30,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy over the packages."""
-    uv_run(session, "mypy", "devenv", "llmproxy", "stack")
+    """mypy over the packages, the tests and the load tests."""
+    uv_run(session, "mypy", "devenv", "llmproxy", "stack", "tests", "loadtests")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes."""
-    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=20", "-m", "not docker"]))
+    """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes. In
+    random order (pytest-randomly prints its seed: `--randomly-seed=N` repeats that order, `-p no:randomly`
+    keeps the file order), so that no test leans on another's side effects."""
+    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=25", "-m", "not docker"]))
+
+
+@nox.session
+def tests_fast(session: nox.Session) -> None:
+    """The inner loop: every test not marked slow or docker (no whole stack, Docker engine or wheel install)."""
+    uv_run(session, "pytest", "-m", "not slow and not docker", *(session.posargs or ["-q", "--durations=10"]))
 
 
 @nox.session
@@ -43,8 +53,10 @@ def docker(session: nox.Session) -> None:
     """The Docker path against a real Docker Engine (tests marked `docker`): an engine of our own started
     (scripts/docker-engine.sh) and stopped after, the images built (air-gapped stand-ins where no
     registry answers), `devenv up --runtime docker` end to end, compose's core profile. Skipped, with
-    the reason, where no engine can be started."""
-    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=10", "-m", "docker"]))
+    the reason, where no engine can be started. In file order: one stack for the module, taken down last."""
+    uv_run(
+        session, "pytest", "-p", "no:randomly", *(session.posargs or ["-q", "--durations=10", "-m", "docker"])
+    )
 
 
 @nox.session

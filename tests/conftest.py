@@ -1,9 +1,10 @@
 """Shared fixtures: real Postgres 18 and Redis on free ports, started by devenv's own supervisor; a real
-proxy and mock upstream on them (`local_target`)."""
+proxy and mock upstream on them (`local_target`); the whole local stack, one for the session (`stack`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,6 +30,9 @@ from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import postgres, redis
+
+if TYPE_CHECKING:
+    from tests.local_stack import Stack  # imports this module (reachable_tmpdir)
 
 MANAGEMENT_TOKEN = "loadtest-management-token"  # of `local_target`'s proxy
 pytest_plugins = ["tests.docker_engine"]  # the `docker_engine` and `docker_images` fixtures
@@ -51,12 +55,19 @@ def infra_state_dir() -> Iterator[StateDir]:
 @pytest.fixture(scope="session")
 def infra(infra_state_dir: StateDir) -> Iterator[Supervisor]:
     """A supervisor running Postgres and Redis for the whole session."""
-    settings = Settings(state_dir=infra_state_dir.root)
-    infra_state_dir.ensure()
-    supervisor = Supervisor(infra_state_dir, facts={})
+    with postgres_and_redis(infra_state_dir) as supervisor:
+        yield supervisor
+
+
+@contextlib.contextmanager
+def postgres_and_redis(state: StateDir) -> Iterator[Supervisor]:
+    """A supervisor running Postgres and Redis on free ports (their URLs: `spec.url` of each service)."""
+    settings = Settings(state_dir=state.root)
+    state.ensure()
+    supervisor = Supervisor(state, facts={})
     specs = [
-        postgres.spec(settings, infra_state_dir, free_port()),
-        redis.spec(settings, infra_state_dir, free_port()),
+        postgres.spec(settings, state, free_port()),
+        redis.spec(settings, state, free_port()),
     ]
     try:
         supervisor.start_all(specs)
@@ -192,3 +203,24 @@ def local_target(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+SHARED_STACK_TIME_SCALE = (
+    "30"  # the metrics collector samples every 0.5 s (tests/devenv/targets/test_metrics_stack.py)
+)
+
+
+@pytest.fixture(scope="session")
+def shared_stack() -> Iterator[Stack]:
+    """The one whole local stack of the session (started by the first test that asks for `stack`)."""
+    from tests.local_stack import running_stack
+
+    with running_stack({"DEVENV_TIME_SCALE": SHARED_STACK_TIME_SCALE}) as running:
+        yield running
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Stack:
+    """The session's stack in its steady state: whatever ran before, this test starts from the same place."""
+    shared_stack.await_steady()
+    return shared_stack

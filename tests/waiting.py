@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.1) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.1) -> Any:
     """The predicate's first truthy value; AssertionError once `timeout_s` passes without one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

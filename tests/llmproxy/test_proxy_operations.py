@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,8 @@ def test_postgres_down_is_503_naming_the_database_then_recovers(stack: Stack) ->
         assert health.json()["status"] == "down"
         assert health.json()["checks"]["database"]["status"] == "down"
         assert "database" in health.json()["failing"]
-        time.sleep(0.6)  # past TOKEN_CACHE_TTL: the truth cannot be read -> 503, never a false 401
+        # once the cached record is older than TOKEN_CACHE_TTL the truth cannot be read: 503, never a 401
+        wait_until(lambda: proxy.call(token).status_code == 503, timeout=5, what="the cached token to expire")
         fresh = proxy.call("sk-" + "C" * 22)
         assert (fresh.status_code, fresh.json()["code"]) == (503, "database_unavailable")
         tunnel.restore()

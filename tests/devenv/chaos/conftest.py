@@ -25,7 +25,7 @@ from devenv.runtime.crash import recorded_processes
 from devenv.runtime.ports import free_port, is_free
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
-from tests.devenv.targets.test_local_stack_e2e import PORT_SETTINGS
+from tests.local_stack import PORT_SETTINGS
 
 UP_TIMEOUT_S = 600
 

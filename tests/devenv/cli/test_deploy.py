@@ -1,12 +1,13 @@
 """`devenv deploy/destroy --target local` with the real CDK CLI against the real emulator.
 
 One stack is deployed for the module (CDK runs are slow): the assertions read it back through the AWS
-APIs and the local Postgres, then an update and a destroy run in order.
+APIs and the local Postgres; an update puts the first deploy back; destroy takes a deployment of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -21,12 +22,15 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from devenv.runtime.state import StateDir
 from devenv.targets.local import client
-from tests.conftest import reachable_tmpdir
+from tests.conftest import postgres_and_redis, reachable_tmpdir
 from tests.devenv.conftest import start_emulator, stop_emulator
 
 REGION = "us-east-1"
 STACK = "LlmProxyStack"
+
+pytestmark = pytest.mark.slow  # the real CDK CLI deploys the whole app
 
 
 @dataclass
@@ -56,6 +60,28 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(postgres_dsn: str, redis_url: str) -> Iterator[Deployed]:
+    with deployment(postgres_dsn, redis_url) as done:
+        yield done
+
+
+@pytest.fixture
+def deployed_alone() -> Iterator[tuple[Deployed, str]]:
+    """A deployment on an emulator, Postgres and Redis of its own, for a test that takes it away (the
+    session's Postgres keeps the module deployment's roles); with its Postgres admin DSN."""
+    root = reachable_tmpdir("devenv-test-deploy-infra-")
+    try:
+        with postgres_and_redis(StateDir(root)) as infra:
+            dsn, url = (infra.services[name].spec.url for name in ("postgres", "redis"))
+            assert dsn is not None and url is not None
+            with deployment(dsn, url) as done:
+                yield done, dsn
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def deployment(postgres_dsn: str, redis_url: str) -> Iterator[Deployed]:
+    """The app deployed by `devenv deploy --target local` to a fresh emulator (stopped afterwards)."""
     if not (Path(__file__).resolve().parents[3] / "stack/node_modules/.bin/cdk").exists():
         pytest.fail("the pinned CDK CLI is missing: run `npm ci` in stack/")
     state_dir = reachable_tmpdir("devenv-test-deploy-")
@@ -77,7 +103,7 @@ def deployed(postgres_dsn: str, redis_url: str) -> Iterator[Deployed]:
             [sys.executable, "-m", "devenv", "deploy", "--target", "local", "--output", "json"],
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=240,  # below pytest's global timeout (pyproject.toml), so a hung deploy shows its output
             env=env,
             check=False,
         )
@@ -239,19 +265,24 @@ def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_plac
         "-c",
         "auroraMaxCapacity=8",
     )
-    assert update.returncode == 0, update.stderr[-3000:]
-    assert json.loads(update.stdout)["status"] == "UPDATE_COMPLETE"
-    targets = deployed.aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")
-    assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [6]
-    cluster = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]
-    assert cluster["DBClusterIdentifier"] == cluster_before
-    assert cluster["ServerlessV2ScalingConfiguration"]["MaxCapacity"] == 8
-    parameter = deployed.aws("ssm").get_parameter(Name="/llm-proxy/log-level")["Parameter"]
-    assert parameter["Value"] == "warn"
-    assert len(tracking_alarms(deployed)) == 4  # the updated policies' alarms replaced, none left behind
+    try:
+        assert update.returncode == 0, update.stderr[-3000:]
+        assert json.loads(update.stdout)["status"] == "UPDATE_COMPLETE"
+        targets = deployed.aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")
+        assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [6]
+        cluster = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]
+        assert cluster["DBClusterIdentifier"] == cluster_before
+        assert cluster["ServerlessV2ScalingConfiguration"]["MaxCapacity"] == 8
+        parameter = deployed.aws("ssm").get_parameter(Name="/llm-proxy/log-level")["Parameter"]
+        assert parameter["Value"] == "warn"
+        assert len(tracking_alarms(deployed)) == 4  # the updated policies' alarms replaced, none left behind
+    finally:  # the module's other tests read back the first deploy
+        restored = deployed.devenv("deploy", "--target", "local", "--output", "json")
+        assert restored.returncode == 0, restored.stderr[-3000:]
 
 
-def test_destroy_leaves_nothing(deployed: Deployed, postgres_dsn: str) -> None:
+def test_destroy_leaves_nothing(deployed_alone: tuple[Deployed, str]) -> None:
+    deployed, postgres_dsn = deployed_alone
     secret = secret_json(deployed, deployed.first["outputs"]["DatabaseSecretArn"])
     done = deployed.devenv("destroy", "--target", "local", "--output", "json")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -40,7 +42,7 @@ def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
     old_redis = by_name["redis"]["pid"]
     os.kill(old_redis, signal.SIGKILL)
 
-    def redis_replaced() -> dict | None:  # type: ignore[type-arg]
+    def redis_replaced() -> dict[str, Any] | None:
         svc = {s["name"]: s for s in devenv_cli.status()["services"]}["redis"]
         return svc if svc["state"] == "running" and svc["pid"] not in (None, old_redis) else None
 
@@ -113,7 +115,7 @@ def test_bad_config_names_the_key_and_the_source(devenv_cli: DevenvCli) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_unknown_key_in_devenv_toml_is_refused(devenv_cli: DevenvCli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_key_in_devenv_toml_is_refused(devenv_cli: DevenvCli, tmp_path: Path) -> None:
     (tmp_path / "devenv.toml").write_text("postgres_prot = 5432\n")
     done = subprocess.run(
         [sys.executable, "-m", "devenv", "status"],

@@ -22,7 +22,7 @@ def service(state: str, started: float, ready_after: float | None = 0.5) -> dict
     return {"state": state, "started_at": started, "ready_after_s": ready_after}
 
 
-SNAPSHOT = {
+SNAPSHOT: dict[str, Any] = {
     "progress": [
         step("services", "done", T0, 1.0, "2 ready"),
         step("synth", "done", T0 + 1.0, 9.0, "synthesized (abc)"),

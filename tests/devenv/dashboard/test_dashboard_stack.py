@@ -25,7 +25,7 @@ import pytest
 
 from devenv.emulator import metric_math
 from devenv.runtime.ports import free_port
-from tests.devenv.targets.test_local_stack_e2e import Stack, running_stack
+from tests.local_stack import Stack, running_stack
 from tests.waiting import wait_for
 
 TITLES = ["Requests", "Latency (target response time)", "Proxy tasks", "Dispatcher", "Aurora", "Redis"]

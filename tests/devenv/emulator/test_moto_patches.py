@@ -72,7 +72,7 @@ def test_a_moto_that_moved_on_is_described(
 
 def _moto_names(tree: ast.Module) -> set[str]:
     """The local names bound to moto's modules or objects by the module's imports."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "moto":
             names.update(alias.asname or alias.name for alias in node.names)
@@ -93,7 +93,7 @@ def _root(node: ast.expr) -> str | None:
 
 def _assigns_to_moto(tree: ast.Module, moto_names: set[str]) -> list[str]:
     """`Moto.attr = ...`, `module.Moto.attr = ...` and `setattr(Moto, ...)` on names imported from moto."""
-    found = []
+    found: list[str] = []
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
@@ -102,7 +102,8 @@ def _assigns_to_moto(tree: ast.Module, moto_names: set[str]) -> list[str]:
             targets = [node.target]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
             targets = node.args[:1]
-        found.extend(f"line {node.lineno}: {ast.unparse(node)}" for t in targets if _root(t) in moto_names)
+        line = getattr(node, "lineno", 0)  # every node with targets is a statement or call: it has one
+        found.extend(f"line {line}: {ast.unparse(node)}" for t in targets if _root(t) in moto_names)
     return found
 
 

@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devenv.targets import leaks
 from devenv.targets.local import client, delete_stack, deploy_template_report
 from stack.app import STACK_DIR
 from tests.stack.conftest import IMPORTED_VPC_ID, TEST_ACCOUNT, TEST_REGION, vpc_lookup_context
+
+pytestmark = pytest.mark.slow  # synthesizes and deploys a variant of the whole app
 
 HTTPS_IMPORTED_VPC = {
     "imageTag": "v1",

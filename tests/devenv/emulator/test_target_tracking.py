@@ -17,6 +17,8 @@ from devenv.targets.local import client
 from tests.devenv.emulator.metrics_feed import Feeder
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.slow  # waits out alarm windows (15 datapoints at time_scale 60)
+
 REGION = "us-east-1"
 CLUSTER = "tt"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -1,4 +1,4 @@
-"""Failover experiments against one realized local stack (`devenv up -d` on free ports, fault hold 2 s).
+"""Failover experiments against the session's shared local stack (tests/conftest.py; fault hold 2 s).
 
 Every shipped experiment runs with its own criteria and a short background load; then a deliberately
 broken system (the dispatcher stopped for good) fails the data-loss check with the missing ids named; a
@@ -20,16 +20,19 @@ from devenv.failover.actions import run_action
 from devenv.failover.target import Target, connect
 from devenv.runtime.state import StateDir
 from devenv.services import faultproxy
+from devenv.targets.endpoints import Target as Where
 from tests.devenv.failover.test_experiment_files import EXPERIMENTS_DIR
-from tests.devenv.targets.test_local_stack_e2e import Stack, stack  # noqa: F401  (the shared stack)
+from tests.local_stack import Stack
+
+pytestmark = pytest.mark.slow
 
 SHORT_LOAD_S = 12  # the experiments' own criteria, with a short background load (fault injected at <= 4 s)
 API_KEY = "sk-devenv-mock-upstream"
 
 
-@pytest.fixture(scope="module")
-def target(stack: Stack) -> Target:  # noqa: F811
-    return connect("local", StateDir(Path(stack.env["DEVENV_STATE_DIR"])), None, None, None)
+@pytest.fixture
+def target(stack: Stack) -> Target:
+    return connect(Where.local, StateDir(Path(stack.env["DEVENV_STATE_DIR"])), None, None, None)
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def write(tmp_path: Path, body: dict[str, object]) -> ex.Experiment:
     return ex.load_file(path)
 
 
-def run_cli(stack: Stack, name: str, run_dir: Path) -> dict[str, Any]:  # noqa: F811
+def run_cli(stack: Stack, name: str, run_dir: Path) -> dict[str, Any]:
     """`devenv failover NAME --output json`: stdout holds only the journal, the exit code is the verdict's."""
     done = stack.devenv(
         "failover", name, "--duration", str(SHORT_LOAD_S), "--output", "json", "--report-dir", str(run_dir),
@@ -66,7 +69,7 @@ def run_cli(stack: Stack, name: str, run_dir: Path) -> dict[str, Any]:  # noqa: 
 @pytest.mark.parametrize("name", sorted(ex.discover(EXPERIMENTS_DIR)))
 def test_each_shipped_experiment_passes_locally(
     name: str,
-    stack: Stack,  # noqa: F811
+    stack: Stack,
     target: Target,
     run_dir: Path,
 ) -> None:
@@ -94,7 +97,7 @@ def test_each_shipped_experiment_passes_locally(
 
 
 def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
-    stack: Stack,  # noqa: F811
+    stack: Stack,
     target: Target,
     run_dir: Path,
     tmp_path: Path,
@@ -130,7 +133,7 @@ def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(
 
 
 def test_a_hypothesis_failing_before_injection_aborts_with_nothing_injected(
-    stack: Stack,  # noqa: F811
+    stack: Stack,
     target: Target,
     run_dir: Path,
     tmp_path: Path,
@@ -177,7 +180,9 @@ def test_rollbacks_run_after_a_failing_action(target: Target, run_dir: Path, tmp
     assert faultproxy.status(target.fault_proxy("aurora"))["fault"] is None
 
 
-REDIS_UNREACHABLE = [  # new connections refused for a while, open ones closed: /health turns "degraded"
+REDIS_UNREACHABLE: list[
+    dict[str, Any]
+] = [  # new connections refused for a while, open ones closed: /health turns "degraded"
     {"action": "network.refuse", "endpoint": "elasticache", "seconds": 4},
     {"action": "network.cut", "endpoint": "elasticache"},
 ]

@@ -208,7 +208,8 @@ def test_rds_publishes_connections_cpu_and_capacity_per_cluster() -> None:
     assert published[("DatabaseConnections", one)].value == 7
     assert published[("ServerlessDatabaseCapacity", one)].value == 2.0
     assert ("ServerlessDatabaseCapacity", (("DBClusterIdentifier", "provisioned"),)) not in published
-    assert 0 < float(published[("CPUUtilization", one)].value) <= 50  # half a core of at least one
+    cpu = published[("CPUUtilization", one)].value
+    assert isinstance(cpu, float) and 0 < cpu <= 50  # half a core of at least one
     first = by_key(rds_datums([cluster], connections=1, cpu_cores=None))  # CPU needs a second reading
     assert {name for name, _ in first} == {"DatabaseConnections"}
 

@@ -81,9 +81,10 @@ class EngineStub:
             }
             return 201, {"Id": cid, "Warnings": []}
         if match := re.fullmatch(r"/containers/([\w.-]+)(/\w+)?", route):
-            cid = next((k for k, c in self.containers.items() if match[1] in (k, c["Name"][1:])), None)
-            if cid is None:
+            found = next((k for k, c in self.containers.items() if match[1] in (k, c["Name"][1:])), None)
+            if found is None:
                 return 404, {"message": "no such container"}
+            cid = found
             container = self.containers[cid]
             action = match[2]
             if action == "/start":

@@ -23,6 +23,7 @@ from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import ServiceSpec, Supervisor
 from devenv.services import postgres
+from tests.devenv.runtime.engine_stub import serve
 
 NO_DOCKER_HOST = "unix:///nonexistent/docker.sock"  # a Docker host nothing answers on
 
@@ -260,12 +261,14 @@ def test_resolve_runtime_follows_the_daemon() -> None:
     assert caught.value.hint is not None and "--runtime native" in caught.value.hint
 
 
-def devenv_in_process(monkeypatch: pytest.MonkeyPatch, state: StateDir, *args: str) -> None:
+def devenv_in_process(
+    monkeypatch: pytest.MonkeyPatch, state: StateDir, *args: str, docker_host: str = NO_DOCKER_HOST
+) -> None:
     """The CLI without a process start (which costs seconds here); DevenvErrors propagate."""
     from devenv.cli.app import app
 
     monkeypatch.setenv("DEVENV_STATE_DIR", str(state.root))
-    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER_HOST)
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
     app(args=list(args), standalone_mode=False)
 
 
@@ -287,10 +290,14 @@ def test_up_with_runtime_docker_and_no_daemon_starts_nothing(
 
 
 def test_down_after_a_clean_docker_run_needs_no_daemon(
-    monkeypatch: pytest.MonkeyPatch, state: StateDir
+    monkeypatch: pytest.MonkeyPatch, state: StateDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state.write(docker_snapshot("stopped"))
-    devenv_in_process(monkeypatch, state, "down")  # raises if it tried to reach Docker
+    with serve(tmp_path, images=set()) as (engine, host):  # a daemon that records every call made to it
+        devenv_in_process(monkeypatch, state, "down", docker_host=host)
+    assert engine.requests == []  # nothing left behind, so nothing to ask Docker
+    out = capsys.readouterr().out
+    assert "devenv is not running" in out and "left behind" not in out and out.rstrip().endswith("down")
 
 
 def test_down_with_containers_left_behind_and_no_daemon_says_so(

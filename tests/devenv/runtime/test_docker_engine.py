@@ -3,7 +3,8 @@
 and ECS task a container of its image, `status`, `logs`, a proxy task killed under load (the failover
 experiment), and `down` leaving no container, volume or network of ours.
 
-One stack for the module; the tests run in order and the last one takes it down.
+One stack for the module; the tests run in file order (`nox -s docker` turns random order off) and the
+last one takes it down.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from devenv.runtime.ports import free_port, is_free
 from devenv.runtime.state import StateDir
 from devenv.services import containers
 from tests.conftest import reachable_tmpdir
-from tests.devenv.targets.test_local_stack_e2e import PORT_SETTINGS, Stack
 from tests.docker_engine import engine_script
+from tests.local_stack import PORT_SETTINGS, Stack
 
 pytestmark = pytest.mark.docker
 
@@ -76,11 +77,14 @@ def stack(docker_images: dict[str, str], before: tuple[set[str], set[str]]) -> I
         created = run.devenv("token", "create", "--output", "json")
         assert created.returncode == 0, created.stderr
         run.token = json.loads(created.stdout)["token"]
-        run.notes["state"] = StateDir(state_dir)
         yield run
     finally:
         run.devenv("down", "--volumes", timeout=300)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def state_of(stack: Stack) -> StateDir:
+    return StateDir(Path(stack.env["DEVENV_STATE_DIR"]))
 
 
 def running_tasks(stack: Stack) -> dict[str, str]:
@@ -128,7 +132,7 @@ def test_the_engine_script_starts_its_own_engine_beside_another_and_stops_only_t
 def test_every_service_and_task_runs_as_a_container_of_its_image(
     stack: Stack, api: docker.DockerClient, docker_images: dict[str, str]
 ) -> None:
-    state = stack.notes["state"]
+    state = state_of(stack)
     running = ours(api, state)
     expected_images = {
         "postgres": docker_images.get("DEVENV_POSTGRES_IMAGE", containers.POSTGRES_IMAGE),
@@ -164,7 +168,7 @@ def test_status_and_logs_read_the_containers(stack: Stack, api: docker.DockerCli
     proxy = next(name for name in running_tasks(stack) if name.startswith("proxy-"))
     logs = stack.devenv("logs", proxy)
     assert logs.returncode == 0, logs.stderr
-    container = docker_runtime.container_name(stack.notes["state"], proxy)
+    container = docker_runtime.container_name(state_of(stack), proxy)
     assert f"container {container} ({docker_runtime.LLMPROXY_IMAGE}) started" in logs.stdout
     assert "Uvicorn running on http://127.0.0.1:" in logs.stdout  # the container's own output
 
@@ -189,7 +193,7 @@ def test_a_proxy_task_killed_under_load_is_replaced_by_a_new_container(
     assert run.returncode == 0 and journal["verdict"] == "pass", run.stdout[-3000:] + run.stderr[-3000:]
     (killed,) = [s["data"]["task"] for s in journal["steps"] if s["action"] == "ecs.stop_task"]
     process = f"proxy-{killed.rsplit('/', 1)[-1][:8]}"
-    running = ours(api, stack.notes["state"])
+    running = ours(api, state_of(stack))
     assert process not in running  # its container is gone, not merely stopped
     tasks_now = running_tasks(stack)
     assert {name for name in running if name.startswith(("proxy-", "dispatcher-"))} == set(tasks_now)
@@ -199,7 +203,7 @@ def test_a_proxy_task_killed_under_load_is_replaced_by_a_new_container(
 def test_down_leaves_no_container_volume_or_network_of_ours(
     stack: Stack, api: docker.DockerClient, before: tuple[set[str], set[str]]
 ) -> None:
-    state = stack.notes["state"]
+    state = state_of(stack)
     down = stack.devenv("down", timeout=300)
     assert down.returncode == 0, down.stderr
     assert ours(api, state) == {}

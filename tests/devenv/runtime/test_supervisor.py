@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -25,7 +26,7 @@ def http_server(name: str, port: int, depends_on: tuple[str, ...] = ()) -> Servi
     )
 
 
-def test_a_service_that_never_gets_ready_fails_with_its_log_tail(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_that_never_gets_ready_fails_with_its_log_tail(tmp_path: Path) -> None:
     supervisor = Supervisor(StateDir(tmp_path), facts={})
     never = ServiceSpec(
         name="never",
@@ -42,7 +43,7 @@ def test_a_service_that_never_gets_ready_fails_with_its_log_tail(tmp_path) -> No
     assert proc is not None and proc.poll() is not None  # it was stopped, not left running
 
 
-def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path: Path) -> None:
     supervisor = Supervisor(StateDir(tmp_path), facts={})
     crash = ServiceSpec(
         name="crash",
@@ -56,7 +57,7 @@ def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path) -> 
     assert "cannot open config" in caught.value.message
 
 
-def test_dependencies_start_first_and_stop_last(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dependencies_start_first_and_stop_last(tmp_path: Path) -> None:
     events: list[tuple[str, str]] = []
     supervisor = Supervisor(StateDir(tmp_path), facts={}, on_event=lambda n, s, d: events.append((n, s)))
     supervisor.start_all(
@@ -71,7 +72,7 @@ def test_dependencies_start_first_and_stop_last(tmp_path) -> None:  # type: igno
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
 
 
-def test_restart_policy_gives_up_after_max_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_restart_policy_gives_up_after_max_restarts(tmp_path: Path) -> None:
     policy = RestartPolicy(mode="on-failure", max_restarts=2, window_s=60, backoff_s=0.01)
     assert policy.allows(1, 0) and policy.allows(1, 1)
     assert not policy.allows(1, 2)

@@ -425,7 +425,11 @@ def test_a_target_that_turns_unhealthy_leaves_rotation_at_its_next_check(
     assert set(ports_hit(alb, 4)) == {a.port, b.port}
 
     a.server.health_status = 503
-    time.sleep(api.group.health_check.interval_s)  # its next check is due
+    wait_for(
+        lambda: {s.dial: s.state for s in lb.sync_target_health(api)}[a.dial] == "unhealthy",
+        "target a out of rotation after its next check",
+        timeout_s=3 * api.group.health_check.interval_s,
+    )
     statuses = {s.dial: s for s in lb.sync_target_health(api)}
 
     assert (statuses[a.dial].state, statuses[a.dial].in_rotation) == ("unhealthy", False)

@@ -95,10 +95,12 @@ def test_rediss_without_the_ca_fails_verification(tls_redis_port: int) -> None:
         client.ping()
 
 
-def test_plain_redis_is_not_served(tls_redis_port: int) -> None:
-    client = redis.Redis(host="127.0.0.1", port=tls_redis_port, socket_timeout=2)
-    with pytest.raises(redis.ConnectionError):
-        client.ping()
+def test_plain_redis_is_not_served(tls_files: TlsFiles, tls_redis_port: int) -> None:
+    """As ElastiCache with in-transit encryption: the server itself says it listens on the TLS port only."""
+    client = redis.Redis.from_url(f"rediss://127.0.0.1:{tls_redis_port}", ssl_ca_certs=str(tls_files.ca_cert))
+    assert client.config_get("port") == {"port": "0"}
+    assert client.config_get("tls-port") == {"tls-port": str(tls_redis_port)}
+    assert client.config_get("tls-auth-clients") == {"tls-auth-clients": "no"}  # no client certificates
 
 
 def test_the_command_covers_extra_host_names_and_shares_all_but_the_ca_key(tmp_path: Path) -> None:

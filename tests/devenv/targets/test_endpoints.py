@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from devenv.errors import TargetError, UsageError
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, resolve
+from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, Target, resolve
 from stack.names import OUTPUTS
 
 
@@ -36,14 +36,14 @@ def running(tmp_path: Path) -> Iterator[StateDir]:
 
 
 def test_local_uses_the_running_stack_and_its_generated_token(running: StateDir) -> None:
-    endpoint = resolve("local", running)
+    endpoint = resolve(Target.local, running)
     assert endpoint.url == "http://localhost:18080"
     assert endpoint.management_token == "generated-token"
     assert "proxy" in endpoint.source
     running.write(
         {"services": {"proxy": {"url": "http://localhost:18080"}, "alb": {"url": "http://127.0.0.1:19090/"}}}
     )
-    assert resolve("local", running).url == "http://127.0.0.1:19090"  # the ALB mirror before the proxy
+    assert resolve(Target.local, running).url == "http://127.0.0.1:19090"  # the ALB mirror before the proxy
 
 
 def test_behind_the_alb_mirror_the_token_is_the_stacks_secret_in_the_emulator(running: StateDir) -> None:
@@ -65,14 +65,14 @@ def test_behind_the_alb_mirror_the_token_is_the_stacks_secret_in_the_emulator(ru
                 "facts": {"aws_env": {"AWS_ENDPOINT_URL": emulator, "AWS_REGION": "us-east-1"}},
             }
         )
-        endpoint = resolve("local", running)
+        endpoint = resolve(Target.local, running)
     finally:
         server.stop()
     assert (endpoint.url, endpoint.management_token) == ("http://localhost:18081", "stack-token")
 
 
 def test_flags_and_environment_win(running: StateDir, monkeypatch: pytest.MonkeyPatch) -> None:
-    endpoint = resolve("local", running, url="http://127.0.0.1:1/", management_token="flag-token")
+    endpoint = resolve(Target.local, running, url="http://127.0.0.1:1/", management_token="flag-token")
     assert (endpoint.url, endpoint.management_token, endpoint.source) == (
         "http://127.0.0.1:1",
         "flag-token",
@@ -80,16 +80,16 @@ def test_flags_and_environment_win(running: StateDir, monkeypatch: pytest.Monkey
     )
     monkeypatch.setenv("DEVENV_TARGET_URL", "http://127.0.0.1:2")
     monkeypatch.setenv("MANAGEMENT_TOKEN", "env-token")
-    assert resolve("local", running).url == "http://127.0.0.1:2"
-    assert resolve("local", running).management_token == "env-token"
+    assert resolve(Target.local, running).url == "http://127.0.0.1:2"
+    assert resolve(Target.local, running).management_token == "env-token"
 
 
 def test_local_without_a_stack_or_url_is_a_set_up_error(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="`devenv up` is not running") as caught:
-        resolve("local", StateDir(tmp_path / "none"))
+        resolve(Target.local, StateDir(tmp_path / "none"))
     assert caught.value.exit_code == 2
     with pytest.raises(UsageError, match="unknown target"):
-        resolve("gcp", StateDir(tmp_path))
+        resolve("gcp", StateDir(tmp_path))  # type: ignore[arg-type]  # what a bad flag would give
 
 
 @mock_aws
@@ -107,11 +107,11 @@ def test_aws_reads_the_stack_outputs_and_the_secret(tmp_path: Path, monkeypatch:
     }
     cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
     cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template))
-    endpoint = resolve("aws", StateDir(tmp_path), region="eu-west-1")
+    endpoint = resolve(Target.aws, StateDir(tmp_path), region="eu-west-1")
     assert endpoint.url == "http://llm-proxy-alb-123.eu-west-1.elb.amazonaws.com"
     assert endpoint.management_token == "aws-token"
     with pytest.raises(TargetError, match="cannot read the aws target") as caught:
-        resolve("aws", StateDir(tmp_path), region="us-west-2")  # no stack there
+        resolve(Target.aws, StateDir(tmp_path), region="us-west-2")  # no stack there
     assert caught.value.exit_code == 2
 
 

@@ -1,188 +1,23 @@
 """`devenv up` end to end: the CDK app deployed to the emulator and realized, driven through the AWS API.
 
-One stack for the module (deploying it is the slow part); each test leaves it as it found it.
+On the session's shared stack (tests/conftest.py); each test leaves it as it found it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import psutil
 import pytest
 
-from devenv.config import INSTANT_MOCK_UPSTREAM, environment
-from devenv.runtime.ports import free_port, is_free
-from tests.conftest import reachable_tmpdir
+from tests.local_stack import UP_TIMEOUT_S, Stack
+from tests.waiting import wait_for
 
-PORT_SETTINGS = (
-    "postgres_port",
-    "redis_port",
-    "emulator_port",
-    "mock_upstream_port",
-    "alb_port",
-    "alb_https_port",
-    "aurora_port",
-    "elasticache_port",
-)
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    alb: str
-    emulator: str
-    token: str
-    clients: dict[str, Any] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devenv", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def client(self, service: str) -> Any:
-        if service not in self.clients:
-            self.clients[service] = boto3.client(
-                service,
-                endpoint_url=self.emulator,
-                region_name="us-east-1",
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
-        return self.clients[service]
-
-    def status(self) -> dict[str, Any]:
-        return dict(json.loads(self.devenv("status", "--output", "json").stdout))
-
-    def chat(
-        self, prompt: str = "hello", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str]]:
-        body = json.dumps(
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
-        ).encode()
-        request = urllib.request.Request(
-            f"{self.alb}/v1/chat/completions",
-            data=body,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                **(headers or {}),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers)
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers)
-        except OSError:
-            return 0, {}
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"{self.alb}/health", timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                return exc.code, json.loads(body or b"{}")
-            except ValueError:  # the load balancer's own answer (no target registered) is HTML
-                return exc.code, {"body": body.decode(errors="replace")}
-        except OSError:
-            return 0, {}
-
-    def proxy_service(self) -> tuple[str, str]:
-        ecs = self.client("ecs")
-        cluster = ecs.list_clusters()["clusterArns"][0]
-        return cluster, "proxy"
-
-    def proxy_tasks(self) -> list[str]:
-        cluster, service = self.proxy_service()
-        return list(
-            self.client("ecs").list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")[
-                "taskArns"
-            ]
-        )
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError("condition not met in time")
-
-
-@contextlib.contextmanager
-def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
-    """`devenv up -d` on free ports in a throw-away state dir (plus `settings_env`, DEVENV_* variables),
-    with a proxy token; `devenv down` afterwards."""
-    state_dir = reachable_tmpdir("devenv-test-stack-")
-    ports = {name: free_port() for name in PORT_SETTINGS}
-    # the stack's local props point at the mock upstream on 8081; another port changes the template
-    ports["mock_upstream_port"] = 8081 if is_free(8081) else ports["mock_upstream_port"]
-    env = {
-        **os.environ,
-        "DEVENV_STATE_DIR": str(state_dir),
-        "DEVENV_FAULT_HOLD_S": "2",
-        "DEVENV_AUTOSCALING": "false",  # the tests set the desired counts themselves
-        **environment(INSTANT_MOCK_UPSTREAM),  # traffic paced by the tests, not by a model's latency
-        **{f"DEVENV_{name.upper()}": str(port) for name, port in ports.items()},
-        **settings_env,
-    }
-    up = subprocess.run(
-        [sys.executable, "-m", "devenv", "up", "-d"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        created = subprocess.run(
-            [sys.executable, "-m", "devenv", "token", "create", "--output", "json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
-        token = json.loads(created.stdout)["token"]
-        yield Stack(
-            env, f"http://127.0.0.1:{ports['alb_port']}", f"http://127.0.0.1:{ports['emulator_port']}", token
-        )
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "devenv", "down"], env=env, capture_output=True, timeout=180, check=False
-        )
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack({}) as running:
-        yield running
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -228,7 +63,6 @@ def test_token_create_reuses_the_project_and_prints_exactly_the_documented_json(
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert set(one) == {"token", "token_id", "project_id", "expires_at"}
     assert one["project_id"] == two["project_id"] and one["token"] != two["token"]
-    stack.notes["project_id"] = one["project_id"]
     assert one["token"].startswith("sk-") and len(one["token"]) == 25
 
 
@@ -317,8 +151,8 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
         timeout_s=120,
     )
     assert after != before
-    time.sleep(1)
-    assert len(steady_traffic) > 20
+    switched = len(steady_traffic)
+    wait_for(lambda: len(steady_traffic) >= max(switched + 10, 21))  # traffic to the new task too
     assert all(code == 200 for code in steady_traffic), sorted(set(steady_traffic))
 
     # the deployment's service events, newest first, in AWS's words and order
@@ -385,21 +219,21 @@ def test_a_redis_reboot_degrades_health_then_recovers(stack: Stack) -> None:
     assert stack.chat("after the cache came back")[0] == 200
 
 
-def test_down_leaves_nothing_running(stack: Stack) -> None:
+def test_down_leaves_nothing_running_and_a_second_up_keeps_the_data_and_its_secrets(stack: Stack) -> None:
+    """The emulator forgets the stack when it stops; the data and the generated secrets must not."""
+    made = stack.devenv("token", "create", "--project", "e2e-kept", "--output", "json")
+    assert made.returncode == 0, made.stderr
     pids = [s["pid"] for s in stack.status()["services"] if s["pid"]]
     assert len(pids) >= 9
     done = stack.devenv("down", timeout=180)
     assert done.returncode == 0, done.stderr
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
 
-
-def test_a_second_up_on_the_same_state_keeps_the_data_and_its_secrets(stack: Stack) -> None:
-    """The emulator forgets the stack when it stops; the data and the generated secrets must not."""
-    up = stack.devenv("up", "-d", timeout=600)
+    up = stack.devenv("up", "-d", timeout=UP_TIMEOUT_S)
     assert up.returncode == 0, up.stdout + up.stderr
-    again = stack.devenv("token", "create", "--project", "e2e", "--output", "json")
+    again = stack.devenv("token", "create", "--project", "e2e-kept", "--output", "json")
     assert again.returncode == 0, again.stderr
     token = json.loads(again.stdout)
-    assert token["project_id"] == stack.notes["project_id"]  # the project made before `down` is still there
+    assert token["project_id"] == json.loads(made.stdout)["project_id"]  # made before `down`, still there
     stack.token = token["token"]
     assert stack.chat("after a second up")[0] == 200

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from devenv.errors import MissingDependencyError
 from devenv.targets import localstack
+from tests.devenv.runtime.engine_stub import serve
 
 
 def test_it_sets_the_variables_cdklocal_would() -> None:
@@ -45,6 +48,13 @@ def test_it_accepts_a_daemon_and_a_token() -> None:
     localstack.require_localstack({"LOCALSTACK_AUTH_TOKEN": "t"}, daemon=True)
 
 
-def test_no_docker_daemon_is_detected_here() -> None:
-    # This machine class has no Docker daemon (FACTS.md); the probe must say so rather than hang or raise.
-    assert localstack.docker_daemon_answers() in (True, False)
+def test_the_daemon_probe_tells_an_answering_daemon_from_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No daemon: False at once (not a hang, not an exception); one that answers _ping: True."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing-listens.sock")
+    assert localstack.docker_daemon_answers() is False
+    with serve(tmp_path, images=set()) as (engine, host):
+        monkeypatch.setenv("DOCKER_HOST", host)
+        assert localstack.docker_daemon_answers() is True
+    assert engine.calls("GET", "/_ping")

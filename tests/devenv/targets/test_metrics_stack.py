@@ -1,32 +1,29 @@
 """The realized stack's CloudWatch metrics, read back through the CloudWatch API as on AWS.
 
-One stack for the module, with `time_scale` 30 so the collector samples every 0.5 s; the tests send
+On the session's shared stack, whose `time_scale` 30 makes the collector sample every 0.5 s; the tests send
 bounded bursts of requests to 127.0.0.1 and compare what CloudWatch counted with what they sent.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.devenv.targets.test_local_stack_e2e import Stack, running_stack, wait_for
+from tests.local_stack import Stack
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 ALB = "AWS/ApplicationELB"
-SAMPLE_S = 0.5  # the collector's interval at time_scale 30
+SAMPLE_S = 0.5  # the collector's interval at the shared stack's time_scale (30)
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack({"DEVENV_TIME_SCALE": "30"}) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def alb_dimensions(stack: Stack) -> dict[str, str]:
     """The ALB's dimensions as AWS formats them, from the ARNs (the part after `loadbalancer/`, and the
     target group's resource part)."""
@@ -106,8 +103,13 @@ def test_alb_ecs_rds_and_elasticache_metrics_appear_with_aws_dimensions(
     for i in range(10):
         assert stack.chat(f"metrics appear {i}")[0] == 200
     lb = {"LoadBalancer": alb_dimensions["LoadBalancer"]}
+
+    def both_sets(name: str) -> list[dict[str, str]] | None:
+        found = listed(stack, ALB, name)
+        return found if len(found) == 2 else None
+
     for name in ("RequestCount", "TargetResponseTime", "HTTPCode_Target_2XX_Count"):
-        found = wait_for(lambda name=name: (lambda m: m if len(m) == 2 else None)(listed(stack, ALB, name)))
+        found = wait_for(functools.partial(both_sets, name))
         assert sorted(found, key=len) == [lb, alb_dimensions], name  # each combination once
     assert sorted(listed(stack, ALB, "RequestCountPerTarget"), key=len) == [
         {"TargetGroup": alb_dimensions["TargetGroup"]},

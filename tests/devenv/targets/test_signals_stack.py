@@ -18,13 +18,17 @@ from typing import Any
 
 import pytest
 
-from tests.devenv.targets.test_local_stack_e2e import Stack, running_stack, wait_for
+from tests.local_stack import Stack, running_stack
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 RESOURCE = "service/llm-proxy/proxy"
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    """A stack of its own: target tracking on (the shared one keeps its desired counts where tests set them)."""
     with running_stack({"DEVENV_TIME_SCALE": "30", "DEVENV_AUTOSCALING": "true"}) as running:
         yield running
 

@@ -1,0 +1,26 @@
+"""The smoke load test through the whole local stack (ALB mirror, realized tasks, Aurora and ElastiCache
+endpoints), as `nox -s loadtest_smoke` runs it, on the session's shared stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.local_stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_smoke_profile_passes_through_the_local_stack(stack: Stack, tmp_path: Path) -> None:
+    done = stack.devenv(
+        "loadtest", "--target", "local", "--profile", "smoke", "--duration", "20s",
+        "--report-dir", str(tmp_path), "--output", "json",
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["verdict"] == "pass" and summary["breached"] == []
+    assert summary["requests"] > 50
+    assert summary["thresholds"] and all(check["ok"] for check in summary["thresholds"])
