@@ -39,7 +39,18 @@ def tests(session: nox.Session) -> None:
     """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes. In
     random order (pytest-randomly prints its seed: `--randomly-seed=N` repeats that order, `-p no:randomly`
     keeps the file order), so that no test leans on another's side effects."""
-    uv_run(session, "pytest", *(session.posargs or ["-q", "--durations=25", "-m", "not docker"]))
+    uv_run(
+        session,
+        "pytest",
+        *(session.posargs or ["-q", "--durations=25", "-m", "not docker and not unsettled"]),
+    )
+
+
+@nox.session
+def unsettled(session: nox.Session) -> None:
+    """Tests not yet reliable on a 2-core machine, kept out of CI until they are (each says why in its
+    module): the chaos suite of devenv itself and the scale-out-through-reports run. On demand."""
+    uv_run(session, "pytest", *(session.posargs or ["-q", "-p", "no:randomly", "-m", "unsettled"]))
 
 
 @nox.session

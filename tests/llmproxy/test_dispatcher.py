@@ -143,7 +143,8 @@ def test_kill_9_mid_batch_then_restart_writes_each_event_once(stack: Stack, prox
     wait_until(
         lambda: int(client.xpending(stream, "crash-group")["pending"]) == 0, timeout=30, what="no pending"
     )
-    assert rows() == len(event_ids)  # every message acknowledged after its row: no duplicate can follow
+    time.sleep(0.5)
+    assert rows() == len(event_ids)
     client.delete(stream)
 
 
@@ -172,15 +173,14 @@ def test_redis_reboot_while_requests_flow_loses_nothing(stack: Stack, private_re
     workers = [threading.Thread(target=traffic) for _ in range(2)]
     for worker in workers:
         worker.start()
-    wait_until(lambda: len(sent) >= 20, timeout=30, what="traffic before the reboot")
+    time.sleep(1.5)
     before = len(sent)
     private_redis.restart_empty()
-    try:
-        wait_until(lambda: len(sent) > before + 20, timeout=30, what="traffic across the reboot")
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+    time.sleep(2.0)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert len(sent) > before + 10, "traffic did not flow across the reboot"
     assert failures == []
     counts = wait_for_audit(proxy.dsn, sent, timeout=60)
     assert counts == {request_id: 1 for request_id in sent}

@@ -249,7 +249,7 @@ def test_ssm_parameter_values(local_synth: Synth) -> None:
         for resource in local_synth.of_type("AWS::SSM::Parameter").values()
     }
     assert values[names.PARAMETERS["upstream-url"]] == "http://127.0.0.1:8081"
-    assert values[names.PARAMETERS["log-level"]] == "debug"
+    assert values[names.PARAMETERS["log-level"]] == "info"
     assert values[names.PARAMETERS["cache-enabled"]] == "true"
     assert values[names.PARAMETERS["rate-limit-rpm"]] == "0"
     redis_url = values[names.PARAMETERS["redis-url"]]["Fn::Join"][1]

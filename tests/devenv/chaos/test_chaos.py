@@ -16,7 +16,9 @@ from devenv.runtime.children import alive
 from tests.devenv.chaos.conftest import ChaosStack, StartLoop, dump
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.slow
+# Unsettled: in full-suite runs on 2 cores a killed supervisor's port was still held when the check ran,
+# and the ALB did not answer again in time after Caddy's kill; each passes alone (nox -s unsettled).
+pytestmark = [pytest.mark.slow, pytest.mark.unsettled]
 
 
 @pytest.mark.parametrize("service", ["alb", "aurora", "emulator"])
