@@ -40,6 +40,18 @@ UP_TIMEOUT_S = 240  # below pytest's global timeout (pyproject.toml), so a hung 
 STEADY_TIMEOUT_S = 120  # a replaced task: stop timeout, start, health checks, deregistration delay
 
 
+def run_devenv(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m devenv ARGS` in `env`, its output captured (the tests read stdout, stderr and the code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "devenv", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -49,14 +61,7 @@ class Stack:
     clients: dict[str, Any] = field(default_factory=dict)
 
     def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devenv", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_devenv(self.env, *args, timeout=timeout)
 
     def client(self, service: str) -> Any:
         if service not in self.clients:

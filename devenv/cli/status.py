@@ -183,10 +183,18 @@ def facts_line(document: dict[str, Any]) -> RenderableType | None:
         elif error:
             line.append(f"\nthe last run failed: {error.splitlines()[0]}", style="red")
         return line
-    return Text(
+    line = Text(
         f"region {document.get('region')}, credentials test/test, state dir {document['state_dir']}",
         style="dim",
     )
+    scale = document.get("time_scale", 1)
+    if scale != 1:
+        line.append(
+            f"\ntime_scale {scale:g}: every CloudWatch period, alarm window and scaling cooldown of the "
+            f"local cloud is {scale:g} times shorter than on AWS",
+            style="yellow",
+        )
+    return line
 
 
 def failed_line(document: dict[str, Any]) -> RenderableType | None:

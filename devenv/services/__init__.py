@@ -93,9 +93,11 @@ def application(
 
 
 def facts(settings: Settings, state: StateDir, ports: Ports, runtime: str = "native") -> dict[str, Any]:
-    """What `status` shows beside the services: region, credentials, the SDK env, the state dir."""
+    """What `status` shows beside the services: region, credentials, the SDK env, the state dir, and the
+    time scale the local cloud applies (so a compressed clock is never a silent difference)."""
     return {
         "region": settings.region,
+        "time_scale": settings.time_scale,
         "credentials": dict(emulator.CREDENTIALS),
         "aws_env": emulator.sdk_env(settings, ports.emulator),
         "state_dir": str(state.root),

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,7 +24,7 @@ from devenv.runtime.crash import recorded_processes
 from devenv.runtime.ports import free_port, is_free
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
-from tests.local_stack import PORT_SETTINGS
+from tests.local_stack import PORT_SETTINGS, run_devenv
 
 UP_TIMEOUT_S = 600
 
@@ -39,14 +38,7 @@ class ChaosStack:
     alb: str
 
     def devenv(self, *args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devenv", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_devenv(self.env, *args, timeout=timeout)
 
     def processes(self) -> list[Recorded]:
         return recorded_processes(self.state.read())

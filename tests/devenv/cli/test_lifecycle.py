@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -140,3 +141,17 @@ def test_logs_of_an_unknown_service_lists_the_known_ones(devenv_cli: DevenvCli) 
     done = devenv_cli.run("logs", "nope")
     assert done.returncode == 2
     assert "postgres" in done.stderr and "redis" in done.stderr
+
+
+def test_status_shows_a_compressed_clock(devenv_cli: DevenvCli) -> None:
+    """A time_scale other than AWS's is never a silent difference: `status` says it, as data and as text."""
+    scaled = {"DEVENV_TIME_SCALE": "20"}
+    done = devenv_cli.run("up", "-d", "--infra-only", extra_env=scaled)
+    assert done.returncode == 0, done.stderr
+    try:
+        document = devenv_cli.run("status", "--output", "json", extra_env=scaled)
+        assert json.loads(document.stdout)["time_scale"] == 20
+        text = devenv_cli.run("status", extra_env=scaled)
+        assert "time_scale 20" in " ".join(text.stdout.split())
+    finally:
+        assert devenv_cli.run("down", extra_env=scaled).returncode == 0

@@ -24,18 +24,9 @@ import pytest
 
 from devenv.runtime.ports import free_port
 from tests.conftest import reachable_tmpdir
+from tests.local_stack import PORT_SETTINGS, run_devenv
 from tests.waiting import wait_for
 
-PORT_SETTINGS = (
-    "postgres_port",
-    "redis_port",
-    "emulator_port",
-    "mock_upstream_port",
-    "alb_port",
-    "alb_https_port",
-    "aurora_port",
-    "elasticache_port",
-)
 STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
 CDK_OUTPUT = ("LlmProxyStack |", "CDKToolkit |", "NodeVersionSupportWarning", "Bootstrapping environment")
 
@@ -47,14 +38,7 @@ class Stack:
     up_output: str
 
     def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devenv", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_devenv(self.env, *args, timeout=timeout)
 
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.devenv("status", "--output", "json").stdout))
