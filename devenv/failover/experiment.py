@@ -78,6 +78,23 @@ class Hypothesis(Strict):
             "fault may still be settling); past it the run aborts with nothing injected",
         ),
     ] = 60
+    settle_hold_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=60,
+            description="how long the health probe must hold without a break before the load starts",
+        ),
+    ] = 2
+
+    @model_validator(mode="after")
+    def _hold_fits_the_wait(self) -> Hypothesis:
+        if self.settle_hold_s > self.settle_timeout_s:
+            raise ValueError(
+                f"settle_hold_s ({self.settle_hold_s:g}) is longer than settle_timeout_s "
+                f"({self.settle_timeout_s:g}): the steady state could never be reached; raise settle_timeout_s"
+            )
+        return self
 
 
 AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]

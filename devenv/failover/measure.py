@@ -56,13 +56,24 @@ def recovered_at(
     return min(passing) if passing else None
 
 
+def health_failure(samples: Sequence[HealthSample]) -> str | None:
+    """The first health sample that did not hold, as the breach names it (None when all held)."""
+    if not samples:
+        return "no health sample was taken"
+    failed = next((s for s in samples if not s.ok), None)
+    if failed is None:
+        return None
+    answer = f"{failed.status} {failed.body_status or ''}".strip() if failed.status else "no answer"
+    return f"the health probe failed at {failed.t:g} s ({answer})"
+
+
 def hypothesis_breaches(
-    health_ok: bool, load: Window, max_error_rate: float, max_p99_ms: float, phase: str
+    health_failed: str | None, load: Window, max_error_rate: float, max_p99_ms: float, phase: str
 ) -> list[str]:
     """What of the steady-state hypothesis does not hold in a window (empty when it holds)."""
     breaches = []
-    if not health_ok:
-        breaches.append(f"{phase}: the health probe failed")
+    if health_failed:
+        breaches.append(f"{phase}: {health_failed}")
     if load.requests == 0:
         breaches.append(f"{phase}: the background load got no answer at all")
     elif load.error_rate > max_error_rate:

@@ -64,7 +64,8 @@ def write_timeline(
     for ax in axes:
         if window:
             ax.axvspan(window[0], window[1], color="orange", alpha=0.25, label="fault window")
-        ax.legend(loc="upper right", fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # an aborted run has no fault window and no series
+            ax.legend(loc="upper right", fontsize=7)
     latency_ax.set_title(
         f"{journal['experiment']} on {journal['target']}: {journal['verdict']}  "
         f"(failed {journal['failed_requests']}, recovery {journal['recovery_s']} s, "

@@ -23,7 +23,7 @@ from devenv.failover.aws_calls import ActionFailed
 from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
-from devenv.runtime.probes import ProbeResult, wait_until_ready
+from devenv.runtime.probes import ProbeResult, held_for, wait_until_ready
 from devenv.targets import signals
 from devenv.targets.management import ManagementError
 
@@ -115,9 +115,8 @@ class Run:
             self.sleep_until(began + exp.load.inject_at_s)
             baseline = measure.window(self.requests(), began, began + exp.load.inject_at_s)
             samples = [s for s in self.health.samples if s.t >= began]
-            health_ok = bool(samples) and all(s.ok for s in samples)
             breaches = measure.hypothesis_breaches(
-                health_ok,
+                measure.health_failure(samples),
                 baseline,
                 exp.hypothesis.max_error_rate,
                 exp.hypothesis.max_p99_ms,
@@ -162,8 +161,10 @@ class Run:
             sample = health.check()
             return ProbeResult(sample.ok, f"GET {health.url} -> {sample.status} {sample.body_status}")
 
-        timeout_s = self.experiment.hypothesis.settle_timeout_s
-        result = wait_until_ready(holds, timeout_s, interval_s=health.interval_s)
+        hypothesis = self.experiment.hypothesis
+        timeout_s = hypothesis.settle_timeout_s
+        steady = held_for(holds, hypothesis.settle_hold_s)
+        result = wait_until_ready(steady, timeout_s, interval_s=health.interval_s)
         self.settled_after_s = round(time.monotonic() - started, 3) if result.ok else None
         if result.ok and self.settled_after_s:
             self.progress(f"steady state reached after {self.settled_after_s:g} s")
@@ -304,9 +305,8 @@ class Run:
                 "after": vars(after),
             }
             if self.verdict is None:
-                last_ok = bool(samples) and samples[-1].ok
                 self.breaches += measure.hypothesis_breaches(
-                    last_ok,
+                    measure.health_failure(samples[-1:]),
                     after,
                     exp.hypothesis.max_error_rate,
                     exp.hypothesis.max_p99_ms,

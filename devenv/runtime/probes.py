@@ -99,6 +99,26 @@ def all_of(*probes: Probe) -> Probe:
     return check
 
 
+def held_for(probe: Probe, hold_s: float) -> Probe:
+    """Passes once `probe` has passed on every check for `hold_s` seconds: a state that flaps (a client
+    still reconnecting after a fault) is not yet steady."""
+    held_since: list[float] = []
+
+    def check() -> ProbeResult:
+        result = probe()
+        if not result.ok:
+            held_since.clear()
+            return result
+        now = time.monotonic()
+        held_since[:] = held_since or [now]
+        held = now - held_since[0]
+        if held >= hold_s:
+            return ProbeResult(True, f"{result.detail} (held {held:.1f} s)")
+        return ProbeResult(False, f"{result.detail}, held {held:.1f} of {hold_s:g} s")
+
+    return check
+
+
 def wait_until_ready(
     probe: Probe,
     timeout_s: float,

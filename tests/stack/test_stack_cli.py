@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
@@ -56,6 +57,8 @@ def moto_port() -> Iterator[int]:
 
 @pytest.fixture
 def cli(moto_port: int, tmp_path: Path) -> Cli:
+    """The CLI against an empty cloud: the server is shared by the module, its state is not."""
+    requests.post(f"http://127.0.0.1:{moto_port}/moto-api/reset", timeout=10).raise_for_status()
     return Cli(
         {
             "DEVENV_EMULATOR_PORT": str(moto_port),

@@ -94,6 +94,10 @@ def test_the_schema_rejects_an_unknown_argument_of_an_action() -> None:
             "criteria.max_failure_rate: Input should be less than or equal to 1",
         ),
         ({**GOOD, "method": []}, "method: List should have at least 1 item"),
+        (
+            {**GOOD, "hypothesis": {"settle_timeout_s": 1, "settle_hold_s": 3}},
+            "hypothesis: Value error, settle_hold_s (3) is longer than settle_timeout_s (1)",
+        ),
     ],
 )
 def test_a_bad_file_names_the_file_and_the_key(
@@ -168,7 +172,7 @@ def test_windows_and_p99() -> None:
     assert measure.p99([r.latency_ms for r in requests]) == 99.0
     win = measure.window(requests, 50.0, 60.0)
     assert (win.requests, win.failed, win.p99_ms) == (10, 0, 59.0)
-    assert measure.hypothesis_breaches(True, win, 0.01, 50.0, "after") == ["after: p99 59 ms > 50 ms"]
+    assert measure.hypothesis_breaches(None, win, 0.01, 50.0, "after") == ["after: p99 59 ms > 50 ms"]
 
 
 def test_criteria_breaches_name_each_figure() -> None:

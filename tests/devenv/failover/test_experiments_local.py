@@ -214,7 +214,7 @@ def test_a_steady_state_not_reached_in_time_aborts_naming_the_probe(
         tmp_path,
         {
             "name": "never-settles",
-            "hypothesis": {"settle_timeout_s": 1.5},
+            "hypothesis": {"settle_timeout_s": 1.5, "settle_hold_s": 0.5},
             "load": {"rate": 10, "duration_s": 6, "inject_at_s": 2},
             "setup": [{**REDIS_UNREACHABLE[0], "seconds": 30}, REDIS_UNREACHABLE[1]],
             "method": [{"action": "ecs.stop_task", "service": "proxy"}],
