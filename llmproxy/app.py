@@ -129,6 +129,15 @@ async def build_services(settings: ProxySettings) -> Services:
     return services
 
 
+async def _ping(client: redis.Redis) -> Any:
+    """PING, once more on a fresh connection when a pooled one turns out closed: a restart or a network cut
+    leaves every pooled connection dead until its next use, which says nothing about Redis now."""
+    try:
+        return await client.ping()
+    except redis.ConnectionError:
+        return await client.ping()
+
+
 async def _timed_check(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -189,10 +198,10 @@ class ProxyApp:
         services = self.services
         probes: dict[str, Callable[[], Awaitable[Any]]] = {
             "database": lambda: services.pool.fetchval("SELECT 1"),
-            "redis": services.cache_client.ping,
+            "redis": lambda: _ping(services.cache_client),
         }
         if services.event_client is not services.cache_client:
-            probes["redis_events"] = services.event_client.ping
+            probes["redis_events"] = lambda: _ping(services.event_client)
         results = await asyncio.gather(*(_timed_check(p) for p in probes.values()))
         checks = dict(zip(probes, results, strict=True))
         failing = [name for name, check in checks.items() if check["status"] != "ok"]

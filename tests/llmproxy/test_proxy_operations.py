@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,24 @@ def test_redis_down_is_degraded_and_requests_still_succeed(stack: Stack, private
         timeout=10,
         what="buffer flushed",
     )
+
+
+def test_health_is_ok_at_once_after_redis_restarts(stack: Stack, private_redis: RedisServer) -> None:
+    """A restart closes every pooled connection; the first use of each fails. That says nothing about Redis
+    now, so /health must not call the proxy degraded once Redis answers again (a failover probe would)."""
+    proxy = stack.proxy(REDIS_CACHE_URL=private_redis.url, REDIS_EVENT_URL=private_redis.url)
+    with ThreadPoolExecutor(8) as pool:  # several connections in the pool, each one used
+        statuses = list(
+            pool.map(lambda _: requests.get(proxy.url + "/health", timeout=5).json()["status"], range(32))
+        )
+    assert set(statuses) == {"ok"}
+    private_redis.restart_empty()
+    assert redis.Redis.from_url(private_redis.url).ping()
+    with ThreadPoolExecutor(8) as pool:
+        after = list(pool.map(lambda _: requests.get(proxy.url + "/health", timeout=5).json(), range(32)))
+    assert [h["status"] for h in after] == ["ok"] * 32, [
+        h.get("checks") for h in after if h["status"] != "ok"
+    ][:1]
 
 
 def test_postgres_down_is_503_naming_the_database_then_recovers(stack: Stack) -> None:
