@@ -96,7 +96,7 @@ def main() -> None:
         )
         watcher = subprocess.Popen(
             [sys.executable, "-m", "devenv", "watch"],
-            env=env,
+            env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -179,7 +179,8 @@ def _new_stopped_tasks(ecs: Any, rollout: Rollout) -> list[dict[str, Any]]:
     return [
         t
         for t in tasks
-        if t.get("startedBy") == rollout.deployment_id
+        if t.get("startedBy", rollout.deployment_id) == rollout.deployment_id
+        and t["taskArn"].rsplit("/", 1)[-1] not in rollout.old_tasks
         and t.get("stopCode") == "EssentialContainerExited"
         and t["taskArn"] not in rollout.reported_failures
     ]

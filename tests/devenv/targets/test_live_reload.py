@@ -88,7 +88,7 @@ class Watcher:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devenv", "watch"],
-            env=stack.env,
+            env={**stack.env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
