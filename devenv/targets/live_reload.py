@@ -92,9 +92,6 @@ def check(ecs: Any, logs_dir: Path, rollout: Rollout) -> list[str]:
     ][0]
     primary = service["deployments"][0]
     name = rollout.service.name
-    if primary["id"] != rollout.deployment_id:
-        rollout.outcome = "superseded"
-        return []
     lines = []
     for task in _new_stopped_tasks(ecs, rollout):
         rollout.reported_failures.add(task["taskArn"])
@@ -110,8 +107,12 @@ def check(ecs: Any, logs_dir: Path, rollout: Rollout) -> list[str]:
         serving = sorted(rollout.old_tasks & set(_task_ids(ecs, rollout.service, "RUNNING")))
         lines.append(
             f"{name}: the old tasks keep serving ({', '.join(t[:8] for t in serving) or 'none left'}); "
-            "fix the error and save again to roll anew"
+            "fix the error and save again to roll anew (meanwhile the deployment circuit breaker, when "
+            "the service has one, stops retrying after a few failed starts)"
         )
+        return lines
+    if primary["id"] != rollout.deployment_id:  # a newer roll (a later change) took over
+        rollout.outcome = "superseded"
         return lines
     running = set(_task_ids(ecs, rollout.service, "RUNNING"))
     if primary.get("rolloutState") == "COMPLETED" and running and not running & rollout.old_tasks:
