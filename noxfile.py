@@ -78,6 +78,12 @@ def benchmark_up(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmark_watch(session: nox.Session) -> None:
+    """Live reload's save-to-serving: an edit under llmproxy/ to the first answer from a new task."""
+    uv_run(session, "python", "benchmarks/watch_benchmark.py", *session.posargs)
+
+
+@nox.session
 def benchmark_deploy(session: nox.Session) -> None:
     """`devenv deploy --target local` wall time: cold, warm, fresh emulator; median of 5 (prints figures)."""
     uv_run(session, "python", "benchmarks/deploy_benchmark.py", *session.posargs)

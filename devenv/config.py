@@ -158,6 +158,18 @@ class Settings(BaseModel):
         "cloud applies (1 = AWS's own timing; 10 shows a 15-minute scale-in in 90 s)",
     )
     fault_hold_s: float = Field(5.0, ge=0, description="how long a database or cache fault keeps it down")
+    llmproxy_dir: Path | None = Field(
+        None,
+        description="the llmproxy package the native ECS tasks run and `devenv watch` watches (a folder "
+        "named llmproxy); default: the one devenv imports (a checkout's llmproxy/)",
+    )
+    watch_debounce_ms: int = Field(
+        300,
+        ge=0,
+        le=60_000,
+        description="`devenv watch`: how long the files must stay unchanged before a roll (one save of "
+        "several files rolls once)",
+    )
     cdk_cache_dir: Path | None = Field(
         None, description="where synthesized cloud assemblies are cached; default: the state dir"
     )
@@ -329,9 +341,23 @@ def load_settings(
         "stack_dir": settings.stack_dir,
         "loadtests_dir": settings.loadtests_dir,
     }
-    return settings.model_copy(
+    if settings.llmproxy_dir is not None:
+        folders["llmproxy_dir"] = settings.llmproxy_dir
+    settings = settings.model_copy(
         update={name: (root / path).resolve() for name, path in folders.items() if not path.is_absolute()}
     )
+    _check_llmproxy_dir(settings.llmproxy_dir, origin.get("llmproxy_dir", "defaults"))
+    return settings
+
+
+def _check_llmproxy_dir(folder: Path | None, source: str) -> None:
+    """`python -m llmproxy` must find this very folder (checked once it is resolved against the root)."""
+    if folder is not None and (folder.name != "llmproxy" or not (folder / "__main__.py").is_file()):
+        raise ConfigError(
+            f"bad value for 'llmproxy_dir' (from {source}): {folder} is not an llmproxy package",
+            f"name a folder called llmproxy that holds __main__.py (a copy of the repository's llmproxy/), "
+            f"or unset llmproxy_dir in {source}",
+        )
 
 
 def _describe(exc: ValidationError, origin: Mapping[str, str]) -> tuple[str, str]:

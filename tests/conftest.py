@@ -212,11 +212,20 @@ SHARED_STACK_TIME_SCALE = (
 
 @pytest.fixture(scope="session")
 def shared_stack() -> Iterator[Stack]:
-    """The one whole local stack of the session (started by the first test that asks for `stack`)."""
+    """The one whole local stack of the session (started by the first test that asks for `stack`). Its
+    tasks run a copy of llmproxy/ (`llmproxy_dir`), which the live-reload tests edit and restore."""
     from tests.local_stack import running_stack
 
-    with running_stack({"DEVENV_TIME_SCALE": SHARED_STACK_TIME_SCALE}) as running:
-        yield running
+    copy = reachable_tmpdir("devenv-test-llmproxy-") / "llmproxy"
+    shutil.copytree(
+        Path(__file__).resolve().parents[1] / "llmproxy", copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    settings = {"DEVENV_TIME_SCALE": SHARED_STACK_TIME_SCALE, "DEVENV_LLMPROXY_DIR": str(copy)}
+    try:
+        with running_stack(settings) as running:
+            yield running
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
 
 
 @pytest.fixture

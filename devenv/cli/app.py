@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "devenv.cli.settings_store",
     "devenv.cli.failover",
     "devenv.cli.dashboard",
+    "devenv.cli.watch",
 ]
 
 

@@ -20,11 +20,12 @@ from rich.text import Text
 
 from devenv import services
 from devenv.cli import progress_view
+from devenv.cli import watch as watch_command
 from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption, VerboseOption
 from devenv.cli.status import status_document
 from devenv.config import Runtime
-from devenv.errors import AbortedError, DevenvError, ServiceFailedError
+from devenv.errors import AbortedError, DevenvError, ServiceFailedError, UsageError
 from devenv.runtime import crash, logfiles, resolve_runtime
 from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
@@ -69,6 +70,12 @@ def up(
     runtime: Runtime = typer.Option(
         None, "--runtime", help="native, docker, or auto (docker when a daemon answers) [default: auto]"
     ),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="once up, roll the proxy and dispatcher on every saved change to their source (as `devenv "
+        "watch`); with -d, watch in the foreground until Ctrl-C, the stack staying up",
+    ),
     verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
@@ -85,23 +92,36 @@ def up(
     if overrides:
         app.settings = app.settings.model_copy(update=overrides)
     chosen = resolve_runtime(app.settings.runtime)
+    if watch and infra_only:
+        raise UsageError("--watch rolls the stack's ECS services; --infra-only runs none", "drop one of them")
+    if watch and chosen == "docker":
+        raise watch_command.DOCKER_UNSUPPORTED
     state = StateDir(app.settings.state_dir)
     if not detached_child:
         _recover_from_crash(app, state)
     if detach:
         _up_detached(app, state, infra_only, verbose)
+        if watch:
+            watch_command.watch_running_stack(app, state)
         return
     lock = state.acquire_supervisor_lock()
     try:
-        _up_foreground(app, state, infra_only, detached_child, chosen, verbose)
+        _up_foreground(app, state, infra_only, detached_child, chosen, verbose, watch)
     finally:
         lock.close()
 
 
 def _up_foreground(
-    app: Application, state: StateDir, infra_only: bool, detached_child: bool, runtime: str, verbose: bool
+    app: Application,
+    state: StateDir,
+    infra_only: bool,
+    detached_child: bool,
+    runtime: str,
+    verbose: bool,
+    watch: bool = False,
 ) -> None:
-    """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack.
+    """Run the supervisor in this process until SIGINT/SIGTERM: services, then the deployed stack (with
+    `watch`, rolled on every saved change to its source).
 
     As the detached child of `up -d` (stdout = supervisor.log), the progress is written as log lines."""
     stop = threading.Event()
@@ -173,6 +193,14 @@ def _up_foreground(
         _report(app, state, headline)
         app.info("[dim]Ctrl-C stops everything.[/]")
     events.enabled = True
+    if watch:
+        facts = dict(supervisor.facts)
+        threading.Thread(
+            target=watch_command.run_beside_up,
+            args=(app, state, facts, stop),
+            name="live-reload",
+            daemon=True,
+        ).start()
     try:
         supervisor.watch(stop)
     finally:
@@ -231,7 +259,14 @@ def _deploy_and_realize(
         stop,
         runtime,
     )
-    supervisor.facts.update({"alb_url": stack.alb_url, "stack": local_stack.outputs_fact(outputs)})
+    supervisor.facts.update(
+        {
+            "alb_url": stack.alb_url,
+            "stack": local_stack.outputs_fact(outputs),
+            # what the tasks run, for `devenv watch` (devenv.services.llmproxy.source_dir)
+            "llmproxy_source": str(stack.realizer.llmproxy_source or ""),
+        }
+    )
     progress.done("realize", f"a request through the ALB mirror at {stack.alb_url} succeeded")
     return stack
 

@@ -2,7 +2,11 @@
 
 moto keeps services as records with no tasks. Here each service keeps `desiredCount` tasks of its
 primary deployment, a stopped task gets a replacement, and `forceNewDeployment` (or a new task
-definition) rolls the tasks within `minimumHealthyPercent` / `maximumPercent`, as ECS does.
+definition) rolls the tasks within `minimumHealthyPercent` / `maximumPercent`, as ECS does. With the
+deployment circuit breaker on, a deployment whose tasks keep failing to start (ECS's threshold: half the
+desired count, 3 to 200) fails and stops launching tasks; with rollback, the last completed deployment is
+primary again. Locally that deployment's tasks are still running (they were only to be replaced once new
+ones served), so they simply stay, where ECS would start fresh tasks of its task definition.
 
 Tasks start PROVISIONING; the realizer (which runs the real processes) reports RUNNING, health and
 STOPPED through the control API (`devenv.emulator.control`), so `describe_tasks` and `describe_services`
@@ -147,6 +151,8 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
         # a new task definition is a new deployment
         deployment["id"] = primary_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
     deployment["taskDefinition"] = service.task_definition
+    primary_id = _apply_circuit_breaker(service, deployment)
+    failed = getattr(service, "_devenv_failed_deployment", None) == primary_id
     current = [
         t for t in tasks if t.deployment_id == primary_id and t.task_definition_arn == service.task_definition
     ]
@@ -164,6 +170,8 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
         stop(task, reason)
 
     def start() -> None:
+        if failed:  # the circuit breaker stopped this deployment's launches
+            return
         task = _start(backend, service, primary_id)
         current.append(task)
         started.append(task)
@@ -192,10 +200,59 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
     rollout_completed, steady = _update_counts(
         service, service_tasks(backend, service), deployment, behind_lb
     )
+    if failed:
+        deployment.update(
+            rolloutState="FAILED", rolloutStateReason="ECS deployment circuit breaker: tasks failed to start."
+        )
+    else:
+        deployment.pop("rolloutStateReason", None)
+    if rollout_completed and not failed:
+        service._devenv_last_completed = (primary_id, service.task_definition)  # type: ignore[attr-defined]
     service_events.started(service, [t.id for t in started])
     service_events.stopped(service, [t.id for t in stopped_running], len(stopped_pending))
     if service.status == "ACTIVE":
         service_events.settled(service, primary_id, rollout_completed, steady)
+
+
+def failure_threshold(desired: int) -> int:
+    """ECS's circuit breaker threshold: half the desired count, at least 3 and at most 200."""
+    return min(200, max(3, math.ceil(desired * 0.5)))
+
+
+def _apply_circuit_breaker(service: Service, deployment: dict[str, Any]) -> str:
+    """Trip the breaker once the primary deployment's failed tasks reach the threshold: the deployment
+    fails; with rollback the last completed one (its id and task definition) is primary again. Returns
+    the primary deployment's id."""
+    primary_id: str = deployment["id"]
+    config = getattr(service, "deployment_configuration", None) or {}
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    failures = getattr(service, "_devenv_failures", {}).get(primary_id, 0)
+    if not breaker.get("enable") or failures < failure_threshold(service.desired_count):
+        return primary_id
+    if getattr(service, "_devenv_failed_deployment", None) == primary_id:
+        return primary_id
+    name = service.name
+    service_events.record(
+        service, f"(service {name}) (deployment {primary_id}) deployment failed: tasks failed to start."
+    )
+    completed = getattr(service, "_devenv_last_completed", None)
+    if breaker.get("rollback") and completed and completed[0] != primary_id:
+        service_events.record(service, f"(service {name}) rolling back to deployment {completed[0]}.")
+        deployment["id"], service.task_definition = completed
+        deployment["taskDefinition"] = service.task_definition
+        return str(completed[0])
+    service._devenv_failed_deployment = primary_id  # type: ignore[attr-defined]
+    return primary_id
+
+
+def _count_failure(task: LocalTask, healthy: bool = False) -> None:
+    """A task of its service's primary deployment failed (ended on its own), or turned healthy, which
+    resets the count (ECS's resetOnHealthyTask, on by default)."""
+    service = task._backend.services.get(f"{task.cluster_name}:{task.service_name}")
+    if service is None or not service.deployments or task.deployment_id != service.deployments[0]["id"]:
+        return
+    failures: dict[str, int] = service.__dict__.setdefault("_devenv_failures", {})
+    failures[task.deployment_id] = 0 if healthy else failures.get(task.deployment_id, 0) + 1
 
 
 def _update_counts(
@@ -268,6 +325,7 @@ def report(
             task.started_at = now
         elif last_status == "STOPPED":
             if task.desired_status == "RUNNING":  # it ended on its own: the scheduler replaces it
+                _count_failure(task)
                 task.desired_status = "STOPPED"
                 task.stop_code = "EssentialContainerExited"
                 task.stopped_reason = reason or "Essential container in task exited"
@@ -277,6 +335,8 @@ def report(
                 container.last_status = "STOPPED"
                 container.exitCode = exit_code if exit_code is not None else 0
         if health_status:
+            if health_status == "HEALTHY" and task.health_status != "HEALTHY":
+                _count_failure(task, healthy=True)
             task.health_status = health_status
             for container in task.containers:
                 container.health_status = health_status

@@ -19,6 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -94,9 +95,13 @@ class Realizer:
         extra_env: dict[str, str] | None = None,
         fault_hold_s: float = 5.0,
         runtime: str = "native",
+        llmproxy_source: Path | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.runtime = runtime
+        # the llmproxy package the native tasks run: they start in its parent folder, as the image's
+        # WORKDIR /app holds /app/llmproxy, so `python -m llmproxy` imports exactly this copy
+        self.llmproxy_source = llmproxy_source
         self.data = data
         self.endpoint = endpoint
         self.alb = alb
@@ -333,10 +338,14 @@ class Realizer:
             stop_timeout_s += docker.STOP_MARGIN_S  # the container's own grace, then the process's
         else:
             argv = native_argv(local.container)
+        native_cwd = (
+            self.llmproxy_source.parent if self.llmproxy_source and self.runtime != "docker" else None
+        )
         return ServiceSpec(
             name=local.process,
             argv=argv,
             env={**os.environ, **env},
+            cwd=native_cwd,
             ready=ready,
             ports={"http": local.host_port} if local.host_port else {},
             url=f"http://127.0.0.1:{local.host_port}" if local.host_port else None,

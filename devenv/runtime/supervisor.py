@@ -131,8 +131,9 @@ class Supervisor:
 
     # -- starting -------------------------------------------------------------------------
 
-    def start_all(self, specs: Iterable[ServiceSpec]) -> None:
-        """Start every spec once its dependencies are ready; on any failure stop all and raise."""
+    def start_all(self, specs: Iterable[ServiceSpec], fatal: bool = True) -> None:
+        """Start every spec once its dependencies are ready; on any failure raise (and, when `fatal`,
+        mark the supervisor failed: `up` then stops all)."""
         specs = list(specs)
         known = {spec.name for spec in specs} | set(self.services)
         for spec in specs:
@@ -155,13 +156,25 @@ class Supervisor:
                 self._stopping.set()  # interrupted (Ctrl-C, SIGTERM): the starts in flight give up
                 raise
         if failures:
-            self.phase, self.error = "failed", failures[0].message
+            if fatal:
+                self.phase, self.error = "failed", failures[0].message
             self._write_state()
             raise failures[0]
 
     def add(self, spec: ServiceSpec) -> None:
-        """Start one more service now (the realizer adds tasks this way)."""
-        self.start_all([spec])
+        """Start one more service now (the realizer adds tasks this way). Before the stack is ready a
+        failed start fails `up`; once it is ready, it is that service's own failure: raised to the caller
+        and the service forgotten (its log stays), while the supervisor and the rest keep running (a task
+        whose new code does not start is replaced by ECS, not a reason to stop the stack)."""
+        fatal = self.phase != "ready"
+        try:
+            self.start_all([spec], fatal=fatal)
+        except ServiceFailedError:
+            if not fatal:
+                with self._lock:
+                    self.services.pop(spec.name, None)
+                self._write_state()
+            raise
 
     def _start_when_deps_ready(self, name: str) -> None:
         running = self.services[name]

@@ -6,11 +6,14 @@ from what was deployed (devenv.realize.realizer).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
+from pathlib import Path
 
 from devenv.config import Settings
+from devenv.errors import ConfigError
 from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
@@ -49,3 +52,22 @@ def mock_upstream_spec(settings: Settings, port: int) -> ServiceSpec:
         stop_timeout_s=settings.stop_timeout_s,
         restart=RestartPolicy(mode="on-failure"),
     )
+
+
+def source_dir(settings: Settings) -> Path:
+    """The llmproxy package the native ECS tasks run and `devenv watch` watches: the `llmproxy_dir`
+    setting, else the package devenv itself imports (a checkout's llmproxy/, or the installed wheel's)."""
+    if settings.llmproxy_dir is not None:
+        return settings.llmproxy_dir
+    spec = importlib.util.find_spec("llmproxy")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "the llmproxy package is not importable here", "reinstall devenv, or set llmproxy_dir to a copy"
+        )
+    return Path(spec.origin).parent
+
+
+def installed_copy(source: Path) -> bool:
+    """True for a package inside an installed environment (a wheel): edits there are not a checkout's and
+    a reinstall replaces them."""
+    return "site-packages" in source.parts or "dist-packages" in source.parts

@@ -123,6 +123,7 @@ def realize(
         extra_env={"REDIS_CA_FILE": str(ca_file)},
         fault_hold_s=settings.fault_hold_s,
         runtime=runtime,
+        llmproxy_source=llmproxy.source_dir(settings),
     )
     realizer.alb = AlbMirror(
         realizer.elbv2,

@@ -77,3 +77,16 @@ def test_an_unknown_key_in_the_file_lists_the_valid_ones(tmp_path: Path) -> None
         load_settings(tmp_path, {})
     assert "unknown setting 'alb_prot'" in info.value.message
     assert info.value.hint is not None and "alb_port" in info.value.hint
+
+
+def test_llmproxy_dir_resolves_against_the_root_and_must_be_the_package(tmp_path: Path) -> None:
+    package = tmp_path / "copy" / "llmproxy"
+    package.mkdir(parents=True)
+    (package / "__main__.py").write_text("")
+    (tmp_path / "devenv.toml").write_text("llmproxy_dir = 'copy/llmproxy'\n")
+    assert load_settings(tmp_path, {}).llmproxy_dir == package.resolve()
+    for bad in ("copy", "copy/missing/llmproxy"):
+        with pytest.raises(ConfigError) as info:
+            load_settings(tmp_path, {"DEVENV_LLMPROXY_DIR": bad})
+        assert "'llmproxy_dir'" in info.value.message and "DEVENV_*" in info.value.message
+        assert info.value.hint is not None and "__main__.py" in info.value.hint

@@ -185,3 +185,47 @@ def test_behind_a_load_balancer_an_old_task_still_in_its_first_checks_is_kept_un
     assert len(live_tasks(ecs, "svc-lb")) == 2  # running is not enough behind a load balancer
     report(endpoint, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-lb")] == [new["taskArn"]]
+
+
+@pytest.mark.parametrize("rollback", [True, False])
+def test_the_circuit_breaker_stops_a_deployment_whose_tasks_fail_to_start(
+    endpoint: str, ecs: Any, rollback: bool
+) -> None:
+    name = f"svc-cb-{rollback}"
+    ecs.create_service(
+        cluster="c1", serviceName=name, taskDefinition="proxy", desiredCount=1, launchType="FARGATE"
+    )
+    ecs.update_service(
+        cluster="c1",
+        service=name,
+        deploymentConfiguration={
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": rollback},
+        },
+    )
+    [old] = live_tasks(ecs, name)
+    report(endpoint, old["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    completed = ecs.describe_services(cluster="c1", services=[name])["services"][0]["deployments"][0]
+    assert completed["rolloutState"] == "COMPLETED"
+    ecs.update_service(cluster="c1", service=name, forceNewDeployment=True)
+    failed_id = ecs.describe_services(cluster="c1", services=[name])["services"][0]["deployments"][0]["id"]
+    assert failed_id != completed["id"]
+    for _attempt in range(3):  # ECS's threshold for one desired task: 3 failed starts
+        [new] = [t for t in live_tasks(ecs, name) if t["taskArn"] != old["taskArn"]]
+        report(endpoint, new["taskArn"], lastStatus="STOPPED", exitCode=1, stoppedReason="SyntaxError")
+    assert [t["taskArn"] for t in live_tasks(ecs, name)] == [old["taskArn"]]  # no fourth start
+    service = ecs.describe_services(cluster="c1", services=[name])["services"][0]
+    messages = [e["message"] for e in service["events"]]
+    assert f"(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start." in messages
+    if rollback:
+        assert f"(service {name}) rolling back to deployment {completed['id']}." in messages
+        assert service["deployments"][0]["id"] == completed["id"]
+        assert service["deployments"][0]["rolloutState"] == "COMPLETED"
+    else:
+        assert service["deployments"][0]["id"] == failed_id
+        assert service["deployments"][0]["rolloutState"] == "FAILED"
+        assert "circuit breaker" in service["deployments"][0]["rolloutStateReason"]
+    # a newer deployment starts afresh
+    ecs.update_service(cluster="c1", service=name, forceNewDeployment=True)
+    assert len(live_tasks(ecs, name)) == 2

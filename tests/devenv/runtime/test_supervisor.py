@@ -79,3 +79,27 @@ def test_restart_policy_gives_up_after_max_restarts(tmp_path: Path) -> None:
     assert not policy.allows(0, 0)
     assert RestartPolicy(mode="always").allows(0, 0)
     assert not RestartPolicy(mode="never").allows(1, 0)
+
+
+@pytest.mark.parametrize("phase", ["starting", "ready"])
+def test_a_service_added_after_ready_fails_alone(tmp_path: Path, phase: str) -> None:
+    """Before the stack is ready a failed start fails `up`; after it (a task whose new code does not
+    start), only that service fails: it is forgotten, its log kept, and the supervisor stays ready."""
+    supervisor = Supervisor(StateDir(tmp_path), facts={})
+    supervisor.phase = phase
+    crash = ServiceSpec(
+        name="proxy-0badc0de",
+        argv=["sh", "-c", "echo 'SyntaxError: invalid syntax' >&2; exit 1"],
+        ready=probes.tcp("127.0.0.1", free_port()),
+        restart=RestartPolicy(mode="never"),
+    )
+    with pytest.raises(ServiceFailedError) as caught:
+        supervisor.add(crash)
+    assert "SyntaxError" in caught.value.message
+    if phase == "ready":
+        assert supervisor.phase == "ready" and supervisor.error is None
+        assert "proxy-0badc0de" not in supervisor.services
+    else:
+        assert supervisor.phase == "failed" and supervisor.error == caught.value.message
+        assert supervisor.services["proxy-0badc0de"].state == "failed"
+    assert "SyntaxError" in StateDir(tmp_path).log_for("proxy-0badc0de").read_text()
