@@ -35,6 +35,7 @@ PORT_SETTINGS = (
     "alb_https_port",
     "aurora_port",
     "elasticache_port",
+    "dashboard_port",
 )
 UP_TIMEOUT_S = 240  # below pytest's global timeout (pyproject.toml), so a hung `up` fails with its output
 STEADY_TIMEOUT_S = 120  # a replaced task: stop timeout, start, health checks, deregistration delay
