@@ -59,6 +59,7 @@ class Stack:
     alb: str
     emulator: str
     token: str
+    up_output: str = ""  # what `devenv up -d` printed
     clients: dict[str, Any] = field(default_factory=dict)
 
     def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -194,7 +195,11 @@ def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
         assert created.returncode == 0, created.stderr
         token = json.loads(created.stdout)["token"]
         yield Stack(
-            env, f"http://127.0.0.1:{ports['alb_port']}", f"http://127.0.0.1:{ports['emulator_port']}", token
+            env,
+            f"http://127.0.0.1:{ports['alb_port']}",
+            f"http://127.0.0.1:{ports['emulator_port']}",
+            token,
+            up_output=up.stdout,
         )
     finally:
         subprocess.run(

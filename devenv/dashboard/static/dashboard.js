@@ -171,10 +171,12 @@ function render(doc) {
 
 async function refresh() {
   try {
-    const response = await fetch(`/api/data?${query()}`);
+    const asked = query();
+    const response = await fetch(`/api/data?${asked}`);
     const doc = await response.json();
     if (!response.ok) throw new Error(doc.error || response.statusText);
     render(doc);
+    document.body.dataset.query = asked;  // the window shown, for a reader of the page's DOM
     if (shownLog) drawLog();
   } catch (err) {
     document.getElementById("errors").replaceChildren(el("div", {}, `refresh failed: ${err.message}`));
