@@ -159,10 +159,13 @@ def test_a_tasks_log_tail_reads_as_devenv_logs_reads_it(stack: Stack, page: Page
     path = Path(stack.env["DEVENV_STATE_DIR"]) / "logs" / f"{process}.log"
     assert str(path) in log["source"] and "no CloudWatch Logs" in log["source"]
     assert log["lines"]
-    printed = stack.devenv("logs", process, "--tail", "400").stdout.splitlines()
+    ran = stack.devenv("logs", process, "--tail", "400")
+    printed = [line.removeprefix(f"{process} | ") for line in ran.stdout.splitlines()]  # a task's prefix
     size = len(log["lines"])
     # the same lines, in order (the log may have grown between the two reads)
     assert any(printed[i : i + size] == log["lines"] for i in range(len(printed) - size + 1)), (
+        ran.returncode,
+        ran.stderr[-2000:],
         log["lines"][-3:],
         printed[-3:],
     )
