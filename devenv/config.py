@@ -117,6 +117,9 @@ class Settings(BaseModel):
         6380, ge=1, le=65535, description="the ElastiCache endpoint (a fault proxy to Redis)"
     )
     mock_upstream_port: int = Field(8081, ge=1, le=65535, description="the OpenAI-compatible mock upstream")
+    dashboard_port: int = Field(
+        8090, ge=1, le=65535, description="the stack's dashboard page `devenv up` serves (127.0.0.1 only)"
+    )
     # The mock upstream answers as slowly as a hosted model, so that local timings mean something (a
     # stream's first token well before its end). Published and user-measured figures for hosted chat
     # models (gpt-4o-mini, gpt-4o, Claude Haiku/Sonnet): ~0.3-0.5 s to the first token at the median, with

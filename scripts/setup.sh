@@ -15,6 +15,11 @@ if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   echo "setup: installing wrk (apt; used by the benchmark)"
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk >/dev/null || echo "setup: wrk not installed (benchmarks only)"
 fi
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing chromium (apt; the dashboard's browser test renders the page headless; ~45 s)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
 # uv is used as `python3 -m uv`, which works whatever PATH the pip install put its script on.
 if ! python3 -m uv --version >/dev/null 2>&1; then
   echo "setup: installing uv (pip)"

@@ -35,6 +35,7 @@ PORT_SETTINGS = (
     "alb_https_port",
     "aurora_port",
     "elasticache_port",
+    "dashboard_port",
 )
 UP_TIMEOUT_S = 240  # below pytest's global timeout (pyproject.toml), so a hung `up` fails with its output
 STEADY_TIMEOUT_S = 120  # a replaced task: stop timeout, start, health checks, deregistration delay
@@ -58,6 +59,7 @@ class Stack:
     alb: str
     emulator: str
     token: str
+    up_output: str = ""  # what `devenv up -d` printed
     clients: dict[str, Any] = field(default_factory=dict)
 
     def devenv(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -193,7 +195,11 @@ def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
         assert created.returncode == 0, created.stderr
         token = json.loads(created.stdout)["token"]
         yield Stack(
-            env, f"http://127.0.0.1:{ports['alb_port']}", f"http://127.0.0.1:{ports['emulator_port']}", token
+            env,
+            f"http://127.0.0.1:{ports['alb_port']}",
+            f"http://127.0.0.1:{ports['emulator_port']}",
+            token,
+            up_output=up.stdout,
         )
     finally:
         subprocess.run(

@@ -30,6 +30,7 @@ from devenv.cli.options import (
 from devenv.errors import ConfigError, UsageError
 from devenv.failover import experiment as ex
 from devenv.runtime.state import StateDir
+from devenv.targets import dashboard_link
 from devenv.targets.endpoints import Target
 
 HEADLINE = (
@@ -187,4 +188,6 @@ def _print(app: Application, journal: dict[str, Any]) -> None:
         app.out.print(
             f"  missing audit events: {shown}{f' (+{more} more)' if more > 0 else ''}", highlight=False
         )
+    if journal.get("dashboard"):
+        app.out.print(f"  {dashboard_link.line(journal['dashboard'])}", highlight=False, markup=False)
     app.out.print(f"  report: {journal.get('report')}  journal: {journal.get('journal')}", highlight=False)

@@ -31,7 +31,7 @@ from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import emulator
+from devenv.services import dashboard, emulator
 
 if TYPE_CHECKING:
     from devenv.targets.local_stack import RealizedStack
@@ -145,6 +145,8 @@ def _up_foreground(
         from devenv.runtime import docker
 
         docker.ensure_images((s.extra["image"] for s in specs), lambda m: app.info(f"  [dim]{m}[/]"))
+    if not infra_only:
+        specs += services.pages(app.settings, state, ports)  # native with either runtime: no image
     events = _EventPrinter(app, timestamps=detached_child)
     supervisor = Supervisor(state, services.facts(app.settings, state, ports, runtime), on_event=events)
     progress = Progress(["services"] if infra_only else UP_STEPS, on_change=supervisor.set_progress)
@@ -381,6 +383,9 @@ def _report(app: Application, state: StateDir, headline: str) -> None:
     outputs = _local_outputs(document)
     if outputs is not None:
         app.out.print(outputs)
+    page = next((svc["url"] for svc in document["services"] if svc["name"] == dashboard.NAME), None)
+    if page:
+        app.out.print(f"The stack's dashboard, live: {page}", highlight=False)
     env = document.get("aws_env") or {}
     if env:
         app.out.print("Point an AWS SDK or CLI at the emulator:")

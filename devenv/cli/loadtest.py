@@ -21,7 +21,7 @@ from devenv.loadtest import thresholds as th
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
-from devenv.targets import aws_api
+from devenv.targets import aws_api, dashboard_link
 from devenv.targets.endpoints import Target, resolve
 
 
@@ -87,7 +87,7 @@ def loadtest(
         f"~{run_plan.planned_s:.0f}s; run folder {run_plan.run_dir}"
     )
     summary = runner.run_headless(run_plan, app.info)
-    _finish(app, run_plan.run_dir, summary)
+    _finish(app, run_plan, summary)
 
 
 def _plan(
@@ -168,11 +168,15 @@ def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
     ):
         app.info("web UI stopped; no load test ran, so there is no report")
         return
-    _finish(app, run_plan.run_dir, summary, emit_json=False)
+    _finish(app, run_plan, summary, emit_json=False)
 
 
-def _finish(app: Application, run_dir: Path, summary: dict[str, Any], emit_json: bool = True) -> None:
+def _finish(
+    app: Application, run_plan: runner.RunPlan, summary: dict[str, Any], emit_json: bool = True
+) -> None:
+    run_dir = run_plan.run_dir
     summary["run_dir"] = str(run_dir)
+    summary["dashboard"] = _dashboard(app, run_plan, summary)
     summary["report"] = str(report.write_report(run_dir, summary))
     if app.json_output:
         if emit_json:
@@ -188,3 +192,13 @@ def _finish(app: Application, run_dir: Path, summary: dict[str, Any], emit_json:
         )
     if summary["exit_code"]:
         raise typer.Exit(summary["exit_code"])
+
+
+def _dashboard(app: Application, run_plan: runner.RunPlan, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The stack's dashboard at the run's window (devenv.targets.dashboard_link); None when the run did not
+    start or its target has no AWS APIs (an upstream called directly)."""
+    if run_plan.aws is None or not summary.get("started_at"):
+        return None
+    started = float(summary["started_at"])
+    base = dashboard_link.served(StateDir(app.settings.state_dir)) if run_plan.aws.name == "local" else None
+    return dashboard_link.at_window(run_plan.aws.name, base, started, started + float(summary["duration_s"]))

@@ -2,7 +2,7 @@
 local cloud and AWS): the stack's CloudWatch dashboard with each widget's series from GetMetricData
 (metric math evaluated by CloudWatch, or locally by the emulator), and beside it the ECS services with
 their tasks and ALB target health, service events, alarms with their recent history, scaling activities
-and the stack's outputs.
+and the stack's outputs; and, a click away, each task's log tail.
 
 A section that cannot be read is an entry of `errors` naming it; the others are still shown.
 """
@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from devenv.dashboard import body
 from devenv.errors import TargetError
+from devenv.runtime import logfiles
 from devenv.stack_names import STACK_NAME
 from devenv.targets.aws_api import AwsApi
 
@@ -26,14 +28,19 @@ DASHBOARD_TYPE = "AWS::CloudWatch::Dashboard"
 EVENTS = 10  # the last service events per service
 HISTORY = 5  # the last state changes per alarm
 ACTIVITIES = 10
+LOG_LINES = 200  # a task's log tail
 
 
 class Reader:
     """One target's clients, made once and shared by the server's request threads (boto3 clients are
-    thread-safe; making one costs ~50 ms)."""
+    thread-safe; making one costs ~50 ms).
 
-    def __init__(self, api: AwsApi, stack: str = STACK_NAME) -> None:
+    `logs_dir`: where the local stack's process logs are (the local cloud keeps no CloudWatch Logs of its
+    tasks); None on AWS, where a task's log is its awslogs stream."""
+
+    def __init__(self, api: AwsApi, logs_dir: Path | None = None, stack: str = STACK_NAME) -> None:
         self.api = api
+        self.logs_dir = logs_dir
         self.stack = stack
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -179,6 +186,55 @@ class Reader:
             {"key": o["OutputKey"], "value": o["OutputValue"], "description": o.get("Description", "")}
             for o in described.get("Outputs", [])
         ]
+
+    def task_log(self, cluster: str, service: str, task: str, lines: int = LOG_LINES) -> dict[str, Any]:
+        """The last `lines` of a task's log and where they come from: locally the task's process log, read
+        as `devenv logs` reads it; on AWS the awslogs stream of each of its containers."""
+        if self.logs_dir is not None:
+            path = self.logs_dir / f"{service}-{task[:8]}.log"
+            if not path.is_file():
+                raise TargetError(f"no log for task {task} of {service}: {path} does not exist")
+            return {
+                "source": f"{path} (the local cloud keeps no CloudWatch Logs of its tasks; "
+                "`devenv logs` reads the same file)",
+                "lines": logfiles.tail_lines(path, lines),
+            }
+        return self._awslogs(cluster, task, lines)
+
+    def _awslogs(self, cluster: str, task: str, lines: int) -> dict[str, Any]:
+        """CloudWatch Logs `get_log_events` of the task's streams: `<prefix>/<container>/<task id>` in
+        the group its task definition names (the awslogs driver's naming)."""
+        ecs, logs = self.client("ecs"), self.client("logs")
+        described = ecs.describe_tasks(cluster=cluster, tasks=[task])["tasks"]
+        if not described:
+            raise TargetError(f"no task {task} in cluster {cluster}")
+        definition = ecs.describe_task_definition(taskDefinition=described[0]["taskDefinitionArn"])
+        task_id = described[0]["taskArn"].rsplit("/", 1)[-1]
+        streams, found = [], []
+        for container in definition["taskDefinition"]["containerDefinitions"]:
+            config = container.get("logConfiguration") or {}
+            options = config.get("options") or {}
+            if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
+                continue
+            group = options["awslogs-group"]
+            stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container['name']}/{task_id}"
+            streams.append(f"{group} {stream}")
+            try:
+                events = logs.get_log_events(
+                    logGroupName=group, logStreamName=stream, limit=lines, startFromHead=False
+                )["events"]
+            except logs.exceptions.ResourceNotFoundException:
+                streams[-1] += " (not created yet: the container has logged nothing)"
+                continue
+            found += [(event["timestamp"], f"{container['name']} | {event['message']}") for event in events]
+        if not streams:
+            raise TargetError(
+                f"task {task}'s containers log to no CloudWatch Logs stream (no awslogs driver)"
+            )
+        return {
+            "source": "CloudWatch Logs " + ", ".join(streams),
+            "lines": [line for _, line in sorted(found, key=lambda item: item[0])][-lines:],
+        }
 
     def everything(self, start: float, end: float) -> dict[str, Any]:
         """The page's data: each section, or its error."""

@@ -4,6 +4,9 @@ target's resources and is not meant for anyone else on the network.
 
 GET /api/data?range=1h|3h|<N>h|<N>m, or ?start=&end= (epoch seconds): everything data.Reader reads, for
 that window ending now (or between start and end). A bad range is a 400 naming it.
+GET /api/logs?cluster=&service=&task=: the task's log tail (data.Reader.task_log); 404 when it has none.
+GET /healthz: 200 once the server answers (the supervisor's readiness probe; it reads no AWS API).
+The page reads ?start=&end= from its own URL, so a report can link to its run's window.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from devenv.dashboard.data import Reader, dumps
+from devenv.errors import TargetError
 
 STATIC = Path(__file__).parent / "static"
 HOST = "127.0.0.1"
 RANGE = re.compile(r"^(\d+)([mhd])$")
 UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 MAX_RANGE_S = 15 * 86400  # CloudWatch keeps 15 days of minute data
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # an ECS cluster or service name
+TASK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class BadWindow(ValueError):
@@ -65,10 +71,30 @@ def app(reader: Reader) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return Response(dumps(reader.everything(start, end)), media_type="application/json")
 
+    def task_log(request: Request) -> Response:
+        query = request.query_params
+        cluster, service, task = (query.get(k, "") for k in ("cluster", "service", "task"))
+        if not (NAME.match(cluster) and NAME.match(service) and TASK_ID.match(task)):
+            return JSONResponse(
+                {"error": "cluster, service and task must be an ECS cluster name, service name and task id"},
+                status_code=400,
+            )
+        try:
+            return Response(dumps(reader.task_log(cluster, service, task)), media_type="application/json")
+        except TargetError as exc:
+            return JSONResponse({"error": exc.message}, status_code=404)
+        except Exception as exc:  # the target's API refused: say what it said
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=502)
+
+    def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
     return Starlette(
         routes=[
             Route("/", page),
+            Route("/healthz", healthz),
             Route("/api/data", data),
+            Route("/api/logs", task_log),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )

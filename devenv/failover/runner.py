@@ -24,7 +24,7 @@ from devenv.failover.experiment import Experiment, Step
 from devenv.failover.load import BackgroundLoad, HealthProbe, LoadSpec, new_run_tag
 from devenv.failover.target import Target
 from devenv.runtime.probes import ProbeResult, held_for, wait_until_ready
-from devenv.targets import signals
+from devenv.targets import dashboard_link, signals
 from devenv.targets.management import ManagementError
 
 EXIT_CODES = {"pass": 0, "fail": 1, "aborted": 2, "error": 2}
@@ -324,6 +324,8 @@ class Run:
                 self.verdict = "fail" if self.breaches else "pass"
         verdict = self.verdict or "error"
         result = self.audit_result
+        started = self.started_at.timestamp()
+        dashboard = dashboard_link.at_window(self.target.name, self.target.dashboard, started, time.time())
         journal: dict[str, Any] = {
             "experiment": exp.name,
             "target": self.target.name,
@@ -354,6 +356,7 @@ class Run:
             "steps": self.steps,
             "audit": vars(result) if result else None,
             "signals": found,
+            "dashboard": dashboard,
             "load_generator": "devenv.failover.load: asyncio + aiohttp, constant rate, one X-Request-ID each, "
             + ("keep-alive connections" if exp.load.keep_alive else "a new connection per request"),
         }

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from devenv.errors import TargetError
 from devenv.runtime.state import StateDir
 from devenv.stack_names import NAME_PREFIX
-from devenv.targets import aws_api, endpoints
+from devenv.targets import aws_api, dashboard_link, endpoints
 from devenv.targets.aws_api import AwsApi
 from devenv.targets.endpoints import Endpoint, resolve
 from devenv.targets.management import ManagementClient
@@ -32,6 +32,7 @@ class Target:
     fault_proxies: dict[str, str] = field(default_factory=dict)
     cluster: str = CLUSTER
     emulator: str | None = None  # the local cloud's URL (None on AWS)
+    dashboard: str | None = None  # the dashboard page `devenv up` serves (None on AWS)
     # scalable target -> its SuspendedState before the run suspended it (restored by scaling.resume)
     scaling_before: dict[str, dict[str, bool]] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -83,4 +84,11 @@ def connect(
         for name in ("aurora", "elasticache")
         if (services.get(name) or {}).get("control_url")
     }
-    return Target("local", endpoint, api.make_client, proxies, emulator=api.emulator)
+    return Target(
+        "local",
+        endpoint,
+        api.make_client,
+        proxies,
+        emulator=api.emulator,
+        dashboard=dashboard_link.served(state),
+    )

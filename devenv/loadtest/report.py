@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devenv.loadtest.summary import TIMELINE_FILE
-from devenv.targets import signal_plots
+from devenv.targets import dashboard_link, signal_plots
 
 LATENCY_PNG = "latency.png"
 THROUGHPUT_PNG = "throughput.png"
@@ -153,6 +153,18 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
         if locust_html
         else ""
     )
+    dashboard = summary.get("dashboard")
+    if dashboard and dashboard["url"]:
+        dashboard_html = (
+            f"<p>The stack's dashboard at this run's window: <a href=\"{e(dashboard['url'])}\">"
+            f"{e(dashboard['url'])}</a></p>"
+        )
+    elif dashboard:
+        dashboard_html = (
+            f"<p>The stack's dashboard at this run's window: <code>{e(dashboard['command'])}</code></p>"
+        )
+    else:
+        dashboard_html = ""
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Load test {e(str(summary.get("profile")))} — {e(verdict)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}td:first-child{{text-align:left}}
@@ -165,6 +177,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 time_scale {e(str(summary.get("time_scale")))}</p>
 {f"<p class=bad>set-up error: {e(summary['setup_error'])}</p>" if summary.get("setup_error") else ""}
 {links}
+{dashboard_html}
 <h2>Request types</h2>
 <table><tr><th>name</th><th>type</th><th>requests</th><th>failures</th><th>RPS</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{rows}</table>
 <h2>Thresholds</h2><ul>{checks or "<li>none evaluated over the whole run (a ramp judges each step)</li>"}</ul>
@@ -243,6 +256,8 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
             f"[yellow]failure:[/] {failure['method']} {failure['name']}: {failure['error']} x{failure['occurrences']}",
             highlight=False,
         )
+    if summary.get("dashboard"):
+        console.print(dashboard_link.line(summary["dashboard"]), highlight=False, markup=False)
     verdict = summary["verdict"]
     console.print(
         f"verdict: [{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]   report: {run_dir / REPORT_HTML}",

@@ -9,7 +9,7 @@ from devenv.config import Settings
 from devenv.runtime.ports import claim, free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import ServiceSpec
-from devenv.services import emulator, llmproxy, postgres, redis
+from devenv.services import dashboard, emulator, llmproxy, postgres, redis
 from devenv.services.tls import TlsFiles, ensure_tls_files
 
 
@@ -26,6 +26,7 @@ class Ports:
     alb_https: int | None = None
     aurora: int | None = None
     elasticache: int | None = None
+    dashboard: int | None = None
 
 
 def claim_ports(settings: Settings, infra_only: bool) -> Ports:
@@ -47,6 +48,7 @@ def claim_ports(settings: Settings, infra_only: bool) -> Ports:
         alb_https=take("the ALB mirror (HTTPS)", "alb_https_port"),
         aurora=take("the Aurora endpoint", "aurora_port"),
         elasticache=take("the ElastiCache endpoint", "elasticache_port"),
+        dashboard=take("the dashboard", "dashboard_port"),
     )
 
 
@@ -90,6 +92,12 @@ def application(
 
         return containers.application(settings, state, ports)
     return [llmproxy.mock_upstream_spec(settings, ports.mock_upstream)]
+
+
+def pages(settings: Settings, state: StateDir, ports: Ports) -> list[ServiceSpec]:
+    """The stack's dashboard page: a native process with either runtime (devenv.services.dashboard)."""
+    assert ports.dashboard is not None
+    return [dashboard.spec(settings, state, ports.dashboard)]
 
 
 def facts(settings: Settings, state: StateDir, ports: Ports, runtime: str = "native") -> dict[str, Any]:

@@ -24,3 +24,10 @@ def test_the_smoke_profile_passes_through_the_local_stack(stack: Stack, tmp_path
     assert summary["verdict"] == "pass" and summary["breached"] == []
     assert summary["requests"] > 50
     assert summary["thresholds"] and all(check["ok"] for check in summary["thresholds"])
+    # the stack's dashboard at the run's window, on the page `up` serves
+    page = f"http://127.0.0.1:{stack.env['DEVENV_DASHBOARD_PORT']}/"
+    link = summary["dashboard"]
+    assert link["url"] == f"{page}?start={link['start']}&end={link['end']}"
+    assert (
+        link["start"] <= summary["started_at"] < summary["started_at"] + summary["duration_s"] <= link["end"]
+    )

@@ -18,8 +18,19 @@ function query() {
   const range = document.querySelector("input[name=range]:checked").value;
   if (range !== "custom") return `range=${range}`;
   const from = Date.parse(document.getElementById("from").value) / 1000;
-  const to = Date.parse(document.getElementById("to").value || new Date().toISOString()) / 1000;
-  return `start=${from}&end=${to}`;
+  const toText = document.getElementById("to").value;
+  return `start=${from}&end=${toText ? Date.parse(toText) / 1000 : Date.now() / 1000}`;
+}
+
+// A link with ?start=&end= (epoch seconds; a run's report) opens the page at that window, as custom.
+const localInput = (epoch) => new Date(epoch * 1000 - new Date(epoch * 1000).getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+function windowFromUrl() {
+  const params = new URLSearchParams(window.location.search);
+  const start = Number(params.get("start")), end = Number(params.get("end"));
+  if (!params.has("start") || !(start > 0)) return;
+  document.querySelector("input[name=range][value=custom]").checked = true;
+  document.getElementById("from").value = localInput(start);
+  if (params.has("end") && end > start) document.getElementById("to").value = localInput(end);
 }
 
 // One x axis (the union of the visible series' timestamps), one y array per visible series.
@@ -100,10 +111,40 @@ function table(headers, rows) {
     ...rows.map((r) => el("tr", {}, ...r.map((c) => (c instanceof Node ? el("td", {}, c) : el("td", {}, String(c ?? "")))))));
 }
 
+// The log tail of the task last clicked, refreshed with the page until closed.
+let shownLog = null;  // {cluster, service, task}
+async function drawLog() {
+  const box = document.getElementById("log");
+  if (!shownLog) { box.replaceChildren(); return; }
+  const { cluster, service, task } = shownLog;
+  const close = el("button", { type: "button", class: "close" }, "close");
+  close.addEventListener("click", () => { shownLog = null; drawLog(); });
+  const params = new URLSearchParams({ cluster, service, task });
+  let body;
+  try {
+    const response = await fetch(`/api/logs?${params}`);
+    const doc = await response.json();
+    if (!response.ok) throw new Error(doc.error || response.statusText);
+    body = [el("p", { class: "note" }, `from ${doc.source}`), el("pre", {}, doc.lines.join("\n") || "(empty)")];
+  } catch (err) {
+    body = [el("p", { class: "error" }, `log not read: ${err.message}`)];
+  }
+  if (!shownLog || shownLog.task !== task) return;  // another task was clicked meanwhile
+  box.replaceChildren(el("h3", {}, `log of ${service} task ${task.slice(0, 12)}`, close), ...body);
+  const pre = box.querySelector("pre");
+  if (pre) pre.scrollTop = pre.scrollHeight;
+}
+
+function logLink(cluster, service, task) {
+  const link = el("a", { href: "#log", class: "task-log", title: "show this task's log" }, task.id.slice(0, 12));
+  link.addEventListener("click", () => { shownLog = { cluster, service, task: task.id }; drawLog(); });
+  return link;
+}
+
 function drawServices(services) {
   document.getElementById("services").replaceChildren(...(services || []).map((s) => el("details", { open: "" },
     el("summary", {}, `${s.name}: ${s.running} running / ${s.desired} desired${s.pending ? `, ${s.pending} pending` : ""}`),
-    table(["task", "status", "health", "age"], s.tasks.map((t) => [t.id.slice(0, 12), `${t.last_status} → ${t.desired_status}`, t.health, age(t.age_s)])),
+    table(["task (click: log)", "status", "health", "age"], s.tasks.map((t) => [logLink(s.cluster, s.name, t), `${t.last_status} → ${t.desired_status}`, t.health, age(t.age_s)])),
     s.targets.length ? table(["ALB target", "state", "reason"], s.targets.map((t) => [t.id, el("span", { class: `state-${t.state === "healthy" ? "OK" : "ALARM"}` }, t.state), t.reason])) : "",
     table(["event", ""], s.events.map((e) => [when(e.at), e.message])))));
 }
@@ -130,15 +171,19 @@ function render(doc) {
 
 async function refresh() {
   try {
-    const response = await fetch(`/api/data?${query()}`);
+    const asked = query();
+    const response = await fetch(`/api/data?${asked}`);
     const doc = await response.json();
     if (!response.ok) throw new Error(doc.error || response.statusText);
     render(doc);
+    document.body.dataset.query = asked;  // the window shown, for a reader of the page's DOM
+    if (shownLog) drawLog();
   } catch (err) {
     document.getElementById("errors").replaceChildren(el("div", {}, `refresh failed: ${err.message}`));
   }
 }
 
+windowFromUrl();
 document.getElementById("range").addEventListener("change", refresh);
 window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.plot.setSize({ width: Math.max(c.plot.root.parentNode.clientWidth - 12, 100), height: c.plot.height })));
 refresh();

@@ -91,3 +91,17 @@ def test_without_a_local_stack_the_command_says_so_and_exits_2() -> None:
     )  # fmt: skip
     assert ran.returncode == 2, ran.stderr
     assert "no emulator" in ran.stderr and "devenv up" in ran.stderr and "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [(["--end", "100"], "--end needs --start"), (["--start", "200", "--end", "100"], "is not after --start")],
+)
+def test_a_window_without_a_start_or_ending_before_it_is_a_usage_error(args: list[str], problem: str) -> None:
+    state = reachable_tmpdir("devenv-dashboard-window-")
+    ran = subprocess.run(
+        [sys.executable, "-m", "devenv", "--state-dir", str(state), "dashboard", "--no-open", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2, ran.stderr
+    assert problem in ran.stderr and "Traceback" not in ran.stderr

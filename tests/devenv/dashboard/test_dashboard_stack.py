@@ -1,7 +1,9 @@
-"""`devenv dashboard` against a real `devenv up` with real traffic through the ALB mirror (127.0.0.1 only):
-the data endpoint draws the deployed dashboard's widgets from CloudWatch, the 5xx-rate metric math
-equals its expression applied to its inputs, the server listens on 127.0.0.1 alone, and the page renders
-in a real headless browser.
+"""The dashboard page `devenv up` serves, against the session's shared stack with real traffic through the
+ALB mirror (127.0.0.1 only): `up` and `status` name its URL; the data endpoint draws the deployed
+dashboard's widgets from CloudWatch, the 5xx-rate metric math equals its expression applied to its inputs;
+each task's log tail reads as `devenv logs` reads it, and on AWS's code path from CloudWatch Logs (here the
+emulator's); a load test's report links to the page at its window; the server listens on 127.0.0.1 alone;
+and the page renders in a real headless browser.
 
 time_scale 30: a CloudWatch minute lasts 2 s, so the minute-period widgets fill within seconds.
 """
@@ -9,79 +11,61 @@ time_scale 30: a CloudWatch minute lasts 2 s, so the minute-period widgets fill 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from devenv.dashboard.data import Reader
 from devenv.emulator import metric_math
-from devenv.runtime.ports import free_port
-from tests.local_stack import Stack, running_stack
+from devenv.runtime.state import StateDir
+from devenv.targets import aws_api
+from tests.local_stack import Stack
 from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 TITLES = ["Requests", "Latency (target response time)", "Proxy tasks", "Dispatcher", "Aurora", "Redis"]
 RATE = "IF(requests > 0, 100 * (FILL(elb, 0) + FILL(target, 0)) / requests, 0)"
 
 
 @dataclass
-class Dashboard:
-    url: str
-    process: subprocess.Popen[str]
+class Page:
+    url: str  # the base URL `up` serves, ending in /
+    pid: int
 
     def get(self, path: str) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
+            with urllib.request.urlopen(f"{self.url.rstrip('/')}{path}", timeout=30) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack({"DEVENV_TIME_SCALE": "30"}) as running:
-        yield running
+def page(shared_stack: Stack) -> Page:
+    [served] = [s for s in shared_stack.status()["services"] if s["name"] == "dashboard"]
+    assert served["state"] == "running" and served["pid"], served
+    return Page(served["url"], served["pid"])
 
 
 @pytest.fixture(scope="module")
-def dashboard(stack: Stack) -> Iterator[Dashboard]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devenv", "dashboard", "--no-open", "--port", str(port)],
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            with urllib.request.urlopen(f"{url}/", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    wait_for(up, timeout_s=60)
-    yield Dashboard(url, process)
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def traffic(stack: Stack) -> dict[str, list[int]]:
+def traffic(shared_stack: Stack) -> dict[str, list[int]]:
     """40 completions and 5 forced upstream failures through the ALB mirror."""
-    ok = [stack.chat(f"dashboard {i}")[0] for i in range(40)]
-    failing = [stack.chat(f"failing {i}", headers={"X-Mock-Error": "500"})[0] for i in range(5)]
+    shared_stack.await_steady()
+    ok = [shared_stack.chat(f"dashboard {i}")[0] for i in range(40)]
+    failing = [shared_stack.chat(f"failing {i}", headers={"X-Mock-Error": "500"})[0] for i in range(5)]
     assert set(ok) == {200}
     assert all(status >= 500 for status in failing)
     return {"ok": ok, "failing": failing}
@@ -97,16 +81,36 @@ def points_of(found: dict[str, Any], title: str, metric_name: str) -> list[list[
     return [p for i in ids for p in w["points"][i]]
 
 
+def proxy_task(document: dict[str, Any]) -> tuple[str, str, str]:
+    """(cluster, service, task id) of the proxy's running task, as the page lists it."""
+    [proxy] = [s for s in document["services"] if s["name"] == "proxy"]
+    [task] = [t for t in proxy["tasks"] if t["last_status"] == "RUNNING"]
+    return proxy["cluster"], proxy["name"], task["id"]
+
+
+def test_up_and_status_name_the_served_page(stack: Stack, page: Page) -> None:
+    port = int(stack.env["DEVENV_DASHBOARD_PORT"])
+    assert page.url == f"http://127.0.0.1:{port}/"
+    assert f"The stack's dashboard, live: {page.url}" in stack.up_output, stack.up_output
+    assert page.url in stack.devenv("status").stdout
+    with urllib.request.urlopen(page.url, timeout=10) as response:
+        assert b'<script src="/static/dashboard.js">' in response.read()
+    # `devenv dashboard` on the local target opens the page `up` serves (no second server)
+    opened = stack.devenv("dashboard", "--no-open", "--start", "1767225600", "--end", "1767229200")
+    assert opened.returncode == 0, opened.stderr
+    assert f"served by `devenv up`: {page.url}?start=1767225600&end=1767229200" in opened.stdout
+
+
 def test_the_data_endpoint_draws_the_deployed_dashboard_with_requests_and_latency(
-    dashboard: Dashboard, traffic: dict[str, list[int]]
+    stack: Stack, page: Page, traffic: dict[str, list[int]]
 ) -> None:
     def filled() -> dict[str, Any] | None:
-        status, document = dashboard.get("/api/data?range=1h")
+        status, document = page.get("/api/data?range=1h")
         assert status == 200, document
         latency = points_of(document, "Latency (target response time)", "TargetResponseTime")
         requests = points_of(document, "Requests", "RequestCount")
         [proxy] = [s for s in document["services"] if s["name"] == "proxy"]
-        healthy = [t["state"] for t in proxy["targets"]] == ["healthy"]  # past its initial checks
+        healthy = [t["state"] for t in proxy["targets"]] == ["healthy"]
         return document if healthy and latency and sum(v for _, v in requests) >= 45 else None
 
     document = wait_for(filled, timeout_s=60, interval_s=1)
@@ -127,10 +131,10 @@ def test_the_data_endpoint_draws_the_deployed_dashboard_with_requests_and_latenc
 
 
 def test_the_5xx_rate_is_its_expression_applied_to_its_hidden_inputs(
-    dashboard: Dashboard, traffic: dict[str, list[int]]
+    stack: Stack, page: Page, traffic: dict[str, list[int]]
 ) -> None:
     def with_errors() -> dict[str, Any] | None:
-        document = dashboard.get("/api/data?range=1h")[1]
+        document = page.get("/api/data?range=1h")[1]
         return document if points_of(document, "Requests", "HTTPCode_Target_5XX_Count") else None
 
     requests = widget(wait_for(with_errors, timeout_s=60, interval_s=1), "Requests")
@@ -147,16 +151,86 @@ def test_the_5xx_rate_is_its_expression_applied_to_its_hidden_inputs(
     assert any(value > 0 for _, value in requests["points"][rate["id"]])  # the forced failures show
 
 
-def test_a_bad_range_is_a_400_naming_it(dashboard: Dashboard) -> None:
-    status, document = dashboard.get("/api/data?range=soon")
-    assert status == 400 and "'soon'" in document["error"] and "1h" in document["error"]
+def test_a_tasks_log_tail_reads_as_devenv_logs_reads_it(stack: Stack, page: Page) -> None:
+    cluster, service, task = proxy_task(page.get("/api/data?range=1h")[1])
+    status, log = page.get(f"/api/logs?cluster={cluster}&service={service}&task={task}")
+    assert status == 200, log
+    process = f"{service}-{task[:8]}"
+    path = Path(stack.env["DEVENV_STATE_DIR"]) / "logs" / f"{process}.log"
+    assert str(path) in log["source"] and "no CloudWatch Logs" in log["source"]
+    assert log["lines"]
+    ran = stack.devenv("logs", process, "--tail", "400")
+    printed = [line.removeprefix(f"{process} | ") for line in ran.stdout.splitlines()]  # a task's prefix
+    size = len(log["lines"])
+    # the same lines, in order (the log may have grown between the two reads)
+    assert any(printed[i : i + size] == log["lines"] for i in range(len(printed) - size + 1)), (
+        ran.returncode,
+        ran.stderr[-2000:],
+        log["lines"][-3:],
+        printed[-3:],
+    )
+    assert page.get(f"/api/logs?cluster={cluster}&service={service}&task=00000000deadbeef")[0] == 404
+    status, refused = page.get(f"/api/logs?cluster={cluster}&service=../../etc&task={task}")
+    assert status == 400 and "service name" in refused["error"]
 
 
-def test_the_server_listens_on_127_0_0_1_only(dashboard: Dashboard) -> None:
-    port = int(dashboard.url.rsplit(":", 1)[1])
+def test_on_awss_code_path_a_tasks_log_is_its_awslogs_stream(stack: Stack, page: Page) -> None:
+    """The Reader as it runs against AWS (no local logs dir), over the emulator's CloudWatch Logs: the
+    stream the task definition's awslogs options name holds what the test writes there."""
+    cluster, _, task = proxy_task(page.get("/api/data?range=1h")[1])
+    api = aws_api.connect("local", StateDir(Path(stack.env["DEVENV_STATE_DIR"])), None)
+    reader = Reader(api, logs_dir=None)
+    ecs, logs = stack.client("ecs"), stack.client("logs")
+    [described] = ecs.describe_tasks(cluster=cluster, tasks=[task])["tasks"]
+    definition = ecs.describe_task_definition(taskDefinition=described["taskDefinitionArn"])["taskDefinition"]
+    container = definition["containerDefinitions"][0]
+    options = container["logConfiguration"]["options"]
+    group = options["awslogs-group"]
+    stream = (
+        f"{options['awslogs-stream-prefix']}/{container['name']}/{described['taskArn'].rsplit('/', 1)[-1]}"
+    )
+    now_ms = int(time.time() * 1000)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    try:
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now_ms + i, "message": f"line {i}"} for i in range(3)],
+        )
+        found = reader.task_log(cluster, "proxy", task, lines=2)
+    finally:
+        logs.delete_log_stream(logGroupName=group, logStreamName=stream)  # the shared stack as it was
+    assert found["source"].startswith("CloudWatch Logs ") and f"{group} {stream}" in found["source"]
+    assert found["lines"] == [f"{container['name']} | line 1", f"{container['name']} | line 2"]
+    missing = reader.task_log(cluster, "proxy", task)  # the stream is gone again: said, not an error
+    assert missing["lines"] == [] and "not created yet" in missing["source"]
+
+
+def test_a_load_tests_report_links_to_the_page_at_its_window(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    ran = stack.devenv(
+        "loadtest", "--target", "local", "--profile", "smoke", "--users", "2", "--duration", "4s",
+        "--report-dir", str(tmp_path), timeout=180,
+    )  # fmt: skip
+    assert ran.returncode in (0, 1), ran.stdout + ran.stderr  # the verdict does not matter here
+    match = re.search(r"dashboard at this run's window: (http://\S+\?start=(\d+)&end=(\d+))", ran.stdout)
+    assert match, ran.stdout
+    link, start, end = match[1], int(match[2]), int(match[3])
+    assert link.startswith(page.url) and start % 60 == 0 and end % 60 == 0 and start < end
+    [run_dir] = tmp_path.iterdir()
+    assert f'<a href="{link.replace("&", "&amp;")}">' in (run_dir / "report.html").read_text()
+    status, document = page.get(f"/api/data?start={start}&end={end}")
+    assert status == 200 and (document["start"], document["end"]) == (start, end)
+    counted = points_of(document, "Requests", "RequestCount")
+    assert counted and all(start <= at < end for at, _ in counted)
+
+
+def test_the_server_listens_on_127_0_0_1_only(page: Page) -> None:
+    port = int(page.url.rstrip("/").rsplit(":", 1)[1])
     listening = [
         c.laddr
-        for c in psutil.Process(dashboard.process.pid).net_connections(kind="inet")
+        for c in psutil.Process(page.pid).net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN
     ]
     assert listening and all(address.ip == "127.0.0.1" and address.port == port for address in listening)
@@ -171,22 +245,44 @@ def test_the_server_listens_on_127_0_0_1_only(dashboard: Dashboard) -> None:
             pass
 
 
-def test_the_page_renders_in_a_headless_browser(dashboard: Dashboard, traffic: dict[str, list[int]]) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium); the data tests still ran")
+def headless(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's chromium, headless, as root (--no-sandbox), with a throw-away profile."""
     with tempfile.TemporaryDirectory() as profile:
-        rendered = subprocess.run(
+        return subprocess.run(
             [
                 browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-                "--virtual-time-budget=20000", "--dump-dom", f"{dashboard.url}/",
+                "--virtual-time-budget=20000", *args,
             ],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[str]:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no chromium on PATH (scripts/setup.sh installs it: apt-get install -y chromium)")
+    yield found
+
+
+def test_the_page_renders_in_a_headless_browser(
+    page: Page, traffic: dict[str, list[int]], browser: str
+) -> None:
+    rendered = headless(browser, "--dump-dom", page.url)
     dom = rendered.stdout
     assert 'data-loaded="true"' in dom, rendered.stderr[-2000:]
     for title in TITLES:
         assert f"<h3>{title}</h3>" in dom
-    assert dom.count('class="uplot') >= len(TITLES) and "<canvas" in dom
+    assert dom.count('class="uplot') >= len(TITLES) and dom.count("<canvas") >= len(TITLES)
     assert "proxy: 1 running / 1 desired" in dom
+    assert dom.count('class="task-log"') >= 2  # each task's log one click away (proxy and dispatcher)
+    assert 'data-query="range=1h"' in dom
+
+
+def test_a_link_with_a_window_opens_the_page_at_it(page: Page, browser: str) -> None:
+    end = int(time.time())
+    start = end - 600
+    dom = headless(browser, "--dump-dom", f"{page.url}?start={start}&end={end}").stdout
+    assert f'data-query="start={start}&amp;end={end}"' in dom, dom[-2000:]
+    assert 'data-loaded="true"' in dom

@@ -87,6 +87,9 @@ def test_each_shipped_experiment_passes_locally(
     assert isinstance(journal["requests"], int) and journal["requests"] > 50
     assert (run_dir / "timeline.png").stat().st_size > 10_000
     assert json.loads((run_dir / "journal.json").read_text())["verdict"] == "pass"
+    link = journal["dashboard"]  # the page `up` serves, at the run's window
+    page = f"http://127.0.0.1:{stack.env['DEVENV_DASHBOARD_PORT']}/"
+    assert link["url"] == f"{page}?start={link['start']}&end={link['end']}" and link["start"] < link["end"]
     steps = journal["steps"]
     assert isinstance(steps, list) and [s["status"] for s in steps if s["phase"] == "method"]
     if name == "redis-reboot":  # a one-node group cannot test_failover: skipped with AWS's reason

@@ -39,7 +39,7 @@ def state(tmp_path: Path) -> StateDir:
 def settings(state: StateDir) -> Settings:
     ports = (
         *("postgres_port", "redis_port", "emulator_port", "alb_port", "alb_https_port"),
-        *("mock_upstream_port", "aurora_port", "elasticache_port"),
+        *("mock_upstream_port", "aurora_port", "elasticache_port", "dashboard_port"),
     )
     return Settings.model_validate({"state_dir": state.root, **{name: free_port() for name in ports}})
 
