@@ -21,7 +21,7 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.unsettled]
 
 
-@pytest.mark.parametrize("service", ["alb", "aurora", "emulator"])
+@pytest.mark.parametrize("service", ["alb", "alb-dns", "aurora", "emulator"])
 def test_a_killed_service_is_restarted_and_the_alb_answers_again(
     running_stack: ChaosStack, client_loop: StartLoop, service: str
 ) -> None:
@@ -43,11 +43,10 @@ def test_a_killed_service_is_restarted_and_the_alb_answers_again(
 
 
 def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
-    fresh_stack: ChaosStack, client_loop: StartLoop
+    running_stack: ChaosStack, client_loop: StartLoop
 ) -> None:
-    running_stack = fresh_stack
-    up = running_stack.devenv("up", "-d")
-    assert up.returncode == 0, up.stdout + up.stderr
+    """The module's stack is up again afterwards (`up` recovers it in place): the other cases, in any
+    order, find it as they expect."""
     loop = client_loop(running_stack.alb)
     wait_for(lambda: 200 in loop.since(0), 60)
     processes, ports = running_stack.processes(), running_stack.ports()
@@ -66,11 +65,6 @@ def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
     assert "died while ready without stopping" in up.stdout + up.stderr
     recovered_at = time.monotonic()
     wait_for(lambda: 200 in loop.since(recovered_at), 60)
-
-    processes, ports = running_stack.processes(), running_stack.ports()
-    down = running_stack.devenv("down", timeout=120)
-    assert down.returncode == 0, down.stderr
-    running_stack.assert_nothing_left(processes, ports)
 
 
 def test_down_after_a_supervisor_crash_clears_what_it_left(fresh_stack: ChaosStack) -> None:
