@@ -1,7 +1,9 @@
 """The deployed ALB, read from the emulator's ELBv2 API, realized as the Caddy mirror.
 
 Listeners map to local ports (HTTP -> `alb_port`, HTTPS -> `alb_https_port`); each target group's health
-check, thresholds and deregistration delay come from the API. Targets are registered in the mirror and
+check, thresholds and deregistration delay come from the API. The mirror is two supervised processes:
+Caddy (`alb`) and the DNS responder it finds its targets through (`alb-dns`, serving the target lists
+file); the control plane here only rewrites that file, so the ALB routes on without it. Targets are registered in the mirror and
 in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks come and go. With
 `access_log_dir`, the mirror logs each request there for the ALB's CloudWatch metrics
 (`devenv.realize.alb_metrics`).
@@ -24,6 +26,7 @@ from devenv.services import loadbalancer
 from devenv.services.caddy_config import HealthCheck, Listener, LoadBalancerSpec, TargetGroup
 
 ALB_SERVICE = "alb"
+ALB_DNS_SERVICE = "alb-dns"
 
 
 class UnsupportedLoadBalancer(DevenvError):
@@ -68,12 +71,21 @@ class AlbMirror:
         work = self.state_dir / "alb"
         if self.access_log_dir is not None:  # a new mirror counts from zero: no lines of an earlier one
             shutil.rmtree(self.access_log_dir, ignore_errors=True)
-        config = loadbalancer.write_config(spec, admin_port, work, self.access_log_dir)
+        files = loadbalancer.write_config(spec, admin_port, work, self.access_log_dir)
         admin = loadbalancer.admin_url(admin_port)
         self.supervisor.add(
             ServiceSpec(
+                name=ALB_DNS_SERVICE,
+                argv=loadbalancer.resolver_command(files),
+                ready=loadbalancer.resolver_ready_probe(files),
+                restart=RestartPolicy(mode="always"),
+                extra={"resolver": f"udp 127.0.0.1:{files.resolver_port}"},
+            )
+        )
+        self.supervisor.add(
+            ServiceSpec(
                 name=ALB_SERVICE,
-                argv=loadbalancer.caddy_command(config),
+                argv=loadbalancer.caddy_command(files.config),
                 env=loadbalancer.caddy_env(work),
                 ready=loadbalancer.ready_probe(admin, spec),
                 ports={f"{listener.protocol.lower()}": listener.port for listener in spec.listeners}
@@ -81,12 +93,16 @@ class AlbMirror:
                 url=f"http://localhost:{self.http_port}"
                 if any(listener.protocol == "HTTP" for listener in spec.listeners)
                 else f"https://localhost:{self.https_port}",
+                depends_on=(ALB_DNS_SERVICE,),
                 restart=RestartPolicy(mode="always"),
                 extra={"load_balancer": balancers[0]["LoadBalancerName"]},
             )
         )
         self.url = self.supervisor.services[ALB_SERVICE].spec.url
-        self.mirrors = {arn: loadbalancer.TargetGroupMirror(admin, group) for arn, group in by_arn.items()}
+        self.mirrors = {
+            arn: loadbalancer.TargetGroupMirror(admin, group, files.target_lists)
+            for arn, group in by_arn.items()
+        }
         self.arn = balancers[0]["LoadBalancerArn"]
 
     def _spec(self, balancer: dict[str, Any]) -> tuple[LoadBalancerSpec, dict[str, TargetGroup]]:

@@ -30,6 +30,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port the kernel says is free right now (the ALB mirror's DNS responder answers on one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def holder(port: int) -> str | None:
     """'name (pid N)' of the process listening on port, when the OS lets us see it."""
     try:

@@ -1,13 +1,16 @@
 """What of an ALB the local load balancer mirrors, and the Caddy JSON config that mirrors it.
 
 The realizer derives a `LoadBalancerSpec` from ELBv2 (listeners, target groups); `caddy_config` turns it
-into the config `caddy run --config` loads. Targets are not part of it: they come and go in the DNS
-responder Caddy looks them up in (`devenv.services.loadbalancer`), as ECS registers and deregisters tasks.
+into the config `caddy run --config` loads. Targets are not part of it: they come and go in the target
+lists the mirror's DNS responder serves (`devenv.services.dns_responder`, a process of its own), as ECS
+registers and deregisters tasks (`devenv.services.loadbalancer`).
 
 A forwarding listener has one `reverse_proxy` (`target_group_id(name)`) whose upstreams are an SRV lookup
-(Caddy's dynamic upstreams) answered by devenv's `dns_responder`: the group's targets in rotation (known
-healthy), round robin, with retries so a dying target costs no failed request. Target changes never
-touch (reload) Caddy's config.
+(Caddy's dynamic upstreams) answered by that responder: the group's targets in rotation (known healthy),
+round robin, with retries so a dying target costs no failed request. Target changes never touch (reload)
+Caddy's config. A failed lookup (the responder down or restarting) keeps the last answer for
+`SRV_GRACE_PERIOD_S` and then asks again, so the responder is never on the data path of a request: only
+target changes wait for it.
 
 An empty target list must never reach Caddy as an empty answer (Go calls it "no such host" and Caddy logs
 an error per request), so each group has two internal servers on 127.0.0.1 (`FallbackPorts`), and the
@@ -47,6 +50,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 PROXY_RETRIES = 2
 # How long Caddy caches an SRV lookup: a target change reaches new requests within this.
 SRV_REFRESH_S = 0.1
+# How long Caddy keeps its last answer after a failed lookup before it asks again: no request waits for,
+# or fails with, a responder that is down; a target change made meanwhile reaches Caddy within this.
+SRV_GRACE_PERIOD_S = 1.0
 SRV_DOMAIN = "tg.devenv.internal."
 # What an ALB answers when its target group has no registered target.
 NO_TARGET_BODY = "<html><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>\n"
@@ -346,6 +352,7 @@ def _reverse_proxy(handler_id: str, srv_name: str, resolver: str) -> dict[str, A
             "source": "srv",
             "name": srv_name,
             "refresh": _duration(SRV_REFRESH_S),
+            "grace_period": _duration(SRV_GRACE_PERIOD_S),
             "resolver": {"addresses": [resolver]},
         },
         "load_balancing": {"selection_policy": {"policy": "round_robin"}, "retries": PROXY_RETRIES},

@@ -1,10 +1,12 @@
 """The ALB mirror: Caddy run as a supervised child, and the target groups' control plane.
 
 The config comes from `devenv.services.caddy_config`. Target lists are not in it: Caddy looks them up by
-SRV (dynamic upstreams, refreshed every `SRV_REFRESH_S`) from a DNS responder in this process
-(`devenv.services.dns_responder`, one per Caddy, started by `write_config`), so a target change is a
-change of Python state: Caddy's config never changes, nothing reloads, and clients' keep-alive
-connections live on, as behind an ALB. Each target group has two target lists:
+SRV (dynamic upstreams, refreshed every `SRV_REFRESH_S`) from the mirror's DNS responder, a process of its
+own beside Caddy (`devenv.services.dns_responder`, run with `resolver_command`), which answers from a
+target lists file next to Caddy's config. A target change rewrites that file: Caddy's config never
+changes, nothing reloads, and clients' keep-alive connections live on, as behind an ALB. The lists are in
+no process's memory, so the control plane (this module, in the supervisor) can stop or restart without
+the ALB losing its targets. Each target group has two target lists:
 - registered targets (the fail-open handler): every target ECS registered and not yet deregistered;
 - targets in rotation (the health-checked handler): the registered ones this module has seen pass the
   group's health check `healthy_threshold` times in a row, as an ALB moves a target from `initial` to
@@ -15,7 +17,8 @@ target checked once per interval, thresholds applied); Caddy's active checks do 
 upstreams. Between two checks, retries keep a target that died from failing requests.
 
 Every function that changes a list returns once Caddy's cached lookup has expired (one refresh
-interval), so the change applies to every request that starts after it returns.
+interval), so the change applies to every request that starts after it returns (while the responder
+runs; with the responder down, Caddy keeps its last lists and takes the change once it answers again).
 
 Deregistration contract (the ALB's):
 - `deregister_target` takes the target out: it gets no new request once it returns. Requests already
@@ -36,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -47,7 +51,8 @@ from typing import Any, Literal
 
 from devenv.errors import ConfigError, MissingDependencyError, NotRunningError, ServiceFailedError
 from devenv.runtime import probes
-from devenv.runtime.ports import free_port
+from devenv.runtime.ports import free_port, free_udp_port
+from devenv.services import dns_responder
 from devenv.services.caddy_config import (
     SRV_REFRESH_S,
     FallbackPorts,
@@ -58,7 +63,7 @@ from devenv.services.caddy_config import (
     in_rotation_srv_name,
     registered_srv_name,
 )
-from devenv.services.dns_responder import SRV_TARGET, SrvResponder
+from devenv.services.dns_responder import SRV_TARGET, TargetLists, normalize
 
 ADMIN_TIMEOUT_S = 10.0
 
@@ -76,8 +81,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", SRV_TARGET)
 # After a list change, wait out Caddy's cached lookup (plus a margin for the lookup itself).
 CHANGE_SETTLE_S = SRV_REFRESH_S + 0.05
 
-# The target lists of each running Caddy, by admin URL: one DNS responder per Caddy, in this process.
-_target_lists: dict[str, SrvResponder] = {}
+# Target groups of one Caddy share its lists file: one read-modify-write at a time in this process.
+_lists_lock = threading.Lock()
 
 TargetState = Literal["initial", "healthy", "unhealthy"]
 
@@ -95,14 +100,26 @@ class TargetHealth:
 
 @dataclass
 class TargetGroupMirror:
-    """A target group as mirrored in a running Caddy: its admin URL, its definition, and the health this
-    module has observed for each registered target (keep one per group for the life of the Caddy).
+    """A target group as mirrored in a running Caddy: its admin URL, its definition, the target lists
+    file its responder serves (`MirrorFiles.target_lists`), and the health this module has observed for
+    each registered target (keep one per group for the life of the Caddy).
     The functions taking a mirror read-modify-write the target lists: call them for one mirror from one
     thread at a time."""
 
     admin: str
     group: TargetGroup
+    target_lists: Path
     health: dict[str, TargetHealth] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorFiles:
+    """What `write_config` wrote: Caddy's config, the target lists file, and the UDP port on 127.0.0.1
+    the DNS responder answers on (Caddy's config names it)."""
+
+    config: Path
+    target_lists: Path
+    resolver_port: int
 
 
 @dataclass(frozen=True)
@@ -137,33 +154,37 @@ def caddy_binary() -> Path:
 
 def write_config(
     spec: LoadBalancerSpec, admin_port: int, state_dir: Path, access_log_dir: Path | None = None
-) -> Path:
-    """Write Caddy's config for `spec` under `state_dir` (storage in `state_dir/data`); returns its path.
-    Starts the DNS responder that serves this Caddy's target lists (reused if it runs already): it lives
-    in this process until `stop_target_lists`, and a Caddy restarted on the same config finds it.
-    With `access_log_dir`, each target group's requests are logged there (see caddy_config)."""
+) -> MirrorFiles:
+    """Write Caddy's config for `spec` under `state_dir` (storage in `state_dir/data`) and empty target
+    lists beside it; run the responder (`resolver_command`) before Caddy. With `access_log_dir`, each
+    target group's requests are logged there (see caddy_config)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    admin = admin_url(admin_port)
-    responder = _target_lists.get(admin) or _target_lists.setdefault(admin, SrvResponder())
-    fallbacks = {}
+    resolver_port = free_udp_port()
+    fallbacks, lists = {}, TargetLists()
     for listener in spec.listeners:
         if listener.target_group is not None:
             ports = fallbacks[listener.target_group] = FallbackPorts(free_port(), free_port())
-            responder.set_fallback(in_rotation_srv_name(listener.target_group), ports.fail_open)
-            responder.set_fallback(registered_srv_name(listener.target_group), ports.no_target)
-    path = state_dir / "caddy.json"
-    tmp = path.with_suffix(".json.tmp")
-    config = caddy_config(spec, admin_port, state_dir / "data", responder.address, fallbacks, access_log_dir)
+            lists.fallbacks[in_rotation_srv_name(listener.target_group)] = ports.fail_open
+            lists.fallbacks[registered_srv_name(listener.target_group)] = ports.no_target
+    files = MirrorFiles(state_dir / "caddy.json", state_dir / "targets.json", resolver_port)
+    dns_responder.write_lists(files.target_lists, lists)
+    config = caddy_config(
+        spec, admin_port, state_dir / "data", f"127.0.0.1:{resolver_port}", fallbacks, access_log_dir
+    )
+    tmp = files.config.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config, indent=2))
-    tmp.replace(path)
-    return path
+    tmp.replace(files.config)
+    return files
 
 
-def stop_target_lists(admin: str) -> None:
-    """Stop the DNS responder of the Caddy at `admin` (call once that Caddy is stopped for good)."""
-    responder = _target_lists.pop(admin, None)
-    if responder is not None:
-        responder.close()
+def resolver_command(files: MirrorFiles) -> list[str]:
+    """The argv that runs the mirror's DNS responder (a supervised child, like Caddy) on its lists."""
+    return dns_responder.command(files.target_lists, files.resolver_port)
+
+
+def resolver_ready_probe(files: MirrorFiles) -> probes.Probe:
+    """Passes once the DNS responder answers."""
+    return dns_responder.ready_probe(files.resolver_port)
 
 
 def caddy_command(config_path: Path) -> list[str]:
@@ -196,14 +217,14 @@ def ready_probe(admin: str, spec: LoadBalancerSpec) -> probes.Probe:
 # ---- targets ---------------------------------------------------------------------------------------------
 
 
-def registered_targets(admin: str, group: str) -> list[str]:
-    """The dial addresses (HOST:PORT) registered in target group `group`."""
-    return _targets(admin, group, registered_srv_name(group))
+def registered_targets(mirror: TargetGroupMirror) -> list[str]:
+    """The dial addresses (HOST:PORT) registered in the mirror's target group."""
+    return _targets(mirror, registered_srv_name(mirror.group.name))
 
 
-def targets_in_rotation(admin: str, group: str) -> list[str]:
+def targets_in_rotation(mirror: TargetGroupMirror) -> list[str]:
     """The registered targets that get requests while any of them is healthy."""
-    return _targets(admin, group, in_rotation_srv_name(group))
+    return _targets(mirror, in_rotation_srv_name(mirror.group.name))
 
 
 def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
@@ -211,7 +232,7 @@ def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
     healthy (a `healthy_threshold` of 1); otherwise later `sync_target_health` calls do. Idempotent."""
     _port(dial)
     dial = _canonical(dial)
-    registered = registered_targets(mirror.admin, mirror.group.name)
+    registered = registered_targets(mirror)
     mirror.health.setdefault(dial, TargetHealth())
     statuses = _sync(mirror, registered if dial in registered else [*registered, dial], time.monotonic())
     return next(status for status in statuses if status.dial == dial)
@@ -221,12 +242,9 @@ def deregister_target(mirror: TargetGroupMirror, dial: str) -> None:
     """Take a target out: no new requests once this returns; in-flight ones finish. Idempotent. Wait
     before stopping the task: see `drain_target`."""
     dial = _canonical(dial)
-    name = mirror.group.name
-    registered, in_rotation = registered_targets(mirror.admin, name), targets_in_rotation(mirror.admin, name)
+    registered, in_rotation = registered_targets(mirror), targets_in_rotation(mirror)
     if dial in registered or dial in in_rotation:
-        _set_target_lists(
-            mirror.admin, name, [d for d in registered if d != dial], [d for d in in_rotation if d != dial]
-        )
+        _set_target_lists(mirror, [d for d in registered if d != dial], [d for d in in_rotation if d != dial])
     mirror.health.pop(dial, None)
 
 
@@ -248,7 +266,7 @@ def sync_target_health(mirror: TargetGroupMirror, now: float | None = None) -> l
 
     Call it from the realizer's loop, more often than the group's interval. `now` (time.monotonic())
     is for tests."""
-    return _sync(mirror, registered_targets(mirror.admin, mirror.group.name), now)
+    return _sync(mirror, registered_targets(mirror), now)
 
 
 def _sync(mirror: TargetGroupMirror, registered: list[str], now: float | None) -> list[TargetStatus]:
@@ -266,10 +284,8 @@ def _sync(mirror: TargetGroupMirror, registered: list[str], now: float | None) -
         for dial, (passed, detail) in results.items():
             _record_check(mirror.health[dial], group, passed, detail, now)
     healthy = [d for d in registered if mirror.health[d].state == "healthy"]
-    if registered != registered_targets(mirror.admin, group.name) or set(healthy) != set(
-        targets_in_rotation(mirror.admin, group.name)
-    ):
-        _set_target_lists(mirror.admin, group.name, registered, healthy)
+    if registered != registered_targets(mirror) or set(healthy) != set(targets_in_rotation(mirror)):
+        _set_target_lists(mirror, registered, healthy)
     counts = _upstream_counts(mirror.admin)
     return [
         TargetStatus(
@@ -314,29 +330,37 @@ def _record_check(health: TargetHealth, group: TargetGroup, passed: bool, detail
             health.state = "unhealthy"
 
 
-def _targets(admin: str, group: str, srv_name: str) -> list[str]:
+def _targets(mirror: TargetGroupMirror, srv_name: str) -> list[str]:
     # The group must be in the running Caddy's config (a clear error otherwise, and a NotRunningError
-    # when no Caddy answers); its lists are in this process.
-    _request(admin, "GET", f"/id/{fail_open_id(group)}", group=group)
-    return [f"127.0.0.1:{port}" for port in _responder(admin).targets(srv_name)]
+    # when no Caddy answers); its lists are in the file its responder serves.
+    group = mirror.group.name
+    _request(mirror.admin, "GET", f"/id/{fail_open_id(group)}", group=group)
+    return [f"127.0.0.1:{port}" for port in _read_lists(mirror).targets.get(normalize(srv_name), ())]
 
 
-def _set_target_lists(admin: str, group: str, registered: list[str], in_rotation: list[str]) -> None:
-    """Replace both lists, then wait until Caddy's cached lookups have expired."""
-    responder = _responder(admin)
-    responder.set_targets(registered_srv_name(group), [_port(d) for d in dict.fromkeys(registered)])
-    responder.set_targets(in_rotation_srv_name(group), [_port(d) for d in dict.fromkeys(in_rotation)])
+def _set_target_lists(mirror: TargetGroupMirror, registered: list[str], in_rotation: list[str]) -> None:
+    """Replace both lists of the mirror's group, then wait until Caddy's cached lookups have expired."""
+    group = mirror.group.name
+    with _lists_lock:
+        lists = _read_lists(mirror)
+        lists.targets[normalize(registered_srv_name(group))] = tuple(
+            _port(d) for d in dict.fromkeys(registered)
+        )
+        lists.targets[normalize(in_rotation_srv_name(group))] = tuple(
+            _port(d) for d in dict.fromkeys(in_rotation)
+        )
+        dns_responder.write_lists(mirror.target_lists, lists)
     time.sleep(CHANGE_SETTLE_S)
 
 
-def _responder(admin: str) -> SrvResponder:
-    responder = _target_lists.get(admin)
-    if responder is None:
+def _read_lists(mirror: TargetGroupMirror) -> TargetLists:
+    try:
+        return dns_responder.read_lists(mirror.target_lists)
+    except FileNotFoundError as exc:
         raise NotRunningError(
-            f"no target lists for the Caddy at {admin} in this process",
-            "start Caddy on a config from loadbalancer.write_config in this process",
-        )
-    return responder
+            f"no target lists at {mirror.target_lists}",
+            "start the load balancer on a config from loadbalancer.write_config (it writes them)",
+        ) from exc
 
 
 def _port(dial: str) -> int:

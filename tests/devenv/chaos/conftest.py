@@ -21,12 +21,13 @@ import pytest
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 from devenv.runtime.children import Recorded, alive
 from devenv.runtime.crash import recorded_processes
-from devenv.runtime.ports import free_port, is_free
+from devenv.runtime.ports import free_port, holder, is_free
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
 from tests.local_stack import PORT_SETTINGS, run_devenv
 
 UP_TIMEOUT_S = 600
+PORT_RELEASE_S = 10.0
 
 
 @dataclass
@@ -55,9 +56,16 @@ class ChaosStack:
         return next((entry for entry in self.processes() if entry.name == service), None)
 
     def assert_nothing_left(self, processes: list[Recorded], ports: set[int]) -> None:
+        """No recorded process runs, and every port is released (within PORT_RELEASE_S: the kernel
+        tears a dead process's sockets down a moment after the process is gone, longer on a loaded
+        machine); a port still held names its holder."""
         assert alive(processes) == [], f"still running: {alive(processes)}"
-        busy = sorted(port for port in ports if not is_free(port))
-        assert busy == [], f"ports still held: {busy}"
+        deadline = time.monotonic() + PORT_RELEASE_S
+        while busy := sorted(port for port in ports if not is_free(port)):
+            if time.monotonic() > deadline:
+                held = {port: holder(port) or "holder unknown" for port in busy}
+                raise AssertionError(f"ports still held {PORT_RELEASE_S:g} s after the stack stopped: {held}")
+            time.sleep(0.1)
 
 
 def stack_env(state_dir: Path, cdk_cache: Path) -> dict[str, str]:
@@ -93,7 +101,7 @@ def fresh_stack(cdk_cache: Path) -> Iterator[ChaosStack]:
 
 @pytest.fixture(scope="module")
 def running_stack(cdk_cache: Path) -> Iterator[ChaosStack]:
-    """One whole stack for the module (`up -d`), taken down at its end."""
+    """One whole stack for the module (`up -d`), taken down at its end, where `down` must leave nothing."""
     state_dir = reachable_tmpdir("devenv-test-chaos-")
     env = stack_env(state_dir, cdk_cache)
     stack = ChaosStack(StateDir(state_dir), env, f"http://127.0.0.1:{env['DEVENV_ALB_PORT']}")
@@ -101,6 +109,10 @@ def running_stack(cdk_cache: Path) -> Iterator[ChaosStack]:
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield stack
+        processes, ports = stack.processes(), stack.ports()
+        down = stack.devenv("down", timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        stack.assert_nothing_left(processes, ports)  # after every case's kills and restarts
     finally:
         stack.devenv("down", timeout=120)
         shutil.rmtree(state_dir, ignore_errors=True)

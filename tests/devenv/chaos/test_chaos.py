@@ -16,12 +16,12 @@ from devenv.runtime.children import alive
 from tests.devenv.chaos.conftest import ChaosStack, StartLoop, dump
 from tests.waiting import wait_for
 
-# Unsettled: in full-suite runs on 2 cores a killed supervisor's port was still held when the check ran,
-# and the ALB did not answer again in time after Caddy's kill; each passes alone (nox -s unsettled).
+# Unsettled: the module takes minutes, not the ~90 s CI can give it, on a loaded 2-core machine (each case
+# that needs a stack of its own runs a whole `up`); every case passed here in module order.
 pytestmark = [pytest.mark.slow, pytest.mark.unsettled]
 
 
-@pytest.mark.parametrize("service", ["alb", "aurora", "emulator"])
+@pytest.mark.parametrize("service", ["alb", "alb-dns", "aurora"])
 def test_a_killed_service_is_restarted_and_the_alb_answers_again(
     running_stack: ChaosStack, client_loop: StartLoop, service: str
 ) -> None:
@@ -42,12 +42,43 @@ def test_a_killed_service_is_restarted_and_the_alb_answers_again(
     assert status.returncode == 0, status.stdout + status.stderr
 
 
-def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the emulator keeps no state across a restart: the realizer then finds no ECS service, "
+    "deregisters every target and stops the tasks, and the ALB answers 503 for good (seen: 200s for ~15 s "
+    "after the kill, then only 503s, `status`: 'no targets registered'); on AWS the control plane keeps "
+    "its state. Strict: once the emulator keeps its state, this passes and the mark must go.",
+)
+def test_a_killed_emulator_is_restarted_and_the_realized_stack_survives(
     fresh_stack: ChaosStack, client_loop: StartLoop
 ) -> None:
-    running_stack = fresh_stack
-    up = running_stack.devenv("up", "-d")
+    """On a stack of its own: what this kill does today would break the module's stack for the others."""
+    up = fresh_stack.devenv("up", "-d")
     assert up.returncode == 0, up.stdout + up.stderr
+    loop = client_loop(fresh_stack.alb)
+    wait_for(lambda: 200 in loop.since(0), 60)
+    old = fresh_stack.pid_of("emulator")
+    assert old is not None
+    os.kill(old.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # Long enough for the realizer to reconcile against the restarted emulator (it did within ~15 s).
+    settled_at = killed_at + 30
+
+    def routing_after_settling() -> bool:
+        after = loop.since(settled_at)
+        return len(after) >= 5 and set(after[-5:]) == {200}
+
+    wait_for(routing_after_settling, 60)
+    status = fresh_stack.devenv("status", "--output", "json", timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
+    running_stack: ChaosStack, client_loop: StartLoop
+) -> None:
+    """The module's stack is up again afterwards (`up` recovers it in place): the other cases, in any
+    order, find it as they expect."""
     loop = client_loop(running_stack.alb)
     wait_for(lambda: 200 in loop.since(0), 60)
     processes, ports = running_stack.processes(), running_stack.ports()
@@ -66,11 +97,6 @@ def test_supervisor_kill_9_takes_the_stack_down_and_up_recovers(
     assert "died while ready without stopping" in up.stdout + up.stderr
     recovered_at = time.monotonic()
     wait_for(lambda: 200 in loop.since(recovered_at), 60)
-
-    processes, ports = running_stack.processes(), running_stack.ports()
-    down = running_stack.devenv("down", timeout=120)
-    assert down.returncode == 0, down.stderr
-    running_stack.assert_nothing_left(processes, ports)
 
 
 def test_down_after_a_supervisor_crash_clears_what_it_left(fresh_stack: ChaosStack) -> None:

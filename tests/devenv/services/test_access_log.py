@@ -4,7 +4,6 @@ and the tail that reads it across rolls."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,15 +22,22 @@ from devenv.services.caddy_config import (
     access_log_path,
     caddy_config,
 )
-from tests.devenv.services.test_loadbalancer import Target, get, make_target  # noqa: F401 (a fixture)
+from tests.devenv.services.test_loadbalancer import (  # noqa: F401 (make_target: a fixture)
+    Target,
+    get,
+    make_target,
+    start_mirror,
+)
 from tests.waiting import wait_for
 
 GROUP = "logged"
 
 
 @pytest.fixture(scope="module")
-def logged_alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadBalancerSpec, str, Path]]:
-    """Caddy with one HTTP listener whose requests are logged: (spec, admin URL, log directory)."""
+def logged_alb(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LoadBalancerSpec, lb.TargetGroupMirror, Path]]:
+    """Caddy with one HTTP listener whose requests are logged: (spec, its group's mirror, log directory)."""
     state_dir = tmp_path_factory.mktemp("caddy-logged")
     port, admin_port = free_port(), free_port()
     check = HealthCheck("/health", interval_s=0.2, timeout_s=0.2, healthy_threshold=1, unhealthy_threshold=1)
@@ -39,30 +45,22 @@ def logged_alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadB
         "alb", (Listener(port, "HTTP", target_group=GROUP),), (TargetGroup(GROUP, check, 5),)
     )
     logs = state_dir / "access"
-    caddy = subprocess.Popen(
-        lb.caddy_command(lb.write_config(spec, admin_port, state_dir, logs)),
-        env=lb.caddy_env(state_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    processes = start_mirror(spec, admin_port, state_dir, state_dir / "caddy.log", logs)
+    mirror = lb.TargetGroupMirror(
+        lb.admin_url(admin_port), spec.target_group(GROUP), processes.files.target_lists
     )
-    admin = lb.admin_url(admin_port)
     try:
-        wait_for(lambda: lb.ready_probe(admin, spec)().ok or caddy.poll() is not None, timeout_s=15)
-        assert caddy.poll() is None, "Caddy did not start"
-        yield spec, admin, logs
+        yield spec, mirror, logs
     finally:
-        caddy.terminate()
-        caddy.wait(timeout=10)
-        lb.stop_target_lists(admin)
+        processes.stop()
 
 
 def test_each_request_is_tallied_as_the_alb_counts_it(
-    logged_alb: tuple[LoadBalancerSpec, str, Path],
+    logged_alb: tuple[LoadBalancerSpec, lb.TargetGroupMirror, Path],
     make_target: Callable[[], Target],  # noqa: F811 (the fixture imported above)
 ) -> None:
-    spec, admin, logs = logged_alb
+    spec, mirror, logs = logged_alb
     port = spec.listeners[0].port
-    mirror = lb.TargetGroupMirror(admin, spec.target_group(GROUP))
     tail = LogTail(access_log_path(logs, GROUP))
     tail.read_lines()  # earlier requests
 
@@ -74,7 +72,7 @@ def test_each_request_is_tallied_as_the_alb_counts_it(
     target.server.health_status = 500  # the target's own 500 on its health path
     assert get(port, "/health")[0] == 500
     assert [s.state for s in lb.sync_target_health(mirror, time.monotonic() + 1)] == ["unhealthy"]
-    assert lb.targets_in_rotation(admin, GROUP) == []
+    assert lb.targets_in_rotation(mirror) == []
     status, body = get(port)  # fail-open: routed to the unhealthy target, which answers
     assert (status, body["port"]) == (200, target.port)
     lb.deregister_target(mirror, target.dial)
@@ -85,7 +83,7 @@ def test_each_request_is_tallied_as_the_alb_counts_it(
     lb.deregister_target(mirror, stopped.dial)
     dead = f"127.0.0.1:{free_port()}"  # registered, fails its check: fail-open chooses it, no answer
     lb.register_target(mirror, dead)
-    assert lb.targets_in_rotation(admin, GROUP) == []
+    assert lb.targets_in_rotation(mirror) == []
     assert get(port)[0] == 502
     lb.deregister_target(mirror, dead)
 

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from devenv.errors import ConfigError, NotRunningError
+from devenv.runtime import probes
 from devenv.runtime.ports import free_port
 from devenv.services import loadbalancer as lb
 from devenv.services.caddy_config import (
+    SRV_GRACE_PERIOD_S,
     FallbackPorts,
     HealthCheck,
     Listener,
@@ -62,6 +64,12 @@ class TargetHandler(BaseHTTPRequestHandler):
         pass
 
 
+class KeepAliveTargetHandler(TargetHandler):
+    """A target that keeps the load balancer's connections open between requests."""
+
+    protocol_version = "HTTP/1.1"
+
+
 @dataclass
 class Target:
     server: TargetServer
@@ -98,6 +106,51 @@ def make_target() -> Iterator[Callable[[], Target]]:
 
 
 @dataclass
+class MirrorProcesses:
+    """Caddy and its DNS responder, as the realizer runs them (two processes, the responder first)."""
+
+    files: lb.MirrorFiles
+    resolver: subprocess.Popen[bytes]
+    caddy: subprocess.Popen[bytes]
+
+    def start_resolver(self) -> None:
+        self.resolver = subprocess.Popen(lb.resolver_command(self.files))
+        deadline = time.monotonic() + 15
+        while not lb.resolver_ready_probe(self.files)().ok:
+            assert self.resolver.poll() is None and time.monotonic() < deadline, "the responder did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for process in (self.caddy, self.resolver):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def start_mirror(
+    spec: LoadBalancerSpec, admin_port: int, state_dir: Path, log: Path, access_log_dir: Path | None = None
+) -> MirrorProcesses:
+    """Write the mirror's files, start its responder and Caddy, and wait until Caddy is ready."""
+    files = lb.write_config(spec, admin_port, state_dir, access_log_dir)
+    resolver = subprocess.Popen(lb.resolver_command(files))
+    with open(log, "wb") as output:
+        caddy = subprocess.Popen(
+            lb.caddy_command(files.config),
+            env=lb.caddy_env(state_dir),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    processes = MirrorProcesses(files, resolver, caddy)
+    ready = probes.all_of(lb.resolver_ready_probe(files), lb.ready_probe(lb.admin_url(admin_port), spec))
+    deadline = time.monotonic() + 15
+    while not ready().ok:
+        if caddy.poll() is not None or resolver.poll() is not None or time.monotonic() > deadline:
+            processes.stop()
+            pytest.fail(f"the mirror did not start: {ready().detail}; {log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return processes
+
+
+@dataclass
 class Alb:
     spec: LoadBalancerSpec
     admin: str
@@ -107,10 +160,14 @@ class Alb:
     steady_port: int
     state_dir: Path
     log: Path  # Caddy's own output
+    processes: MirrorProcesses
 
     @property
     def group(self) -> TargetGroup:
         return self.spec.target_group(GROUP)
+
+    def mirror(self, group: TargetGroup) -> lb.TargetGroupMirror:
+        return lb.TargetGroupMirror(self.admin, group, self.processes.files.target_lists)
 
 
 @pytest.fixture(scope="module")
@@ -136,35 +193,22 @@ def alb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alb]:
             TargetGroup("steady", HealthCheck("/health", 60, 5, 1, 1), deregistration_delay_s=30),
         ),
     )
-    config = lb.write_config(spec, admin_port, state_dir)
     log = state_dir / "caddy.log"
-    with open(log, "wb") as output:
-        caddy = subprocess.Popen(
-            lb.caddy_command(config), env=lb.caddy_env(state_dir), stdout=output, stderr=subprocess.STDOUT
-        )
+    processes = start_mirror(spec, admin_port, state_dir, log)
     admin = lb.admin_url(admin_port)
-    ready = lb.ready_probe(admin, spec)
-    deadline = time.monotonic() + 15
-    while not ready().ok:
-        if caddy.poll() is not None or time.monotonic() > deadline:
-            caddy.kill()
-            pytest.fail(f"Caddy did not start: {log.read_text()[-3000:]}")
-        time.sleep(0.05)
     try:
-        yield Alb(spec, admin, http_port, https_port, redirect_port, steady_port, state_dir, log)
+        yield Alb(spec, admin, http_port, https_port, redirect_port, steady_port, state_dir, log, processes)
     finally:
-        caddy.terminate()
-        caddy.wait(timeout=10)
-        lb.stop_target_lists(admin)
+        processes.stop()
 
 
 @pytest.fixture
 def mirrors(alb: Alb) -> Iterator[dict[str, lb.TargetGroupMirror]]:
     """A fresh mirror per target group; every target is deregistered afterwards."""
-    made = {group.name: lb.TargetGroupMirror(alb.admin, group) for group in alb.spec.target_groups}
+    made = {group.name: alb.mirror(group) for group in alb.spec.target_groups}
     yield made
     for mirror in made.values():
-        for dial in lb.registered_targets(alb.admin, mirror.group.name):
+        for dial in lb.registered_targets(mirror):
             lb.deregister_target(mirror, dial)
 
 
@@ -228,6 +272,7 @@ def test_config_mirrors_the_target_group(tmp_path: Path) -> None:
         "source": "srv",
         "name": "web.in-rotation.tg.devenv.internal.",
         "refresh": "100ms",
+        "grace_period": "1000ms",  # a failed lookup keeps the last answer (never "no upstreams")
         "resolver": {"addresses": ["127.0.0.1:1053"]},
     }
     assert handler["load_balancing"]["retries"] >= 1
@@ -310,7 +355,7 @@ def test_bad_specs_are_config_errors(spec: LoadBalancerSpec, problem: str, tmp_p
 
 
 def test_no_target_is_a_503_and_costs_caddy_no_lookup_error(alb: Alb, api: lb.TargetGroupMirror) -> None:
-    assert lb.registered_targets(alb.admin, GROUP) == []
+    assert lb.registered_targets(api) == []
     for _ in range(5):
         status, body = get(alb.http_port)
         assert status == 503 and "503 Service Temporarily Unavailable" in str(body["body"])
@@ -325,8 +370,8 @@ def test_requests_are_spread_over_registered_targets(
     assert lb.register_target(api, a.dial).state == "healthy"  # healthy_threshold 1: in rotation at once
     lb.register_target(api, b.dial)
     lb.register_target(api, b.dial)  # idempotent
-    assert lb.registered_targets(alb.admin, GROUP) == [a.dial, b.dial]
-    assert lb.targets_in_rotation(alb.admin, GROUP) == [a.dial, b.dial]
+    assert lb.registered_targets(api) == [a.dial, b.dial]
+    assert lb.targets_in_rotation(api) == [a.dial, b.dial]
 
     seen = ports_hit(alb, 10)
 
@@ -352,8 +397,8 @@ def test_a_deregistered_target_gets_no_new_requests(
 
     assert set(ports_hit(alb, 10)) == {b.port}
     assert a.server.hits["/v1"] == hits_before
-    assert lb.registered_targets(alb.admin, GROUP) == [b.dial]
-    assert lb.targets_in_rotation(alb.admin, GROUP) == [b.dial]
+    assert lb.registered_targets(api) == [b.dial]
+    assert lb.targets_in_rotation(api) == [b.dial]
 
 
 def test_drain_lets_in_flight_requests_finish(
@@ -373,7 +418,7 @@ def test_drain_lets_in_flight_requests_finish(
         status, body = slow.result(timeout=10)
     assert (status, body["port"]) == (200, a.port)  # the in-flight request finished on the drained target
     assert waited < api.group.deregistration_delay_s  # returned once nothing was in flight, not after 30 s
-    assert lb.registered_targets(alb.admin, GROUP) == [b.dial]
+    assert lb.registered_targets(api) == [b.dial]
     assert set(ports_hit(alb, 4)) == {b.port}
 
 
@@ -433,7 +478,7 @@ def test_a_target_that_turns_unhealthy_leaves_rotation_at_its_next_check(
     statuses = {s.dial: s for s in lb.sync_target_health(api)}
 
     assert (statuses[a.dial].state, statuses[a.dial].in_rotation) == ("unhealthy", False)
-    assert lb.targets_in_rotation(alb.admin, GROUP) == [b.dial]
+    assert lb.targets_in_rotation(api) == [b.dial]
     assert set(ports_hit(alb, 6)) == {b.port}
 
 
@@ -484,9 +529,37 @@ def test_target_changes_never_break_keep_alive_connections(
     assert caddy_config_now(alb) == config_before  # never reloaded
 
 
+def test_the_alb_routes_on_while_its_dns_responder_is_down(
+    alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
+) -> None:
+    """With the responder killed, Caddy keeps its last lists through every failed lookup (no "no upstreams"
+    503) and routes on over its open connections to the targets (a target that keeps connections alive,
+    as the proxy does: opening a new one resolves the SRV target's name at the responder), and a change
+    made meanwhile reaches Caddy once the responder is back (it reads the lists from the file, so nothing
+    was lost with the process)."""
+    a, b = make_target(), make_target()
+    a.server.RequestHandlerClass = KeepAliveTargetHandler
+    lb.register_target(api, a.dial)
+    assert ports_hit(alb, 4) == Counter({a.port: 4})
+    alb.processes.resolver.kill()
+    alb.processes.resolver.wait()
+    try:
+        seen: Counter[int] = Counter()
+        deadline = time.monotonic() + 3 * SRV_GRACE_PERIOD_S  # several failed lookups, each retried later
+        while time.monotonic() < deadline:
+            seen.update(ports_hit(alb, 1))  # each a 200
+        assert seen == Counter({a.port: seen.total()})
+        lb.register_target(api, b.dial)  # in the file; Caddy cannot learn it yet
+        assert set(ports_hit(alb, 6)) == {a.port}
+    finally:
+        alb.processes.start_resolver()
+    wait_for(lambda: b.port in ports_hit(alb, 4), "the change made while the responder was down")
+    assert "SRV lookup failed; using previously cached" in alb.log.read_text()
+
+
 def test_thresholds_follow_the_alb_state_machine(alb: Alb, make_target: Callable[[], Target]) -> None:
     group = TargetGroup(GROUP, HealthCheck("/health", 10, 1, healthy_threshold=2, unhealthy_threshold=2))
-    mirror = lb.TargetGroupMirror(alb.admin, group)
+    mirror = alb.mirror(group)
     a = make_target()
     try:
         assert lb.register_target(mirror, a.dial).state == "initial"  # one pass of two
@@ -518,7 +591,7 @@ def test_fail_open_when_every_target_is_unhealthy(
     lb.register_target(api, a.dial)
     lb.register_target(api, b.dial)
     assert [s.state for s in lb.sync_target_health(api)] == ["unhealthy", "unhealthy"]
-    assert lb.targets_in_rotation(alb.admin, GROUP) == []
+    assert lb.targets_in_rotation(api) == []
 
     seen = ports_hit(alb, 10)  # asserts every request succeeded
 
@@ -576,7 +649,7 @@ def test_http_listener_redirects_to_https(alb: Alb) -> None:
 
 def test_unknown_target_group_is_a_config_error(alb: Alb) -> None:
     with pytest.raises(ConfigError, match="no target group 'nope'"):
-        lb.register_target(lb.TargetGroupMirror(alb.admin, TargetGroup("nope")), "127.0.0.1:1")
+        lb.register_target(alb.mirror(TargetGroup("nope")), "127.0.0.1:1")
 
 
 def test_ready_probe_needs_every_listener(alb: Alb) -> None:
@@ -588,6 +661,7 @@ def test_ready_probe_needs_every_listener(alb: Alb) -> None:
     assert str(missing.port) in result.detail
 
 
-def test_admin_client_says_when_caddy_is_not_running() -> None:
+def test_admin_client_says_when_caddy_is_not_running(tmp_path: Path) -> None:
+    mirror = lb.TargetGroupMirror(lb.admin_url(free_port()), TargetGroup(GROUP), tmp_path / "targets.json")
     with pytest.raises(NotRunningError, match="does not answer"):
-        lb.registered_targets(lb.admin_url(free_port()), GROUP)
+        lb.registered_targets(mirror)
