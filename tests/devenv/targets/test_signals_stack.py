@@ -55,7 +55,7 @@ def desired(stack: Stack) -> int:
     return int(described["desiredCount"])
 
 
-def test_a_step_load_scales_out_once_and_the_report_shows_it(stack: Stack, tmp_path: Path) -> None:
+def test_a_step_load_scales_out_and_the_report_shows_it(stack: Stack, tmp_path: Path) -> None:
     before = len(scaled_activities(stack))
     ran = stack.devenv(
         "loadtest", "--profile", "step", "--users", "2", "--duration", "30s",
