@@ -158,7 +158,8 @@ class Settings(BaseModel):
         ge=1,
         le=3600,
         description="divides every CloudWatch period, alarm evaluation window and scaling cooldown the local "
-        "cloud applies (1 = AWS's own timing; 10 shows a 15-minute scale-in in 90 s)",
+        "cloud applies, and the ALB health-check interval (at least 1 s) and ECS health-check grace period "
+        "(1 = AWS's own timing; 10 shows a 15-minute scale-in in 90 s)",
     )
     fault_hold_s: float = Field(5.0, ge=0, description="how long a database or cache fault keeps it down")
     llmproxy_dir: Path | None = Field(

@@ -216,5 +216,16 @@ def parity_command(
             table.add_row(entry.logical_id, entry.type, entry.fate, note, style=style)
         app.out.print(table)
         app.out.print(", ".join(f"{count} {fate}" for fate, count in sorted(document["counts"].items())))
+        metrics = Table(
+            "namespace", "metrics", "measured locally from", "versus AWS", title="CloudWatch metrics"
+        )
+        for source in parity.METRICS:
+            metrics.add_row(
+                source.namespace,
+                f"{source.metrics} ({source.dimensions})",
+                source.measured_from,
+                source.versus_aws,
+            )
+        app.out.print(metrics)
     if document["unsupported"]:
         raise typer.Exit(1)

@@ -8,6 +8,15 @@ desired count, 3 to 200) fails and stops launching tasks; with rollback, the las
 primary again. Locally that deployment's tasks are still running (they were only to be replaced once new
 ones served), so they simply stay, where ECS would start fresh tasks of its task definition.
 
+A task its load balancer judges unhealthy (after the service's `healthCheckGracePeriodSeconds`, divided by
+time_scale like the ALB mirror's health-check interval) is replaced as ECS documents it ("Amazon ECS
+services", since 2023): a replacement starts first when `maximumPercent` leaves room; once the replacement
+is HEALTHY the unhealthy task stops ("Task failed ELB health checks in (target-group ...)"); if the
+replacement turns unhealthy too, one of the unhealthy tasks stops to get back to `desiredCount`; without
+room, an unhealthy task stops first. So a dependency outage that fails every task's health check keeps
+them cycling, as on AWS, while the ALB fails open. Not during a rolling deployment (the rollout's own
+rules apply then).
+
 Tasks start PROVISIONING; the realizer (which runs the real processes) reports RUNNING, health and
 STOPPED through the control API (`devenv.emulator.control`), so `describe_tasks` and `describe_services`
 tell the truth about what runs.
@@ -24,7 +33,7 @@ from typing import Any
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.moto_api._internal import mock_random
 
-from devenv.emulator import service_events
+from devenv.emulator import service_events, time_scale
 
 _lock = threading.RLock()
 STOPPED_KEEP = 50  # stopped tasks kept per cluster for describe_tasks, as ECS keeps them for a while
@@ -90,6 +99,16 @@ class LocalTask(Task):
 
     def advance(self) -> None:
         """Nothing: the realizer reports real status."""
+
+    def failing(self, grace_s: float, now: datetime) -> bool:
+        """Running, judged UNHEALTHY, and past its health-check grace period: ECS replaces it."""
+        return (
+            self.desired_status == "RUNNING"
+            and self._local_status == "RUNNING"
+            and self.health_status == "UNHEALTHY"
+            and self.started_at is not None
+            and (now - self.started_at).total_seconds() >= grace_s
+        )
 
     def serving(self, behind_load_balancer: bool) -> bool:
         """Counts toward minimumHealthyPercent: running and, behind a load balancer, healthy there."""
@@ -176,13 +195,38 @@ def reconcile_service(backend: EC2ContainerServiceBackend, service: Service) -> 
         current.append(task)
         started.append(task)
 
-    # Scale in: the newest extra tasks of the current deployment go first.
-    for task in sorted(current, key=lambda t: t.created_at, reverse=True)[: max(0, len(current) - desired)]:
+    failing = [] if previous else _failing(service, current)
+    if failing:
+        # An unhealthy task stops once a replacement is healthy (or both are unhealthy): as many as the
+        # healthy tasks beyond the desired count that are not failing allow, oldest first.
+        healthy = sum(1 for t in current if t not in failing and t.health_status == "HEALTHY")
+        replaced = min(len(current) - desired, len(failing), max(0, healthy + len(failing) - desired))
+        for task in sorted(failing, key=lambda t: t.created_at)[: max(0, replaced)]:
+            retire(task, _unhealthy_reason(service))
+            current.remove(task)
+            failing.remove(task)
+        if failing and desired > len(current) - len(failing) and len(current) >= max_total:
+            # no room for a replacement (maximumPercent): stop an unhealthy task first
+            task = min(failing, key=lambda t: t.created_at)
+            retire(task, _unhealthy_reason(service))
+            current.remove(task)
+            failing.remove(task)
+    # Scale in: the newest extra tasks of the current deployment go first (an unhealthy task keeps a
+    # slot for its replacement until it stops).
+    healthy_or_new = [t for t in current if t not in failing]
+    for task in sorted(healthy_or_new, key=lambda t: t.created_at, reverse=True)[
+        : max(0, len(healthy_or_new) - desired)
+    ]:
         retire(task, f"Scaling activity initiated by (deployment {primary_id})")
         current.remove(task)
-    # Start current-deployment tasks up to desired, within maximumPercent while old ones remain.
-    room = max_total - len(current) - len(previous) if previous else desired - len(current)
-    for _ in range(max(0, min(desired - len(current), room))):
+        healthy_or_new.remove(task)
+    # Start current-deployment tasks up to desired (unhealthy ones not counted), within maximumPercent
+    # while old or unhealthy ones remain.
+    if previous:
+        room = max_total - len(current) - len(previous)
+    else:
+        room = max_total - len(current) if failing else desired - len(current)
+    for _ in range(max(0, min(desired - len(healthy_or_new), room))):
         start()
     # Retire old tasks while enough tasks keep serving. A new task serves once the load balancer judges
     # it healthy; an old one serves while it runs and is not known to be unhealthy (it may still be in
@@ -253,6 +297,21 @@ def _count_failure(task: LocalTask, healthy: bool = False) -> None:
         return
     failures: dict[str, int] = service.__dict__.setdefault("_devenv_failures", {})
     failures[task.deployment_id] = 0 if healthy else failures.get(task.deployment_id, 0) + 1
+
+
+def _failing(service: Service, tasks: list[LocalTask]) -> list[LocalTask]:
+    """The tasks ECS would replace for failed health checks (grace period divided by time_scale)."""
+    grace_s = time_scale.seconds(float(getattr(service, "health_check_grace_period_seconds", None) or 0))
+    now = datetime.now(UTC)
+    return [t for t in tasks if t.failing(grace_s, now)]
+
+
+def _unhealthy_reason(service: Service) -> str:
+    """The stoppedReason ECS gives a task it replaces for failed health checks."""
+    groups = [lb.get("targetGroupArn") for lb in service.load_balancers or [] if lb.get("targetGroupArn")]
+    if groups:
+        return f"Task failed ELB health checks in (target-group {groups[0]})"
+    return "Task failed container health checks"
 
 
 def _update_counts(

@@ -72,6 +72,14 @@ class CacheFailoverArgs(Args):
     node_group: str = "0001"
 
 
+class AlarmWaitArgs(Args):
+    name_contains: str = Field(min_length=1, description="the alarm(s) whose name holds this")
+    state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+    within_s: float = Field(
+        gt=0, le=3600, description="CloudWatch seconds to wait at most (divided by the target's time_scale)"
+    )
+
+
 class EndpointArgs(Args):
     endpoint: Literal["aurora", "elasticache"]
 
@@ -294,6 +302,41 @@ def test_failover(target: Target, args: CacheFailoverArgs) -> Outcome:
     return Outcome("done", f"test failover of {group} node group {args.node_group}")
 
 
+# ---- CloudWatch ---------------------------------------------------------------------------------------
+
+
+def wait_for_alarm(target: Target, args: AlarmWaitArgs) -> Outcome:
+    """Hold the method until every alarm whose name holds `name_contains` is in `state` (a fault kept up
+    until CloudWatch has seen it), at most `within_s` CloudWatch seconds. Not reaching it is no error here:
+    the run goes on, and an alarm criterion (`reaches`) judges it."""
+    timeout_s = args.within_s / target.api.time_scale()
+    deadline = time.monotonic() + timeout_s
+    cloudwatch = target.client("cloudwatch")
+    states: dict[str, str] = {}
+    while True:
+        alarms = [
+            alarm
+            for page in aws_call(lambda: list(cloudwatch.get_paginator("describe_alarms").paginate()))
+            for alarm in page["MetricAlarms"]
+            if args.name_contains in alarm["AlarmName"]
+        ]
+        if not alarms:
+            raise ActionFailed(
+                f"no alarm whose name holds {args.name_contains!r} on the {target.name} target"
+            )
+        states = {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
+        if all(state == args.state for state in states.values()):
+            return Outcome("done", f"{', '.join(states)} in {args.state}", {"reached": True})
+        if time.monotonic() >= deadline:
+            return Outcome(
+                "done",
+                f"not every alarm was in {args.state} after {timeout_s:.0f} s: "
+                + ", ".join(f"{name} {state}" for name, state in states.items()),
+                {"reached": False},
+            )
+        time.sleep(0.25)
+
+
 # ---- network faults -----------------------------------------------------------------------------------
 
 
@@ -349,6 +392,7 @@ ACTIONS: dict[str, Action] = {
         CacheRebootArgs, _skippable(reboot_cache_cluster), injects=True
     ),
     "elasticache.test_failover": Action(CacheFailoverArgs, _skippable(test_failover), injects=True),
+    "cloudwatch.wait_for_alarm": Action(AlarmWaitArgs, wait_for_alarm, injects=False),
     "network.cut": Action(EndpointArgs, _skippable(lambda t, a: _network(t, "cut", a)), injects=True),
     "network.refuse": Action(RefuseArgs, _skippable(lambda t, a: _network(t, "refuse", a)), injects=True),
     "network.latency": Action(LatencyArgs, _skippable(lambda t, a: _network(t, "latency", a)), injects=True),

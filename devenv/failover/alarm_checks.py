@@ -1,7 +1,8 @@
 """An experiment's alarm criteria, checked against the alarms' state history over the run (pure functions).
 
 `never`: the alarm is not in that state at the injection and enters it at no time up to the end of the
-run. `back_to`: the alarm is in that state at injection + within_s / time_scale (the runner lasts at least
+run. `reaches`: the alarm enters that state after the injection, up to the end of the run (a transition
+in its history; being there already at the injection is not the fault's doing). `back_to`: the alarm is in that state at injection + within_s / time_scale (the runner lasts at least
 that long). A criterion whose alarms could not be read, or that names no alarm, is a breach: it was not
 met. When the run after the injection is shorter than an alarm's own window (period x evaluation periods,
 divided by time_scale), the result says the check could not have seen a transition.
@@ -33,11 +34,12 @@ def check(
     breaches: list[str] = []
     results: list[dict[str, Any]] = []
     for criterion in criteria:
-        rule = (
-            f"never {criterion.never}"
-            if criterion.never
-            else f"back to {criterion.back_to} within {criterion.within_s:g} s"
-        )
+        if criterion.never:
+            rule = f"never {criterion.never}"
+        elif criterion.reaches:
+            rule = f"reaches {criterion.reaches}"
+        else:
+            rule = f"back to {criterion.back_to} within {criterion.within_s:g} s"
         if alarms is None:
             breaches.append(
                 f"alarm {criterion.name_contains!r} ({rule}): not checked, the alarms could not be read"
@@ -67,6 +69,18 @@ def check(
                     result["ok"] = False
                     breaches.append(
                         f"alarm {alarm['name']} was {criterion.never} at {entered[0]:.1f} s ({rule})"
+                    )
+            elif criterion.reaches:
+                reached = [
+                    c["t"]
+                    for c in alarm["transitions"]
+                    if c["to"] == criterion.reaches and injected_s <= c["t"] <= end_s
+                ]
+                result["reached_at_s"] = reached[0] if reached else None
+                if not reached:
+                    result["ok"] = False
+                    breaches.append(
+                        f"alarm {alarm['name']} never went to {criterion.reaches} after the injection ({rule})"
                     )
             else:
                 at = deadline_s(criterion, injected_s, time_scale) or 0.0

@@ -102,14 +102,18 @@ AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 class AlarmCriterion(Strict):
     """A CloudWatch alarm of the stack, checked from its state history (DescribeAlarmHistory) over the run:
-    `never` a state from the injection to the end, or `back_to` a state `within_s` of the injection.
-    `within_s` is in CloudWatch's time: divided by the target's time_scale, so one file means the same on
-    AWS and on a compressed local cloud."""
+    `never` a state from the injection to the end, `reaches` a state at some moment after the injection
+    (the fault was seen), or `back_to` a state `within_s` of the injection. `within_s` is in CloudWatch's
+    time: divided by the target's time_scale, so one file means the same on AWS and on a compressed local
+    cloud."""
 
     name_contains: str = Field(
         min_length=1, description="the alarm(s) whose name holds this, e.g. UnhealthyHosts"
     )
     never: AlarmState | None = Field(None, description="a state the alarm must not be in after the injection")
+    reaches: AlarmState | None = Field(
+        None, description="a state the alarm must enter after the injection, before the run ends"
+    )
     back_to: AlarmState | None = Field(None, description="the state the alarm must be in `within_s` after it")
     within_s: Annotated[float | None, Field(gt=0, le=3600, description="AWS seconds after the injection")] = (
         None
@@ -117,8 +121,8 @@ class AlarmCriterion(Strict):
 
     @model_validator(mode="after")
     def _one_check(self) -> AlarmCriterion:
-        if (self.never is None) == (self.back_to is None):
-            raise ValueError("give exactly one of never or back_to")
+        if sum(state is not None for state in (self.never, self.reaches, self.back_to)) != 1:
+            raise ValueError("give exactly one of never, reaches or back_to")
         if (self.back_to is None) != (self.within_s is None):
             raise ValueError("back_to needs within_s (and within_s needs back_to)")
         return self

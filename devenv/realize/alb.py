@@ -7,6 +7,11 @@ file); the control plane here only rewrites that file, so the ALB routes on with
 in the emulator's ELBv2 (so `describe_target_health` tells the truth) as tasks come and go. With
 `access_log_dir`, the mirror logs each request there for the ALB's CloudWatch metrics
 (`devenv.realize.alb_metrics`).
+
+With a `time_scale` above 1 the health-check interval is divided by it like every CloudWatch period, so a
+target turns unhealthy in the same share of an alarm's window as on AWS (10 s checks, 3 failures: half a
+CloudWatch minute), never more often than once a second (MIN_HEALTH_CHECK_INTERVAL_S) and with a timeout
+of at most the interval; thresholds and the deregistration delay are AWS's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ from devenv.services.caddy_config import HealthCheck, Listener, LoadBalancerSpec
 
 ALB_SERVICE = "alb"
 ALB_DNS_SERVICE = "alb-dns"
+MIN_HEALTH_CHECK_INTERVAL_S = 1.0  # a compressed check still leaves a busy 2-core machine time to answer
+
+
+def health_check_timing(interval_s: float, timeout_s: float, time_scale: float) -> tuple[float, float]:
+    """(interval, timeout) of a target group's health check as the mirror runs it under time_scale."""
+    if time_scale <= 1:
+        return interval_s, timeout_s
+    interval = max(MIN_HEALTH_CHECK_INTERVAL_S, interval_s / time_scale)
+    interval = min(interval, interval_s)
+    return interval, min(timeout_s, interval)
 
 
 class UnsupportedLoadBalancer(DevenvError):
@@ -44,6 +59,7 @@ class AlbMirror:
     http_port: int
     https_port: int
     access_log_dir: Path | None = None
+    time_scale: float = 1.0
     mirrors: dict[str, loadbalancer.TargetGroupMirror] = field(default_factory=dict)
     _reported: dict[tuple[str, str], str] = field(default_factory=dict)
     url: str | None = None
@@ -116,12 +132,17 @@ class AlbMirror:
                     "Attributes"
                 ]
             }
+            interval_s, timeout_s = health_check_timing(
+                float(tg.get("HealthCheckIntervalSeconds") or 30),
+                float(tg.get("HealthCheckTimeoutSeconds") or 5),
+                self.time_scale,
+            )
             groups[tg["TargetGroupArn"]] = TargetGroup(
                 name=re.sub(r"[^A-Za-z0-9_-]", "-", tg["TargetGroupName"]).strip("-") or "tg",
                 health_check=HealthCheck(
                     path=tg.get("HealthCheckPath") or "/",
-                    interval_s=float(tg.get("HealthCheckIntervalSeconds") or 30),
-                    timeout_s=float(tg.get("HealthCheckTimeoutSeconds") or 5),
+                    interval_s=interval_s,
+                    timeout_s=timeout_s,
                     healthy_threshold=int(tg.get("HealthyThresholdCount") or 5),
                     unhealthy_threshold=int(tg.get("UnhealthyThresholdCount") or 2),
                     success_codes=str(tg.get("Matcher", {}).get("HttpCode", "200")),

@@ -133,6 +133,7 @@ def realize(
         settings.alb_port,
         settings.alb_https_port,
         access_log_dir=state.root / "run" / "alb" / "access" if settings.metrics else None,
+        time_scale=settings.time_scale,
     )
     keep_management_token(state, realizer, outputs)
     stop = threading.Event()

@@ -55,15 +55,18 @@ EMULATED_NOTES: dict[str, str] = {
 REALIZED_BY: dict[str, str] = {
     "AWS::ECS::Cluster": "the realizer's reconcile loop (devenv.realize.realizer)",
     "AWS::ECS::Service": "one supervised task per ECS task (a local process, or a container with --runtime docker), "
-    "replaced, scaled and rolled like the ECS scheduler; AWS/ECS CPU and memory metrics from the task processes",
+    "replaced, scaled and rolled like the ECS scheduler (a task the ALB finds unhealthy after the health-check "
+    "grace period is replaced, the replacement started first); AWS/ECS CPU and memory metrics from the task "
+    "processes",
     "AWS::ECS::TaskDefinition": "image -> local entry point (python -m llmproxy ...), or the image itself with "
     "--runtime docker; environment and secrets resolved from the emulator, container port -> a free host port, "
     "stopTimeout honoured",
     "AWS::ElasticLoadBalancingV2::LoadBalancer": "Caddy, the ALB mirror (HTTP on alb_port, HTTPS on alb_https_port); "
     "AWS/ApplicationELB metrics from its access log and health checks",
     "AWS::ElasticLoadBalancingV2::Listener": "a Caddy server per listener (forward, or the HTTP->HTTPS redirect)",
-    "AWS::ElasticLoadBalancingV2::TargetGroup": "Caddy reverse_proxy with the group's health check and thresholds; "
-    "targets follow the tasks; deregistration delay honoured; fails open when no target is healthy",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "Caddy reverse_proxy with the group's health check and thresholds "
+    "(the interval divided by time_scale, at least 1 s); targets follow the tasks; deregistration delay honoured; "
+    "fails open when no target is healthy",
     "AWS::RDS::DBCluster": "local Postgres 18 behind a fault proxy at the cluster endpoint (aurora_port)",
     "AWS::RDS::DBInstance": "reboot_db_instance / failover stop and restart the local Postgres (fault_hold_s)",
     "AWS::ApplicationAutoScaling::ScalableTarget": "the emulator's target tracking keeps the ECS service's desired "
@@ -74,6 +77,86 @@ REALIZED_BY: dict[str, str] = {
     "AWS::ElastiCache::ReplicationGroup": "local Redis (TLS with devenv's CA when encrypted in transit) behind a "
     "fault proxy at the endpoint (elasticache_port); reboot_cache_cluster restarts it empty",
 }
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """Metrics the realized stack publishes into the local CloudWatch: what measures them, how close to AWS."""
+
+    namespace: str
+    metrics: str
+    dimensions: str
+    measured_from: str
+    versus_aws: str
+
+
+# The README's "CloudWatch metrics" table, shown by `devenv parity` (devenv.realize.*_metrics publish them).
+METRICS: tuple[MetricSource, ...] = (
+    MetricSource(
+        "AWS/ApplicationELB",
+        "RequestCount, TargetResponseTime, HTTPCode_Target_2XX/3XX/4XX/5XX_Count",
+        "LoadBalancer; LoadBalancer, TargetGroup",
+        "the ALB mirror's access log (one line per request)",
+        "exact per request; percentiles from each sample's distribution to 0.1 ms",
+    ),
+    MetricSource(
+        "AWS/ApplicationELB",
+        "HTTPCode_ELB_4XX/5XX_Count",
+        "LoadBalancer",
+        "statuses the mirror made itself (no target, a target that never answered)",
+        "exact; the mirror answers 503 where an ALB may say 502",
+    ),
+    MetricSource(
+        "AWS/ApplicationELB",
+        "RequestCountPerTarget",
+        "TargetGroup; LoadBalancer, TargetGroup",
+        "a sample's requests / healthy targets (registered ones when none is healthy)",
+        "AWS's definition, per sample; Sum over a minute",
+    ),
+    MetricSource(
+        "AWS/ApplicationELB",
+        "HealthyHostCount, UnHealthyHostCount",
+        "LoadBalancer, TargetGroup",
+        "the mirror's health-check state machine (interval divided by time_scale, at least 1 s)",
+        "targets in their initial checks count in neither",
+    ),
+    MetricSource(
+        "AWS/ECS",
+        "CPUUtilization, MemoryUtilization",
+        "ClusterName, ServiceName",
+        "each task's process tree (or container): busy cores of its CPU units, resident memory of its memory",
+        "a statistic set per sample over the tasks; CPU may exceed 100 % where Fargate would throttle",
+    ),
+    MetricSource(
+        "AWS/RDS",
+        "DatabaseConnections",
+        "DBClusterIdentifier",
+        "Postgres's client backends",
+        "exact for the local Postgres (shared by every cluster)",
+    ),
+    MetricSource(
+        "AWS/RDS",
+        "CPUUtilization",
+        "DBClusterIdentifier",
+        "the Postgres processes' CPU",
+        "a percent of this machine's cores, not of the instance's capacity",
+    ),
+    MetricSource(
+        "AWS/RDS",
+        "ServerlessDatabaseCapacity",
+        "DBClusterIdentifier",
+        "the Postgres CPU",
+        "approximated: one ACU per quarter core busy, rounded up to 0.5, within Min..MaxCapacity",
+    ),
+    MetricSource(
+        "AWS/ElastiCache",
+        "CurrConnections, Evictions, DatabaseMemoryUsagePercentage, EngineCPUUtilization",
+        "CacheClusterId; CacheClusterId, CacheNodeId",
+        "the local Redis's INFO",
+        "one Redis serves every member cluster (all report the same); memory of maxmemory, else of the "
+        "node type's memory less the 25 % reserved",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -120,4 +203,5 @@ def summary(entries: list[Fate]) -> dict[str, Any]:
         "resources": [asdict(e) for e in entries],
         "counts": counts,
         "unsupported": counts.get("unsupported", 0),
+        "metrics": [asdict(m) for m in METRICS],
     }

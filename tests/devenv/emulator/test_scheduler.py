@@ -229,3 +229,92 @@ def test_the_circuit_breaker_stops_a_deployment_whose_tasks_fail_to_start(
     # a newer deployment starts afresh
     ecs.update_service(cluster="c1", service=name, forceNewDeployment=True)
     assert len(live_tasks(ecs, name)) == 2
+
+
+TARGET_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/2"
+
+
+def lb_service(ecs: Any, name: str, desired: int, **template_settings: Any) -> None:
+    """A service behind a target group; `template_settings` (deployment_configuration,
+    health_check_grace_period_seconds) as the emulator's CloudFormation model keeps them from a template
+    (moto's CreateService drops both)."""
+    ecs.create_service(
+        cluster="c1",
+        serviceName=name,
+        taskDefinition="proxy",
+        desiredCount=desired,
+        launchType="FARGATE",
+        loadBalancers=[{"targetGroupArn": TARGET_GROUP, "containerName": "proxy", "containerPort": 8080}],
+    )
+    from moto.ecs.models import ecs_backends
+
+    service = ecs_backends["123456789012"]["us-east-1"].services[f"c1:{name}"]
+    for key, value in template_settings.items():
+        setattr(service, key, value)
+
+
+def test_an_unhealthy_task_is_replaced_first_and_stops_once_its_replacement_is_healthy(
+    endpoint: str, ecs: Any
+) -> None:
+    lb_service(ecs, "svc-unhealthy", 1)
+    [task] = live_tasks(ecs, "svc-unhealthy")
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    live = live_tasks(ecs, "svc-unhealthy")
+    assert task["taskArn"] in {t["taskArn"] for t in live} and len(live) == 2  # replacement first
+    [replacement] = [t for t in live if t["taskArn"] != task["taskArn"]]
+    report(endpoint, replacement["taskArn"], lastStatus="RUNNING")
+    assert len(live_tasks(ecs, "svc-unhealthy")) == 2  # not judged yet: both kept
+    report(endpoint, replacement["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    assert [t["taskArn"] for t in live_tasks(ecs, "svc-unhealthy")] == [replacement["taskArn"]]
+    [stopped] = ecs.describe_tasks(cluster="c1", tasks=[task["taskArn"]])["tasks"]
+    assert stopped["stoppedReason"] == f"Task failed ELB health checks in (target-group {TARGET_GROUP})"
+    messages = [
+        e["message"]
+        for e in ecs.describe_services(cluster="c1", services=["svc-unhealthy"])["services"][0]["events"]
+    ]
+    assert (
+        f"(service svc-unhealthy) has stopped 1 running tasks: (task {task['taskArn'].split('/')[-1]})."
+        in messages
+    )
+
+
+def test_when_the_replacement_is_unhealthy_too_one_of_them_stops_and_the_cycle_goes_on(
+    endpoint: str, ecs: Any
+) -> None:
+    lb_service(ecs, "svc-outage", 1)
+    [first] = live_tasks(ecs, "svc-outage")
+    report(endpoint, first["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    [second] = [t for t in live_tasks(ecs, "svc-outage") if t["taskArn"] != first["taskArn"]]
+    report(endpoint, second["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    live = {t["taskArn"] for t in live_tasks(ecs, "svc-outage")}
+    # the older unhealthy task went; the other one gets a replacement of its own
+    assert first["taskArn"] not in live and second["taskArn"] in live and len(live) == 2
+
+
+def test_a_recovered_task_keeps_its_place_and_the_spare_replacement_goes(endpoint: str, ecs: Any) -> None:
+    lb_service(ecs, "svc-recovers", 1)
+    [task] = live_tasks(ecs, "svc-recovers")
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    assert len(live_tasks(ecs, "svc-recovers")) == 2
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    assert [t["taskArn"] for t in live_tasks(ecs, "svc-recovers")] == [task["taskArn"]]
+
+
+def test_without_room_for_a_replacement_the_unhealthy_task_stops_first(endpoint: str, ecs: Any) -> None:
+    lb_service(
+        ecs, "svc-full", 1, deployment_configuration={"maximumPercent": 100, "minimumHealthyPercent": 0}
+    )
+    [task] = live_tasks(ecs, "svc-full")
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    [replacement] = live_tasks(ecs, "svc-full")
+    assert replacement["taskArn"] != task["taskArn"]
+    [stopped] = ecs.describe_tasks(cluster="c1", tasks=[task["taskArn"]])["tasks"]
+    assert stopped["desiredStatus"] == "STOPPED" and "failed ELB health checks" in stopped["stoppedReason"]
+
+
+def test_an_unhealthy_task_within_its_grace_period_is_kept(endpoint: str, ecs: Any) -> None:
+    lb_service(ecs, "svc-grace", 1, health_check_grace_period_seconds=3600)
+    [task] = live_tasks(ecs, "svc-grace")
+    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    assert [t["taskArn"] for t in live_tasks(ecs, "svc-grace")] == [task["taskArn"]]

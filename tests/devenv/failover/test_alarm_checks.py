@@ -31,6 +31,8 @@ def alarm(*transitions: tuple[float, str, str], start: str = "OK") -> dict[str, 
         {"name_contains": "X", "back_to": "OK"},
         {"name_contains": "X", "never": "ALARM", "within_s": 5},
         {"name_contains": "X", "never": "BROKEN"},
+        {"name_contains": "X", "reaches": "ALARM", "never": "OK"},
+        {"name_contains": "X", "reaches": "ALARM", "within_s": 5},
     ],
 )
 def test_a_criterion_that_cannot_be_checked_is_refused(fields: dict[str, Any]) -> None:
@@ -58,6 +60,16 @@ def test_never_alarm_breaks_on_a_transition_after_the_injection_or_a_state_alrea
     assert check([never], [alarm(start="ALARM")], 10, 60, 30)[0] == [
         f"alarm {NAME} was ALARM at 10.0 s (never ALARM)"
     ]
+
+
+def test_reaches_alarm_needs_a_transition_after_the_injection() -> None:
+    reaches = AlarmCriterion(name_contains="Unhealthy", reaches="ALARM")
+    breaches, [result] = check([reaches], [alarm((20, "OK", "ALARM"), (40, "ALARM", "OK"))], 10, 60, 30)
+    assert breaches == [] and result["reached_at_s"] == 20
+    for history in (alarm((5, "OK", "ALARM")), alarm(start="ALARM"), alarm((70, "OK", "ALARM"))):
+        assert check([reaches], [history], 10, 60, 30)[0] == [
+            f"alarm {NAME} never went to ALARM after the injection (reaches ALARM)"
+        ]
 
 
 def test_unreadable_or_missing_alarms_are_breaches_and_a_short_run_is_noted() -> None:

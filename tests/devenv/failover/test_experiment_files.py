@@ -30,6 +30,7 @@ SHIPPED = {
     "redis-cut-5s",
     "db-failover",
     "postgres-latency-200ms",
+    "postgres-cut",
 }
 GOOD = {
     "name": "tiny",

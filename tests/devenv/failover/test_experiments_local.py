@@ -7,6 +7,7 @@ hypothesis that does not hold aborts before anything is injected; rollbacks run 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,43 @@ def test_each_shipped_experiment_passes_locally(
         assert "InvalidReplicationGroupState" in skipped["detail"]
     if name == "db-failover":  # one writer: the cluster failover is refused and the writer rebooted
         assert "InvalidDBClusterStateFault" in steps[0]["detail"] and "rebooted" in steps[0]["detail"]
+    if name == "postgres-cut":
+        assert_unhealthy_hosts_alarm_history(stack, journal)
+
+
+def assert_unhealthy_hosts_alarm_history(stack: Stack, journal: dict[str, Any]) -> None:
+    """The dead targets of postgres-cut, read back from CloudWatch itself: the UnhealthyHosts alarm went
+    OK -> ALARM -> OK during the run, each change for its threshold, and its TreatMissingData
+    (notBreaching, read from the alarm) held: never INSUFFICIENT_DATA, missing datapoints (if a sample
+    came late) counted as not breaching."""
+    cloudwatch = stack.client("cloudwatch")
+    [alarm] = [
+        a
+        for page in cloudwatch.get_paginator("describe_alarms").paginate()
+        for a in page["MetricAlarms"]
+        if "UnhealthyHosts" in a["AlarmName"]
+    ]
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0.0, "GreaterThanThreshold")
+    started = dt.datetime.fromisoformat(journal["started_at"])
+    history = cloudwatch.describe_alarm_history(
+        AlarmName=alarm["AlarmName"],
+        HistoryItemType="StateUpdate",
+        StartDate=started,
+        ScanBy="TimestampAscending",
+    )["AlarmHistoryItems"]
+    changes = [json.loads(item["HistoryData"]) for item in history]
+    states = [changes[0]["oldState"]["stateValue"]] + [c["newState"]["stateValue"] for c in changes]
+    assert states == ["OK", "ALARM", "OK"], [c["newState"]["stateReason"] for c in changes]
+    fired, cleared = (c["newState"]["stateReason"] for c in changes)
+    periods = alarm["EvaluationPeriods"]
+    assert fired.startswith(f"Threshold Crossed: {periods} out of the last {periods} datapoints [")
+    assert "were greater than the threshold (0.0)" in fired
+    assert "was not greater than the threshold (0.0)" in cleared or "were not greater than" in cleared
+    for reason in (fired, cleared):
+        assert "treated as [Breaching]" not in reason  # notBreaching: a missing datapoint never breaches
+    checks = {c["rule"]: c for c in journal["alarm_checks"]}
+    assert checks["reaches ALARM"]["ok"] and checks["back to OK within 720 s"]["state"] == "OK"
 
 
 def test_a_stopped_dispatcher_fails_the_data_loss_check_naming_the_missing_ids(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,24 @@ def test_the_command_exits_non_zero_on_an_unsupported_type(tmp_path: Path) -> No
     assert odd["fate"] == "unsupported" and odd["type"] == "AWS::Made::Up"
     fates = {r["fate"] for r in document["resources"] if r["logical_id"] != "Odd"}
     assert fates <= {"emulated", "realized", "recorded"}
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_every_published_metric_is_described_with_its_approximation_in_readme_and_parity() -> None:
+    """`devenv parity` lists the metrics the README's table documents: each name in both, a source and a
+    comparison with AWS for each."""
+    text = README.read_text()
+    table = text[text.index("### CloudWatch metrics") : text.index("### The stack's dashboard")]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Za-z_/0-9]+)`", row.split("|")[1])
+        if not name.startswith("AWS/")  # the namespace, before the first metric of its rows
+    }
+    listed = {name.strip() for source in parity.METRICS for name in source.metrics.split(",")}
+    assert listed == documented
+    assert all(source.measured_from and source.versus_aws for source in parity.METRICS)
+    assert parity.summary([])["metrics"][0]["namespace"] == "AWS/ApplicationELB"

@@ -1,18 +1,25 @@
 """Target tracking on a real stack, seen as a report reads it: a step load test through the ALB mirror at
-time_scale 30 (a CloudWatch minute lasts 2 s) raises the request-count policy's high alarm, one scale-out
+time_scale 30 (a CloudWatch minute lasts 2 s) raises the request-count policy's high alarm, a scale-out
 follows and the running count grows; afterwards a manual desired count stands until the low alarms have
 their 15 datapoints, then one scale-in.
 
 The request-count policy (500 requests a minute per target) is the one a bounded load on 2 cores reaches
 for sure; the CPU policy's alarms are in the same report. Load goes to 127.0.0.1 only.
+
+On a busy machine (a full suite on 2 cores) two things are AWS's behaviour, not failures: the step load's
+second step may scale out again (the first scale-out not reaching MaxCapacity), and light traffic leaves
+some compressed minutes without a request, so the low alarm fires on fewer than 15 real datapoints (the
+missing ones under AWS's rule against premature transitions).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +28,9 @@ import pytest
 from tests.local_stack import Stack, running_stack
 from tests.waiting import wait_for
 
-# Unsettled: in a full-suite run the first scale-out activity came back 'Failed' (cause not yet found);
-# it passed when run alone (nox -s unsettled).
-pytestmark = [pytest.mark.slow, pytest.mark.unsettled]
+# A stack of its own (up to 240 s to start on a busy machine) and a load test with its report (up to 240 s):
+# more than the suite's default per-test timeout, which counts the module's fixture in the first test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
 
 RESOURCE = "service/llm-proxy/proxy"
 
@@ -48,7 +55,7 @@ def desired(stack: Stack) -> int:
     return int(described["desiredCount"])
 
 
-def test_a_step_load_scales_out_once_and_the_report_shows_it(stack: Stack, tmp_path: Path) -> None:
+def test_a_step_load_scales_out_and_the_report_shows_it(stack: Stack, tmp_path: Path) -> None:
     before = len(scaled_activities(stack))
     ran = stack.devenv(
         "loadtest", "--profile", "step", "--users", "2", "--duration", "30s",
@@ -59,17 +66,26 @@ def test_a_step_load_scales_out_once_and_the_report_shows_it(stack: Stack, tmp_p
     signals = summary["signals"]
     assert signals["errors"] == [] and signals["period_s"] == 2
     scaled = [a for a in signals["scaling_activities"] if a["scaled"]]
-    assert len(scaled) == 1, signals["scaling_activities"]
-    [out] = scaled
+    assert scaled, signals["scaling_activities"]
+    out = scaled[0]
     assert out["description"].startswith("Setting desired count to ") and out["status"] == "Successful"
     high = next(a for a in signals["alarms"] if a["name"] in out["cause"])
     assert "-AlarmHigh-" in high["name"]
     assert any(c["to"] == "ALARM" and c["t"] <= out["t"] for c in high["transitions"])
+    # every change under the load is a scale-out by a high alarm, each to more tasks than the one before
+    wanted = [int(a["description"].removeprefix("Setting desired count to ").rstrip(".")) for a in scaled]
+    assert wanted == sorted(set(wanted)) and wanted[0] > 1, scaled
+    assert all("-AlarmHigh-" in a["cause"] and a["status"] == "Successful" for a in scaled), scaled
     counts = signals["task_count"]
     assert counts[0]["running"] == 1
     assert max(c["running"] for c in counts) > 1
     assert any(p["value"] > 0 for p in signals["metrics"]["request_count"])
-    assert len(scaled_activities(stack)) == before + 1
+    # the API's own list agrees over the run (a scale-in may follow once the load has stopped)
+    start = datetime.fromisoformat(signals["started_at"])
+    end = start + timedelta(seconds=signals["duration_s"])
+    found = scaled_activities(stack)  # newest first
+    during = [a for a in found[: len(found) - before] if a["StartTime"] <= end]
+    assert sorted(a["Description"] for a in during) == sorted(a["description"] for a in scaled)
     run_dir = Path(summary["run_dir"])
     assert (run_dir / "signals.png").stat().st_size > 10_000
     assert json.loads((run_dir / "summary.json").read_text())["signals"]["scaling_activities"]
@@ -103,6 +119,15 @@ def test_a_manual_count_stands_until_the_low_alarms_have_their_datapoints_then_o
     low_name = next(n for n in scale_in[0]["Cause"].split() if "-AlarmLow-" in n)
     [low] = stack.client("cloudwatch").describe_alarms(AlarmNames=[low_name])["MetricAlarms"]
     assert low["StateValue"] == "ALARM"
-    assert low["StateReason"].startswith("Threshold Crossed: 15 out of the last 15 datapoints [")
+    assert low["EvaluationPeriods"] == 15 and low.get("DatapointsToAlarm", 15) == 15
+    # every real datapoint of the 15 below 90 % of the target; periods without a request are missing
+    reason = re.fullmatch(
+        r"Threshold Crossed: (\d+) out of the last 15 datapoints \[.*\] (?:was|were) less than the threshold "
+        r"\(450\.0\) \(minimum 15 datapoints for OK -> ALARM transition\)\.",
+        low["StateReason"],
+    )
+    assert reason is not None, low["StateReason"]
+    real = json.loads(low["StateReasonData"])["recentDatapoints"]
+    assert int(reason.group(1)) == len(real) and all(value < 450 for value in real)
     assert scale_in[0]["StartTime"] >= low["StateUpdatedTimestamp"]
     wait_for(lambda: len(stack.proxy_tasks()) == count, timeout_s=60)
