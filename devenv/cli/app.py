@@ -31,7 +31,9 @@ COMMAND_MODULES = [
     "devenv.cli.deploy",
     "devenv.cli.loadtest",
     "devenv.cli.stack",
-    "devenv.cli.settings_store",
+    "devenv.cli.secret",
+    "devenv.cli.config",
+    "devenv.cli.setup_wizard",
     "devenv.cli.failover",
     "devenv.cli.dashboard",
 ]

@@ -9,9 +9,10 @@ from typing import Any
 
 import typer
 
-from devenv.cli.application import OutputFormat
+from devenv.cli.application import OutputFormat, application
 from devenv.errors import UsageError
 from devenv.targets.endpoints import Target
+from devenv.targets.stack_settings import open_store
 
 OutputOption = typer.Option(
     OutputFormat.text,
@@ -96,3 +97,15 @@ def with_options(
         return run
 
     return decorate
+
+
+def stack_settings(
+    ctx: typer.Context,
+    target: Target = TargetOption,
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> dict[str, Any]:
+    """The options of `secret`, `config` and `setup` (with `with_options`): the command gets `app` and
+    `store`, the target's Secrets Manager and SSM."""
+    app = application(ctx, output, quiet)
+    return {"app": app, "store": open_store(app.settings, target)}
