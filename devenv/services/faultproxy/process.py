@@ -57,7 +57,8 @@ async def serve(listen: tuple[str, int], upstream: tuple[str, int], control: tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
-        description="A pass-through TCP proxy that failover experiments steer (see devenv/services/faultproxy).",
+        description="A pass-through TCP proxy that failover experiments steer: "
+        "cut connections, refuse new ones, add latency.",
     )
     parser.add_argument("--listen", type=_address, required=True, help="HOST:PORT clients connect to")
     parser.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the real service")
