@@ -18,7 +18,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from devenv import services
 from devenv.cli import progress_view
 from devenv.cli import watch as watch_command
 from devenv.cli.application import Application, OutputFormat, application
@@ -31,7 +30,7 @@ from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import dashboard, emulator
+from devenv.services import assembly, dashboard, emulator
 
 if TYPE_CHECKING:
     from devenv.targets.local_stack import RealizedStack
@@ -136,19 +135,19 @@ def _up_foreground(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_stop_signal)
     started = time.monotonic()
-    ports = services.claim_ports(app.settings, infra_only)
-    specs = services.infrastructure(app.settings, state, ports, runtime)
+    ports = assembly.claim_ports(app.settings, infra_only)
+    specs = assembly.infrastructure(app.settings, state, ports, runtime)
     if not infra_only:
-        specs += services.application(app.settings, state, ports, runtime)
+        specs += assembly.application(app.settings, state, ports, runtime)
     logfiles.prune_stopped_tasks(state.logs, running=set())
     if runtime == "docker":
         from devenv.runtime import docker
 
         docker.ensure_images((s.extra["image"] for s in specs), lambda m: app.info(f"  [dim]{m}[/]"))
     if not infra_only:
-        specs += services.pages(app.settings, state, ports)  # native with either runtime: no image
+        specs += assembly.pages(app.settings, state, ports)  # native with either runtime: no image
     events = _EventPrinter(app, timestamps=detached_child)
-    supervisor = Supervisor(state, services.facts(app.settings, state, ports, runtime), on_event=events)
+    supervisor = Supervisor(state, assembly.facts(app.settings, state, ports, runtime), on_event=events)
     progress = Progress(["services"] if infra_only else UP_STEPS, on_change=supervisor.set_progress)
     stack: RealizedStack | None = None
     try:
@@ -235,7 +234,7 @@ def _deploy_and_realize(
     app: Application,
     state: StateDir,
     supervisor: Supervisor,
-    ports: services.Ports,
+    ports: assembly.Ports,
     stop: threading.Event,
     runtime: str,
     progress: Progress,
@@ -256,7 +255,7 @@ def _deploy_and_realize(
         supervisor,
         endpoint,
         data,
-        services.tls_files(state).ca_cert,
+        assembly.tls_files(state).ca_cert,
         outputs,
         stop,
         runtime,
@@ -278,7 +277,7 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: b
     from the state file) until it is ready."""
     if state.supervisor_running():
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
-    services.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child
+    assembly.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child
     state.ensure()
     state.state_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "devenv", "--state-dir", str(state.root), "up", "--detached-child"]

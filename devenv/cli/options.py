@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
-from devenv.cli.application import OutputFormat
+from devenv.cli.application import OutputFormat, application
 from devenv.errors import UsageError
 from devenv.targets.endpoints import Target
+from devenv.targets.stack_settings import open_store
 
 OutputOption = typer.Option(
     OutputFormat.text,
@@ -60,3 +66,46 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
             )
         context[key] = value
     return context
+
+
+def with_options(
+    prepare: Callable[..., dict[str, Any]],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare a block of options once for every command of a group.
+
+    `prepare`'s parameters (the context and options with their typer defaults) join the decorated command's
+    own in the signature Typer reads; at run time `prepare` gets them and returns what the command needs
+    instead (its parameters without a default, by name), e.g. the Application and a client of the target.
+    """
+    prepared = inspect.signature(prepare, eval_str=True).parameters
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        context, *shared = prepared.values()  # the context first, then the command's own, then the block
+        options = [p for p in own if p.default is not inspect.Parameter.empty]
+        signature = inspect.Signature(
+            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in (context, *options, *shared)]
+        )
+
+        @functools.wraps(command)
+        def run(**given: Any) -> None:
+            needs = prepare(**{name: given.pop(name) for name in prepared})
+            command(**needs, **given)
+
+        run.__signature__ = signature  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+        return run
+
+    return decorate
+
+
+def stack_settings(
+    ctx: typer.Context,
+    target: Target = TargetOption,
+    output: OutputFormat = OutputOption,
+    quiet: bool = QuietOption,
+) -> dict[str, Any]:
+    """The options of `secret`, `config` and `setup` (with `with_options`): the command gets `app` and
+    `store`, the target's Secrets Manager and SSM."""
+    app = application(ctx, output, quiet)
+    return {"app": app, "store": open_store(app.settings, target)}

@@ -20,6 +20,7 @@ from devenv.cli.options import (
     ProjectApiKeyOption,
     TargetOption,
     UrlOption,
+    with_options,
 )
 from devenv.errors import NotRunningError, TargetError
 from devenv.runtime.state import StateDir
@@ -48,9 +49,23 @@ def management_client(
     return ManagementClient(endpoint.url, endpoint.management_token)
 
 
-@token_app.command("create")
-def create(
+def _management_api(
     ctx: typer.Context,
+    target: Target = TargetOption,
+    url: str | None = UrlOption,
+    management_token: str | None = ManagementTokenOption,
+    output: OutputFormat = OutputOption,
+) -> dict[str, Any]:
+    """The options every token command takes, declared once: the command gets `app` and `client`."""
+    app = application(ctx, output)
+    return {"app": app, "client": management_client(app, target, url, management_token)}
+
+
+@token_app.command("create")
+@with_options(_management_api)
+def create(
+    app: Application,
+    client: ManagementClient,
     project: str = typer.Option(
         "default", "--project", "-p", help="project name; created if it does not exist"
     ),
@@ -61,14 +76,8 @@ def create(
         None, "--max-requests", min=0, help="request budget (default: unlimited)"
     ),
     api_key: str = ProjectApiKeyOption,
-    target: Target = TargetOption,
-    url: str | None = UrlOption,
-    management_token: str | None = ManagementTokenOption,
-    output: OutputFormat = OutputOption,
 ) -> None:
     """Create a token for PROJECT and print it (with --output json: token, token_id, project_id, expires_at)."""
-    app = application(ctx, output)
-    client = management_client(app, target, url, management_token)
     found = client.project_named(project, api_key)
     created = client.create_token(found["id"], duration_minutes, max_requests)
     result = {
@@ -91,17 +100,13 @@ def create(
 
 
 @token_app.command("list")
+@with_options(_management_api)
 def list_tokens(
-    ctx: typer.Context,
+    app: Application,
+    client: ManagementClient,
     project: str | None = typer.Option(None, "--project", "-p", help="only this project's tokens"),
-    target: Target = TargetOption,
-    url: str | None = UrlOption,
-    management_token: str | None = ManagementTokenOption,
-    output: OutputFormat = OutputOption,
 ) -> None:
     """Every token (the secret itself is never shown again: its hint is), with its state and usage."""
-    app = application(ctx, output)
-    client = management_client(app, target, url, management_token)
     names = {str(p["id"]): str(p.get("name", "")) for p in client.projects()}
     project_id = None
     if project is not None:
@@ -137,17 +142,14 @@ def list_tokens(
 
 
 @token_app.command("revoke")
+@with_options(_management_api)
 def revoke(
-    ctx: typer.Context,
+    app: Application,
+    client: ManagementClient,
     token_id: str = typer.Argument(..., help="the token's id (see `devenv token list`)", show_default=False),
-    target: Target = TargetOption,
-    url: str | None = UrlOption,
-    management_token: str | None = ManagementTokenOption,
-    output: OutputFormat = OutputOption,
 ) -> None:
     """Revoke a token: the proxy refuses it from now on (401 token_inactive)."""
-    app = application(ctx, output)
-    management_client(app, target, url, management_token).revoke_token(token_id)
+    client.revoke_token(token_id)
     if app.json_output:
         app.emit_json({"revoked": token_id})
         return

@@ -157,12 +157,6 @@ class Realizer:
             else:
                 self._watch(local)
 
-    def wait_idle(self, timeout_s: float) -> None:
-        """Until no task is starting (tests and `up` use it after the first reconcile)."""
-        deadline = time.monotonic() + timeout_s
-        while self._starting and time.monotonic() < deadline:
-            time.sleep(0.05)
-
     def shutdown(self) -> None:
         """Stop every task process (the supervisor stops the rest)."""
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -27,7 +27,7 @@ from devenv.services import emulator, llmproxy, postgres, redis
 from devenv.services.tls import TlsFiles
 
 if TYPE_CHECKING:
-    from devenv.services import Ports
+    from devenv.services.assembly import Ports
 
 # The official images (the settings' defaults); postgres_image/redis_image select others, such as the
 # air-gapped stand-ins of devenv.services.images.
@@ -119,7 +119,7 @@ def mock_upstream_container(settings: Settings, state: StateDir, port: int) -> C
 
 def infrastructure(settings: Settings, state: StateDir, ports: Ports, tls: TlsFiles) -> list[ServiceSpec]:
     """Postgres, Redis and the emulator from their images, on the ports and with the settings of the
-    native services (`devenv.services.infrastructure`)."""
+    native services (`devenv.services.assembly.infrastructure`)."""
     emulator_env = emulator.environment(
         settings,
         postgres.admin_url(settings, ports.postgres),

@@ -36,7 +36,6 @@ CLUSTER = NAME_PREFIX
 SERVICE = "proxy"
 SAMPLE_S = 1.0
 MAX_POINTS = 1440  # GetMetricData points per metric asked for at most (a day of minutes)
-ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 
 @dataclass(frozen=True)

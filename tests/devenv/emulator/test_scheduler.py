@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def endpoint(inprocess_emulator: str) -> str:
-    return inprocess_emulator
-
-
-def report(endpoint: str, task_arn: str, **body: Any) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{endpoint}/_devenv/ecs/tasks/{task_arn.split('/')[-1]}/status",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return dict(json.loads(response.read()))
+from tests.devenv.emulator_calls import aws_client, fargate_cluster
+from tests.devenv.emulator_calls import report_task as report
 
 
 @pytest.fixture
-def ecs(endpoint: str) -> Any:
-    client = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
-    client.create_cluster(clusterName="c1")
-    client.register_task_definition(
-        family="proxy",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {"name": "proxy", "image": "llmproxy:local", "command": ["proxy"], "essential": True}
-        ],
-    )
-    return client
+def ecs(inprocess_emulator: str) -> Any:
+    container = {"name": "proxy", "image": "llmproxy:local", "command": ["proxy"], "essential": True}
+    return fargate_cluster(inprocess_emulator, "c1", container)
 
 
 def live_tasks(ecs: Any, service: str) -> list[dict[str, Any]]:
@@ -51,14 +25,14 @@ def live_tasks(ecs: Any, service: str) -> list[dict[str, Any]]:
     return ecs.describe_tasks(cluster="c1", tasks=arns)["tasks"] if arns else []
 
 
-def test_service_keeps_desired_count_and_replaces_a_stopped_task(endpoint: str, ecs: Any) -> None:
+def test_service_keeps_desired_count_and_replaces_a_stopped_task(inprocess_emulator: str, ecs: Any) -> None:
     ecs.create_service(
         cluster="c1", serviceName="svc-a", taskDefinition="proxy", desiredCount=2, launchType="FARGATE"
     )
     tasks = live_tasks(ecs, "svc-a")
     assert len(tasks) == 2 and {t["lastStatus"] for t in tasks} == {"PROVISIONING"}
     for task in tasks:
-        report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+        report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     service = ecs.describe_services(cluster="c1", services=["svc-a"])["services"][0]
     assert (service["runningCount"], service["pendingCount"]) == (2, 0)
 
@@ -68,17 +42,17 @@ def test_service_keeps_desired_count_and_replaces_a_stopped_task(endpoint: str, 
     assert described["desiredStatus"] == "STOPPED" and described["stoppedReason"] == "failover experiment"
     live = live_tasks(ecs, "svc-a")
     assert len(live) == 2 and stopped not in {t["taskArn"] for t in live}
-    report(endpoint, stopped, lastStatus="STOPPED", exitCode=0)
+    report(inprocess_emulator, stopped, lastStatus="STOPPED", exitCode=0)
     assert ecs.describe_tasks(cluster="c1", tasks=[stopped])["tasks"][0]["lastStatus"] == "STOPPED"
 
 
-def test_a_task_that_dies_is_replaced(endpoint: str, ecs: Any) -> None:
+def test_a_task_that_dies_is_replaced(inprocess_emulator: str, ecs: Any) -> None:
     ecs.create_service(
         cluster="c1", serviceName="svc-b", taskDefinition="proxy", desiredCount=1, launchType="FARGATE"
     )
     [task] = live_tasks(ecs, "svc-b")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING")
-    report(endpoint, task["taskArn"], lastStatus="STOPPED", exitCode=137, stoppedReason="killed")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING")
+    report(inprocess_emulator, task["taskArn"], lastStatus="STOPPED", exitCode=137, stoppedReason="killed")
     [replacement] = live_tasks(ecs, "svc-b")
     assert replacement["taskArn"] != task["taskArn"]
     died = ecs.describe_tasks(cluster="c1", tasks=[task["taskArn"]])["tasks"][0]
@@ -86,7 +60,7 @@ def test_a_task_that_dies_is_replaced(endpoint: str, ecs: Any) -> None:
     assert died["containers"][0]["exitCode"] == 137
 
 
-def test_scaling_and_a_rolling_deployment_keep_tasks_serving(endpoint: str, ecs: Any) -> None:
+def test_scaling_and_a_rolling_deployment_keep_tasks_serving(inprocess_emulator: str, ecs: Any) -> None:
     ecs.create_service(
         cluster="c1", serviceName="svc-c", taskDefinition="proxy", desiredCount=1, launchType="FARGATE"
     )
@@ -94,7 +68,7 @@ def test_scaling_and_a_rolling_deployment_keep_tasks_serving(endpoint: str, ecs:
     tasks = live_tasks(ecs, "svc-c")
     assert len(tasks) == 3
     for task in tasks:
-        report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+        report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     ecs.update_service(cluster="c1", service="svc-c", desiredCount=1)
     [survivor] = live_tasks(ecs, "svc-c")
 
@@ -102,20 +76,20 @@ def test_scaling_and_a_rolling_deployment_keep_tasks_serving(endpoint: str, ecs:
     live = live_tasks(ecs, "svc-c")
     assert {t["taskArn"] for t in live} >= {survivor["taskArn"]}  # the old one serves until the new is up
     [new] = [t for t in live if t["taskArn"] != survivor["taskArn"]]
-    report(endpoint, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     [after] = live_tasks(ecs, "svc-c")
     assert after["taskArn"] == new["taskArn"]
     old = ecs.describe_tasks(cluster="c1", tasks=[survivor["taskArn"]])["tasks"][0]
     assert old["desiredStatus"] == "STOPPED"
 
 
-def events_after(endpoint: str, seq: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{endpoint}/_devenv/events?after={seq}") as response:
+def events_after(inprocess_emulator: str, seq: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{inprocess_emulator}/_devenv/events?after={seq}") as response:
         return list(json.loads(response.read())["events"])
 
 
-def test_faults_are_recorded_for_the_realizer(endpoint: str) -> None:
-    rds = boto3.client("rds", endpoint_url=endpoint, **CREDS)
+def test_faults_are_recorded_for_the_realizer(inprocess_emulator: str) -> None:
+    rds = aws_client(inprocess_emulator, "rds")
     rds.create_db_cluster(
         DBClusterIdentifier="db1",
         Engine="aurora-postgresql",
@@ -128,17 +102,19 @@ def test_faults_are_recorded_for_the_realizer(endpoint: str) -> None:
         Engine="aurora-postgresql",
         DBInstanceClass="db.serverless",
     )
-    before = events_after(endpoint, 0)
+    before = events_after(inprocess_emulator, 0)
     seq = before[-1]["seq"] if before else 0
     with pytest.raises(ClientError) as refused:  # as on AWS: a failover needs a replica to promote
         rds.failover_db_cluster(DBClusterIdentifier="db1")
     assert refused.value.response["Error"]["Code"] == "InvalidDBClusterStateFault"
     rds.reboot_db_instance(DBInstanceIdentifier="db1-writer")
-    assert [(e["kind"], e["resource"]) for e in events_after(endpoint, seq)] == [("rds-reboot", "db1-writer")]
+    assert [(e["kind"], e["resource"]) for e in events_after(inprocess_emulator, seq)] == [
+        ("rds-reboot", "db1-writer")
+    ]
 
 
-def test_elasticache_reboot_and_test_failover_answer_as_aws(endpoint: str) -> None:
-    cache = boto3.client("elasticache", endpoint_url=endpoint, **CREDS)
+def test_elasticache_reboot_and_test_failover_answer_as_aws(inprocess_emulator: str) -> None:
+    cache = aws_client(inprocess_emulator, "elasticache")
     with pytest.raises(ClientError) as missing:
         cache.reboot_cache_cluster(CacheClusterId="nope", CacheNodeIdsToReboot=["0001"])
     assert missing.value.response["Error"]["Code"] == "CacheClusterNotFound"
@@ -150,15 +126,17 @@ def test_elasticache_reboot_and_test_failover_answer_as_aws(endpoint: str) -> No
     assert refused.value.response["Error"]["Code"] == "InvalidReplicationGroupState"
 
 
-def test_control_api_rejects_bad_input(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/_devenv/ecs/tasks/x/status", data=b"{}", method="POST")
+def test_control_api_rejects_bad_input(inprocess_emulator: str) -> None:
+    request = urllib.request.Request(
+        f"{inprocess_emulator}/_devenv/ecs/tasks/x/status", data=b"{}", method="POST"
+    )
     with pytest.raises(urllib.error.HTTPError) as bad:
         urllib.request.urlopen(request)
     assert bad.value.code == 400
 
 
 def test_behind_a_load_balancer_an_old_task_still_in_its_first_checks_is_kept_until_the_new_one_is_healthy(
-    endpoint: str, ecs: Any
+    inprocess_emulator: str, ecs: Any
 ) -> None:
     balancer = [
         {
@@ -176,14 +154,14 @@ def test_behind_a_load_balancer_an_old_task_still_in_its_first_checks_is_kept_un
         loadBalancers=balancer,
     )
     [old] = live_tasks(ecs, "svc-lb")
-    report(endpoint, old["taskArn"], lastStatus="RUNNING")  # running, the ALB has not judged it yet
+    report(inprocess_emulator, old["taskArn"], lastStatus="RUNNING")  # running, the ALB has not judged it yet
     ecs.update_service(cluster="c1", service="svc-lb", forceNewDeployment=True)
     live = live_tasks(ecs, "svc-lb")
     assert old["taskArn"] in {t["taskArn"] for t in live} and len(live) == 2
     [new] = [t for t in live if t["taskArn"] != old["taskArn"]]
-    report(endpoint, new["taskArn"], lastStatus="RUNNING")
+    report(inprocess_emulator, new["taskArn"], lastStatus="RUNNING")
     assert len(live_tasks(ecs, "svc-lb")) == 2  # running is not enough behind a load balancer
-    report(endpoint, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, new["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-lb")] == [new["taskArn"]]
 
 

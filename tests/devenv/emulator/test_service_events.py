@@ -9,56 +9,25 @@ from __future__ import annotations
 import json
 import re
 import urllib.error
-import urllib.request
 from typing import Any
 
-import boto3
 import pytest
 
-CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+from tests.devenv.emulator_calls import fargate_cluster, post_control
+from tests.devenv.emulator_calls import report_task as report
+
 TARGET_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/1"
 
 
-@pytest.fixture(scope="module")
-def endpoint(inprocess_emulator: str) -> str:
-    return inprocess_emulator
-
-
-def post(endpoint: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{endpoint}/_devenv/{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return dict(json.loads(response.read()))
-
-
-def report(endpoint: str, task_arn: str, **body: Any) -> None:
-    post(endpoint, f"ecs/tasks/{task_arn.split('/')[-1]}/status", body)
-
-
-def target_event(endpoint: str, task_arn: str, event: str, **extra: Any) -> None:
+def target_event(inprocess_emulator: str, task_arn: str, event: str, **extra: Any) -> None:
     body = {"event": event, "targetGroupArn": TARGET_GROUP, "port": 40001, **extra}
-    post(endpoint, f"ecs/tasks/{task_arn.split('/')[-1]}/target-event", body)
+    post_control(inprocess_emulator, f"ecs/tasks/{task_arn.split('/')[-1]}/target-event", body)
 
 
 @pytest.fixture(scope="module")
-def ecs(endpoint: str) -> Any:
-    client = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
-    client.create_cluster(clusterName="c1")
-    client.register_task_definition(
-        family="proxy",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {"name": "proxy", "image": "llmproxy:local", "command": ["proxy"], "essential": True}
-        ],
-    )
-    return client
+def ecs(inprocess_emulator: str) -> Any:
+    container = {"name": "proxy", "image": "llmproxy:local", "command": ["proxy"], "essential": True}
+    return fargate_cluster(inprocess_emulator, "c1", container)
 
 
 def create_service(ecs: Any, name: str) -> str:
@@ -84,20 +53,24 @@ def task_id(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def test_a_deploy_and_a_rolling_deployment_read_like_aws_newest_first(endpoint: str, ecs: Any) -> None:
+def test_a_deploy_and_a_rolling_deployment_read_like_aws_newest_first(
+    inprocess_emulator: str, ecs: Any
+) -> None:
     first = create_service(ecs, "web")
-    report(endpoint, first, lastStatus="RUNNING")
-    target_event(endpoint, first, "registered")
-    report(endpoint, first, lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, first, lastStatus="RUNNING")
+    target_event(inprocess_emulator, first, "registered")
+    report(inprocess_emulator, first, lastStatus="RUNNING", healthStatus="HEALTHY")
     initial = ecs.describe_services(cluster="c1", services=["web"])["services"][0]["deployments"][0]["id"]
 
     ecs.update_service(cluster="c1", service="web", forceNewDeployment=True)
     [second] = [a for a in ecs.list_tasks(cluster="c1", serviceName="web")["taskArns"] if a != first]
-    report(endpoint, second, lastStatus="RUNNING")
-    target_event(endpoint, second, "registered")
-    report(endpoint, second, lastStatus="RUNNING", healthStatus="HEALTHY")  # the old task is retired now
-    target_event(endpoint, first, "deregistered")
-    report(endpoint, first, lastStatus="STOPPED", exitCode=0)
+    report(inprocess_emulator, second, lastStatus="RUNNING")
+    target_event(inprocess_emulator, second, "registered")
+    report(
+        inprocess_emulator, second, lastStatus="RUNNING", healthStatus="HEALTHY"
+    )  # the old task is retired now
+    target_event(inprocess_emulator, first, "deregistered")
+    report(inprocess_emulator, first, lastStatus="STOPPED", exitCode=0)
     rolled = ecs.describe_services(cluster="c1", services=["web"])["services"][0]["deployments"][0]
     assert rolled["id"] != initial and rolled["rolloutState"] == "COMPLETED"
 
@@ -121,29 +94,33 @@ def test_a_deploy_and_a_rolling_deployment_read_like_aws_newest_first(endpoint: 
     assert all(re.fullmatch(r"[0-9a-f-]{36}", e["id"]) for e in seen)
 
 
-def test_the_deployment_waits_for_old_tasks_to_stop_before_it_completes(endpoint: str, ecs: Any) -> None:
+def test_the_deployment_waits_for_old_tasks_to_stop_before_it_completes(
+    inprocess_emulator: str, ecs: Any
+) -> None:
     old = create_service(ecs, "slow")
-    report(endpoint, old, lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, old, lastStatus="RUNNING", healthStatus="HEALTHY")
     ecs.update_service(cluster="c1", service="slow", forceNewDeployment=True)
     [new] = [a for a in ecs.list_tasks(cluster="c1", serviceName="slow")["taskArns"] if a != old]
-    report(endpoint, new, lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, new, lastStatus="RUNNING", healthStatus="HEALTHY")
     service = ecs.describe_services(cluster="c1", services=["slow"])["services"][0]
     assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"  # the old task is still draining
     assert "steady state" not in service["events"][0]["message"]
-    report(endpoint, old, lastStatus="STOPPED", exitCode=0)
+    report(inprocess_emulator, old, lastStatus="STOPPED", exitCode=0)
     assert events(ecs, "slow")[0]["message"] == "(service slow) has reached a steady state."
 
 
-def test_scaling_out_and_in_and_an_unhealthy_target(endpoint: str, ecs: Any) -> None:
+def test_scaling_out_and_in_and_an_unhealthy_target(inprocess_emulator: str, ecs: Any) -> None:
     first = create_service(ecs, "scaled")
-    report(endpoint, first, lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, first, lastStatus="RUNNING", healthStatus="HEALTHY")
     ecs.update_service(cluster="c1", service="scaled", desiredCount=3)
     started = events(ecs, "scaled")[0]["message"]
     assert re.fullmatch(
         r"\(service scaled\) has started 2 tasks: \(task [0-9a-f-]+\) \(task [0-9a-f-]+\)\.", started
     )
     running = [a for a in ecs.list_tasks(cluster="c1", serviceName="scaled")["taskArns"] if a != first]
-    report(endpoint, running[0], lastStatus="RUNNING", healthStatus="HEALTHY")  # the other stays pending
+    report(
+        inprocess_emulator, running[0], lastStatus="RUNNING", healthStatus="HEALTHY"
+    )  # the other stays pending
     ecs.update_service(cluster="c1", service="scaled", desiredCount=1)
     newest = [e["message"] for e in events(ecs, "scaled")[:2]]
     assert newest == [
@@ -151,28 +128,32 @@ def test_scaling_out_and_in_and_an_unhealthy_target(endpoint: str, ecs: Any) -> 
         f"(service scaled) has stopped 1 running tasks: (task {task_id(running[0])}).",
     ]
 
-    target_event(endpoint, first, "unhealthy", reason="Health checks failed with these codes: [503]")
+    target_event(
+        inprocess_emulator, first, "unhealthy", reason="Health checks failed with these codes: [503]"
+    )
     assert events(ecs, "scaled")[0]["message"] == (
         f"(service scaled) (task {task_id(first)}) (port 40001) is unhealthy in (target-group {TARGET_GROUP}) "
         "due to (reason Health checks failed with these codes: [503])."
     )
 
 
-def test_events_are_capped_at_the_newest_100(endpoint: str, ecs: Any) -> None:
+def test_events_are_capped_at_the_newest_100(inprocess_emulator: str, ecs: Any) -> None:
     task = create_service(ecs, "busy")
     for _ in range(60):
-        target_event(endpoint, task, "deregistered")  # two events each
+        target_event(inprocess_emulator, task, "deregistered")  # two events each
     seen = events(ecs, "busy")
     assert len(seen) == 100
     assert "has started 1 tasks" not in " ".join(e["message"] for e in seen)  # the oldest went first
     assert seen[0]["message"] == "(service busy) has begun draining connections on 1 tasks."
 
 
-def test_list_tasks_lists_running_tasks_unless_asked_for_stopped_ones(endpoint: str, ecs: Any) -> None:
+def test_list_tasks_lists_running_tasks_unless_asked_for_stopped_ones(
+    inprocess_emulator: str, ecs: Any
+) -> None:
     stopped = create_service(ecs, "listed")
-    report(endpoint, stopped, lastStatus="RUNNING")
+    report(inprocess_emulator, stopped, lastStatus="RUNNING")
     ecs.stop_task(cluster="c1", task=stopped, reason="test")
-    report(endpoint, stopped, lastStatus="STOPPED", exitCode=0)
+    report(inprocess_emulator, stopped, lastStatus="STOPPED", exitCode=0)
     [running] = ecs.list_tasks(cluster="c1", serviceName="listed")["taskArns"]
     assert running != stopped
     assert stopped not in ecs.list_tasks(cluster="c1")["taskArns"]
@@ -193,21 +174,23 @@ def test_list_tasks_lists_running_tasks_unless_asked_for_stopped_ones(endpoint: 
         ("no-such-task", {"event": "registered", "targetGroupArn": TARGET_GROUP, "port": 1}, 404),
     ],
 )
-def test_a_bad_target_event_is_refused(endpoint: str, task: str, body: dict[str, Any], code: int) -> None:
+def test_a_bad_target_event_is_refused(
+    inprocess_emulator: str, task: str, body: dict[str, Any], code: int
+) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
-        post(endpoint, f"ecs/tasks/{task}/target-event", body)
+        post_control(inprocess_emulator, f"ecs/tasks/{task}/target-event", body)
     assert refused.value.code == code
     assert json.loads(refused.value.read())["error"]
 
 
-def test_status_reads_every_services_events_through_the_ecs_api(endpoint: str, ecs: Any) -> None:
+def test_status_reads_every_services_events_through_the_ecs_api(inprocess_emulator: str, ecs: Any) -> None:
     from devenv.errors import NotRunningError
     from devenv.runtime.ports import free_port
     from devenv.targets.local import ecs_service_events
 
     for n in range(12):  # more than one page of list_services
         create_service(ecs, f"paged-{n:02d}")
-    found = ecs_service_events(endpoint, "us-east-1")
+    found = ecs_service_events(inprocess_emulator, "us-east-1")
     assert {f"paged-{n:02d}" for n in range(12)} <= set(found)
     assert [e["id"] for e in found["paged-11"]] == [e["id"] for e in events(ecs, "paged-11")]
     assert found["paged-11"][0]["message"].startswith("(service paged-11) has started 1 tasks: (task ")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import psutil
 import pytest
 
@@ -17,51 +15,29 @@ from devenv.realize.realizer import Realizer
 from devenv.realize.tasks import resolve_value_from
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
+from tests.devenv.emulator_calls import aws_client, fargate_cluster
+from tests.devenv.realize import realizer_loop
 from tests.waiting import wait_for
 
-CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
-
 
 @pytest.fixture(scope="module")
-def endpoint(inprocess_emulator: str) -> str:
-    return inprocess_emulator
-
-
-@pytest.fixture(scope="module")
-def realizer(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realizer]:
+def realizer(inprocess_emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realizer]:
     supervisor = Supervisor(StateDir(tmp_path_factory.mktemp("realizer-state")), facts={})
-    realizer = Realizer(supervisor, endpoint, "us-east-1", alb=None)
-    stop = threading.Event()
-    loop = threading.Thread(target=realizer.run, args=(stop,), daemon=True)
-    loop.start()
-    yield realizer
-    stop.set()
-    loop.join()
-    realizer.shutdown()
+    with realizer_loop.running(Realizer(supervisor, inprocess_emulator, "us-east-1", alb=None)) as realizer:
+        yield realizer
 
 
 @pytest.fixture(scope="module")
-def ecs(endpoint: str) -> Any:
-    client = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
-    client.create_cluster(clusterName="local")
-    client.register_task_definition(
-        family="upstream",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {
-                "name": "upstream",
-                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local",
-                "command": ["mock-upstream"],
-                "portMappings": [{"containerPort": 8080}],
-                "stopTimeout": 5,
-                "essential": True,
-            }
-        ],
-    )
-    return client
+def ecs(inprocess_emulator: str) -> Any:
+    container = {
+        "name": "upstream",
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local",
+        "command": ["mock-upstream"],
+        "portMappings": [{"containerPort": 8080}],
+        "stopTimeout": 5,
+        "essential": True,
+    }
+    return fargate_cluster(inprocess_emulator, "local", container)
 
 
 def running_tasks(realizer: Realizer, service: str, count: int) -> Callable[[], list[Any] | None]:
@@ -158,9 +134,9 @@ def test_update_service_scales_the_processes(realizer: Realizer, ecs: Any) -> No
     wait_for(running_tasks(realizer, "svc-scale", 1))
 
 
-def test_secrets_resolve_as_the_ecs_agent_reads_them(endpoint: str) -> None:
-    sm = boto3.client("secretsmanager", endpoint_url=endpoint, **CREDS)
-    ssm = boto3.client("ssm", endpoint_url=endpoint, **CREDS)
+def test_secrets_resolve_as_the_ecs_agent_reads_them(inprocess_emulator: str) -> None:
+    sm = aws_client(inprocess_emulator, "secretsmanager")
+    ssm = aws_client(inprocess_emulator, "ssm")
     arn = sm.create_secret(Name="db-creds", SecretString='{"username": "app", "password": "s3cret"}')["ARN"]
     ssm.put_parameter(Name="/app/log-level", Value="debug", Type="String")
     assert resolve_value_from(f"{arn}:password::", sm, ssm) == "s3cret"

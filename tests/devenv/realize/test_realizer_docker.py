@@ -8,21 +8,20 @@ container means listening on the LISTEN_ADDR it was given, as the llmproxy image
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from devenv.realize.realizer import Realizer
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
+from tests.devenv.emulator_calls import aws_client, fargate_cluster
+from tests.devenv.realize import realizer_loop
 from tests.devenv.runtime.engine_stub import EngineStub, serve
 from tests.waiting import wait_for
 
-CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy:local"
 
 
@@ -46,28 +45,18 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineSt
 def test_a_task_runs_as_a_container_of_its_image_and_stops_with_the_service(
     inprocess_emulator: str, engine: EngineStub, tmp_path: Path
 ) -> None:
-    sm = boto3.client("secretsmanager", endpoint_url=inprocess_emulator, **CREDS)
-    ecs = boto3.client("ecs", endpoint_url=inprocess_emulator, **CREDS)
+    sm = aws_client(inprocess_emulator, "secretsmanager")
     secret = sm.create_secret(Name="mgmt", SecretString='{"token": "t0ken"}')["ARN"]
-    ecs.create_cluster(clusterName="local")
-    ecs.register_task_definition(
-        family="proxy",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[
-            {
-                "name": "proxy",
-                "image": IMAGE,
-                "command": ["proxy"],
-                "environment": [{"name": "LOG_LEVEL", "value": "debug"}],
-                "secrets": [{"name": "MANAGEMENT_TOKEN", "valueFrom": f"{secret}:token::"}],
-                "portMappings": [{"containerPort": 8080}],
-                "stopTimeout": 4,
-            }
-        ],
-    )
+    container = {
+        "name": "proxy",
+        "image": IMAGE,
+        "command": ["proxy"],
+        "environment": [{"name": "LOG_LEVEL", "value": "debug"}],
+        "secrets": [{"name": "MANAGEMENT_TOKEN", "valueFrom": f"{secret}:token::"}],
+        "portMappings": [{"containerPort": 8080}],
+        "stopTimeout": 4,
+    }
+    ecs = fargate_cluster(inprocess_emulator, "local", container)
     ca = tmp_path / "ca.crt"
     ca.write_bytes(b"devenv's CA")
     supervisor = Supervisor(StateDir(tmp_path / "state"), facts={})
@@ -79,39 +68,34 @@ def test_a_task_runs_as_a_container_of_its_image_and_stops_with_the_service(
         extra_env={"REDIS_CA_FILE": str(ca)},
         runtime="docker",
     )
-    stop = threading.Event()
-    loop = threading.Thread(target=realizer.run, args=(stop,), daemon=True)
-    loop.start()
     try:
-        ecs.create_service(cluster="local", serviceName="proxy", taskDefinition="proxy", desiredCount=1)
-        (local,) = wait_for(lambda: list(realizer.tasks.values()))  # added once its port answers
-        (spec,) = engine.created()
-        env = dict(item.split("=", 1) for item in spec["Env"])
-        assert spec["Image"] == "llmproxy:local" and spec["Cmd"] == ["proxy"]
-        assert env["MANAGEMENT_TOKEN"] == "t0ken"  # the secret's JSON key, as the ECS agent reads it
-        assert env["LOG_LEVEL"] == "debug"
-        assert env["LISTEN_ADDR"] == f"127.0.0.1:{local.host_port}"  # where the ALB mirror targets it
-        assert env["REDIS_CA_FILE"] == "/tls/ca.crt"
-        assert env["DISPATCHER_CONSUMER_NAME"] == local.process
-        assert "PATH" not in env  # only the task's variables, not the host's
-        assert spec["HostConfig"]["NetworkMode"] == "host"
-        running = supervisor.services[local.process]
-        assert running.state == "running" and running.spec.argv[1:3] == [
-            "-m",
-            "devenv.runtime.container_process",
-        ]
+        with realizer_loop.running(realizer):
+            ecs.create_service(cluster="local", serviceName="proxy", taskDefinition="proxy", desiredCount=1)
+            (local,) = wait_for(lambda: list(realizer.tasks.values()))  # added once its port answers
+            (spec,) = engine.created()
+            env = dict(item.split("=", 1) for item in spec["Env"])
+            assert spec["Image"] == "llmproxy:local" and spec["Cmd"] == ["proxy"]
+            assert env["MANAGEMENT_TOKEN"] == "t0ken"  # the secret's JSON key, as the ECS agent reads it
+            assert env["LOG_LEVEL"] == "debug"
+            assert env["LISTEN_ADDR"] == f"127.0.0.1:{local.host_port}"  # where the ALB mirror targets it
+            assert env["REDIS_CA_FILE"] == "/tls/ca.crt"
+            assert env["DISPATCHER_CONSUMER_NAME"] == local.process
+            assert "PATH" not in env  # only the task's variables, not the host's
+            assert spec["HostConfig"]["NetworkMode"] == "host"
+            running = supervisor.services[local.process]
+            assert running.state == "running" and running.spec.argv[1:3] == [
+                "-m",
+                "devenv.runtime.container_process",
+            ]
 
-        def reported_running() -> bool:
-            (task,) = ecs.describe_tasks(cluster="local", tasks=[local.task_arn])["tasks"]
-            return bool(task["lastStatus"] == "RUNNING")
+            def reported_running() -> bool:
+                (task,) = ecs.describe_tasks(cluster="local", tasks=[local.task_arn])["tasks"]
+                return bool(task["lastStatus"] == "RUNNING")
 
-        wait_for(reported_running)
-        ecs.update_service(cluster="local", service="proxy", desiredCount=0)
-        wait_for(lambda: not realizer.tasks and not engine.containers)
-        (stopped,) = engine.calls("POST", r"/containers/\w+/stop")
-        assert "t=4" in stopped  # the task definition's stopTimeout
+            wait_for(reported_running)
+            ecs.update_service(cluster="local", service="proxy", desiredCount=0)
+            wait_for(lambda: not realizer.tasks and not engine.containers)
+            (stopped,) = engine.calls("POST", r"/containers/\w+/stop")
+            assert "t=4" in stopped  # the task definition's stopTimeout
     finally:
-        stop.set()
-        loop.join()
-        realizer.shutdown()
         supervisor.stop_all()

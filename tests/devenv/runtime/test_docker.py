@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from devenv import services
 from devenv.config import Settings
 from devenv.errors import MissingDependencyError, UsageError
 from devenv.realize import tasks
@@ -22,7 +21,7 @@ from devenv.runtime.docker import ContainerConfig, HealthCheck
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import ServiceSpec, Supervisor
-from devenv.services import postgres
+from devenv.services import assembly, postgres
 from tests.devenv.runtime.engine_stub import serve
 
 NO_DOCKER_HOST = "unix:///nonexistent/docker.sock"  # a Docker host nothing answers on
@@ -52,9 +51,9 @@ def by_name(configs: list[ContainerConfig]) -> dict[str, ContainerConfig]:
 
 
 def infrastructure(settings: Settings, state: StateDir) -> dict[str, ServiceSpec]:
-    ports = services.claim_ports(settings, infra_only=False)
-    specs = services.infrastructure(settings, state, ports, "docker")
-    specs += services.application(settings, state, ports, "docker")
+    ports = assembly.claim_ports(settings, infra_only=False)
+    specs = assembly.infrastructure(settings, state, ports, "docker")
+    specs += assembly.application(settings, state, ports, "docker")
     return {s.name: s for s in specs}
 
 
@@ -83,7 +82,7 @@ def test_containers_listen_where_the_native_services_do(settings: Settings, stat
     """The same ports, URLs and readiness probes as native: host networking, each on its own port."""
     specs = infrastructure(settings, state)
     native = {
-        s.name: s for s in services.infrastructure(settings, state, services.claim_ports(settings, True))
+        s.name: s for s in assembly.infrastructure(settings, state, assembly.claim_ports(settings, True))
     }
     for name in ("postgres", "redis", "emulator"):
         assert (
@@ -109,9 +108,9 @@ def test_containers_listen_where_the_native_services_do(settings: Settings, stat
 def test_the_emulator_container_gets_the_native_emulators_environment(
     settings: Settings, state: StateDir
 ) -> None:
-    ports = services.claim_ports(settings, infra_only=False)
-    native = services.infrastructure(settings, state, ports)[2]
-    container = config_of(services.infrastructure(settings, state, ports, "docker")[2])
+    ports = assembly.claim_ports(settings, infra_only=False)
+    native = assembly.infrastructure(settings, state, ports)[2]
+    container = config_of(assembly.infrastructure(settings, state, ports, "docker")[2])
     assert native.env is not None
     for key in (
         "DEVENV_POSTGRES_ADMIN_URL",
@@ -229,7 +228,7 @@ def test_the_redis_container_command_serves_plain_and_tls_with_its_files(
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
         # devenv's CA, the one the tasks trust (REDIS_CA_FILE)
-        ca = str(services.tls_files(state).ca_cert)
+        ca = str(assembly.tls_files(state).ca_cert)
         secure = redis_lib.Redis.from_url(f"rediss://localhost:{tls}/0", ssl_ca_certs=ca)
         for _ in range(100):
             try:

@@ -22,6 +22,7 @@ from redis.retry import Retry
 from devenv.errors import NotRunningError, UsageError
 from devenv.runtime.ports import free_port
 from devenv.services import faultproxy
+from devenv.services.faultproxy import process as faultproxy_process
 
 
 def start_proxy(upstream_port: int) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -205,11 +206,16 @@ def test_bad_control_input_is_a_400_with_a_clear_error(
     assert faultproxy.status(control_url)["fault"] is None
 
 
-def test_malformed_http_is_a_400(redis_proxy: tuple[int, str]) -> None:
+@pytest.mark.parametrize(
+    "request_head",
+    [b"POST /faults HTTP/1.1\r\nContent-Length: lots\r\n\r\n", b"GARBAGE\r\n\r\n"],
+    ids=["bad-content-length", "bad-request-line"],
+)
+def test_malformed_http_is_a_400(redis_proxy: tuple[int, str], request_head: bytes) -> None:
     control = urlsplit(redis_proxy[1])
     with socket.create_connection((control.hostname, control.port), timeout=5) as conn:
-        conn.sendall(b"POST /faults HTTP/1.1\r\nContent-Length: lots\r\n\r\n")
-        reply = conn.recv(4096)
+        conn.sendall(request_head)
+        reply = b"".join(iter(lambda: conn.recv(4096), b""))  # the proxy closes after its answer
     assert reply.startswith(b"HTTP/1.1 400 ")
     assert b"malformed HTTP request" in reply
 
@@ -226,7 +232,9 @@ def test_client_says_when_the_proxy_is_not_running() -> None:
 
 def test_bad_address_flag_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        faultproxy.main(["--listen", "nowhere", "--upstream", "127.0.0.1:1", "--control", "127.0.0.1:2"])
+        faultproxy_process.main(
+            ["--listen", "nowhere", "--upstream", "127.0.0.1:1", "--control", "127.0.0.1:2"]
+        )
     assert exited.value.code == 2
     assert "'nowhere' is not HOST:PORT" in capsys.readouterr().err
 
