@@ -91,7 +91,8 @@ def main() -> None:
     try:
         app(prog_name="devenv")
     except DevenvError as exc:
-        err = Console(stderr=True, emoji=False, highlight=False)
+        # soft wrap: a path or an ARN in the message stays whole in a log or a pipe (a terminal wraps it)
+        err = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
         err.print(Text.assemble(("error:", "bold red"), " ", exc.message))
         if exc.hint:
             err.print(Text.assemble(("fix:", "yellow"), " ", exc.hint))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
+
 from devenv.cli.application import console
 from devenv.cli.progress_view import render, step_services, transitions
 
@@ -44,7 +46,8 @@ def test_each_service_is_shown_under_the_step_that_started_it() -> None:
     assert [name for name, _ in step_services(SNAPSHOT, realize)] == ["alb", "proxy-1a2b3c4d"]
 
 
-def test_details_print_as_written() -> None:
+def test_details_print_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # the pipe width, whatever the caller's terminal
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:llm-proxy/x"
     snapshot = {"progress": [step("deploy", "failed", T0, 2.0, f"[bold]{arn}[/bold] failed")], "services": {}}
     out = io.StringIO()
