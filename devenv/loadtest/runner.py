@@ -175,10 +175,13 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
                 workers = locust_workers.start(
                     plan.workers, locust_command(plan), master_port, plan.run_dir, _environment(plan)
                 )
+            workers_gone_at: float | None = None
             while process.poll() is None:
                 now = time.monotonic()
-                if workers and not locust_workers.watch(workers, progress):
-                    progress("every Locust worker has ended; stopping the master")
+                if workers and workers_gone_at is None and not locust_workers.watch(workers, progress):
+                    workers_gone_at = now  # at the end of a run too: the master quits its workers first
+                if workers_gone_at is not None and now - workers_gone_at > locust_workers.QUIT_GRACE_S:
+                    progress("every Locust worker has ended and the master did not; stopping it")
                     _stop(process)
                     break
                 if now > deadline:

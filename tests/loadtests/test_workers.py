@@ -13,7 +13,7 @@ import psutil
 
 from devenv.loadtest.summary import EXIT_CODES, degrade
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
-from tests.loadtests.conftest import Devenv
+from tests.loadtests.conftest import UPSTREAM_KEY, Devenv
 
 
 def _workers_of(process: subprocess.Popen[str], count: int, timeout_s: float = 60) -> list[psutil.Process]:
@@ -32,11 +32,15 @@ def _workers_of(process: subprocess.Popen[str], count: int, timeout_s: float = 6
     raise AssertionError(f"devenv did not start {count} Locust workers within {timeout_s}s")
 
 
-def _wait_for_load(target: ProxyTarget, more_than: int, timeout_s: float = 60) -> None:
-    """Until the upstream has seen `more_than` more requests: the run's users are at work."""
-    before = target.mock_stats()["requests"]
+def _wait_for_load(target: ProxyTarget, more_than: int, timeout_s: float = 90) -> None:
+    """Until the upstream has seen `more_than` more calls with the run's project key: its users are at work."""
+
+    def calls() -> int:
+        return int(target.mock_stats()["by_authorization"].get(f"Bearer {UPSTREAM_KEY}", 0))
+
+    before = calls()
     deadline = time.monotonic() + timeout_s
-    while target.mock_stats()["requests"] - before <= more_than:
+    while calls() - before <= more_than:
         assert time.monotonic() < deadline, "the load test sent no load"
         time.sleep(0.2)
 
