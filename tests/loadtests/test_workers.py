@@ -48,8 +48,16 @@ def _wait_for_load(target: ProxyTarget, more_than: int, timeout_s: float = 90) -
 def _loadtest(devenv: Devenv, target: ProxyTarget, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         devenv.argv(
-            "loadtest", "--url", target.proxy_url, "--management-token", MANAGEMENT_TOKEN,
-            "--report-dir", str(tmp_path / "runs"), "--output", "json", *args,
+            "loadtest",
+            "--url",
+            target.proxy_url,
+            "--management-token",
+            MANAGEMENT_TOKEN,
+            "--report-dir",
+            str(tmp_path / "runs"),
+            "--output",
+            "json",
+            *args,
         ),  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -96,7 +104,9 @@ def test_a_worker_killed_mid_run_degrades_the_run(
     assert _gone(survivor.pid)
 
 
-def test_master_and_workers_die_with_devenv(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
+def test_master_and_workers_die_with_devenv(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
+) -> None:
     process = _loadtest(devenv, local_target, tmp_path, "--workers", "2", "--users", "2", "--duration", "60s")
     try:
         workers = _workers_of(process, 2)
@@ -120,7 +130,9 @@ def test_master_and_workers_die_with_devenv(devenv: Devenv, local_target: ProxyT
 def test_degrade_keeps_the_thresholds_verdict_and_leaves_errors_errors() -> None:
     lost = ["worker 1 (pid 7) was killed by SIGKILL"]
     passed = degrade({"verdict": "pass", "exit_code": 0}, lost)
-    assert passed["verdict"] == "degraded" and passed["exit_code"] == 3 and passed["threshold_verdict"] == "pass"
+    assert (
+        passed["verdict"] == "degraded" and passed["exit_code"] == 3 and passed["threshold_verdict"] == "pass"
+    )
     assert passed["degraded"] == lost
     failed = degrade({"verdict": "fail", "exit_code": 1}, lost)
     assert failed["verdict"] == "degraded" and failed["threshold_verdict"] == "fail"
