@@ -1,9 +1,9 @@
 """`devenv loadtest`: a Locust run against the local stack or AWS, with thresholds, a verdict and a report.
 
 Exit codes: 0 every threshold held, 1 a threshold breached (named), 2 a set-up or infrastructure
-error (target down, token refused, bad thresholds), 3 degraded: a Locust worker died during the run
-(`--workers`), so the load was less than planned and the thresholds' verdict is not trusted. Each run writes a folder with Locust's HTML,
-summary.json, timeline.json, the plots and report.html.
+error (target down, token refused, bad thresholds), 9 degraded: a Locust worker died during the run
+(`--workers`), so the load was less than planned and the thresholds' verdict is not trusted. Each run
+writes a folder with Locust's HTML, summary.json, timeline.json, the plots and report.html.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The locustfile fills a `RunState` (registered with `start_run`, read by the load shape for the ramp)
 and calls `build_summary` when Locust quits. Exit codes: 0 pass, 1 a threshold breached, 2 set-up error,
-3 degraded: a load generator worker died mid-run (`degrade`), so the load was not the load planned.
+9 degraded: a load generator worker died mid-run (`degrade`), so the load was not the load planned.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from devenv.loadtest.figures import Sample, combined
 from devenv.loadtest.thresholds import TOTAL, Check, Threshold, breached, evaluate, window_rules
 
-EXIT_CODES = {"pass": 0, "fail": 1, "error": 2, "degraded": 3}
+EXIT_CODES = {"pass": 0, "fail": 1, "error": 2, "degraded": 9}
 SUMMARY_FILE = "summary.json"
 TIMELINE_FILE = "timeline.json"
 
@@ -174,7 +174,7 @@ def build_summary(
 
 
 def degrade(summary: dict[str, Any], lost: list[str]) -> dict[str, Any]:
-    """Mark a run whose load generator lost workers: verdict `degraded` (exit 3) over pass or fail, since
+    """Mark a run whose load generator lost workers: verdict `degraded` (exit 9) over pass or fail, since
     the figures cover less load than planned; the thresholds' own verdict stays in `threshold_verdict`.
     An error stays an error, with the lost workers named among its errors."""
     if not lost:

@@ -4,7 +4,7 @@ Locust's own distributed mode: the master (`--master --expect-workers N`) runs t
 and the summary; each worker (`--worker`) runs users and reports its stats to the master. devenv starts
 the workers itself, as children that die with devenv (devenv.runtime.children), watches them, and after
 the run says which ones died: a run that lost a worker measured less load than planned, so its verdict
-is `degraded` (exit 3, devenv.loadtest.summary.degrade).
+is `degraded` (exit 9, devenv.loadtest.summary.degrade).
 """
 
 from __future__ import annotations

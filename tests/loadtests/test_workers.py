@@ -1,5 +1,5 @@
 """`devenv loadtest --workers N`: a Locust master and N worker processes against a real proxy; a worker
-killed mid-run makes the run `degraded` (exit 3); no worker outlives devenv."""
+killed mid-run makes the run `degraded` (exit 9); no worker outlives devenv."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _loadtest(devenv: Devenv, target: ProxyTarget, tmp_path: Path, *args: str) -
             "--output",
             "json",
             *args,
-        ),  # fmt: skip
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -87,9 +87,9 @@ def test_a_worker_killed_mid_run_degrades_the_run(
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == EXIT_CODES["degraded"] == 3, err + out
+    assert process.returncode == EXIT_CODES["degraded"] == 9, err + out
     summary = json.loads(out)
-    assert summary["verdict"] == "degraded" and summary["exit_code"] == 3
+    assert summary["verdict"] == "degraded" and summary["exit_code"] == 9
     assert summary["threshold_verdict"] in ("pass", "fail")
     rows = {row["pid"]: row for row in summary["workers"]}
     assert set(rows) == {victim.pid, survivor.pid}
@@ -131,7 +131,7 @@ def test_degrade_keeps_the_thresholds_verdict_and_leaves_errors_errors() -> None
     lost = ["worker 1 (pid 7) was killed by SIGKILL"]
     passed = degrade({"verdict": "pass", "exit_code": 0}, lost)
     assert (
-        passed["verdict"] == "degraded" and passed["exit_code"] == 3 and passed["threshold_verdict"] == "pass"
+        passed["verdict"] == "degraded" and passed["exit_code"] == 9 and passed["threshold_verdict"] == "pass"
     )
     assert passed["degraded"] == lost
     failed = degrade({"verdict": "fail", "exit_code": 1}, lost)
