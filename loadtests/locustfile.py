@@ -6,6 +6,11 @@ Set-up (not counted): a project and a pool of tokens are created through the man
 test starts, and revoked when it stops (devenv.loadtest.provision). With `--api-key` it talks to an OpenAI-compatible server
 directly (no provisioning, no management calls), e.g. the mock upstream for a baseline.
 
+Distributed (`devenv loadtest --workers N`, or Locust's --master/--worker by hand): the master keeps the
+run's state, provisions the pool and sends it to the workers (a custom message, before their users
+spawn); workers report their requests and cache counts with their stats, so the summary counts requests
+per worker.
+
 Streams are recorded twice: `chat stream` (the full stream, a real request) and
 `chat stream: first token` (time to the first content token, a metric only, left out of the totals).
 
@@ -21,14 +26,16 @@ import logging
 import os
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
+import locust.runners
 from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from devenv.errors import DevenvError
 from devenv.loadtest import provision
@@ -60,6 +67,10 @@ MANAGE_PROJECT = "manage: get project"
 # Cache hits: a few fixed prompts; misses: unique prompts; both ask with `Cache-Control: public, max-age=N`.
 CACHED_PROMPTS = [f"Summarise the proxy's caching rules, variant {i}." for i in range(8)]
 EMBEDDING_INPUTS = [f"load test embedding input number {i}" for i in range(16)]
+POOL_MESSAGE = "devenv-token-pool"  # master -> workers: the run's pool, before their users spawn
+# Locust's default of 3 s between a worker's stats reports makes the master's per-second timeline come in
+# 3 s lumps; twice a second keeps it close to a single process's.
+WORKER_REPORT_INTERVAL_S = 0.5
 
 
 class Provisioned:
@@ -68,6 +79,12 @@ class Provisioned:
     pool: provision.TokenPool | None = None
     run_id: str = ""
     next_token = itertools.count()
+
+
+class WorkerTally:
+    """A worker's cache counts since its last report to the master (the run state lives on the master)."""
+
+    cache: ClassVar[Counter[str]] = Counter()
 
 
 @events.init_command_line_parser.add_listener
@@ -128,7 +145,11 @@ def _samples(environment: Environment) -> dict[str, Sample]:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
-    if environment.parsed_options is None or isinstance(environment.runner, WorkerRunner):
+    if environment.parsed_options is None:
+        return
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(POOL_MESSAGE, _receive_pool)
+        locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
         return
     options = environment.parsed_options
     state = start_run(
@@ -146,6 +167,35 @@ def _init(environment: Environment, **_: Any) -> None:
     if options.load_profile and options.load_profile not in PROFILES:
         state.init_error = f"unknown profile {options.load_profile!r}; choose one of {', '.join(PROFILES)}"
     state.setup_error = state.init_error
+
+
+def _receive_pool(msg: Any, **_: Any) -> None:
+    """On a worker: the pool the master provisioned for the run that is starting."""
+    data = msg.data
+    Provisioned.run_id = data["run_id"]
+    Provisioned.pool = provision.TokenPool(data["project_id"], list(data["tokens"]))
+
+
+@events.report_to_master.add_listener
+def _report_to_master(data: dict[str, Any], **_: Any) -> None:
+    """On a worker, with each stats report: which process it is and its cache counts since the last one."""
+    data["devenv_pid"] = os.getpid()
+    data["devenv_cache"] = dict(WorkerTally.cache)
+    WorkerTally.cache.clear()
+
+
+@events.worker_report.add_listener
+def _worker_report(data: dict[str, Any], **_: Any) -> None:
+    """On the master: count each worker's requests (the same reports Locust adds to its totals)."""
+    state = current_run()
+    if state is None or "devenv_pid" not in data:
+        return
+    state.worker_requests[int(data["devenv_pid"])] += sum(
+        int(entry["num_requests"])
+        for entry in data.get("stats", [])
+        if entry["name"] not in state.metric_only
+    )
+    state.cache.update(data.get("devenv_cache") or {})
 
 
 def _management(environment: Environment) -> ManagementClient:
@@ -204,12 +254,18 @@ def _test_start(environment: Environment, **_: Any) -> None:
     state.timeline.clear()
     state.ramp_steps.clear()
     state.cache.clear()
+    state.worker_requests.clear()
     Provisioned.pool = None
     if state.setup_error is None and not _opts(environment).api_key:
         try:
             _provision(environment)
         except DevenvError as exc:
             state.setup_error = exc.message + (f"; {exc.hint}" if exc.hint else "")
+    pool = Provisioned.pool
+    if pool is not None and isinstance(environment.runner, MasterRunner):
+        environment.runner.send_message(
+            POOL_MESSAGE, {"run_id": Provisioned.run_id, "project_id": pool.project_id, "tokens": pool.tokens}
+        )
     if state.setup_error is not None:
         log.error("load test set-up failed: %s", state.setup_error)
         runner = environment.runner
@@ -293,9 +349,9 @@ class LlmProxyUser(FastHttpUser):
 
     def _count_cache(self, name: str, response: Any) -> None:
         status = response.headers.get("x-proxy-cache") if response.headers else None
-        state = current_run()
-        if status and state is not None:
-            state.cache[f"{name}: {status}"] += 1
+        if status:
+            state = current_run()
+            (state.cache if state is not None else WorkerTally.cache)[f"{name}: {status}"] += 1
 
     def _post(self, name: str, path: str, body: dict[str, Any], headers: dict[str, str], expect: str) -> None:
         with self.client.post(path, json=body, headers=headers, name=name, catch_response=True) as response:

@@ -1,23 +1,33 @@
 """`devenv loadtest`: a Locust run against the local stack or AWS, with thresholds, a verdict and a report.
 
 Exit codes: 0 every threshold held, 1 a threshold breached (named), 2 a set-up or infrastructure
-error (target down, token refused, bad thresholds). Each run writes a folder with Locust's HTML,
-summary.json, timeline.json, the plots and report.html.
+error (target down, token refused, bad thresholds), 9 degraded: a Locust worker died during the run
+(`--workers`), so the load was less than planned and the thresholds' verdict is not trusted. Each run
+writes a folder with Locust's HTML, summary.json, timeline.json, the plots and report.html.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from devenv.cli.application import Application, OutputFormat
-from devenv.cli.options import ManagementTokenOption, OutputOption, QuietOption, TargetOption, UrlOption
+from devenv.cli.options import (
+    ManagementTokenOption,
+    OutputOption,
+    QuietOption,
+    TargetOption,
+    UrlOption,
+    WorkersOption,
+)
 from devenv.errors import ConfigError, TargetError, UsageError
 from devenv.loadtest import report, runner
 from devenv.loadtest import thresholds as th
+from devenv.loadtest import workers as locust_workers
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
@@ -44,6 +54,7 @@ def loadtest(
         False, "--web", help="serve Locust's web UI on 127.0.0.1 instead of a headless run"
     ),
     web_port: int = typer.Option(0, "--web-port", min=0, max=65535, help="port of the web UI [a free one]"),
+    workers: int | None = WorkersOption,
     url: str | None = UrlOption,
     management_token: str | None = ManagementTokenOption,
     api_key: str | None = typer.Option(
@@ -75,6 +86,7 @@ def loadtest(
     try:
         run_plan = _plan(app, target, profile_name, users, duration, ramp_step, url, management_token,
                          api_key, thresholds_file, threshold, report_dir)  # fmt: skip
+        run_plan = replace(run_plan, workers=locust_workers.default_count() if workers is None else workers)
     except TargetError as exc:
         if app.json_output:
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
@@ -82,9 +94,10 @@ def loadtest(
     if web:
         _web(app, run_plan, web_port)
         return
+    generator = f"{run_plan.workers} Locust workers" if run_plan.workers else "one Locust process"
     app.info(
         f"load test [bold]{profile_name}[/] against {run_plan.endpoint.url} ({run_plan.endpoint.source}), "
-        f"~{run_plan.planned_s:.0f}s; run folder {run_plan.run_dir}"
+        f"~{run_plan.planned_s:.0f}s, {generator}; run folder {run_plan.run_dir}"
     )
     summary = runner.run_headless(run_plan, app.info)
     _finish(app, run_plan, summary)
@@ -162,7 +175,7 @@ def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
                 f"Locust web UI: {url}  (Ctrl-C to stop; report in {run_plan.run_dir})", highlight=False
             )
 
-    summary = runner.run_web(run_plan, port, announce)
+    summary = runner.run_web(run_plan, port, announce, app.info)
     if summary is None or (
         summary["requests"] == 0 and summary["verdict"] == "error" and not summary["started_at"]
     ):

@@ -40,6 +40,14 @@ UrlOption = typer.Option(
 ManagementTokenOption = typer.Option(
     None, "--management-token", envvar="MANAGEMENT_TOKEN", help="management API token [from the target]"
 )
+WorkersOption = typer.Option(
+    None,
+    "--workers",
+    min=0,
+    envvar="DEVENV_LOADTEST_WORKERS",
+    help="Locust worker processes on this machine under one Locust master; 0 runs a single Locust "
+    "process [one per core]",
+)
 LOCAL_UPSTREAM_KEY = "sk-devenv-mock-upstream"  # what the local mock upstream accepts
 ProjectApiKeyOption = typer.Option(
     LOCAL_UPSTREAM_KEY,

@@ -18,7 +18,7 @@ LATENCY_PNG = "latency.png"
 THROUGHPUT_PNG = "throughput.png"
 SIGNALS_PNG = "signals.png"
 REPORT_HTML = "report.html"
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red", "degraded": "bold yellow"}
 
 
 def read_timeline(run_dir: Path) -> list[dict[str, float]]:
@@ -147,6 +147,19 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
             f"<th>error rate</th><th></th></tr>{steps}</table>"
         )
     errors = "".join(f"<li>{e(line)}</li>" for line in summary.get("errors", []))
+    worker_rows = "".join(
+        f"<tr><td>worker {w['index']}</td><td>{w['pid']}</td><td>{w['requests']}</td>"
+        f"<td class={'bad' if w['lost'] else 'ok'}>{e(w['exit'])}{' (died during the run)' if w['lost'] else ''}</td></tr>"
+        for w in summary.get("workers") or []
+        if "index" in w
+    )
+    workers_html = (
+        f"<h2>Locust workers</h2><table><tr><th>worker</th><th>pid</th><th>requests</th><th>ended</th></tr>"
+        f"{worker_rows}</table>"
+        if worker_rows
+        else ""
+    )
+    degraded = "".join(f"<li>{e(line)}</li>" for line in summary.get("degraded") or [])
     images = "".join(f'<p><img src="{e(p.name)}" alt="{e(p.stem)}"></p>' for p in plots)
     links = (
         f'<p><a href="{e(locust_html)}">Locust report</a> · <a href="summary.json">summary.json</a></p>'
@@ -168,7 +181,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Load test {e(str(summary.get("profile")))} — {e(verdict)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}td:first-child{{text-align:left}}
-.ok{{color:#070}}.bad{{color:#b00;font-weight:bold}}.pass{{color:#070}}.fail,.error{{color:#b00}}img{{max-width:100%}}</style>
+.ok{{color:#070}}.bad{{color:#b00;font-weight:bold}}.pass{{color:#070}}.fail,.error{{color:#b00}}.degraded{{color:#a60}}img{{max-width:100%}}</style>
 </head><body>
 <h1>Load test: <span class="{e(verdict)}">{e(verdict.upper())}</span></h1>
 <p>target {e(summary["target"])} ({e(summary["mode"])}), profile {e(str(summary.get("profile")))},
@@ -176,12 +189,14 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 {summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms;
 time_scale {e(str(summary.get("time_scale")))}</p>
 {f"<p class=bad>set-up error: {e(summary['setup_error'])}</p>" if summary.get("setup_error") else ""}
+{f"<p class=bad>degraded: the load generator lost workers, so the load was less than planned (thresholds alone: {e(str(summary.get('threshold_verdict')))})</p><ul class=bad>{degraded}</ul>" if degraded and summary["verdict"] == "degraded" else ""}
 {links}
 {dashboard_html}
 <h2>Request types</h2>
 <table><tr><th>name</th><th>type</th><th>requests</th><th>failures</th><th>RPS</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{rows}</table>
 <h2>Thresholds</h2><ul>{checks or "<li>none evaluated over the whole run (a ramp judges each step)</li>"}</ul>
 {ramp_html}
+{workers_html}
 <h2>Failures</h2><ul>{failures or "<li>none</li>"}</ul>
 <h2>Over time</h2>{images or "<p>no timeline (the run did not start)</p>"}
 {f"<h2>Not read</h2><ul class=bad>{errors}</ul>" if errors else ""}
@@ -243,6 +258,15 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
         )
     for line in summary.get("breached", []):
         console.print(f"[red]breached:[/] {line}", highlight=False)
+    workers = [w for w in summary.get("workers") or [] if "index" in w]
+    if workers:
+        console.print(
+            "requests per Locust worker: "
+            + ", ".join(f"{w['index']}: {w['requests']}" + (" (died)" if w["lost"] else "") for w in workers),
+            highlight=False,
+        )
+    for line in summary.get("degraded") or []:
+        console.print(f"[yellow]degraded:[/] {line}", highlight=False)
     found = summary.get("signals") or {}
     for activity in found.get("scaling_activities") or []:
         console.print(

@@ -1,7 +1,8 @@
 """Run Locust in a subprocess (its gevent patching must never reach devenv's own process).
 
 Headless runs follow a profile's shape and end with the summary the locustfile writes; `--web`
-starts Locust's UI on 127.0.0.1 with the same locustfile. Before either, a preflight makes an
+starts Locust's UI on 127.0.0.1 with the same locustfile. With `workers` > 0 that Locust process is the
+master of as many worker processes (devenv.loadtest.workers). Before either, a preflight makes an
 unreachable target or a refused management token a clear set-up error (exit 2), not a failed run.
 """
 
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from devenv.errors import TargetError
+from devenv.loadtest import workers as locust_workers
 from devenv.loadtest.summary import SUMMARY_FILE
 from devenv.runtime.logfiles import tail
+from devenv.runtime.ports import free_port
 from devenv.targets import signals
 from devenv.targets.aws_api import AwsApi
 from devenv.targets.endpoints import Endpoint
@@ -54,6 +57,7 @@ class RunPlan:
     api_key: str | None = None
     aws: AwsApi | None = None  # the target's AWS APIs, for the report's signals
     no_aws_reason: str = "the target's AWS APIs are unknown"  # why signals are not read when aws is None
+    workers: int = 0  # Locust worker processes under one master; 0: a single Locust process
 
 
 def require_locustfile(loadtests_dir: Path) -> None:
@@ -95,16 +99,17 @@ def preflight(endpoint: Endpoint, api_key: str | None, timeout_s: float = 5.0) -
         ) from None
 
 
-def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
+def locust_command(plan: RunPlan) -> list[str]:
+    """Locust with the project's locustfile (and the profile's shape): what master and workers share."""
     files = str(plan.loadtests_dir / LOCUSTFILE)
     if plan.profile is not None:
         files += "," + str(plan.loadtests_dir / SHAPES)
+    return [sys.executable, "-m", "locust", "-f", files]
+
+
+def locust_argv(plan: RunPlan, web_port: int | None = None, master_port: int | None = None) -> list[str]:
     argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        files,
+        *locust_command(plan),
         "--host",
         plan.endpoint.url,
         "--thresholds",
@@ -128,6 +133,8 @@ def locust_argv(plan: RunPlan, web_port: int | None = None) -> list[str]:
         argv += ["--load-duration", plan.duration]
     if plan.ramp_step is not None:
         argv += ["--load-step", plan.ramp_step]
+    if master_port is not None:
+        argv += locust_workers.master_argv(plan.workers, master_port)
     if web_port is None:
         argv += ["--headless", "--only-summary"]
     else:
@@ -150,16 +157,33 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.run_dir / LOG_FILE
     sampler = signals.TaskCountSampler(plan.aws).start() if plan.aws else None
+    master_port = free_port() if plan.workers else None
+    workers: list[locust_workers.Worker] = []
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            locust_argv(plan), stdout=log, stderr=subprocess.STDOUT, env=_environment(plan)
+            locust_argv(plan, master_port=master_port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(plan),
+            preexec_fn=_die_with_parent,
         )
         started = time.monotonic()
         deadline = started + plan.planned_s + 120.0
         next_note = started + 10.0
         try:
+            if master_port is not None:
+                workers = locust_workers.start(
+                    plan.workers, locust_command(plan), master_port, plan.run_dir, _environment(plan)
+                )
+            workers_gone_at: float | None = None
             while process.poll() is None:
                 now = time.monotonic()
+                if workers and workers_gone_at is None and not locust_workers.watch(workers, progress):
+                    workers_gone_at = now  # at the end of a run too: the master quits its workers first
+                if workers_gone_at is not None and now - workers_gone_at > locust_workers.QUIT_GRACE_S:
+                    progress("every Locust worker has ended and the master did not; stopping it")
+                    _stop(process)
+                    break
                 if now > deadline:
                     progress("Locust ran past its planned length; stopping it")
                     _stop(process)
@@ -171,38 +195,56 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
         except KeyboardInterrupt:
             progress("interrupted: stopping Locust (the report covers what ran)")
             _stop(process)
-    return with_signals(plan, read_summary(plan.run_dir, process.returncode, log_path), sampler)
+        finally:
+            locust_workers.watch(workers, progress)
+            locust_workers.stop(workers)
+    summary = locust_workers.account(read_summary(plan.run_dir, process.returncode, log_path), workers)
+    return with_signals(plan, summary, sampler)
 
 
-def run_web(plan: RunPlan, port: int, on_ready: Callable[[str], None]) -> dict[str, Any] | None:
+def run_web(
+    plan: RunPlan, port: int, on_ready: Callable[[str], None], on_worker_end: Callable[[str], None]
+) -> dict[str, Any] | None:
     """Serve Locust's web UI until Ctrl-C/SIGTERM; the summary of the last run, if one ran."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.run_dir / LOG_FILE
     url = f"http://127.0.0.1:{port}"
     sampler = signals.TaskCountSampler(plan.aws).start() if plan.aws else None
+    master_port = free_port() if plan.workers else None
+    workers: list[locust_workers.Worker] = []
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                locust_argv(plan, web_port=port),
+                locust_argv(plan, web_port=port, master_port=master_port),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=_environment(plan),
                 preexec_fn=_die_with_parent,
             )
             try:
-                _wait_for_ui(process, url, log_path)
+                if master_port is not None:
+                    workers = locust_workers.start(
+                        plan.workers, locust_command(plan), master_port, plan.run_dir, _environment(plan)
+                    )
+                _wait_for_ui(process, url, log_path, plan.workers)
                 on_ready(url)
-                process.wait()
+                while process.poll() is None:
+                    locust_workers.watch(workers, on_worker_end)
+                    time.sleep(0.2)
             except KeyboardInterrupt:
                 _stop(process)
+            finally:
+                locust_workers.watch(workers, on_worker_end)
+                locust_workers.stop(workers)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not (plan.run_dir / SUMMARY_FILE).exists():
         if sampler:
             sampler.stop()
         return None
-    return with_signals(plan, read_summary(plan.run_dir, process.returncode, log_path), sampler)
+    summary = locust_workers.account(read_summary(plan.run_dir, process.returncode, log_path), workers)
+    return with_signals(plan, summary, sampler)
 
 
 def with_signals(
@@ -245,7 +287,10 @@ def _raise_interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_for_ui(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout_s: float = 30.0) -> None:
+def _wait_for_ui(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, workers: int, timeout_s: float = 60.0
+) -> None:
+    """Until the UI answers and (distributed) every worker has connected, so a first swarm uses them all."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -253,12 +298,17 @@ def _wait_for_ui(process: subprocess.Popen[bytes], url: str, log_path: Path, tim
                 f"Locust's web UI exited at start (code {process.returncode}):\n{tail(log_path)}"
             )
         try:
-            with urllib.request.urlopen(url + "/stats/requests", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
+            with urllib.request.urlopen(url + "/stats/requests", timeout=1) as response:
+                if len(json.loads(response.read()).get("workers") or []) >= workers:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.2)
     _stop(process)
-    raise TargetError(f"Locust's web UI did not answer on {url} within {timeout_s:.0f}s:\n{tail(log_path)}")
+    raise TargetError(
+        f"Locust's web UI did not answer on {url} with {workers} workers within {timeout_s:.0f}s:\n"
+        + tail(log_path)
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

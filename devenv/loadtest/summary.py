@@ -1,7 +1,8 @@
 """A run's state while Locust runs, and the summary document (verdict, figures, breaches) it ends with.
 
 The locustfile fills a `RunState` (registered with `start_run`, read by the load shape for the ramp)
-and calls `build_summary` when Locust quits. Exit codes: 0 pass, 1 a threshold breached, 2 set-up error.
+and calls `build_summary` when Locust quits. Exit codes: 0 pass, 1 a threshold breached, 2 set-up error,
+9 degraded: a load generator worker died mid-run (`degrade`), so the load was not the load planned.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from devenv.loadtest.figures import Sample, combined
 from devenv.loadtest.thresholds import TOTAL, Check, Threshold, breached, evaluate, window_rules
 
-EXIT_CODES = {"pass": 0, "fail": 1, "error": 2}
+EXIT_CODES = {"pass": 0, "fail": 1, "error": 2, "degraded": 9}
 SUMMARY_FILE = "summary.json"
 TIMELINE_FILE = "timeline.json"
 
@@ -60,6 +61,7 @@ class RunState:
     ramp_steps: list[RampStep] = field(default_factory=list)
     ramp_stopped_at_s: float | None = None
     cache: Counter[str] = field(default_factory=Counter)
+    worker_requests: Counter[int] = field(default_factory=Counter)  # by worker pid, metric-only rows left out
 
     def samples(self) -> dict[str, Sample]:
         return self.sampler()
@@ -167,7 +169,24 @@ def build_summary(
         "failure_details": failures,
         "cache": dict(state.cache),
         "ramp": ramp,
+        "workers": [{"pid": pid, "requests": n} for pid, n in sorted(state.worker_requests.items())],
     }
+
+
+def degrade(summary: dict[str, Any], lost: list[str]) -> dict[str, Any]:
+    """Mark a run whose load generator lost workers: verdict `degraded` (exit 9) over pass or fail, since
+    the figures cover less load than planned; the thresholds' own verdict stays in `threshold_verdict`.
+    An error stays an error, with the lost workers named among its errors."""
+    if not lost:
+        return summary
+    summary["degraded"] = lost
+    if summary["verdict"] == "error":
+        summary.setdefault("errors", []).extend(lost)
+        return summary
+    summary["threshold_verdict"] = summary["verdict"]
+    summary["verdict"] = "degraded"
+    summary["exit_code"] = EXIT_CODES["degraded"]
+    return summary
 
 
 def _ramp_result(state: RunState) -> tuple[dict[str, Any], str]:

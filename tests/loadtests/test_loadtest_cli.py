@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devenv.runtime.ports import free_port
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
 from tests.loadtests.conftest import Devenv
@@ -92,13 +94,18 @@ def _json(url: str, data: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_web_serves_the_ui_and_its_stats(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, workers: int
+) -> None:
     generous = tmp_path / "generous.yaml"
     generous.write_text("default:\n  total: {p99_ms: 60000, error_rate: 0.5}\n")
     process = subprocess.Popen(
         devenv.argv(
             "loadtest",
             "--web",
+            "--workers",
+            str(workers),
             "--url",
             local_target.proxy_url,
             "--management-token",
@@ -144,6 +151,11 @@ def test_web_serves_the_ui_and_its_stats(devenv: Devenv, local_target: ProxyTarg
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["requests"] > 0
     assert (run_dirs[0] / "report.html").exists()
+    rows = [row for row in summary["workers"] if "index" in row]
+    assert len(rows) == workers
+    if workers:  # every worker took part, and the master's totals are the sum of what they reported
+        assert all(row["requests"] > 0 and not row["lost"] for row in rows), rows
+        assert sum(row["requests"] for row in rows) == summary["requests"]
 
 
 def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
@@ -155,6 +167,8 @@ def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: ProxyTarge
         MANAGEMENT_TOKEN,
         "--profile",
         "ramp",
+        "--workers",
+        "0",  # each 2 s step is judged on live stats, which workers report to the master with a delay
         "--users",
         "6",
         "--duration",

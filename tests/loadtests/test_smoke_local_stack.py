@@ -31,3 +31,24 @@ def test_the_smoke_profile_passes_through_the_local_stack(stack: Stack, tmp_path
     assert (
         link["start"] <= summary["started_at"] < summary["started_at"] + summary["duration_s"] <= link["end"]
     )
+
+
+def test_two_workers_share_the_smoke_run_through_the_local_stack(stack: Stack, tmp_path: Path) -> None:
+    done = stack.devenv(
+        "loadtest", "--target", "local", "--profile", "smoke", "--workers", "2", "--users", "6",
+        "--duration", "10s", "--report-dir", str(tmp_path), "--output", "json",
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["verdict"] == "pass" and "degraded" not in summary
+    workers = summary["workers"]
+    assert [w["index"] for w in workers] == [1, 2]
+    assert all(w["requests"] > 0 and not w["lost"] for w in workers), workers
+    # the master's totals are exactly what its workers reported, request types and cache counts included
+    assert sum(w["requests"] for w in workers) == summary["requests"]
+    real = [f for f in summary["request_types"].values() if not f["metric_only"]]
+    assert summary["requests"] == sum(f["requests"] for f in real)
+    assert summary["cache"].get("chat: cache hit: hit", 0) > 0
+    run_dir = Path(summary["run_dir"])
+    assert (run_dir / "locust-worker-1.log").exists() and (run_dir / "locust-worker-2.log").exists()
