@@ -34,16 +34,19 @@ def typecheck(session: nox.Session) -> None:
     uv_run(session, "mypy", "devenv", "llmproxy", "stack", "tests", "loadtests")
 
 
+# Two pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
+# task starts, experiment loads), so two of them overlap well even on 2 cores; each worker has its own
+# shared stack. `nox -s tests -- -q -p no:xdist` runs in one process.
+TEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes. In
     random order (pytest-randomly prints its seed: `--randomly-seed=N` repeats that order, `-p no:randomly`
     keeps the file order), so that no test leans on another's side effects."""
-    uv_run(
-        session,
-        "pytest",
-        *(session.posargs or ["-q", "--durations=25", "-m", "not docker and not unsettled"]),
-    )
+    default = ["-q", *TEST_WORKERS, "--durations=25", "-m", "not docker and not unsettled"]
+    uv_run(session, "pytest", *(session.posargs or default))
 
 
 @nox.session

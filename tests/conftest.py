@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 MANAGEMENT_TOKEN = "loadtest-management-token"  # of `local_target`'s proxy
 pytest_plugins = ["tests.docker_engine"]  # the `docker_engine` and `docker_images` fixtures
 
+# pytest-xdist's workers get COLUMNS=80 from their controller; devenv lays out output written to a pipe
+# at its own width unless COLUMNS says otherwise, and the tests read it as a pipe would
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
+
 
 def reachable_tmpdir(prefix: str) -> Path:
     """A temp folder the non-root Postgres user can reach (pytest's own tmp root is 0700)."""

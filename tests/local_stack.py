@@ -156,14 +156,20 @@ class Stack:
             ) from None
 
 
+def props_mock_upstream_port(fallback: int) -> int:
+    """8081, where the stack's local props point the mock upstream (another port changes the template and
+    costs a synth), when free; only the first pytest-xdist worker tries it, so that two never race for it."""
+    first_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    return 8081 if first_worker and is_free(8081) else fallback
+
+
 @contextlib.contextmanager
 def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
     """`devenv up -d` on free ports in a throw-away state dir (plus `settings_env`, DEVENV_* variables),
     with a proxy token; `devenv down` afterwards."""
     state_dir = reachable_tmpdir("devenv-test-stack-")
     ports = {name: free_port() for name in PORT_SETTINGS}
-    # the stack's local props point at the mock upstream on 8081; another port changes the template
-    ports["mock_upstream_port"] = 8081 if is_free(8081) else ports["mock_upstream_port"]
+    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
     caller = {k: v for k, v in os.environ.items() if k not in ("MANAGEMENT_TOKEN", "DEVENV_TARGET_URL")}
     env = {
         **caller,

@@ -24,7 +24,7 @@ from devenv.runtime.crash import recorded_processes
 from devenv.runtime.ports import free_port, holder, is_free
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
-from tests.local_stack import PORT_SETTINGS, run_devenv
+from tests.local_stack import PORT_SETTINGS, props_mock_upstream_port, run_devenv
 
 UP_TIMEOUT_S = 600
 PORT_RELEASE_S = 10.0
@@ -70,7 +70,7 @@ class ChaosStack:
 
 def stack_env(state_dir: Path, cdk_cache: Path) -> dict[str, str]:
     ports = {name: free_port() for name in PORT_SETTINGS}
-    ports["mock_upstream_port"] = 8081 if is_free(8081) else ports["mock_upstream_port"]
+    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
     return {
         **os.environ,
         "DEVENV_STATE_DIR": str(state_dir),

@@ -167,7 +167,7 @@ def test_behind_a_load_balancer_an_old_task_still_in_its_first_checks_is_kept_un
 
 @pytest.mark.parametrize("rollback", [True, False])
 def test_the_circuit_breaker_stops_a_deployment_whose_tasks_fail_to_start(
-    endpoint: str, ecs: Any, rollback: bool
+    inprocess_emulator: str, ecs: Any, rollback: bool
 ) -> None:
     name = f"svc-cb-{rollback}"
     ecs.create_service(
@@ -183,7 +183,7 @@ def test_the_circuit_breaker_stops_a_deployment_whose_tasks_fail_to_start(
         },
     )
     [old] = live_tasks(ecs, name)
-    report(endpoint, old["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, old["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     completed = ecs.describe_services(cluster="c1", services=[name])["services"][0]["deployments"][0]
     assert completed["rolloutState"] == "COMPLETED"
     ecs.update_service(cluster="c1", service=name, forceNewDeployment=True)
@@ -191,7 +191,9 @@ def test_the_circuit_breaker_stops_a_deployment_whose_tasks_fail_to_start(
     assert failed_id != completed["id"]
     for _attempt in range(3):  # ECS's threshold for one desired task: 3 failed starts
         [new] = [t for t in live_tasks(ecs, name) if t["taskArn"] != old["taskArn"]]
-        report(endpoint, new["taskArn"], lastStatus="STOPPED", exitCode=1, stoppedReason="SyntaxError")
+        report(
+            inprocess_emulator, new["taskArn"], lastStatus="STOPPED", exitCode=1, stoppedReason="SyntaxError"
+        )
     assert [t["taskArn"] for t in live_tasks(ecs, name)] == [old["taskArn"]]  # no fourth start
     service = ecs.describe_services(cluster="c1", services=[name])["services"][0]
     messages = [e["message"] for e in service["events"]]
@@ -232,18 +234,18 @@ def lb_service(ecs: Any, name: str, desired: int, **template_settings: Any) -> N
 
 
 def test_an_unhealthy_task_is_replaced_first_and_stops_once_its_replacement_is_healthy(
-    endpoint: str, ecs: Any
+    inprocess_emulator: str, ecs: Any
 ) -> None:
     lb_service(ecs, "svc-unhealthy", 1)
     [task] = live_tasks(ecs, "svc-unhealthy")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     live = live_tasks(ecs, "svc-unhealthy")
     assert task["taskArn"] in {t["taskArn"] for t in live} and len(live) == 2  # replacement first
     [replacement] = [t for t in live if t["taskArn"] != task["taskArn"]]
-    report(endpoint, replacement["taskArn"], lastStatus="RUNNING")
+    report(inprocess_emulator, replacement["taskArn"], lastStatus="RUNNING")
     assert len(live_tasks(ecs, "svc-unhealthy")) == 2  # not judged yet: both kept
-    report(endpoint, replacement["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, replacement["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-unhealthy")] == [replacement["taskArn"]]
     [stopped] = ecs.describe_tasks(cluster="c1", tasks=[task["taskArn"]])["tasks"]
     assert stopped["stoppedReason"] == f"Task failed ELB health checks in (target-group {TARGET_GROUP})"
@@ -258,41 +260,45 @@ def test_an_unhealthy_task_is_replaced_first_and_stops_once_its_replacement_is_h
 
 
 def test_when_the_replacement_is_unhealthy_too_one_of_them_stops_and_the_cycle_goes_on(
-    endpoint: str, ecs: Any
+    inprocess_emulator: str, ecs: Any
 ) -> None:
     lb_service(ecs, "svc-outage", 1)
     [first] = live_tasks(ecs, "svc-outage")
-    report(endpoint, first["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, first["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     [second] = [t for t in live_tasks(ecs, "svc-outage") if t["taskArn"] != first["taskArn"]]
-    report(endpoint, second["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, second["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     live = {t["taskArn"] for t in live_tasks(ecs, "svc-outage")}
     # the older unhealthy task went; the other one gets a replacement of its own
     assert first["taskArn"] not in live and second["taskArn"] in live and len(live) == 2
 
 
-def test_a_recovered_task_keeps_its_place_and_the_spare_replacement_goes(endpoint: str, ecs: Any) -> None:
+def test_a_recovered_task_keeps_its_place_and_the_spare_replacement_goes(
+    inprocess_emulator: str, ecs: Any
+) -> None:
     lb_service(ecs, "svc-recovers", 1)
     [task] = live_tasks(ecs, "svc-recovers")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     assert len(live_tasks(ecs, "svc-recovers")) == 2
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-recovers")] == [task["taskArn"]]
 
 
-def test_without_room_for_a_replacement_the_unhealthy_task_stops_first(endpoint: str, ecs: Any) -> None:
+def test_without_room_for_a_replacement_the_unhealthy_task_stops_first(
+    inprocess_emulator: str, ecs: Any
+) -> None:
     lb_service(
         ecs, "svc-full", 1, deployment_configuration={"maximumPercent": 100, "minimumHealthyPercent": 0}
     )
     [task] = live_tasks(ecs, "svc-full")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     [replacement] = live_tasks(ecs, "svc-full")
     assert replacement["taskArn"] != task["taskArn"]
     [stopped] = ecs.describe_tasks(cluster="c1", tasks=[task["taskArn"]])["tasks"]
     assert stopped["desiredStatus"] == "STOPPED" and "failed ELB health checks" in stopped["stoppedReason"]
 
 
-def test_an_unhealthy_task_within_its_grace_period_is_kept(endpoint: str, ecs: Any) -> None:
+def test_an_unhealthy_task_within_its_grace_period_is_kept(inprocess_emulator: str, ecs: Any) -> None:
     lb_service(ecs, "svc-grace", 1, health_check_grace_period_seconds=3600)
     [task] = live_tasks(ecs, "svc-grace")
-    report(endpoint, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-grace")] == [task["taskArn"]]

@@ -21,12 +21,12 @@ import pytest
 
 from devenv.realize import tasks
 from devenv.runtime import docker as docker_runtime
-from devenv.runtime.ports import free_port, is_free
+from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.services import containers
 from tests.conftest import reachable_tmpdir
 from tests.docker_engine import engine_script
-from tests.local_stack import PORT_SETTINGS, Stack
+from tests.local_stack import PORT_SETTINGS, Stack, props_mock_upstream_port
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +61,7 @@ def before(api: docker.DockerClient) -> tuple[set[str], set[str]]:
 def stack(docker_images: dict[str, str], before: tuple[set[str], set[str]]) -> Iterator[Stack]:
     state_dir = reachable_tmpdir("devenv-test-docker-")
     ports = {name: free_port() for name in PORT_SETTINGS}
-    ports["mock_upstream_port"] = 8081 if is_free(8081) else ports["mock_upstream_port"]  # the props' URL
+    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
     env = {
         **os.environ,
         "DEVENV_STATE_DIR": str(state_dir),

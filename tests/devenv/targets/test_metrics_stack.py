@@ -61,12 +61,19 @@ def recent(
     stack: Stack, namespace: str, name: str, dimensions: list[dict[str, str]]
 ) -> tuple[float, float] | None:
     """(Minimum, Maximum) of the datapoints of the last two seconds, or None when there are none."""
+    return since(stack, namespace, name, dimensions, datetime.now(UTC) - timedelta(seconds=2))
+
+
+def since(
+    stack: Stack, namespace: str, name: str, dimensions: list[dict[str, str]], start: datetime
+) -> tuple[float, float] | None:
+    """(Minimum, Maximum) of the datapoints from `start` on, or None when there are none."""
     now = datetime.now(UTC)
     points = stack.client("cloudwatch").get_metric_statistics(
         Namespace=namespace,
         MetricName=name,
         Dimensions=dimensions,
-        StartTime=now - timedelta(seconds=2),
+        StartTime=start,
         EndTime=now + timedelta(minutes=1),
         Period=60,
         Statistics=["Minimum", "Maximum"],
@@ -238,8 +245,10 @@ def test_healthy_host_count_follows_a_stopped_task(stack: Stack, alb_dimensions:
     ecs = stack.client("ecs")
     cluster, _ = stack.proxy_service()
     [task] = stack.proxy_tasks()
+    stopped_at = datetime.now(UTC)
     ecs.stop_task(cluster=cluster, task=task, reason="metrics: follow the healthy hosts")
     # the stopped task leaves the target group; its replacement counts once it passed its health checks
-    wait_for(lambda: recent(stack, ALB, "HealthyHostCount", both) == (0, 0), timeout_s=60)
+    # (a few seconds at most: a sample of 0 is looked for since the stop, not only in the last seconds)
+    wait_for(lambda: (since(stack, ALB, "HealthyHostCount", both, stopped_at) or (1, 1))[0] == 0, timeout_s=60)
     wait_for(lambda: recent(stack, ALB, "HealthyHostCount", both) == (1, 1), timeout_s=120)
     assert recent(stack, ALB, "UnHealthyHostCount", both) == (0, 0)
