@@ -43,6 +43,7 @@ OTHER_VARIABLES = frozenset(
         "DEVENV_TARGET_URL",
         "DEVENV_PROJECT_API_KEY",
         "DEVENV_FIS_ROLE_ARN",
+        "DEVENV_LOADTEST_WORKERS",
         # what devenv hands the emulator process it starts
         "DEVENV_POSTGRES_ADMIN_URL",
         "DEVENV_POSTGRES_ENDPOINT",

