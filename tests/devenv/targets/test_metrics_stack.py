@@ -249,6 +249,8 @@ def test_healthy_host_count_follows_a_stopped_task(stack: Stack, alb_dimensions:
     ecs.stop_task(cluster=cluster, task=task, reason="metrics: follow the healthy hosts")
     # the stopped task leaves the target group; its replacement counts once it passed its health checks
     # (a few seconds at most: a sample of 0 is looked for since the stop, not only in the last seconds)
-    wait_for(lambda: (since(stack, ALB, "HealthyHostCount", both, stopped_at) or (1, 1))[0] == 0, timeout_s=60)
+    wait_for(
+        lambda: (since(stack, ALB, "HealthyHostCount", both, stopped_at) or (1, 1))[0] == 0, timeout_s=60
+    )
     wait_for(lambda: recent(stack, ALB, "HealthyHostCount", both) == (1, 1), timeout_s=120)
     assert recent(stack, ALB, "UnHealthyHostCount", both) == (0, 0)
