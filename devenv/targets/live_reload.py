@@ -70,9 +70,17 @@ def rolled_services(ecs: Any) -> list[RolledService]:
 
 def file_changes(source: Path, debounce_ms: int, stop: threading.Event) -> Iterator[list[str]]:
     """Each debounced batch of changed files under `source` (relative paths, sorted); ends when `stop`
-    is set. Caches, editors' swap files and VCS folders are ignored (watchfiles' default filter)."""
+    is set. Caches, editors' swap files and VCS folders are ignored (watchfiles' default filter).
+
+    A batch ends once the files stayed unchanged for `debounce_ms` (watchfiles' `step`); edits that never
+    pause are cut into batches of at most ten times that (its `debounce`)."""
+    quiet_ms = max(debounce_ms, 50)
     for batch in watchfiles.watch(
-        source, debounce=debounce_ms, step=50, stop_event=stop, watch_filter=watchfiles.DefaultFilter()
+        source,
+        debounce=quiet_ms * 10,
+        step=quiet_ms,
+        stop_event=stop,
+        watch_filter=watchfiles.DefaultFilter(),
     ):
         yield sorted({str(Path(path).relative_to(source)) for _, path in batch})
 
