@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 from proxy_benchmark import WRK_SCRIPT, wrk
 
-from devenv.config import Settings
+from devenv.config import INSTANT_MOCK_UPSTREAM, Settings, environment
 from devenv.runtime.ports import free_port, is_free
 
 MEASURED = ("proxy", "alb", "supervisor", "emulator")  # processes whose CPU per request is reported
@@ -89,6 +89,8 @@ def new_stack(name: str, metrics: bool, upstream_port: int) -> Stack:
             "DEVENV_MOCK_UPSTREAM_PORT": str(upstream_port),
             "DEVENV_AUTOSCALING": "false",  # one proxy task in both stacks, whatever the load
             "DEVENV_METRICS": "true" if metrics else "false",
+            # the mock upstream answers at once: the figures are the proxy path's, not a model's latency
+            **environment(INSTANT_MOCK_UPSTREAM),
         }
     )
     return Stack(name, env, state_dir)
