@@ -28,19 +28,12 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from up_benchmark import devenv
+
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 180.0
-
-
-def devenv(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "devenv", *args], env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        sys.exit(f"`devenv {' '.join(args)}` failed:\n{done.stderr}")
-    return done.stdout
 
 
 def served_version(alb: str) -> str | None:
