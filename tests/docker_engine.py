@@ -24,6 +24,15 @@ ENGINE_SCRIPT = ROOT / "scripts" / "docker-engine.sh"
 NO_ENGINE = 3  # the script's exit code where no engine can be started
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite's per-test timeout bounds a docker test's body, not its fixtures: on a machine seen for the
+    first time, installing the engine and building every image takes longer than it (and `up --runtime
+    docker` may); each of those fixtures is bounded by its own subprocess timeout instead."""
+    for item in items:
+        if item.get_closest_marker("docker") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(float(item.config.getini("timeout")), func_only=True))
+
+
 def engine_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(ENGINE_SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
