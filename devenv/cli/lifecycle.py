@@ -245,6 +245,7 @@ def _deploy_and_realize(
     from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
+    assert ports.alb is not None and ports.alb_https is not None
     endpoint = emulator.endpoint(ports.emulator)
     outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, progress)
     progress.start("realize", "the ECS tasks, the ALB mirror, the Aurora and ElastiCache endpoints")
@@ -258,6 +259,7 @@ def _deploy_and_realize(
         assembly.tls_files(state).ca_cert,
         outputs,
         stop,
+        (ports.alb, ports.alb_https),
         runtime,
     )
     supervisor.facts.update(

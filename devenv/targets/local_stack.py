@@ -110,10 +110,13 @@ def realize(
     ca_file: Path,
     outputs: dict[str, str],
     interrupted: threading.Event,
+    alb_ports: tuple[int, int],
     runtime: str = "native",
 ) -> RealizedStack:
     """Start the realizer (tasks as processes, or as containers with runtime docker) and wait until a
-    request through the ALB mirror succeeds."""
+    request through the ALB mirror succeeds. `alb_ports` (HTTP, HTTPS) are the ones `up` claimed: the
+    settings' unless --auto-ports moved a busy one."""
+    alb_port, alb_https_port = alb_ports
     realizer = Realizer(
         supervisor,
         emulator_endpoint,
@@ -130,8 +133,8 @@ def realize(
         emulator_endpoint,
         supervisor,
         state.root / "run",
-        settings.alb_port,
-        settings.alb_https_port,
+        alb_port,
+        alb_https_port,
         access_log_dir=state.root / "run" / "alb" / "access" if settings.metrics else None,
         time_scale=settings.time_scale,
     )
@@ -139,7 +142,7 @@ def realize(
     stop = threading.Event()
     thread = threading.Thread(target=realizer.run, args=(stop,), name="realizer", daemon=True)
     thread.start()
-    handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{settings.alb_port}")
+    handle = RealizedStack(realizer, thread, stop, outputs, f"http://localhost:{alb_port}")
     if settings.metrics:
         handle.metrics = stack_metrics.start_collector(realizer, settings.time_scale)
     try:

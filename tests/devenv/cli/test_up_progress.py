@@ -12,9 +12,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -176,3 +178,20 @@ def test_status_after_down_shows_nothing_stale_and_the_next_up_is_warm(stack: St
     assert again.returncode == 0, again.stdout + again.stderr
     assert "✓ synth: cached (" in again.stdout
     assert stack.status()["ecs_services"]
+
+
+def test_auto_ports_moves_a_busy_alb_port_and_the_alb_mirror_listens_there(stack: Stack) -> None:
+    """`up --auto-ports` with the ALB port taken: the mirror listens on the free port claimed in its place,
+    and that is the URL `up` prints and waits on (it used to bind the setting's port regardless)."""
+    assert stack.devenv("down", timeout=180).returncode == 0
+    busy = stack.ports["alb_port"]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", busy))
+        holder.listen()
+        up = stack.devenv("up", "-d", "--auto-ports", timeout=280)  # leaves the stack running, as found
+        assert up.returncode == 0, up.stdout + up.stderr
+        alb_url = stack.status()["alb_url"]
+        assert alb_url != f"http://localhost:{busy}", alb_url
+        assert re.search(rf"AlbUrl\s+{re.escape(alb_url)}\b", up.stdout), up.stdout
+        with urllib.request.urlopen(f"{alb_url}/health", timeout=10) as response:
+            assert response.status == 200
