@@ -8,6 +8,8 @@ noisy; run it on demand (`nox -s benchmark_up`) and read the figures.
   assembly cached (CloudFormation API).
 - `--runtime docker`: the same with containers (the images built beforehand: `python -m devenv.services.images
   build`, whose table gives the build times and sizes); cold also makes the data volumes.
+  `--runtime native docker` measures both in the same run, interleaved (one runtime's cold and warm, then
+  the other's, each run), so that both see the same machine.
 """
 
 from __future__ import annotations
@@ -75,32 +77,41 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--infra-only", action="store_true")
-    parser.add_argument("--runtime", choices=["native", "docker"], default="native")
+    parser.add_argument(
+        "--runtime", nargs="+", choices=["native", "docker"], default=["native"], help="one or both"
+    )
     args = parser.parse_args()
-    cold, warm = [], []
+    cold: dict[str, list[float]] = {runtime: [] for runtime in args.runtime}
+    warm: dict[str, list[float]] = {runtime: [] for runtime in args.runtime}
     for _ in range(args.runs):
-        state_dir, cache_dir = fresh_dir("devenv-bench-"), fresh_dir("devenv-bench-cdk-")
-        env = {
-            **os.environ,
-            "DEVENV_STATE_DIR": str(state_dir),
-            "DEVENV_CDK_CACHE_DIR": str(cache_dir),
-            **environment(INSTANT_MOCK_UPSTREAM),  # the time of `up`, not of the mock's answer
-        }
-        try:
-            cold.append(timed_up(env, args.infra_only, args.runtime))
-            warm.append(timed_up(env, args.infra_only, args.runtime))
-        finally:
-            wipe(env)
-            shutil.rmtree(state_dir, ignore_errors=True)
-            shutil.rmtree(cache_dir, ignore_errors=True)
+        for runtime in args.runtime:
+            state_dir, cache_dir = fresh_dir("devenv-bench-"), fresh_dir("devenv-bench-cdk-")
+            env = {
+                **os.environ,
+                "DEVENV_STATE_DIR": str(state_dir),
+                "DEVENV_CDK_CACHE_DIR": str(cache_dir),
+                **environment(INSTANT_MOCK_UPSTREAM),  # the time of `up`, not of the mock's answer
+            }
+            try:
+                cold[runtime].append(timed_up(env, args.infra_only, runtime))
+                warm[runtime].append(timed_up(env, args.infra_only, runtime))
+            finally:
+                wipe(env)
+                shutil.rmtree(state_dir, ignore_errors=True)
+                shutil.rmtree(cache_dir, ignore_errors=True)
     what = (
         "up -d --infra-only to all-healthy"
         if args.infra_only
         else "up -d to the first chat completion through the ALB"
     )
-    print(f"devenv {what}, runtime {args.runtime}, {args.runs} run(s) each")
-    print(f"  cold: median {statistics.median(cold):.2f} s  runs {[round(x, 2) for x in cold]}")
-    print(f"  warm: median {statistics.median(warm):.2f} s  runs {[round(x, 2) for x in warm]}")
+    for runtime in args.runtime:
+        print(f"devenv {what}, runtime {runtime}, {args.runs} run(s) each")
+        print(
+            f"  cold: median {statistics.median(cold[runtime]):.2f} s  runs {[round(x, 2) for x in cold[runtime]]}"
+        )
+        print(
+            f"  warm: median {statistics.median(warm[runtime]):.2f} s  runs {[round(x, 2) for x in warm[runtime]]}"
+        )
 
 
 if __name__ == "__main__":
