@@ -134,9 +134,13 @@ def _load(
         else:
             files = ex.discover(directory)
             if not files:
-                raise ex.ExperimentError(f"no experiment files (*.yaml) in {directory}")
+                raise ex.NoSuchExperiment(f"no experiment files (*.yaml) in {directory}")
             chosen = [ex.load_file(path) for path in files.values()]
         return [ex.with_overrides(e, duration, overrides) for e in chosen]
+    except ex.NoSuchExperiment as exc:
+        raise ConfigError(
+            str(exc), f"name one that `devenv failover list` shows, or add NAME.yaml to {directory}"
+        ) from None
     except ex.ExperimentError as exc:
         raise ConfigError(
             str(exc), f"fix the experiment file (keys are in {directory / 'schema.json'})"

@@ -23,6 +23,10 @@ class ExperimentError(ValueError):
     """An experiment file that cannot be run as written; the message names the file and the key."""
 
 
+class NoSuchExperiment(ExperimentError):
+    """No file for the experiment named (a typo, or the wrong folder): nothing to fix inside a file."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -260,5 +264,5 @@ def find(name: str, directory: Path) -> Experiment:
     files = discover(directory)
     if name not in files:
         known = ", ".join(files) or "none"
-        raise ExperimentError(f"no experiment {name!r} in {directory} (known: {known})")
+        raise NoSuchExperiment(f"no experiment {name!r} in {directory} (known: {known})")
     return load_file(files[name])

@@ -138,6 +138,7 @@ def test_the_cli_list_and_its_usage_errors(tmp_path: Path) -> None:
     assert neither.returncode == 2 and "--all" in neither.stderr
     unknown = devenv("failover", "no-such-thing", tmp_path=tmp_path)
     assert unknown.returncode == 2 and "no experiment 'no-such-thing'" in unknown.stderr
+    assert "devenv failover list" in unknown.stderr and "schema.json" not in unknown.stderr  # no file to fix
     bad_override = devenv("failover", "dispatcher-kill", "--tolerance", "speed=3", tmp_path=tmp_path)
     assert bad_override.returncode == 2 and "--tolerance 'speed=3'" in bad_override.stderr
     no_stack = devenv("failover", "dispatcher-kill", "--output", "json", tmp_path=tmp_path)
