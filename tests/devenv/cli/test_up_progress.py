@@ -186,6 +186,7 @@ def test_auto_ports_moves_a_busy_alb_port_and_the_alb_mirror_listens_there(stack
     assert stack.devenv("down", timeout=180).returncode == 0
     busy = stack.ports["alb_port"]
     with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the stopped mirror's TIME_WAITs
         holder.bind(("127.0.0.1", busy))
         holder.listen()
         up = stack.devenv("up", "-d", "--auto-ports", timeout=280)  # leaves the stack running, as found
