@@ -94,7 +94,9 @@ def main() -> None:
             }
             try:
                 cold[runtime].append(timed_up(env, args.infra_only, runtime))
+                print(f"{runtime} cold: {cold[runtime][-1]:.2f} s", flush=True)  # a long run shows progress
                 warm[runtime].append(timed_up(env, args.infra_only, runtime))
+                print(f"{runtime} warm: {warm[runtime][-1]:.2f} s", flush=True)
             finally:
                 wipe(env)
                 shutil.rmtree(state_dir, ignore_errors=True)
