@@ -131,6 +131,12 @@ def benchmark_proxy(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmark_loadgen(session: nox.Session) -> None:
+    """Locust with 1 worker vs 2 workers against the mock upstream directly: the load generator's RPS."""
+    uv_run(session, "python", "benchmarks/loadgen_benchmark.py", *session.posargs)
+
+
+@nox.session
 def benchmark_metrics(session: nox.Session) -> None:
     """Proxy RPS and CPU/request through the ALB mirror with metrics collection on vs off, interleaved."""
     uv_run(session, "python", "benchmarks/metrics_benchmark.py", *session.posargs)

@@ -12,7 +12,9 @@ spawn); workers report their requests and cache counts with their stats, so the 
 per worker.
 
 Streams are recorded twice: `chat stream` (the full stream, a real request) and
-`chat stream: first token` (time to the first content token, a metric only, left out of the totals).
+`chat stream: first token` (time to the first content token, a metric only, left out of the totals, also
+Locust's own aggregated row). Secrets (management token, API keys) come from the environment and are kept
+out of the web UI, whose page source would show them.
 
 Run it through `devenv loadtest` (profiles, thresholds, reports), or by hand:
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8080 --management-token ...
@@ -103,21 +105,21 @@ def _options(parser: Any) -> None:
         "--management-token",
         default=os.environ.get("MANAGEMENT_TOKEN", ""),
         env_var="LOADTEST_MANAGEMENT_TOKEN",
-        is_secret=True,
+        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
         help="bearer token of the management API (env LOADTEST_MANAGEMENT_TOKEN, MANAGEMENT_TOKEN)",
     )
     parser.add_argument(
         "--api-key",
         default="",
         env_var="LOADTEST_API_KEY",
-        is_secret=True,
+        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
         help="talk to an OpenAI-compatible server directly with this key (no provisioning, no management calls)",
     )
     parser.add_argument(
         "--upstream-key",
         default="sk-loadtest-upstream-key",
         env_var="LOADTEST_UPSTREAM_KEY",
-        is_secret=True,
+        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
         help="the upstream API key the run's project is created with",
     )
     parser.add_argument("--token-pool", type=int, default=8, help="tokens provisioned per run")
@@ -252,7 +254,8 @@ def _test_start(environment: Environment, **_: Any) -> None:
     state.started_at, state.ended_at = time.time(), None
     state.setup_error = state.init_error  # a web UI run may follow a failed one with a fixed token
     state.timeline.clear()
-    state.ramp_steps.clear()
+    state.stages.clear()
+    state.first_breach_at_s = None
     state.cache.clear()
     state.worker_requests.clear()
     Provisioned.pool = None
@@ -437,14 +440,9 @@ class LlmProxyUser(FastHttpUser):
             else:
                 response.success()
         if first_token_ms is not None:
-            self.environment.events.request.fire(
-                request_type="TTFT",
-                name=FIRST_TOKEN,
-                response_time=first_token_ms,
-                response_length=0,
-                exception=None,
-                context={},
-            )
+            # Into its own row only: a `request` event would also add it to Locust's aggregated total
+            # (its HTML, CSV and web UI), counting each stream twice.
+            self.environment.stats.get(FIRST_TOKEN, "TTFT").log(first_token_ms, 0)
 
     @task(3)
     def embeddings(self) -> None:

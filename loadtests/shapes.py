@@ -2,8 +2,9 @@
 
     locust -f loadtests/locustfile.py,loadtests/shapes.py --load-profile step ...
 
-The ramp judges each step on that step's own requests and stops at the first threshold breach;
-the summary then says at which users and RPS it broke and what the best passing step reached.
+Step, spike and ramp report each stage on that stage's own requests (the summary's `stages`); the ramp
+also stops at the first threshold breach, and the summary then says at which users and RPS it broke and
+what the best passing step reached.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from locust import LoadTestShape
 from devenv.loadtest.figures import Sample
 from devenv.loadtest.profiles import RAMP_STEP_S, Stage, parse_duration, plan
 from devenv.loadtest.summary import current_run
+
+STAGED = ("step", "spike", "ramp")  # profiles whose stages are each reported on their own requests
 
 
 class ProfileShape(LoadTestShape):
@@ -45,12 +48,13 @@ class ProfileShape(LoadTestShape):
                 return None
         run_time = self.get_run_time()
         index = next((i for i, s in enumerate(self.stages) if run_time < s.end_s), len(self.stages))
-        if state.profile == "ramp" and index != self.index:
+        if state.profile in STAGED and index != self.index:
             now = state.samples()
             if self.index >= 0:
                 finished = self.stages[self.index]
                 figures = state.window_figures(now, self.snapshot, run_time - self.step_started)
-                if not state.judge_ramp_step(finished.label, finished.users, figures, round(run_time, 2)):
+                held = state.judge_stage(finished.label, finished.users, figures, round(run_time, 2))
+                if not held and state.profile == "ramp":
                     return None
             self.snapshot, self.step_started = now, run_time
         self.index = index

@@ -39,7 +39,7 @@ def build_app(
     outdir: Path | None = None,
     nag: bool = True,
 ) -> Any:
-    """An App holding LlmProxyStack built from the props; nothing is synthesized yet.
+    """An App holding LlmProxyStack and LoadGenStack built from the props; nothing is synthesized yet.
 
     `context` adds to (and overrides) cdk.json's; a `propsFile` key in it is used when `props_file`
     is None. The stack's account/region come from CDK_DEFAULT_ACCOUNT/REGION when set (needed only to
@@ -50,7 +50,8 @@ def build_app(
 
     from stack.config import PropsError, load_props
     from stack.llm_proxy_stack import LlmProxyStack
-    from stack.names import STACK_NAME
+    from stack.loadgen_stack import LoadGenStack
+    from stack.names import LOADGEN_STACK_NAME, STACK_NAME
 
     allowed = {*_prop_keys(), "propsFile"}
     unknown = sorted(
@@ -68,7 +69,19 @@ def build_app(
     account = os.environ.get("CDK_DEFAULT_ACCOUNT")
     region = os.environ.get("CDK_DEFAULT_REGION")
     env = cdk.Environment(account=account, region=region) if account and region else None
-    LlmProxyStack(app, STACK_NAME, props=props, env=env)
+    proxy = LlmProxyStack(app, STACK_NAME, props=props, env=env)
+    # In every assembly (so the proxy stack's exports it imports never come and go), deployed only when
+    # asked: `devenv deploy --stack loadgen`, `cdk deploy LlmProxyLoadGenStack`.
+    LoadGenStack(
+        app,
+        LOADGEN_STACK_NAME,
+        props=props,
+        vpc=proxy.vpc,
+        subnets=proxy.app_subnets,
+        target_url=proxy.url,
+        management_token=proxy.management_token,
+        env=env,
+    )
     if nag:
         cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     return app

@@ -109,6 +109,13 @@ class StackProps(BaseModel):
     cache_enabled: bool = Field(True)
     rate_limit_rpm: int = Field(0, ge=0, description="requests per minute per token; 0 = no limit")
     create_open_ai_api_key_secret: bool = Field(False, description="an openai-api-key secret for the proxy")
+    # Load generator (LlmProxyLoadGenStack, deployed only when asked)
+    load_gen_workers: int = Field(2, ge=1, le=50, description="Locust worker tasks")
+    load_gen_image_tag: str | None = Field(
+        None, description="the loadtest image tag master and workers run; none: desiredCount 0"
+    )
+    load_gen_worker_cpu: int = Field(1024, description="Fargate CPU units of a worker (Locust uses one core)")
+    load_gen_worker_memory_mib: int = Field(2048)
     # Observability
     enable_x_ray: bool = Field(False, alias="enableXRay")
     log_retention_days: int = Field(14)
@@ -159,6 +166,7 @@ class StackProps(BaseModel):
         for prefix, cpu, memory in (
             ("proxy", self.proxy_cpu, self.proxy_memory_mib),
             ("dispatcher", self.dispatcher_cpu, self.dispatcher_memory_mib),
+            ("loadGenWorker", self.load_gen_worker_cpu, self.load_gen_worker_memory_mib),
         ):
             if cpu not in FARGATE_CPU_MEMORY:
                 problems.append(f"{prefix}Cpu {cpu} is not one of {sorted(FARGATE_CPU_MEMORY)}")
@@ -174,10 +182,9 @@ class StackProps(BaseModel):
             problems.append(f"logLevel {self.log_level!r} is not one of debug, info, warning, error")
         if not self.health_check_path.startswith("/"):
             problems.append(f"healthCheckPath {self.health_check_path!r} must start with '/'")
-        if self.image_tag is not None and not re.fullmatch(
-            r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", self.image_tag
-        ):
-            problems.append(f"imageTag {self.image_tag!r} is not a valid image tag")
+        for key, tag in (("imageTag", self.image_tag), ("loadGenImageTag", self.load_gen_image_tag)):
+            if tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+                problems.append(f"{key} {tag!r} is not a valid image tag")
         if problems:
             raise ValueError("; ".join(problems))
         return self

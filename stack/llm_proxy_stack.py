@@ -170,8 +170,13 @@ class LlmProxyStack(Stack):
             f"-t {repository.repository_uri}:TAG --push . && devenv deploy --target aws "
             "(with imageTag=TAG in stack/props/aws.json)"
         )
+        # what the load generator's stack (stack/loadgen_stack.py) takes from this one
+        self.vpc = vpc
+        self.app_subnets = network.app_subnets
+        self.url = f"{scheme}://{host}"
+        self.management_token = config.secrets["management-token"]
         outputs = {
-            "AlbUrl": f"{scheme}://{host}",
+            "AlbUrl": self.url,
             "AlbDnsName": load_balancer.load_balancer_dns_name,
             "ClusterName": cluster.cluster_name,
             "ProxyServiceName": proxy.service.service_name,

@@ -9,6 +9,7 @@ fails while they differ. Kept free of aws-cdk-lib imports so the CLI reads them 
 from __future__ import annotations
 
 STACK_NAME = "LlmProxyStack"
+LOADGEN_STACK_NAME = "LlmProxyLoadGenStack"  # the load generator's own stack, deployed only when asked
 NAME_PREFIX = "llm-proxy"
 
 # Secrets Manager: short name -> full secret name.
@@ -59,6 +60,23 @@ DISPATCHER_COMMAND = ["dispatcher"]
 DATABASE_NAME = "llmproxy"
 DATABASE_USER = "llmproxy"
 ECR_REPOSITORY_NAME = NAME_PREFIX
+
+# The load generator (LoadGenStack): Locust from the loadtest image, one master and N workers.
+LOADGEN_NAME = f"{NAME_PREFIX}-loadgen"  # its cluster, log group prefix and ECR repository
+LOADTEST_REPOSITORY_NAME = f"{NAME_PREFIX}-loadtest"
+LOCUST_WEB_PORT = 8089
+LOCUST_MASTER_PORT = 5557
+LOADGEN_NAMESPACE = "loadgen.local"  # Cloud Map private DNS: workers find the master at master.<namespace>
+LOADGEN_MASTER_SERVICE = "locust-master"
+LOADGEN_WORKER_SERVICE = "locust-worker"
+LOADGEN_OUTPUTS = (
+    "LoadGenClusterName",
+    "LoadGenMasterServiceName",
+    "LoadGenWorkerServiceName",
+    "LoadGenResultsBucket",
+    "LoadGenLogGroup",
+    "LoadGenTargetUrl",
+)
 
 # Stable CloudFormation output keys (load and failover tests read them for --target aws).
 OUTPUTS = (

@@ -20,6 +20,8 @@ from devenv.cli.options import (
     OutputOption,
     PropsOption,
     QuietOption,
+    StackChoice,
+    StackOption,
     TargetOption,
     VerboseOption,
     parse_context,
@@ -52,7 +54,12 @@ def register(app: typer.Typer) -> None:
 
 
 def inputs_for(
-    app: Application, target: Target, props: Path | None, context: list[str], region: str | None
+    app: Application,
+    target: Target,
+    props: Path | None,
+    context: list[str],
+    region: str | None,
+    stack: StackChoice = StackChoice.proxy,
 ) -> deployment.Inputs:
     if region is not None and (problem := region_problem(region)):
         raise UsageError(f"--region {region}: {problem}", "pass a region AWS has, e.g. --region eu-central-1")
@@ -71,6 +78,7 @@ def inputs_for(
         parse_context(context),
         resolved_region or "",
         StateDir(app.settings.state_dir).log_for(cdk.LOG_NAME),
+        stack.stack_name,
     )
 
 
@@ -95,6 +103,7 @@ def confirm(app: Application, question: str, yes: bool) -> None:
 def deploy(
     ctx: typer.Context,
     target: Target = TargetOption,
+    stack: StackChoice = StackOption,
     props: Path | None = PropsOption,
     context: list[str] = ContextOption,
     emulator: Emulator = typer.Option(
@@ -110,15 +119,16 @@ def deploy(
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
 ) -> None:
-    """Deploy LlmProxyStack: synthesized once (cached), deployed by the CDK CLI, then verified resource by resource."""
+    """Deploy LlmProxyStack (or, with --stack loadgen, the load generator's stack): synthesized once (cached),
+    deployed by the CDK CLI, then verified resource by resource."""
     app = application(ctx, output, quiet)
-    inputs = inputs_for(app, target, props, context, region)
+    inputs = inputs_for(app, target, props, context, region, stack)
     if target is Target.local and dry_run:
         raise UsageError("--dry-run applies to --target aws", "a local deploy is already disposable")
     if target is Target.aws and emulator is not Emulator.moto:
         raise UsageError("--emulator applies to --target local", "drop --emulator for the aws target")
     if target is Target.aws and not dry_run:
-        confirm(app, f"Deploy {cdk.STACK_NAME} to AWS (profile {profile or 'default'})?", yes)
+        confirm(app, f"Deploy {inputs.stack} to AWS (profile {profile or 'default'})?", yes)
     progress = Progress(deployment.DEPLOY_STEPS if target is Target.local else ("synth", "deploy"))
     with showing(app, progress, inputs, verbose), progress.recording_failure():
         if target is Target.aws and dry_run:
@@ -187,6 +197,7 @@ def destroy(
 
 def parity_command(
     ctx: typer.Context,
+    stack: StackChoice = StackOption,
     props: Path | None = PropsOption,
     context: list[str] = ContextOption,
     template: Path | None = typer.Option(
@@ -198,10 +209,10 @@ def parity_command(
     """Every resource of the template with its local fate; exits 1 if any is unsupported."""
     app = application(ctx, output, quiet)
     if template is None:
-        inputs = inputs_for(app, Target.local, props, context, None)
+        inputs = inputs_for(app, Target.local, props, context, None, stack)
         template = cdk.synthesize(
             inputs.state_dir, inputs.stack_dir, inputs.props_file, inputs.context
-        ).template_path
+        ).template_path_of(inputs.stack)
     entries = parity.fates(templates.load_template(template), parity.supported_types())
     document = parity.summary(entries)
     if app.json_output:

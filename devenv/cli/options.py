@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 import typer
 
+from devenv import stack_names
 from devenv.cli.application import OutputFormat, application
 from devenv.errors import UsageError
 from devenv.targets.endpoints import Target
@@ -57,6 +59,25 @@ ProjectApiKeyOption = typer.Option(
 )
 PropsOption = typer.Option(
     None, "--props", help="the stack's props JSON [default: props/<target>.json in the CDK app]"
+)
+
+
+class StackChoice(StrEnum):
+    """The stacks of the CDK app a command can act on."""
+
+    proxy = "proxy"
+    loadgen = "loadgen"
+
+    @property
+    def stack_name(self) -> str:
+        return stack_names.LOADGEN_STACK_NAME if self is StackChoice.loadgen else stack_names.STACK_NAME
+
+
+StackOption = typer.Option(
+    StackChoice.proxy,
+    "--stack",
+    help="proxy (LlmProxyStack) or loadgen (LlmProxyLoadGenStack: Locust in the proxy's VPC, deployed "
+    "only when asked; needs the proxy stack)",
 )
 ContextOption = typer.Option(
     [], "--context", "-c", metavar="KEY=VALUE", help="override a prop or add CDK context (repeatable)"

@@ -8,6 +8,7 @@
 - `{{resolve:secretsmanager:...}}` and `{{resolve:ssm:...}}` are resolved in resource properties;
 - each resource gets CREATE/UPDATE events; a failing resource becomes a CREATE_FAILED/UPDATE_FAILED event
   and the stack rolls back (ROLLBACK_COMPLETE / UPDATE_ROLLBACK_COMPLETE) instead of an HTTP 500;
+- `Fn::GetStackOutput` (the CDK's cross-stack reference) reads the named stack's output;
 - stacks made through change sets get their Outputs; `UsePreviousValue` works for defaulted parameters;
 - a model without an update method is replaced (deleted and created) on update, never stored as None.
 """
@@ -102,8 +103,35 @@ def check_template(template_body: str | dict[str, Any]) -> None:
         )
 
 
+def stack_output(reference: Any, resources_map: Any, clean: Callable[[Any, Any], Any]) -> Any:
+    """`Fn::GetStackOutput` (how the CDK passes a value from one stack to another): the named output of
+    a deployed stack in this account; a stack or output that is not there fails the template, as on AWS."""
+    reference = clean(reference, resources_map)
+    stack_name, output_name = reference.get("StackName"), reference.get("OutputName")
+    region = reference.get("Region") or resources_map._region_name
+    backend = cfn_models.cloudformation_backends[resources_map._account_id][region]
+    stack = next(
+        (
+            s
+            for s in backend.stacks.values()
+            if stack_name in (s.name, s.stack_id) and s.status != "DELETE_COMPLETE"
+        ),
+        None,
+    )
+    if stack is None:
+        raise ValidationError(
+            message=f"Template error: Fn::GetStackOutput names stack {stack_name} in {region}, which does not exist"
+        )
+    for output in stack.output_map.values():
+        if output and output.key == output_name:
+            return output.value
+    raise ValidationError(message=f"Template error: stack {stack_name} has no output {output_name}")
+
+
 def strict_clean_json(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and "Fn::GetStackOutput" in resource_json:
+            return stack_output(resource_json["Fn::GetStackOutput"], resources_map, clean_json)
         if not is_strict() or not isinstance(resource_json, dict):
             return original(resource_json, resources_map)
         if "Fn::GetAtt" in resource_json:

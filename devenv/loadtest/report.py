@@ -135,16 +135,14 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
             if stopped
             else "no threshold broke"
         )
-        steps = "".join(
-            f"<tr><td>{e(st['label'])}</td><td>{st['users']}</td><td>{st['rps']}</td><td>{st['p95_ms']}</td>"
-            f"<td>{st['p99_ms']}</td><td>{st['error_rate']}</td><td class={'ok' if st['ok'] else 'bad'}>"
-            f"{'ok' if st['ok'] else 'breached'}</td></tr>"
-            for st in ramp["steps"]
-        )
         ramp_html = (
             f"<h2>Ramp</h2><p>max RPS within thresholds: <b>{ramp['max_rps']}</b> at {ramp['max_users']} users; "
-            f"{where}</p><table><tr><th>step</th><th>users</th><th>RPS</th><th>p95</th><th>p99</th>"
-            f"<th>error rate</th><th></th></tr>{steps}</table>"
+            f"{where}</p>{_stages_table(ramp['steps'])}"
+        )
+    elif summary.get("stages"):
+        ramp_html = (
+            "<h2>Stages</h2><p>each stage on its own requests, against the thresholds that apply to a window "
+            f"(the verdict judges the whole run)</p>{_stages_table(summary['stages'])}"
         )
     errors = "".join(f"<li>{e(line)}</li>" for line in summary.get("errors", []))
     worker_rows = "".join(
@@ -179,12 +177,12 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
     else:
         dashboard_html = ""
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Load test {e(str(summary.get("profile")))} — {e(verdict)}</title>
+<html><head><meta charset="utf-8"><title>Load test {e(_profile(summary))} — {e(verdict)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}td:first-child{{text-align:left}}
 .ok{{color:#070}}.bad{{color:#b00;font-weight:bold}}.pass{{color:#070}}.fail,.error{{color:#b00}}.degraded{{color:#a60}}img{{max-width:100%}}</style>
 </head><body>
 <h1>Load test: <span class="{e(verdict)}">{e(verdict.upper())}</span></h1>
-<p>target {e(summary["target"])} ({e(summary["mode"])}), profile {e(str(summary.get("profile")))},
+<p>target {e(summary["target"])} ({e(summary["mode"])}), profile {e(_profile(summary))},
 {summary["duration_s"]} s, {summary["requests"]} requests, {summary["failures"]} failures,
 {summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms;
 time_scale {e(str(summary.get("time_scale")))}</p>
@@ -207,6 +205,20 @@ time_scale {e(str(summary.get("time_scale")))}</p>
     return path
 
 
+def _stages_table(stages: list[dict[str, Any]]) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(st['label'])}</td><td>{st['users']}</td><td>{st['rps']}</td><td>{st['p95_ms']}</td>"
+        f"<td>{st['p99_ms']}</td><td>{st['error_rate']}</td><td class={'ok' if st['ok'] else 'bad'}>"
+        f"{'ok' if st['ok'] else 'breached'}</td></tr>"
+        for st in stages
+    )
+    return (
+        "<table><tr><th>stage</th><th>users</th><th>RPS</th><th>p95</th><th>p99</th><th>error rate</th>"
+        f"<th></th></tr>{rows}</table>"
+    )
+
+
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     timeline = read_timeline(run_dir)
     plots = write_plots(run_dir, timeline) if timeline else []
@@ -220,9 +232,7 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
-    table = Table(
-        title=f"load test — {summary.get('profile') or 'web'} against {summary['target']} (times in ms)"
-    )
+    table = Table(title=f"load test — {_profile(summary)} against {summary['target']} (times in ms)")
     table.add_column("request type", ratio=1, overflow="fold")
     for column in ("requests", "failures", "RPS", "p50", "p95", "p99", "max"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -256,6 +266,14 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
             ),
             highlight=False,
         )
+    elif summary.get("stages"):
+        for st in summary["stages"]:
+            console.print(
+                f"stage {st['label']}: {st['users']} users, {st['rps']:g} RPS, p95 {st['p95_ms']:g} ms, "
+                f"error rate {st['error_rate']:g}"
+                + ("" if st["ok"] else f" [red](breached: {'; '.join(st['breached'])})[/]"),
+                highlight=False,
+            )
     for line in summary.get("breached", []):
         console.print(f"[red]breached:[/] {line}", highlight=False)
     workers = [w for w in summary.get("workers") or [] if "index" in w]
@@ -287,6 +305,11 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
         f"verdict: [{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]   report: {run_dir / REPORT_HTML}",
         highlight=False,
     )
+
+
+def _profile(summary: dict[str, Any]) -> str:
+    """A `--web` run has no profile: its users came from the UI."""
+    return str(summary.get("profile") or "none (web UI)")
 
 
 def _failures(count: int) -> str:

@@ -312,9 +312,10 @@ def _wait_for_ui(
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Locust then writes its reports and our summary), SIGKILL after a grace period."""
+    """SIGINT, as Ctrl-C (Locust then writes its HTML report and our summary; on SIGTERM it writes no
+    HTML), SIGKILL after a grace period."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:

@@ -22,7 +22,9 @@ TIMELINE_FILE = "timeline.json"
 
 
 @dataclass
-class RampStep:
+class StageResult:
+    """One stage of a multi-stage profile (step, spike, ramp), judged on its own requests."""
+
     label: str
     users: int
     figures: dict[str, float]
@@ -58,8 +60,8 @@ class RunState:
     started_at: float | None = None
     ended_at: float | None = None
     timeline: list[dict[str, float]] = field(default_factory=list)
-    ramp_steps: list[RampStep] = field(default_factory=list)
-    ramp_stopped_at_s: float | None = None
+    stages: list[StageResult] = field(default_factory=list)  # step, spike and ramp: one per stage
+    first_breach_at_s: float | None = None
     cache: Counter[str] = field(default_factory=Counter)
     worker_requests: Counter[int] = field(default_factory=Counter)  # by worker pid, metric-only rows left out
 
@@ -78,15 +80,14 @@ class RunState:
         figures[TOTAL] = self.total(deltas).figures(seconds)
         return figures
 
-    def judge_ramp_step(
-        self, label: str, users: int, figures: dict[str, dict[str, float]], at_s: float
-    ) -> bool:
-        """Record one ramp step; False when it broke a threshold (the ramp stops there)."""
-        step = RampStep(label, users, figures[TOTAL], evaluate(window_rules(self.rules), figures))
-        self.ramp_steps.append(step)
-        if not step.ok:
-            self.ramp_stopped_at_s = at_s
-        return step.ok
+    def judge_stage(self, label: str, users: int, figures: dict[str, dict[str, float]], at_s: float) -> bool:
+        """Record one finished stage with its window thresholds; False when it broke one (a ramp stops
+        there; step and spike report it and run on, judged as a whole)."""
+        stage = StageResult(label, users, figures[TOTAL], evaluate(window_rules(self.rules), figures))
+        self.stages.append(stage)
+        if not stage.ok and self.first_breach_at_s is None:
+            self.first_breach_at_s = at_s
+        return stage.ok
 
 
 _current: RunState | None = None
@@ -169,6 +170,7 @@ def build_summary(
         "failure_details": failures,
         "cache": dict(state.cache),
         "ramp": ramp,
+        "stages": [s.as_dict() for s in state.stages],
         "workers": [{"pid": pid, "requests": n} for pid, n in sorted(state.worker_requests.items())],
     }
 
@@ -191,9 +193,9 @@ def degrade(summary: dict[str, Any], lost: list[str]) -> dict[str, Any]:
 
 def _ramp_result(state: RunState) -> tuple[dict[str, Any], str]:
     """A ramp passes when some step held every threshold and its RPS meets the total min_rps, if any."""
-    passing = [s for s in state.ramp_steps if s.ok]
+    passing = [s for s in state.stages if s.ok]
     best = max(passing, key=lambda s: s.figures["rps"], default=None)
-    failed = next((s for s in state.ramp_steps if not s.ok), None)
+    failed = next((s for s in state.stages if not s.ok), None)
     min_rps = next((r.limit for r in state.rules if r.scope == TOTAL and r.metric == "min_rps"), 0.0)
     max_rps = best.figures["rps"] if best else 0.0
     stopped_by = None
@@ -201,7 +203,7 @@ def _ramp_result(state: RunState) -> tuple[dict[str, Any], str]:
         stopped_by = {
             "label": failed.label,
             "users": failed.users,
-            "at_s": state.ramp_stopped_at_s,
+            "at_s": state.first_breach_at_s,
             "rps": round(failed.figures["rps"], 2),
             "breached": [c.line for c in breached(failed.checks)],
         }
@@ -209,7 +211,7 @@ def _ramp_result(state: RunState) -> tuple[dict[str, Any], str]:
         "max_rps": round(max_rps, 2),
         "max_users": best.users if best else 0,
         "min_rps": min_rps,
-        "steps": [s.as_dict() for s in state.ramp_steps],
+        "steps": [s.as_dict() for s in state.stages],
         "stopped_by": stopped_by,
     }
     return result, "pass" if best is not None and max_rps >= min_rps else "fail"

@@ -51,10 +51,13 @@ class Assembly:
 
     @property
     def template_path(self) -> Path:
-        return self.directory / f"{STACK_NAME}.template.json"
+        return self.template_path_of(STACK_NAME)
 
-    def template(self) -> dict[str, Any]:
-        return dict(json.loads(self.template_path.read_text()))
+    def template_path_of(self, stack: str) -> Path:
+        return self.directory / f"{stack}.template.json"
+
+    def template(self, stack: str = STACK_NAME) -> dict[str, Any]:
+        return dict(json.loads(self.template_path_of(stack).read_text()))
 
 
 def props_file(stack_dir: Path, target: str) -> Path:
@@ -358,10 +361,15 @@ def local_env(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def deploy_arguments(assembly: Assembly, method: str = "direct", extra: list[str] | None = None) -> list[str]:
+def deploy_arguments(
+    assembly: Assembly, method: str = "direct", extra: list[str] | None = None, stack: str = STACK_NAME
+) -> list[str]:
+    """`cdk deploy` of one stack of the assembly; another stack than the proxy's is deployed on its own
+    (`--exclusively`): the proxy stack it reads outputs from is deployed already, and stays as it is."""
     return [
         "deploy",
-        STACK_NAME,
+        stack,
+        *(["--exclusively"] if stack != STACK_NAME else []),
         "--app",
         str(assembly.directory),
         "--method",

@@ -28,6 +28,7 @@ class Inputs:
     context: Mapping[str, Any]
     region: str
     cdk_log: Path
+    stack: str = cdk.STACK_NAME  # which stack of the app: the proxy's, or the load generator's
 
 
 def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
@@ -70,16 +71,20 @@ def deploy_local(
         progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created")
     else:
         progress.done("bootstrap", "already bootstrapped")
-    template = assembly.template()
+    template = assembly.template(inputs.stack)
     counter = cdk.ResourceCounter(
         len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
     )
-    progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} --method=direct")
+    progress.start("deploy", f"cdk deploy {inputs.stack} --method=direct")
     run = cdk.run(
-        cdk.deploy_arguments(assembly, "direct"), env, inputs.stack_dir, inputs.cdk_log, on_line=counter
+        cdk.deploy_arguments(assembly, "direct", stack=inputs.stack),
+        env,
+        inputs.stack_dir,
+        inputs.cdk_log,
+        on_line=counter,
     )
     try:
-        report = local.verify_stack(endpoint, inputs.region, cdk.STACK_NAME, template, {})
+        report = local.verify_stack(endpoint, inputs.region, inputs.stack, template, {})
     except local.DeployFailedError as exc:
         if run.exit_code == 0:
             raise
@@ -162,13 +167,13 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
     assembly = synth(inputs, progress)
-    template = assembly.template()
+    template = assembly.template(inputs.stack)
     counter = cdk.ResourceCounter(
         len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
     )
-    progress.start("deploy", f"cdk deploy {cdk.STACK_NAME} (change set)")
+    progress.start("deploy", f"cdk deploy {inputs.stack} (change set)")
     run = cdk.run(
-        cdk.deploy_arguments(assembly, "change-set"),
+        cdk.deploy_arguments(assembly, "change-set", stack=inputs.stack),
         aws_env(profile, inputs.region),
         inputs.stack_dir,
         inputs.cdk_log,
@@ -178,7 +183,7 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
         session.client("cloudformation"),
         session.identity["Account"],
         session.region_name,
-        cdk.STACK_NAME,
+        inputs.stack,
         template,
         {},
     )

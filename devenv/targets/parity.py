@@ -46,6 +46,9 @@ EMULATED_NOTES: dict[str, str] = {
     "AWS::SecretsManager::SecretTargetAttachment": "host/port/engine merged into the secret",
     "AWS::SSM::Parameter": "readable via GetParameter",
     "AWS::S3::BucketPolicy": "conditional Deny statements are not enforced (moto ignores conditions)",
+    "AWS::S3::Bucket": "moto's S3 on the emulator's endpoint (load test results are read from it)",
+    "AWS::ServiceDiscovery::PrivateDnsNamespace": "stored (ListNamespaces); its names do not resolve locally",
+    "AWS::ServiceDiscovery::Service": "stored (ListServices); no instances are registered locally",
     "AWS::CloudWatch::Alarm": "evaluated as CloudWatch does (periods, M of N, TreatMissingData, the metric math "
     "the stack uses) from the metric data in the emulator, divided in time by time_scale; state changes in "
     "DescribeAlarmHistory; actions: Application Auto Scaling policies and SNS topics",

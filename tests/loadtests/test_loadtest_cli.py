@@ -129,6 +129,9 @@ def test_web_serves_the_ui_and_its_stats(
         ui = match.group(1)
         stats = _json(ui + "/stats/requests")
         assert stats["state"] == "ready" and "stats" in stats
+        with urllib.request.urlopen(ui + "/", timeout=10) as page:  # its templateArgs hold the UI's options
+            source = page.read().decode()
+        assert "templateArgs" in source and MANAGEMENT_TOKEN not in source
         started = _json(ui + "/swarm", {"user_count": 2, "spawn_rate": 2, "host": local_target.proxy_url})
         assert started["success"] is True
         deadline = time.monotonic() + 30
@@ -150,12 +153,56 @@ def test_web_serves_the_ui_and_its_stats(
     assert len(run_dirs) == 1
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["requests"] > 0
-    assert (run_dirs[0] / "report.html").exists()
+    report = (run_dirs[0] / "report.html").read_text()
+    assert "profile none (web UI)" in report and "profile None" not in report
+    assert (run_dirs[0] / "locust.html").stat().st_size > 0  # Locust's own report, linked from ours
+    assert 'href="locust.html"' in report
     rows = [row for row in summary["workers"] if "index" in row]
     assert len(rows) == workers
     if workers:  # every worker took part, and the master's totals are the sum of what they reported
         assert all(row["requests"] > 0 and not row["lost"] for row in rows), rows
         assert sum(row["requests"] for row in rows) == summary["requests"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "stages"),
+    [
+        ("step", [("step 1", 1), ("step 2", 2), ("step 3", 3), ("step 4", 4)]),
+        ("spike", [("baseline", 1), ("spike", 5), ("recovery", 1)]),
+    ],
+)
+def test_step_and_spike_report_each_stage(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, profile: str, stages: list[tuple[str, int]]
+) -> None:
+    result = devenv.run(
+        "loadtest",
+        "--url",
+        local_target.proxy_url,
+        "--management-token",
+        MANAGEMENT_TOKEN,
+        "--profile",
+        profile,
+        "--workers",
+        "0",
+        "--users",
+        str(max(users for _, users in stages)),
+        "--duration",
+        "6s",
+        "--threshold",
+        "total.p99_ms=60000",
+        "--threshold",
+        "total.error_rate=0.5",
+        "--report-dir",
+        str(tmp_path),
+        "-o",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [(s["label"], s["users"]) for s in summary["stages"]] == stages
+    assert all(s["rps"] > 0 for s in summary["stages"]), summary["stages"]
+    page = Path(summary["report"]).read_text()
+    assert "<h2>Stages</h2>" in page and f"<td>{stages[-1][0]}</td>" in page
 
 
 def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ cache, and the report folder."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def test_smoke_passes_against_the_local_stack(
     assert all(not k.startswith("Bearer sk-") or k == f"Bearer {UPSTREAM_KEY}" for k in during)
     assert new_upstream_calls < summary["requests"]  # cache hits and management calls never reach it
     run_dir = Path(summary["run_dir"])
+    # Locust's own aggregated row (its HTML, CSV and web UI) counts the same requests, first tokens left out
+    with open(run_dir / "locust_stats.csv", newline="") as stats:
+        aggregated = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
+    assert int(aggregated["Request Count"]) == summary["requests"]
     for name in (
         "locust.html",
         "summary.json",

@@ -173,9 +173,9 @@ def test_set_up_errors_and_empty_runs_are_errors() -> None:
 
 def test_ramp_stops_at_the_first_breach_and_reports_the_best_step() -> None:
     state = state_with({"total": {"p95_ms": 100, "min_rps": 15}}, {}, profile="ramp")
-    assert state.judge_ramp_step("ramp step 1", 5, {"total": sample({10: 100}).figures(10)}, at_s=10)
-    assert state.judge_ramp_step("ramp step 2", 10, {"total": sample({50: 200}).figures(10)}, at_s=20)
-    assert not state.judge_ramp_step("ramp step 3", 15, {"total": sample({400: 250}).figures(10)}, at_s=30)
+    assert state.judge_stage("ramp step 1", 5, {"total": sample({10: 100}).figures(10)}, at_s=10)
+    assert state.judge_stage("ramp step 2", 10, {"total": sample({50: 200}).figures(10)}, at_s=20)
+    assert not state.judge_stage("ramp step 3", 15, {"total": sample({400: 250}).figures(10)}, at_s=30)
     samples = {"models": sample({10: 550})}
     summary = build_summary(state, target="t", mode="proxy", samples=samples, methods={}, failures=[])
     ramp = summary["ramp"]
@@ -186,11 +186,28 @@ def test_ramp_stops_at_the_first_breach_and_reports_the_best_step() -> None:
     assert [s["ok"] for s in ramp["steps"]] == [True, True, False]
     # min_rps judges the best passing step, not each step
     slow = state_with({"total": {"p95_ms": 100, "min_rps": 50}}, {}, profile="ramp")
-    slow.judge_ramp_step("ramp step 1", 5, {"total": sample({10: 100}).figures(10)}, at_s=10)
+    slow.judge_stage("ramp step 1", 5, {"total": sample({10: 100}).figures(10)}, at_s=10)
     assert (
         build_summary(slow, target="t", mode="proxy", samples=samples, methods={}, failures=[])["verdict"]
         == "fail"
     )
+
+
+def test_a_step_run_reports_each_stage_and_is_judged_as_a_whole() -> None:
+    state = state_with({"total": {"p95_ms": 100}}, {}, profile="step")
+    assert state.judge_stage("step 1", 10, {"total": sample({10: 100}).figures(10)}, at_s=10)
+    assert not state.judge_stage("step 2", 20, {"total": sample({400: 30}).figures(10)}, at_s=20)
+    assert state.judge_stage("step 3", 30, {"total": sample({20: 300}).figures(10)}, at_s=30)
+    samples = {"models": sample({10: 400, 400: 10})}
+    summary = build_summary(state, target="t", mode="proxy", samples=samples, methods={}, failures=[])
+    assert summary["ramp"] is None
+    assert [(s["label"], s["users"], s["rps"], s["ok"]) for s in summary["stages"]] == [
+        ("step 1", 10, 10.0, True),
+        ("step 2", 20, 3.0, False),
+        ("step 3", 30, 30.0, True),
+    ]
+    assert summary["stages"][1]["breached"] == ["total p95_ms 400 (above the limit; total p95_ms <= 100)"]
+    assert summary["verdict"] == "pass"  # the whole run's p95 held: a stage's breach is reported, not fatal
 
 
 def test_profiles_plan_their_stages() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from devenv.emulator.models.autoscaling import ScalableTarget, ScalingPolicy
 from devenv.emulator.models.certificates import Certificate
+from devenv.emulator.models.discovery import DiscoveryService, PrivateDnsNamespace
 from devenv.emulator.models.ecs import Service, TaskDefinition
 from devenv.emulator.models.elasticache import (
     CacheCluster,
@@ -23,7 +24,7 @@ from devenv.emulator.models.network import SecurityGroupEgress
 from devenv.emulator.models.parameters import Parameter
 from devenv.emulator.models.rds import DBCluster, DBInstance, DBSubnetGroup
 from devenv.emulator.models.secrets import Secret, SecretTargetAttachment
-from devenv.emulator.models.storage import BucketPolicy
+from devenv.emulator.models.storage import Bucket, BucketPolicy
 
 MODELS: list[type[Any]] = [
     Secret,
@@ -39,6 +40,7 @@ MODELS: list[type[Any]] = [
     ScalableTarget,
     ScalingPolicy,
     Certificate,
+    Bucket,
     BucketPolicy,
     TaskDefinition,
     Service,
@@ -47,4 +49,6 @@ MODELS: list[type[Any]] = [
     CdkMetadata,
     SecurityGroupEgress,
     Parameter,
+    PrivateDnsNamespace,
+    DiscoveryService,
 ]

@@ -1,14 +1,15 @@
-"""S3 bucket policies (the CDK bootstrap stack sets one on its assets bucket)."""
+"""S3 buckets' public access blocks (moto's bucket model drops them) and bucket policies (the CDK
+bootstrap stack sets one on its assets bucket)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from moto.s3.models import S3Backend, s3_backends
+from moto.s3.models import FakeBucket, S3Backend, s3_backends
 from moto.utilities.utils import get_partition
 
-from devenv.emulator.models.base import DevenvModel, required
+from devenv.emulator.models.base import DevenvModel, ModelHooks, required
 
 
 def backend(account_id: str, region_name: str) -> S3Backend:
@@ -26,6 +27,40 @@ def enforceable(document: dict[str, Any]) -> dict[str, Any]:
         statements = [statements]
     kept = [s for s in statements if not (s.get("Effect") == "Deny" and s.get("Condition"))]
     return {**document, "Statement": kept}
+
+
+class Bucket(ModelHooks, FakeBucket):
+    """AWS::S3::Bucket: moto's, plus PublicAccessBlockConfiguration (GetPublicAccessBlock reads it back)."""
+
+    TYPE = "AWS::S3::Bucket"
+    NAME_PROPERTY = "BucketName"
+
+    @classmethod
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> FakeBucket:
+        bucket = FakeBucket.create_from_cloudformation_json(
+            name, {"Properties": properties}, account_id, region_name, **kwargs
+        )
+        _block_public_access(bucket.name, properties, account_id, region_name)
+        return bucket
+
+    @classmethod
+    def update_resource(
+        cls, original: Any, name: str, properties: Any, account_id: str, region_name: str
+    ) -> FakeBucket:
+        bucket = FakeBucket.update_from_cloudformation_json(
+            original, name, {"Properties": properties}, account_id, region_name
+        )
+        _block_public_access(bucket.name, properties, account_id, region_name)
+        return bucket
+
+
+def _block_public_access(bucket: str, properties: Any, account_id: str, region_name: str) -> None:
+    config = (properties or {}).get("PublicAccessBlockConfiguration")
+    if config:
+        blocks = {key: str(value).lower() == "true" for key, value in config.items()}
+        backend(account_id, region_name).put_public_access_block(bucket, blocks)
 
 
 class BucketPolicy(DevenvModel):
