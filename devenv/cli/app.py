@@ -16,7 +16,8 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.text import Text
-from typer.core import TyperArgument
+from typer._click.exceptions import NoSuchOption
+from typer.core import TyperArgument, TyperGroup
 
 from devenv.cli.application import Application
 from devenv.config import load_settings
@@ -48,8 +49,28 @@ def _argument_type(argument: TyperArgument, ctx: Any) -> str | None:
 
 TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]
 
+GLOBAL_OPTIONS = ("--state-dir", "--version")
+
+
+class _Root(TyperGroup):
+    """The root group: a global option given after the command is a usage error that says where it goes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoSuchOption as exc:
+            if exc.option_name in GLOBAL_OPTIONS and exc.ctx is not None:
+                command = exc.ctx.command_path.removeprefix(f"{ctx.info_name} ")
+                exc.message = (
+                    f"No such option for {command}: {exc.option_name} is a global option,"
+                    f" put it before the command: devenv {exc.option_name} ... {command}"
+                )
+            raise
+
+
 app = typer.Typer(
     name="devenv",
+    cls=_Root,
     help="The LLM Proxy's AWS stack on your machine, and the harness that tests it on either target.",
     no_args_is_help=True,
     context_settings={"max_content_width": 120},  # click's 80 wraps every option's help

@@ -3,7 +3,8 @@
 Against the local stack, `devenv up` already serves the page (the dashboard_port setting): the command
 then prints and opens that URL. Otherwise (`--target aws`, or `--port`) it serves a page on 127.0.0.1
 until Ctrl-C. `--start/--end` open it at a time window (a load-test or failover report names them).
-Exit 2 when the target has no deployed stack (nothing to show), 4 when the port asked for is taken.
+Exit 7 when the local stack is not running, 2 when the target has no deployed stack (nothing to show),
+4 when the port asked for is taken.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from devenv.cli.application import Application
 from devenv.cli.options import TargetOption
 from devenv.dashboard.data import Reader
 from devenv.dashboard.server import HOST, server
-from devenv.errors import PortInUseError, UsageError
+from devenv.errors import NotRunningError, PortInUseError, TargetError, UsageError
 from devenv.runtime.ports import free_port, is_free
 from devenv.runtime.state import StateDir
 from devenv.targets import aws_api, dashboard_link
@@ -51,7 +52,10 @@ def dashboard(
         if open_browser:
             webbrowser.open(url)
         return
-    api = aws_api.connect(target.value, state, app.settings.region)
+    try:
+        api = aws_api.connect(target.value, state, app.settings.region)
+    except TargetError as exc:  # locally: no emulator, so no stack running
+        raise NotRunningError(exc.message, exc.hint) from exc
     reader = Reader(api, logs_dir=state.logs if target is Target.local else None)
     name = reader.dashboard_name()  # fails here, clearly, when nothing is deployed
     if port and not is_free(port):

@@ -80,7 +80,12 @@ def test_a_bad_value_is_a_usage_error_naming_the_option(
     [
         (["nosuch"], "No such command 'nosuch'"),
         (["--no-such-flag"], "No such option: --no-such-flag"),
-        (["status", "--state-dir", "X"], "No such option: --state-dir"),
+        (["status", "--state-dir", "X"], "--state-dir is a global option, put it before the command"),
+        (["up", "--state-dir", "X"], "--state-dir is a global option, put it before the command"),
+        (
+            ["token", "create", "--state-dir", "X"],
+            "--state-dir is a global option, put it before the command",
+        ),
     ],
 )
 def test_root_mistakes_are_usage_errors(

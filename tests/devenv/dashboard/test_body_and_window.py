@@ -83,13 +83,13 @@ def test_the_window_is_a_range_ending_now_or_start_and_end() -> None:
             window(bad, 10_000.0)
 
 
-def test_without_a_local_stack_the_command_says_so_and_exits_2() -> None:
+def test_without_a_local_stack_the_command_says_so_and_exits_7() -> None:
     state = reachable_tmpdir("devenv-dashboard-none-")
     ran = subprocess.run(
         [sys.executable, "-m", "devenv", "--state-dir", str(state), "dashboard", "--no-open"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert ran.returncode == 2, ran.stderr
+    assert ran.returncode == 7, ran.stderr  # the README's exit code for "devenv is not running"
     assert "no emulator" in ran.stderr and "devenv up" in ran.stderr and "Traceback" not in ran.stderr
 
 
