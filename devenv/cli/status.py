@@ -16,8 +16,9 @@ from typing import Any
 
 import psutil
 import typer
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -228,7 +229,11 @@ def status(
     ctx: typer.Context,
     output: OutputFormat = OutputOption,
     watch: bool = typer.Option(
-        False, "--watch", "-w", help="redraw the tables every second until Ctrl-C (text output only)"
+        False,
+        "--watch",
+        "-w",
+        help="redraw the tables every second until Ctrl-C (text output only; off a terminal each refresh"
+        " is printed after the last, under its time)",
     ),
 ) -> None:
     """Each service: state, health, pid, ports, URL and uptime; the ECS services, their latest events and
@@ -241,17 +246,8 @@ def status(
     if watch:
         if app.json_output:
             raise UsageError("--watch redraws tables", "drop --watch, or use --output text")
-        with (
-            contextlib.suppress(KeyboardInterrupt),
-            Live(
-                get_renderable=lambda: render(with_service_events(status_document(state))),
-                console=app.out,
-                refresh_per_second=1 / WATCH_REFRESH_S,
-                screen=False,
-            ),
-        ):
-            while True:
-                time.sleep(WATCH_REFRESH_S)
+        with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+            _watch(app.out, state)
         return
     document = with_service_events(status_document(state))
     if app.json_output:
@@ -262,3 +258,24 @@ def status(
         raise typer.Exit(NotRunningError.exit_code)
     if any(svc["state"] == "failed" for svc in document["services"]):
         raise typer.Exit(ServiceFailedError.exit_code)
+
+
+def _watch(out: Console, state: StateDir) -> None:
+    """Refresh the status every WATCH_REFRESH_S: in place on a terminal; elsewhere (a pipe, a file) each
+    refresh printed in full under a timestamped rule, since rich's Live writes off a terminal only once
+    it stops."""
+    if out.is_terminal:
+        with Live(
+            get_renderable=lambda: render(with_service_events(status_document(state))),
+            console=out,
+            refresh_per_second=1 / WATCH_REFRESH_S,
+        ):
+            while True:
+                time.sleep(WATCH_REFRESH_S)
+    else:
+        while True:
+            document = with_service_events(status_document(state))
+            out.print(Rule(f"devenv status {time.strftime('%H:%M:%S')}", align="left"))
+            out.print(render(document))
+            out.file.flush()
+            time.sleep(WATCH_REFRESH_S)
