@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -191,7 +192,7 @@ def _up_foreground(
             f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {headline}; supervising (pid {supervisor.snapshot()['supervisor']['pid']})"
         )
     else:
-        _report(app, state, headline)
+        _report(app, state, headline, verbose)
         app.info("[dim]Ctrl-C stops everything.[/]")
     events.enabled = True
     if watch:
@@ -300,7 +301,10 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: b
     if not ready:
         raise _detached_failure(state, child)
     _report(
-        app, state, f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})"
+        app,
+        state,
+        f"all services healthy in {time.monotonic() - started:.2f} s (supervisor pid {child.pid})",
+        verbose,
     )
     app.info("[dim]`devenv down` stops everything; `devenv logs -f` follows the logs.[/]")
 
@@ -365,8 +369,11 @@ class _EventPrinter:
         self.app.progress_console.print(line, markup=False, highlight=False, emoji=False)
 
 
-def _report(app: Application, state: StateDir, headline: str) -> None:
-    """What `up` leaves on screen: the services, what the stack's outputs are locally, the SDK exports."""
+def _report(app: Application, state: StateDir, headline: str, verbose: bool) -> None:
+    """What `up` leaves on screen once ready: every service (the realized ones too), where the stack's
+    outputs point locally, the SDK exports. On a terminal it fits one screen under the steps (a URL per
+    service, the exports on one line; the rest is in `devenv status`); off a terminal, or with
+    --verbose, every port and stack output as well."""
     document = status_document(state)
     if app.json_output:
         app.emit_json(document)
@@ -374,24 +381,44 @@ def _report(app: Application, state: StateDir, headline: str) -> None:
     app.info(f"[bold green]{headline}[/]")
     if app.quiet:
         return
-    table = Table(title="devenv", title_justify="left")
-    for column in ("service", "url", "ports"):
-        table.add_column(column, overflow="fold", no_wrap=column == "service")  # data is wrapped, never cut
-    for svc in document["services"]:
-        ports = ", ".join(f"{k}={v}" for k, v in svc["ports"].items())
-        table.add_row(Text(svc["name"]), Text(svc["url"] or ""), Text(ports))
-    app.out.print(table)
+    env = document.get("aws_env") or {}
+    if app.out.is_terminal and not verbose:
+        app.out.print(_services_table(document, ports=False))
+        if env:
+            exports = " ".join(f"{key}={value}" for key, value in env.items())
+            app.out.print(f"export {exports}", markup=False, highlight=False, emoji=False, soft_wrap=True)
+        app.info(
+            "[dim]`devenv status` shows ports, tasks and the stack's outputs; `up --verbose` all of it here.[/]"
+        )
+        return
+    app.out.print(_services_table(document, ports=True))
     outputs = _local_outputs(document)
     if outputs is not None:
         app.out.print(outputs)
     page = next((svc["url"] for svc in document["services"] if svc["name"] == dashboard.NAME), None)
     if page:
         app.out.print(f"The stack's dashboard, live: {page}", highlight=False)
-    env = document.get("aws_env") or {}
     if env:
         app.out.print("Point an AWS SDK or CLI at the emulator:")
         for key, value in env.items():
             app.out.print(f"  export {key}={value}", markup=False, highlight=False, emoji=False)
+
+
+def _services_table(document: dict[str, Any], ports: bool) -> Table:
+    """One row per service, in start order: the infrastructure, then what realize started (the Aurora and
+    ElastiCache endpoints, the ALB mirror, each ECS task)."""
+    if ports:
+        table = Table(title="devenv", title_justify="left")
+    else:  # compact: no title, a rule under the header only
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("service", "url", *(["ports"] if ports else [])):
+        table.add_column(column, overflow="fold", no_wrap=column == "service")  # data is wrapped, never cut
+    for svc in document["services"]:
+        cells = [Text(svc["name"]), Text(svc["url"] or "")]
+        if ports:
+            cells.append(Text(", ".join(f"{k}={v}" for k, v in svc["ports"].items())))
+        table.add_row(*cells)
+    return table
 
 
 def _local_outputs(document: dict[str, Any]) -> Table | None:

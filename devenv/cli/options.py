@@ -27,7 +27,10 @@ QuietOption = typer.Option(
     False, "--quiet", "-q", envvar="DEVENV_QUIET", help="print only errors and the result"
 )
 VerboseOption = typer.Option(
-    False, "--verbose", help="also print the CDK CLI's output (it is always in <state dir>/logs/cdk.log)"
+    False,
+    "--verbose",
+    help="also print the CDK CLI's output (it is always in <state dir>/logs/cdk.log); `up`: and its full"
+    " report (ports, stack outputs) on a terminal",
 )
 TargetOption = typer.Option(
     Target.local,
