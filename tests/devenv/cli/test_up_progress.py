@@ -8,6 +8,7 @@ One stack for the module, with its own cloud-assembly cache so the cold path run
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,14 +18,20 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from rich.console import Console
 
+from devenv.cli import lifecycle, progress_view
+from devenv.cli.application import Application
+from devenv.config import load_settings
 from devenv.runtime.ports import free_port
+from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
 from tests.local_stack import PORT_SETTINGS, run_devenv
 from tests.waiting import wait_for
@@ -108,6 +115,33 @@ def test_up_d_shows_its_steps_and_none_of_the_cdk_clis_output(stack: Stack) -> N
     assert "✓ realize:" in stack.log("supervisor")  # what the background supervisor did
 
 
+def test_up_on_a_terminal_ends_on_one_screen_listing_every_service_realized_ones_too(stack: Stack) -> None:
+    """What `up -d` leaves on a 120x40 terminal: the final steps block, then the report; its table has
+    every service the stack runs (the Aurora and ElastiCache endpoints, the ALB mirror and the ECS tasks
+    too, not only those started before realize), and all of it fits 30 lines."""
+    state = StateDir(Path(stack.env["DEVENV_STATE_DIR"]))
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120, height=40, emoji=False)
+    app = Application(settings=load_settings(overrides={"state_dir": state.root}), out=terminal, err=terminal)
+    terminal.print(progress_view.render(state.read()))
+    lifecycle._report(app, state, "all services healthy in 1.00 s", verbose=False)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())
+    lines = shown.splitlines()
+    assert len(lines) <= 30, f"{len(lines)} lines:\n{shown}"
+    names = [svc["name"] for svc in stack.status()["services"]]
+    assert {"aurora", "elasticache", "alb"} <= set(names), names
+    assert any(name.startswith("proxy-") for name in names), names
+    table_names = {line.split()[0] for line in lines if line.strip()}
+    assert set(names) <= table_names, shown
+    assert re.search(rf"alb\s+http://localhost:{stack.ports['alb_port']}", shown), shown
+    assert "export AWS_ENDPOINT_URL=" in shown and "AWS_DEFAULT_REGION=us-east-1" in shown, shown
+
+    verbose = io.StringIO()  # --verbose: the ports and the stack's outputs as well
+    app.out = Console(file=verbose, force_terminal=True, width=120, emoji=False)
+    lifecycle._report(app, state, "all services healthy in 1.00 s", verbose=True)
+    assert "AlbUrl" in verbose.getvalue() and "admin=" in verbose.getvalue()
+
+
 def test_status_shows_endpoints_and_each_tasks_health_as_the_alb_sees_it(stack: Stack) -> None:
     services = {svc["name"]: svc for svc in stack.status()["services"]}
     assert services["aurora"]["url"] == f"postgresql://127.0.0.1:{stack.ports['aurora_port']}"
@@ -126,9 +160,13 @@ def test_status_shows_endpoints_and_each_tasks_health_as_the_alb_sees_it(stack: 
 
 
 def test_logs_follow_of_a_service_shows_a_task_started_after_it_began(stack: Stack) -> None:
+    """The follower shows the running task's last line first (`-n 1`): only then has it taken its offsets,
+    so the stop starts after that. (Stopping at once raced the follower's start-up, which takes 10 s and
+    more on a loaded machine: the old task's last lines and the replacement's first ones could be written
+    before it looked, and `-n 0` rightly skipped them.)"""
     lines: list[str] = []
     follower = subprocess.Popen(
-        [sys.executable, "-m", "devenv", "logs", "proxy", "-f", "-n", "0"],
+        [sys.executable, "-m", "devenv", "logs", "proxy", "-f", "-n", "1"],
         env=stack.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -136,10 +174,22 @@ def test_logs_follow_of_a_service_shows_a_task_started_after_it_began(stack: Sta
     )
     reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
+
+    def seen(what: str, predicate: Callable[[list[str]], bool], timeout_s: float) -> None:
+        try:
+            wait_for(lambda: predicate(list(lines)), timeout_s)
+        except AssertionError:
+            raise AssertionError(
+                f"{what} not within {timeout_s:.0f} s; `devenv logs proxy -f` printed:\n" + "".join(lines)
+            ) from None
+
     try:
         ecs = stack.ecs()
         cluster = ecs.list_clusters()["clusterArns"][0]
         [old] = ecs.list_tasks(cluster=cluster, serviceName="proxy", desiredStatus="RUNNING")["taskArns"]
+        stopped = f"proxy-{old.rsplit('/', 1)[-1][:8]} | "
+        seen("the running task's last line", lambda got: any(line.startswith(stopped) for line in got), 60)
+        following_since = len(lines)
         ecs.stop_task(cluster=cluster, task=old, reason="a replacement for logs -f to follow")
         replacement = wait_for(
             lambda: [
@@ -151,14 +201,19 @@ def test_logs_follow_of_a_service_shows_a_task_started_after_it_began(stack: Sta
             ],
             timeout_s=60,
         )[0]
-        process = f"proxy-{replacement.rsplit('/', 1)[-1][:8]}"
-        wait_for(
-            lambda: any(line.startswith(f"{process} | ") and "Uvicorn running" in line for line in lines), 60
+        process = f"proxy-{replacement.rsplit('/', 1)[-1][:8]} | "
+        seen(
+            f"the replacement's {process!r}... Uvicorn running line",
+            lambda got: any(line.startswith(process) and "Uvicorn running" in line for line in got),
+            60,
         )
         # the old task's stop: ECS starts the replacement as the stop begins, so its last lines (SIGTERM,
         # drain, shutdown) may come after the replacement's first ones
-        stopped = f"proxy-{old.rsplit('/', 1)[-1][:8]} | "
-        wait_for(lambda: any(line.startswith(stopped) for line in lines), 30)
+        seen(
+            f"a line of the stopped task {stopped!r} after its stop",
+            lambda got: any(line.startswith(stopped) for line in got[following_since:]),
+            30,
+        )
     finally:
         follower.terminate()
         follower.wait(10)
