@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import urllib.request
@@ -144,3 +145,109 @@ def test_secrets_resolve_as_the_ecs_agent_reads_them(inprocess_emulator: str) ->
     assert (
         resolve_value_from("arn:aws:ssm:us-east-1:123456789012:parameter/app/log-level", sm, ssm) == "debug"
     )
+
+
+def test_locust_workers_find_their_master_through_cloud_map(realizer: Realizer, ecs: Any) -> None:
+    """The loadtest image runs as Locust from this checkout; the workers' `master.loadgen.local:5557`
+    is the realized master's host and port, so they connect to it (its web API counts them)."""
+    cloud_map = aws_client(realizer.endpoint, "servicediscovery")
+    cloud_map.create_private_dns_namespace(Name="loadgen.local", Vpc="vpc-local")
+    namespace = next(n for n in cloud_map.list_namespaces()["Namespaces"] if n["Name"] == "loadgen.local")
+    registry = cloud_map.create_service(Name="master", NamespaceId=namespace["Id"])["Service"]["Arn"]
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy-loadtest:local"
+    locustfiles = "/app/loadtests/locustfile.py,/app/loadtests/shapes.py"
+    for family, command, ports in (
+        ("master", ["--master", "--master-bind-port", "5557", "--web-port", "8089"], [8089, 5557]),
+        ("worker", ["--worker", "--master-host", "master.loadgen.local", "--master-port", "5557"], []),
+    ):
+        ecs.register_task_definition(
+            family=f"locust-{family}",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "locust",
+                    "image": image,
+                    "command": ["-f", locustfiles, *command],
+                    "portMappings": [{"containerPort": port} for port in ports],
+                    "environment": [{"name": "LOCUST_HOST", "value": "http://127.0.0.1:9"}],
+                    "stopTimeout": 5,
+                    "essential": True,
+                }
+            ],
+        )
+    ecs.create_service(
+        cluster="local",
+        serviceName="locust-master",
+        taskDefinition="locust-master",
+        desiredCount=1,
+        launchType="FARGATE",
+        serviceRegistries=[{"registryArn": registry}],
+    )
+    ecs.create_service(
+        cluster="local",
+        serviceName="locust-worker",
+        taskDefinition="locust-worker",
+        desiredCount=2,
+        launchType="FARGATE",
+    )
+    [master] = wait_for(running_tasks(realizer, "locust-master", 1))
+    workers = wait_for(running_tasks(realizer, "locust-worker", 2))
+    assert realizer.discovered["master.loadgen.local"] == "locust-master"
+    assert set(master.host_ports) == {8089, 5557} and master.host_port == master.host_ports[8089]
+    for worker in workers:
+        argv = realizer.supervisor.services[worker.process].spec.argv
+        assert argv[argv.index("--master-host") + 1] == "127.0.0.1"
+        assert argv[argv.index("--master-port") + 1] == str(master.host_ports[5557])
+        assert not any("/app/" in argument for argument in argv)
+
+    def connected() -> dict[str, Any] | None:
+        url = f"http://127.0.0.1:{master.host_ports[8089]}/stats/requests"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                stats: dict[str, Any] = json.loads(response.read())
+        except OSError:  # the master's web UI is not up yet
+            return None
+        return stats if stats["worker_count"] == 2 else None
+
+    stats = wait_for(connected)
+    assert stats["state"] == "ready"
+    for service in ("locust-worker", "locust-master"):
+        ecs.update_service(cluster="local", service=service, desiredCount=0)
+    wait_for(lambda: not [t for t in realizer.tasks.values() if t.service.startswith("locust-")])
+
+
+def test_a_task_that_cannot_run_here_is_stopped_and_told_once(
+    realizer: Realizer, ecs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ecs.register_task_definition(
+        family="sidecar",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "sidecar", "image": "public.ecr.aws/example/sidecar:1", "essential": True}
+        ],
+    )
+    caplog.set_level("WARNING", logger="devenv.realizer")
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-sidecar",
+        taskDefinition="sidecar",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+
+    def stopped() -> list[dict[str, Any]]:
+        arns = ecs.list_tasks(cluster="local", serviceName="svc-sidecar", desiredStatus="STOPPED")["taskArns"]
+        return ecs.describe_tasks(cluster="local", tasks=arns)["tasks"] if len(arns) >= 2 else []
+
+    tasks = wait_for(stopped)  # the scheduler replaced the first one, which could not start either
+    assert all(t["stoppedReason"].startswith("CannotStartContainerError") for t in tasks)
+    assert "no local entry point" in tasks[0]["stoppedReason"]
+    told = [r for r in caplog.records if "svc-sidecar" in r.getMessage()]
+    assert len(told) == 1, [r.getMessage() for r in told]
+    ecs.update_service(cluster="local", service="svc-sidecar", desiredCount=0)
