@@ -128,6 +128,14 @@ class Realizer:
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
         self.servicediscovery = session.client("servicediscovery", endpoint_url=endpoint)
         self.tasks: dict[str, LocalTask] = {}
+        # a native task's AWS API calls (its task role's) go to the emulator, never to the caller's account
+        self.aws_env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
         # Cloud Map: registry ARN -> its DNS name; DNS name -> the ECS service registered under it
         self._registry_names: dict[str, str] = {}
         self.discovered: dict[str, str] = {}
@@ -383,7 +391,7 @@ class Realizer:
         else:
             cwd = native_workdir(local.container, self.llmproxy_source)
             argv = native_argv(local.container, cwd, local.host_ports, hosts)
-            env.update(native_environment(local.container))
+            env = {**self.aws_env, **env, **native_environment(local.container)}
         return ServiceSpec(
             name=local.process,
             argv=argv,
