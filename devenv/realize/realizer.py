@@ -316,7 +316,10 @@ class Realizer:
             for name in discovery_names(container.command, self.discovered):
                 ports = self._discovered_ports(name)
                 if ports is None:  # its task is not running yet: try again on the next pass
-                    log.info("task %s waits for %s (no running task registered under it yet)", arn, name)
+                    waiting = f"waits for {name} (no running task registered under it yet)"
+                    if self._told.get(service["serviceName"]) != waiting:  # once, not at every pass
+                        self._told[service["serviceName"]] = waiting
+                        log.info("service %s: its tasks %s", service["serviceName"], waiting)
                     with self._lock:
                         self._starting.discard(arn)
                     return
