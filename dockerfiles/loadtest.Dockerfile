@@ -5,7 +5,8 @@
 #
 #   docker build -f dockerfiles/loadtest.Dockerfile -t devenv-loadtest:local .
 #
-# Versions come from uv.lock (exported as constraints); only Locust and what the locustfile imports.
+# Versions come from uv.lock (exported as constraints); only Locust and what the locustfile imports (boto3:
+# a stack run's master writes its results to the stack's bucket).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -21,7 +22,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /tmp/constraints.txt \
     && uv venv /opt/venv \
     && VIRTUAL_ENV=/opt/venv uv pip install --no-cache --constraint /tmp/constraints.txt \
-        locust pyyaml rich
+        locust pyyaml rich boto3
 
 FROM ${PYTHON_IMAGE} AS loadtest
 LABEL org.opencontainers.image.title="devenv-loadtest" \

@@ -57,6 +57,8 @@ from devenv.targets.management import ManagementClient
 HERE = Path(__file__).parent
 log = logging.getLogger("loadtest")
 
+RESULTS_BUCKET_ENV = "LOADTEST_RESULTS_BUCKET"  # the load generator stack's bucket (its tasks' environment)
+RESULTS_PREFIX = "runs/"  # the only prefix the master's task role may write
 CHAT_MISS = "chat: cache miss"
 CHAT_HIT = "chat: cache hit"
 CHAT_STREAM = "chat stream"
@@ -292,6 +294,43 @@ def _test_stop(environment: Environment, **_: Any) -> None:
             provision.release(_management(environment), Provisioned.pool)
         except DevenvError as exc:
             log.warning("could not revoke the run's tokens: %s", exc.message)
+    try:
+        _upload_results(environment, state)
+    except Exception as exc:  # botocore's errors: said in the master's log, the run itself is done
+        log.error("could not write the results to the bucket: %s", exc)
+
+
+def _summary(environment: Environment, state: RunState) -> dict[str, Any]:
+    """The run's summary (summary.json), as `devenv loadtest` reports it."""
+    methods = {entry.name: entry.method for entry in environment.stats.entries.values()}
+    failures = [
+        {"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+        for e in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences)[:20]
+    ]
+    return build_summary(
+        state,
+        target=environment.host or "",
+        mode="direct" if _opts(environment).api_key else "proxy",
+        samples=_samples(environment),
+        methods=methods,
+        failures=failures,
+    )
+
+
+def _upload_results(environment: Environment, state: RunState) -> None:
+    """The run's summary and timeline into the load generator stack's bucket (LOADTEST_RESULTS_BUCKET),
+    under runs/<start time>/, where `devenv loadtest --on loadgen` collects them: the master of a stack
+    run writes nothing a caller could read otherwise."""
+    bucket = os.environ.get(RESULTS_BUCKET_ENV)
+    if not bucket or isinstance(environment.runner, WorkerRunner) or state.started_at is None:
+        return
+    import boto3  # only a stack run needs it (the loadtest image installs it)
+
+    prefix = f"{RESULTS_PREFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(state.started_at))}/"
+    s3 = boto3.client("s3")
+    for name, body in ((SUMMARY_FILE, _summary(environment, state)), (TIMELINE_FILE, state.timeline)):
+        s3.put_object(Bucket=bucket, Key=prefix + name, Body=json.dumps(body).encode())
+    log.info("results written to s3://%s/%s", bucket, prefix)
 
 
 @events.quitting.add_listener
@@ -301,19 +340,7 @@ def _quitting(environment: Environment, **_: Any) -> None:
     if state is None:
         return
     options = _opts(environment)
-    methods = {entry.name: entry.method for entry in environment.stats.entries.values()}
-    failures = [
-        {"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
-        for e in sorted(environment.stats.errors.values(), key=lambda e: -e.occurrences)[:20]
-    ]
-    summary = build_summary(
-        state,
-        target=environment.host or "",
-        mode="direct" if options.api_key else "proxy",
-        samples=_samples(environment),
-        methods=methods,
-        failures=failures,
-    )
+    summary = _summary(environment, state)
     if options.run_dir:
         run_dir = Path(options.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

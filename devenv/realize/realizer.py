@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,11 @@ from devenv.realize.alb import AlbMirror
 from devenv.realize.tasks import (
     LocalContainer,
     UnrealizableTask,
+    discovery_names,
     local_containers,
     native_argv,
+    native_environment,
+    native_workdir,
     task_container,
 )
 from devenv.runtime import logfiles, probes
@@ -69,7 +73,7 @@ class LocalTask:
     cluster: str
     process: str
     container: LocalContainer
-    host_port: int | None
+    host_ports: dict[int, int]  # container port -> host port
     target_group_arn: str | None
     cpu_units: float = 1024.0
     memory_mib: float | None = None  # the task definition's memory (CloudWatch's MemoryUtilization is of it)
@@ -80,6 +84,12 @@ class LocalTask:
     @property
     def task_id(self) -> str:
         return self.task_arn.rsplit("/", 1)[-1]
+
+    @property
+    def host_port(self) -> int | None:
+        """The first container port's host port: LISTEN_ADDR, the ALB's target."""
+        port = self.container.container_port
+        return self.host_ports[port] if port is not None else None
 
 
 class Realizer:
@@ -116,7 +126,20 @@ class Realizer:
         self.rds = session.client("rds", endpoint_url=endpoint)
         self.elasticache = session.client("elasticache", endpoint_url=endpoint)
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
+        self.servicediscovery = session.client("servicediscovery", endpoint_url=endpoint)
         self.tasks: dict[str, LocalTask] = {}
+        # a native task's AWS API calls (its task role's) go to the emulator, never to the caller's account
+        self.aws_env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+        # Cloud Map: registry ARN -> its DNS name; DNS name -> the ECS service registered under it
+        self._registry_names: dict[str, str] = {}
+        self.discovered: dict[str, str] = {}
+        self._told: dict[str, str] = {}  # service -> why its tasks cannot start, as last logged
         self.problems: dict[str, str] = {}
         self._starting: set[str] = set()
         self._lock = threading.Lock()
@@ -141,6 +164,7 @@ class Realizer:
             self.alb.tick()
         wanted = self._wanted_tasks()
         self._publish(wanted)
+        self._discover({service["serviceArn"]: service for _, service in wanted.values()}.values())
         for arn, (task, service) in wanted.items():
             with self._lock:
                 known = arn in self.tasks or arn in self._starting
@@ -226,6 +250,27 @@ class Realizer:
             return None, None
         return f"127.0.0.1:{local.host_port}", self.alb.target_state(local.target_group_arn, local.host_port)
 
+    def _discover(self, services: Iterable[dict[str, Any]]) -> None:
+        """Each Cloud Map name an ECS service registers its tasks under (`master.loadgen.local`)."""
+        discovered = {}
+        for service in services:
+            for registry in service.get("serviceRegistries") or []:
+                arn = registry["registryArn"]
+                if arn not in self._registry_names:
+                    found = self.servicediscovery.get_service(Id=arn.rsplit("/", 1)[-1])["Service"]
+                    namespace = self.servicediscovery.get_namespace(Id=found["NamespaceId"])["Namespace"]
+                    self._registry_names[arn] = f"{found['Name']}.{namespace['Name']}"
+                discovered[self._registry_names[arn]] = service["serviceName"]
+        self.discovered = discovered
+
+    def _discovered_ports(self, name: str) -> dict[int, int] | None:
+        """The host ports of a running task registered under a Cloud Map name; None while it has none."""
+        service = self.discovered.get(name)
+        for local in list(self.tasks.values()):
+            if local.service == service and not local.stopping and local.host_ports:
+                return local.host_ports
+        return None
+
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 
     def _realize_data_endpoints(self) -> None:
@@ -267,7 +312,18 @@ class Realizer:
                 (lb for lb in service.get("loadBalancers", []) if lb.get("containerName") == container.name),
                 None,
             )
-            host_port = free_port() if container.container_port else None
+            hosts = {}
+            for name in discovery_names(container.command, self.discovered):
+                ports = self._discovered_ports(name)
+                if ports is None:  # its task is not running yet: try again on the next pass
+                    waiting = f"waits for {name} (no running task registered under it yet)"
+                    if self._told.get(service["serviceName"]) != waiting:  # once, not at every pass
+                        self._told[service["serviceName"]] = waiting
+                        log.info("service %s: its tasks %s", service["serviceName"], waiting)
+                    with self._lock:
+                        self._starting.discard(arn)
+                    return
+                hosts[name] = ports
             local = LocalTask(
                 task_arn=arn,
                 service=service["serviceName"],
@@ -275,15 +331,19 @@ class Realizer:
                 # `<service>-<task id>`: `devenv logs <service>` finds every task's log by name
                 process=f"{service['serviceName']}-{arn.rsplit('/', 1)[-1][:8]}",
                 container=container,
-                host_port=host_port,
+                host_ports={port: free_port() for port in container.container_ports},
                 target_group_arn=balancer["targetGroupArn"] if balancer and self.alb else None,
                 cpu_units=float(definition.get("cpu") or 1024),
                 memory_mib=float(definition["memory"]) if definition.get("memory") else None,
             )
-            self.supervisor.add(self._spec(local))
+            self.supervisor.add(self._spec(local, hosts))
         except (DevenvError, ServiceFailedError) as exc:
             self.problems[arn] = exc.message
-            log.warning("task %s could not start: %s", arn, exc.message)
+            if self._told.get(service["serviceName"]) != exc.message:  # once, not at every replacement
+                self._told[service["serviceName"]] = exc.message
+                log.warning(
+                    "service %s: its tasks cannot start here: %s", service["serviceName"], exc.message
+                )
             self._report(
                 arn,
                 "STOPPED",
@@ -306,7 +366,7 @@ class Realizer:
             self.alb.register(local.target_group_arn, local.host_port)
             self._report_target(local, "registered")
 
-    def _spec(self, local: LocalTask) -> ServiceSpec:
+    def _spec(self, local: LocalTask, hosts: dict[str, dict[int, int]]) -> ServiceSpec:
         env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
         ready: probes.Probe
         if local.host_port:
@@ -330,23 +390,27 @@ class Realizer:
             argv = docker.process_argv(self.supervisor.state_dir, config)
             env = {}
             stop_timeout_s += docker.STOP_MARGIN_S  # the container's own grace, then the process's
+            cwd = None
         else:
-            argv = native_argv(local.container)
-        native_cwd = (
-            self.llmproxy_source.parent if self.llmproxy_source and self.runtime != "docker" else None
-        )
+            cwd = native_workdir(local.container, self.llmproxy_source)
+            argv = native_argv(local.container, cwd, local.host_ports, hosts)
+            env = {**self.aws_env, **env, **native_environment(local.container)}
         return ServiceSpec(
             name=local.process,
             argv=argv,
             env={**os.environ, **env},
-            cwd=native_cwd,
+            cwd=cwd,
             ready=ready,
             ports={"http": local.host_port} if local.host_port else {},
             url=f"http://127.0.0.1:{local.host_port}" if local.host_port else None,
             stop_timeout_s=stop_timeout_s,
             ready_timeout_s=60,
             restart=RestartPolicy(mode="never"),  # ECS replaces a task; it does not restart it
-            extra={"ecs_service": local.service, "task_arn": local.task_arn},
+            extra={
+                "ecs_service": local.service,
+                "task_arn": local.task_arn,
+                "host_ports": {str(port): host for port, host in local.host_ports.items()},
+            },
         )
 
     def _watch(self, local: LocalTask) -> None:

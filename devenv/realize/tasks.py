@@ -1,14 +1,19 @@
 """From an ECS task definition to what runs locally, as the ECS agent would run the container.
 
 Natively the container image maps to a local entry point by its repository name (IMAGE_ENTRYPOINTS),
-the container's `command` following it; the docker runtime runs the image itself. `environment` is copied and `secrets` are resolved from the emulator's
+the container's `command` following it, the image's paths (/app/...) pointing into this checkout (the image's
+WORKDIR /app is a copy of it); the docker runtime runs the image itself. `environment` is copied and `secrets` are resolved from the emulator's
 Secrets Manager (whole secret or one JSON key) and SSM Parameter Store, exactly as the agent resolves
-`valueFrom`. The container port gets a free host port, given to the process as LISTEN_ADDR.
+`valueFrom`. Each container port gets a free host port: the first is given to the process as LISTEN_ADDR, and a port
+the command names after a port option (`--web-port 8089`) is rewritten to its host port. A Cloud Map name
+in the command (`master.loadgen.local`) stands for 127.0.0.1 and the ports of the task registered under it,
+as the VPC's DNS would resolve it to that task's address.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,15 +25,27 @@ from devenv.errors import DevenvError
 from devenv.runtime.docker import TLS_DIR, ContainerConfig, HealthCheck, container_name, labels
 from devenv.runtime.state import StateDir
 
+# The llmproxy image's repositories: the stack's ECR repository and the image's own name.
+LLMPROXY_REPOSITORIES = (names.ECR_REPOSITORY_NAME, "llmproxy")
+# The loadtest image's (dockerfiles/loadtest.Dockerfile): the load generator stack's ECR repository, its own name.
+LOADTEST_REPOSITORIES = (names.LOADTEST_REPOSITORY_NAME, "devenv-loadtest")
+
 # Image repository name -> the local command that stands for the image's entry point.
 IMAGE_ENTRYPOINTS: dict[str, list[str]] = {
-    "llm-proxy": [sys.executable, "-m", "llmproxy"],
-    "llmproxy": [sys.executable, "-m", "llmproxy"],
+    **{repository: [sys.executable, "-m", "llmproxy"] for repository in LLMPROXY_REPOSITORIES},
+    **{repository: [sys.executable, "-m", "locust"] for repository in LOADTEST_REPOSITORIES},
 }
+# Image repository name -> environment a native run adds: a container's wildcard binds, kept to this host.
+IMAGE_ENVIRONMENT: dict[str, dict[str, str]] = {
+    repository: {"LOCUST_WEB_HOST": "127.0.0.1", "LOCUST_MASTER_BIND_HOST": "127.0.0.1"}
+    for repository in LOADTEST_REPOSITORIES
+}
+IMAGE_WORKDIR = "/app"  # the images' WORKDIR (dockerfiles/)
+CHECKOUT = Path(__file__).resolve().parents[2]  # what the loadtest image's /app is a copy of
 
 
 # The stack's ECR repository (and the image's own name) -> the image built here under that name.
-LOCAL_REPOSITORIES = {names.ECR_REPOSITORY_NAME: "llmproxy", "llmproxy": "llmproxy"}
+LOCAL_REPOSITORIES = dict.fromkeys(LLMPROXY_REPOSITORIES, "llmproxy")
 
 
 def local_image(image: str) -> str:
@@ -108,10 +125,15 @@ class LocalContainer:
     image: str
     command: list[str]
     env: dict[str, str]
-    container_port: int | None
+    container_ports: tuple[int, ...]
     stop_timeout_s: float
     essential: bool = True
     health_check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def container_port(self) -> int | None:
+        """The first port: the one LISTEN_ADDR names and a load balancer targets."""
+        return self.container_ports[0] if self.container_ports else None
 
 
 def repository_name(image: str) -> str:
@@ -145,15 +167,58 @@ def resolve_value_from(value_from: str, secretsmanager: Any, ssm: Any) -> str:
     return str(response["Parameter"]["Value"])
 
 
-def native_argv(container: LocalContainer) -> list[str]:
-    """The local command standing for the container's image and command."""
+def native_argv(
+    container: LocalContainer,
+    workdir: Path | None,
+    ports: Mapping[int, int],
+    hosts: Mapping[str, Mapping[int, int]],
+) -> list[str]:
+    """The local command standing for the container's image and command: the image's paths in `workdir`,
+    its container ports (`ports`: container port -> host port) and each Cloud Map name of `hosts` (with
+    its task's ports) as this host has them."""
     entry = IMAGE_ENTRYPOINTS.get(repository_name(container.image))
     if entry is None:
         raise UnrealizableTask(
             f"container {container.name!r} runs image {container.image!r}, which has no local entry point",
             f"known image repositories: {', '.join(sorted(IMAGE_ENTRYPOINTS))} (or run images: --runtime docker)",
         )
-    return [*entry, *container.command]
+    host_ports = dict(ports)
+    for name in discovery_names(container.command, hosts):
+        for container_port, host_port in hosts[name].items():
+            host_ports.setdefault(container_port, host_port)
+    image_paths = re.compile(rf"(^|,){re.escape(IMAGE_WORKDIR)}/")
+    command = []
+    for index, argument in enumerate(container.command):
+        option = container.command[index - 1] if index else ""
+        if argument in hosts:
+            argument = "127.0.0.1"
+        elif (
+            option.startswith("-") and "port" in option and argument.isdigit() and int(argument) in host_ports
+        ):
+            argument = str(host_ports[int(argument)])
+        elif workdir is not None:
+            argument = image_paths.sub(lambda match: f"{match.group(1)}{workdir}/", argument)
+        command.append(argument)
+    return [*entry, *command]
+
+
+def native_workdir(container: LocalContainer, llmproxy_source: Path | None) -> Path | None:
+    """What the image's WORKDIR /app stands for natively: this checkout for the loadtest image (its
+    loadtests/ and devenv/), the llmproxy copy's parent for the llmproxy image (/app/llmproxy)."""
+    if repository_name(container.image) in LOADTEST_REPOSITORIES:
+        return CHECKOUT
+    return llmproxy_source.parent if llmproxy_source else None
+
+
+def native_environment(container: LocalContainer) -> dict[str, str]:
+    """What a native run of the container's image adds to its environment (IMAGE_ENVIRONMENT)."""
+    return dict(IMAGE_ENVIRONMENT.get(repository_name(container.image), {}))
+
+
+def discovery_names(command: Iterable[str], names_known: Iterable[str]) -> list[str]:
+    """The Cloud Map names (of `names_known`) a container's command connects to."""
+    arguments = set(command)
+    return sorted(name for name in names_known if name in arguments)
 
 
 def local_containers(task_definition: dict[str, Any], secretsmanager: Any, ssm: Any) -> list[LocalContainer]:
@@ -172,7 +237,7 @@ def local_containers(task_definition: dict[str, Any], secretsmanager: Any, ssm: 
                 image=container["image"],
                 command=list(container.get("command", [])),
                 env=env,
-                container_port=ports[0] if ports else None,
+                container_ports=tuple(ports),
                 stop_timeout_s=float(container.get("stopTimeout", 30)),
                 essential=container.get("essential", True),
                 health_check=container.get("healthCheck", {}),

@@ -21,7 +21,7 @@ from typing import Any
 
 import watchfiles
 
-from devenv.realize.tasks import IMAGE_ENTRYPOINTS, repository_name
+from devenv.realize.tasks import LLMPROXY_REPOSITORIES, repository_name
 from devenv.runtime import logfiles
 
 POLL_S = 0.25
@@ -60,7 +60,7 @@ def rolled_services(ecs: Any) -> list[RolledService]:
                 definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])
                 containers = definition["taskDefinition"]["containerDefinitions"]
                 if any(
-                    repository_name(c["image"]) in IMAGE_ENTRYPOINTS
+                    repository_name(c["image"]) in LLMPROXY_REPOSITORIES
                     for c in containers
                     if c.get("essential", True)
                 ):

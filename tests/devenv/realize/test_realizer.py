@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -144,3 +146,173 @@ def test_secrets_resolve_as_the_ecs_agent_reads_them(inprocess_emulator: str) ->
     assert (
         resolve_value_from("arn:aws:ssm:us-east-1:123456789012:parameter/app/log-level", sm, ssm) == "debug"
     )
+
+
+def locust_definition(
+    ecs: Any, family: str, command: list[str], ports: list[int], env: dict[str, str]
+) -> None:
+    """A task definition of the loadtest image (its ECR repository in the load generator stack)."""
+    locustfiles = "/app/loadtests/locustfile.py,/app/loadtests/shapes.py"
+    ecs.register_task_definition(
+        family=family,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "locust",
+                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-proxy-loadtest:local",
+                "command": ["-f", locustfiles, *command],
+                "portMappings": [{"containerPort": port} for port in ports],
+                "environment": [{"name": k, "value": v} for k, v in env.items()],
+                "stopTimeout": 5,
+                "essential": True,
+            }
+        ],
+    )
+
+
+def master_stats(port: int) -> dict[str, Any] | None:
+    """A Locust master's /stats/requests; None while its web UI is not up."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests", timeout=2) as response:
+            return dict(json.loads(response.read()))
+    except OSError:
+        return None
+
+
+def test_locust_workers_find_their_master_through_cloud_map(realizer: Realizer, ecs: Any) -> None:
+    """The loadtest image runs as Locust from this checkout; the workers' `master.loadgen.local:5557`
+    is the realized master's host and port, so they connect to it (its web API counts them)."""
+    cloud_map = aws_client(realizer.endpoint, "servicediscovery")
+    cloud_map.create_private_dns_namespace(Name="loadgen.local", Vpc="vpc-local")
+    namespace = next(n for n in cloud_map.list_namespaces()["Namespaces"] if n["Name"] == "loadgen.local")
+    registry = cloud_map.create_service(Name="master", NamespaceId=namespace["Id"])["Service"]["Arn"]
+    env = {"LOCUST_HOST": "http://127.0.0.1:9"}
+    locust_definition(
+        ecs,
+        "locust-master",
+        ["--master", "--master-bind-port", "5557", "--web-port", "8089"],
+        [8089, 5557],
+        env,
+    )
+    locust_definition(
+        ecs,
+        "locust-worker",
+        ["--worker", "--master-host", "master.loadgen.local", "--master-port", "5557"],
+        [],
+        env,
+    )
+    ecs.create_service(
+        cluster="local",
+        serviceName="locust-master",
+        taskDefinition="locust-master",
+        desiredCount=1,
+        launchType="FARGATE",
+        serviceRegistries=[{"registryArn": registry}],
+    )
+    ecs.create_service(
+        cluster="local",
+        serviceName="locust-worker",
+        taskDefinition="locust-worker",
+        desiredCount=2,
+        launchType="FARGATE",
+    )
+    [master] = wait_for(running_tasks(realizer, "locust-master", 1))
+    workers = wait_for(running_tasks(realizer, "locust-worker", 2))
+    assert realizer.discovered["master.loadgen.local"] == "locust-master"
+    assert set(master.host_ports) == {8089, 5557} and master.host_port == master.host_ports[8089]
+    for worker in workers:
+        argv = realizer.supervisor.services[worker.process].spec.argv
+        assert argv[argv.index("--master-host") + 1] == "127.0.0.1"
+        assert argv[argv.index("--master-port") + 1] == str(master.host_ports[5557])
+        assert not any("/app/" in argument for argument in argv)
+
+    stats = wait_for(lambda: (s := master_stats(master.host_ports[8089])) and s["worker_count"] == 2 and s)
+    assert stats["state"] == "ready"
+    for service in ("locust-worker", "locust-master"):
+        ecs.update_service(cluster="local", service=service, desiredCount=0)
+    wait_for(lambda: not [t for t in realizer.tasks.values() if t.service.startswith("locust-")])
+
+
+def test_a_realized_master_writes_its_run_to_the_results_bucket(realizer: Realizer, ecs: Any) -> None:
+    """A run swarmed and stopped through the master's web API (as an operator or `devenv loadtest` would)
+    lands in the bucket under runs/: the task's AWS calls go to the emulator."""
+    s3 = aws_client(realizer.endpoint, "s3")
+    s3.create_bucket(Bucket="loadgen-results")
+    ecs.create_service(
+        cluster="local", serviceName="target", taskDefinition="upstream", desiredCount=1, launchType="FARGATE"
+    )
+    [target] = wait_for(running_tasks(realizer, "target", 1))
+    env = {"LOADTEST_RESULTS_BUCKET": "loadgen-results", "LOADTEST_API_KEY": "sk-direct"}
+    locust_definition(ecs, "locust-solo", ["--web-port", "8089"], [8089], env)
+    ecs.create_service(
+        cluster="local",
+        serviceName="locust-solo",
+        taskDefinition="locust-solo",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+    [master] = wait_for(running_tasks(realizer, "locust-solo", 1))
+    web = f"http://127.0.0.1:{master.host_ports[8089]}"
+    wait_for(lambda: master_stats(master.host_ports[8089]))
+    form = urllib.parse.urlencode(
+        {"user_count": 2, "spawn_rate": 2, "host": f"http://127.0.0.1:{target.host_port}"}
+    ).encode()
+    with urllib.request.urlopen(f"{web}/swarm", data=form, timeout=5) as response:
+        assert json.loads(response.read())["success"] is True
+    wait_for(lambda: (s := master_stats(master.host_ports[8089])) and s["total_rps"] > 0)
+    with urllib.request.urlopen(f"{web}/stop", data=b"", timeout=5) as response:
+        assert response.status == 200
+
+    def written() -> list[str]:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="loadgen-results").get("Contents", [])]
+        return keys if any(k.endswith("/summary.json") for k in keys) else []
+
+    keys = wait_for(written)
+    assert all(k.startswith("runs/") for k in keys) and len({k.rsplit("/", 1)[0] for k in keys}) == 1
+    summary_key = next(k for k in keys if k.endswith("/summary.json"))
+    summary = json.loads(s3.get_object(Bucket="loadgen-results", Key=summary_key)["Body"].read())
+    assert (
+        summary["mode"] == "direct"
+        and summary["requests"] > 0
+        and summary["target"].endswith(str(target.host_port))
+    )
+    for service in ("locust-solo", "target"):
+        ecs.update_service(cluster="local", service=service, desiredCount=0)
+    wait_for(lambda: not [t for t in realizer.tasks.values() if t.service in ("locust-solo", "target")])
+
+
+def test_a_task_that_cannot_run_here_is_stopped_and_told_once(
+    realizer: Realizer, ecs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ecs.register_task_definition(
+        family="sidecar",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "sidecar", "image": "public.ecr.aws/example/sidecar:1", "essential": True}
+        ],
+    )
+    caplog.set_level("WARNING", logger="devenv.realizer")
+    ecs.create_service(
+        cluster="local",
+        serviceName="svc-sidecar",
+        taskDefinition="sidecar",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
+
+    def stopped() -> list[dict[str, Any]]:
+        arns = ecs.list_tasks(cluster="local", serviceName="svc-sidecar", desiredStatus="STOPPED")["taskArns"]
+        return ecs.describe_tasks(cluster="local", tasks=arns)["tasks"] if len(arns) >= 2 else []
+
+    tasks = wait_for(stopped)  # the scheduler replaced the first one, which could not start either
+    assert all(t["stoppedReason"].startswith("CannotStartContainerError") for t in tasks)
+    assert "no local entry point" in tasks[0]["stoppedReason"]
+    told = [r for r in caplog.records if "svc-sidecar" in r.getMessage()]
+    assert len(told) == 1, [r.getMessage() for r in told]
+    ecs.update_service(cluster="local", service="svc-sidecar", desiredCount=0)
