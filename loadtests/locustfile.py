@@ -176,7 +176,9 @@ def _configure(state: RunState, options: Any) -> None:
     state.init_error = None
     try:
         if options.thresholds_yaml:
-            table = th.parse(options.thresholds_yaml, "the thresholds sent with the run", "thresholds", state.profile)
+            table = th.parse(
+                options.thresholds_yaml, "the thresholds sent with the run", "thresholds", state.profile
+            )
         else:
             table = th.load(Path(options.thresholds), state.profile)
         state.rules = th.thresholds(table)
