@@ -172,13 +172,13 @@ def _loadgen(
     try:
         aws = aws_api.connect(target, state, app.settings.region)
         stack = loadgen.find_stack(aws)
+        endpoint = loadgen.target(stack, aws, state, url)
         master = loadgen.Master(loadgen.master_url(stack, aws, state, master_url))
         workers = loadgen.check_ready(master, stack)  # before the run folder: nothing half-written
     except TargetError as exc:
         if app.json_output:
             app.emit_json({"verdict": "error", "exit_code": 2, "setup_error": exc.message})
         raise
-    endpoint = Endpoint((url or stack.target_url).rstrip("/"), None, f"the target of {LOADGEN_STACK_NAME}")
     run_plan = _write_plan(
         app, state, target, profile, users, checked, endpoint, report_dir, "loadgen", aws=aws
     )

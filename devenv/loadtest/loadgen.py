@@ -29,6 +29,7 @@ from devenv.runtime.state import StateDir
 from devenv.stack_names import LOADGEN_OUTPUTS, LOADGEN_STACK_NAME, LOCUST_WEB_PORT
 from devenv.targets import signals
 from devenv.targets.aws_api import AwsApi
+from devenv.targets.endpoints import Endpoint, Target, resolve
 
 RESULTS_PREFIX = "runs/"  # where the master writes a run (the only prefix its task role may write)
 RESULTS_WAIT_S = 60.0  # after the run stopped: the master revokes the run's tokens, then writes
@@ -85,6 +86,17 @@ def find_stack(aws: AwsApi) -> LoadGenStack:
         bucket=outputs["LoadGenResultsBucket"],
         target_url=outputs["LoadGenTargetUrl"],
     )
+
+
+def target(stack: LoadGenStack, aws: AwsApi, state: StateDir, url: str | None) -> Endpoint:
+    """Where the stack's workers send the load: `--url`, else the stack's target (LoadGenTargetUrl, the
+    proxy's ALB); locally that DNS name resolves nowhere, so the ALB mirror of `devenv up` stands in."""
+    if url:
+        return Endpoint(url.rstrip("/"), None, "--url")
+    if aws.name != "local":
+        return Endpoint(stack.target_url.rstrip("/"), None, f"the target of {LOADGEN_STACK_NAME}")
+    mirror = resolve(Target.local, state)
+    return Endpoint(mirror.url, None, f"{mirror.source}, for the target of {LOADGEN_STACK_NAME}")
 
 
 def master_url(stack: LoadGenStack, aws: AwsApi, state: StateDir, given: str | None) -> str:
