@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from click.core import ParameterSource
+from typer._click.core import ParameterSource
 
 from devenv.cli.application import Application, OutputFormat
 from devenv.cli.options import (
