@@ -31,9 +31,10 @@ from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import assembly, dashboard, emulator
+from devenv.services import dashboard, emulator
 
 if TYPE_CHECKING:
+    from devenv.services import assembly
     from devenv.targets.local_stack import RealizedStack
 
 UP_STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
@@ -124,6 +125,8 @@ def _up_foreground(
     `watch`, rolled on every saved change to its source).
 
     As the detached child of `up -d` (stdout = supervisor.log), the progress is written as log lines."""
+    from devenv.services import assembly  # its TLS certificates' library loads only for `up`
+
     stop = threading.Event()
     watching = threading.Event()
 
@@ -243,6 +246,7 @@ def _deploy_and_realize(
     """Deploy the CDK app to the emulator (synth, bootstrap, deploy) and realize it."""
     progress.start("synth", "loading the deploy tools")
     from devenv.realize.realizer import LocalData
+    from devenv.services import assembly
     from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
@@ -278,6 +282,8 @@ def _deploy_and_realize(
 def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: bool) -> None:
     """Start a supervisor in its own session, its output in the supervisor log; show its progress (read
     from the state file) until it is ready."""
+    from devenv.services import assembly
+
     if state.supervisor_running():
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
     assembly.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,14 +25,14 @@ from devenv.cli.options import (
     WorkersOption,
 )
 from devenv.errors import ConfigError, TargetError, UsageError
-from devenv.loadtest import report, runner
-from devenv.loadtest import thresholds as th
-from devenv.loadtest import workers as locust_workers
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.targets import aws_api, dashboard_link
 from devenv.targets.endpoints import Target, resolve
+
+if TYPE_CHECKING:
+    from devenv.loadtest import runner
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +77,8 @@ def loadtest(
 ) -> None:
     """Load-test the LLM Proxy: headless with pass/fail thresholds and a report, or Locust's web UI."""
     from devenv.cli.application import application
+    from devenv.loadtest import runner  # the run's plumbing (YAML, Locust's helpers) loads only for a run
+    from devenv.loadtest import workers as locust_workers
 
     app = application(ctx, output, quiet)
     thresholds_file = thresholds_file or app.settings.loadtests_dir / runner.THRESHOLDS
@@ -117,6 +119,9 @@ def _plan(
     overrides: list[str],
     report_dir: Path | None,
 ) -> runner.RunPlan:
+    from devenv.loadtest import runner
+    from devenv.loadtest import thresholds as th
+
     try:
         duration_s = parse_duration(duration) if duration is not None else None
         step_s = parse_duration(ramp_step) if ramp_step is not None else RAMP_STEP_S
@@ -165,6 +170,8 @@ def _plan(
 
 
 def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
+    from devenv.loadtest import runner
+
     port = port or free_port()
 
     def announce(url: str) -> None:
@@ -187,6 +194,8 @@ def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
 def _finish(
     app: Application, run_plan: runner.RunPlan, summary: dict[str, Any], emit_json: bool = True
 ) -> None:
+    from devenv.loadtest import report, runner
+
     run_dir = run_plan.run_dir
     summary["run_dir"] = str(run_dir)
     summary["dashboard"] = _dashboard(app, run_plan, summary)
