@@ -6,7 +6,8 @@ Each run starts a fresh `devenv` process, as a developer's shell and every subpr
   --version          the version
   status             with no stack running (a private empty state dir): settings loaded, exit 7
 
-`--devenv A B` times several `devenv` executables in the same run, interleaved (run i of every command of
+Each figure is the wall time, and beside it the CPU time (user + system), which a busy machine inflates
+less. `--devenv A B` times several `devenv` executables in the same run, interleaved (run i of every command of
 A, then of B), so that both see the same machine: e.g. a checkout of main beside this one.
 
     uv run python benchmarks/cli_benchmark.py [--runs 5] [--devenv PATH ...]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,13 +30,20 @@ COMMANDS = {"--help": ["--help"], "--version": ["--version"], "status": ["status
 EXPECTED_EXIT = {"--help": 0, "--version": 0, "status": 7}  # status: no stack running
 
 
-def timed(executable: str, args: list[str], env: dict[str, str], expected: int) -> float:
-    began = time.perf_counter()
+def cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(executable: str, args: list[str], env: dict[str, str], expected: int) -> tuple[float, float]:
+    """The wall time and the CPU time of one run."""
+    began, cpu = time.perf_counter(), cpu_seconds()
     done = subprocess.run([executable, *args], env=env, capture_output=True, text=True, check=False)
-    took = time.perf_counter() - began
+    took, cpu_took = time.perf_counter() - began, cpu_seconds() - cpu
     if done.returncode != expected:
         sys.exit(f"`{executable} {' '.join(args)}` exited {done.returncode}, not {expected}:\n{done.stderr}")
-    return took
+    return took, cpu_took
 
 
 def main() -> None:
@@ -51,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     state_dir = Path(tempfile.mkdtemp(prefix="devenv-bench-cli-"))
     env = {**os.environ, "DEVENV_STATE_DIR": str(state_dir)}
-    times: dict[tuple[str, str], list[float]] = {}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         for _ in range(args.runs):
             for executable in args.devenv:
@@ -63,9 +72,11 @@ def main() -> None:
     for executable in args.devenv:
         print(f"{executable}, {args.runs} run(s) each")
         for name in COMMANDS:
-            runs = times[(executable, name)]
+            wall = [w for w, _ in times[(executable, name)]]
+            cpu = [c for _, c in times[(executable, name)]]
             print(
-                f"  devenv {name:<10} median {statistics.median(runs):.2f} s  runs {[round(x, 2) for x in runs]}"
+                f"  devenv {name:<10} median {statistics.median(wall):.2f} s (CPU {statistics.median(cpu):.2f} s)"
+                f"  runs {[round(x, 2) for x in wall]}"
             )
 
 
