@@ -8,15 +8,19 @@ errors to messages and exit codes.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.text import Text
 from typer._click.exceptions import NoSuchOption
 from typer.core import TyperArgument, TyperGroup
 
 from devenv.cli.application import Application
+from devenv.config import load_settings
 from devenv.errors import DevenvError
 
 COMMAND_MODULES = [
@@ -77,8 +81,6 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        import importlib.metadata
-
         typer.echo(f"devenv {importlib.metadata.version('devenv')}")
         raise typer.Exit()
 
@@ -96,10 +98,7 @@ def _root(
         False, "--version", is_eager=True, callback=_print_version, help="print devenv's version and exit"
     ),
 ) -> None:
-    """Load the settings once; every command reads them from the Application in ctx.obj. (--help and
-    --version never get here, so they load neither the settings' model nor rich.)"""
-    from devenv.config import load_settings
-
+    """Load the settings once; every command reads them from the Application in ctx.obj."""
     ctx.obj = Application(settings=load_settings(overrides={"state_dir": state_dir}))
 
 
@@ -113,9 +112,6 @@ def main() -> None:
     try:
         app(prog_name="devenv")
     except DevenvError as exc:
-        from rich.console import Console
-        from rich.text import Text
-
         # soft wrap: a path or an ARN in the message stays whole in a log or a pipe (a terminal wraps it)
         err = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
         err.print(Text.assemble(("error:", "bold red"), " ", exc.message))

@@ -7,14 +7,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import typer
+from rich.console import Console
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from devenv.config import Settings
+from devenv.config import Settings
 
 
 class OutputFormat(StrEnum):
@@ -29,8 +27,6 @@ PIPE_WIDTH = 160
 def console(stream: TextIO) -> Console:
     """A console on `stream` that prints `:name:` as written (no emoji), `PIPE_WIDTH` wide off a terminal
     unless COLUMNS says otherwise."""
-    from rich.console import Console  # rich loads for a command that prints, not for --help
-
     width = None if stream.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH
     return Console(file=stream, emoji=False, width=width)
 
