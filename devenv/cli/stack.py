@@ -162,6 +162,11 @@ def synth_for(
     return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
 
 
+OutdirOption = typer.Option(
+    None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
+)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
@@ -169,9 +174,7 @@ def register(app: typer.Typer) -> None:
         props: Path | None = PropsOption,
         target: Target = TargetOption,
         context: list[str] = ContextOption,
-        outdir: Path | None = typer.Option(
-            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
-        ),
+        outdir: Path | None = OutdirOption,
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
@@ -194,9 +197,7 @@ def register(app: typer.Typer) -> None:
         target: Target = TargetOption,
         props: Path | None = PropsOption,
         context: list[str] = ContextOption,
-        outdir: Path | None = typer.Option(
-            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
-        ),
+        outdir: Path | None = OutdirOption,
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:

@@ -39,6 +39,26 @@ def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
     return assembly
 
 
+def cdk_deploy(
+    inputs: Inputs, assembly: cdk.Assembly, method: str, env: Mapping[str, str], progress: Progress
+) -> tuple[dict[str, Any], cdk.CliRun, int]:
+    """The `deploy` step's `cdk deploy --method=<method>` of the stack, its resources counted as they come:
+    the stack's template, the run, and how many resources the template has."""
+    template = assembly.template(inputs.stack)
+    counter = cdk.ResourceCounter(
+        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
+    )
+    progress.start("deploy", f"cdk deploy {inputs.stack} --method={method}")
+    run = cdk.run(
+        cdk.deploy_arguments(assembly, method, stack=inputs.stack),
+        env,
+        inputs.stack_dir,
+        inputs.cdk_log,
+        on_line=counter,
+    )
+    return template, run, counter.total
+
+
 def deploy_local(
     inputs: Inputs,
     endpoint: str,
@@ -71,18 +91,7 @@ def deploy_local(
         progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created")
     else:
         progress.done("bootstrap", "already bootstrapped")
-    template = assembly.template(inputs.stack)
-    counter = cdk.ResourceCounter(
-        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
-    )
-    progress.start("deploy", f"cdk deploy {inputs.stack} --method=direct")
-    run = cdk.run(
-        cdk.deploy_arguments(assembly, "direct", stack=inputs.stack),
-        env,
-        inputs.stack_dir,
-        inputs.cdk_log,
-        on_line=counter,
-    )
+    template, run, total = cdk_deploy(inputs, assembly, "direct", env, progress)
     try:
         report = local.verify_stack(endpoint, inputs.region, inputs.stack, template, {})
     except local.DeployFailedError as exc:
@@ -95,7 +104,7 @@ def deploy_local(
         raise local.DeployFailedError(
             run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
-    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
+    progress.done("deploy", f"resources {len(report.resources)}/{total}")
     report.assembly = str(assembly.directory)
     return report
 
@@ -167,17 +176,8 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
     assembly = synth(inputs, progress)
-    template = assembly.template(inputs.stack)
-    counter = cdk.ResourceCounter(
-        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
-    )
-    progress.start("deploy", f"cdk deploy {inputs.stack} (change set)")
-    run = cdk.run(
-        cdk.deploy_arguments(assembly, "change-set", stack=inputs.stack),
-        aws_env(profile, inputs.region),
-        inputs.stack_dir,
-        inputs.cdk_log,
-        counter,
+    template, run, total = cdk_deploy(
+        inputs, assembly, "change-set", aws_env(profile, inputs.region), progress
     )
     report = local.verify_with(
         session.client("cloudformation"),
@@ -189,7 +189,7 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     )
     if run.exit_code != 0:
         raise local.DeployFailedError(run.failure("cdk deploy failed"), "see the log named above")
-    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
+    progress.done("deploy", f"resources {len(report.resources)}/{total}")
     return report
 
 
