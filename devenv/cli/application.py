@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from devenv.config import Settings
 
@@ -58,6 +59,10 @@ class Application:
     def info(self, message: str) -> None:
         if not self.quiet:
             self.progress_console.print(message)
+
+    def warn(self, message: str) -> None:
+        """One line on stderr, even with --quiet or --output json: a warning is never silent."""
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", message))
 
     def emit_json(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")

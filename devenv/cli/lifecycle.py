@@ -75,6 +75,11 @@ def up(
         help="once up, roll the proxy and dispatcher on every saved change to their source (as `devenv "
         "watch`); with -d, watch in the foreground until Ctrl-C, the stack staying up",
     ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="deploy the stack from scratch: delete the saved local cloud instead of restoring it",
+    ),
     verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
@@ -98,6 +103,11 @@ def up(
     state = StateDir(app.settings.state_dir)
     if not detached_child:
         _recover_from_crash(app, state)
+    if fresh and not state.supervisor_running():  # a running one is refused below, its cloud kept
+        saved = emulator.saved_cloud_file(state)
+        if saved.exists():
+            saved.unlink()
+            app.info(f"deleted the saved local cloud ({saved}): deploying from scratch")
     if detach:
         _up_detached(app, state, infra_only, verbose)
         if watch:
@@ -246,7 +256,10 @@ def _deploy_and_realize(
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
     endpoint = emulator.endpoint(ports.emulator)
-    outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, progress)
+    warnings = supervisor.facts.setdefault("warnings", [])
+    outputs = local_stack.deploy(
+        app.settings, state, endpoint, ports.mock_upstream, progress, warnings.append
+    )
     progress.start("realize", "the ECS tasks, the ALB mirror, the Aurora and ElastiCache endpoints")
     data = LocalData(ports.postgres, ports.redis, ports.redis_tls, ports.aurora, ports.elasticache)
     stack = local_stack.realize(
@@ -366,6 +379,8 @@ class _EventPrinter:
 def _report(app: Application, state: StateDir, headline: str) -> None:
     """What `up` leaves on screen: the services, what the stack's outputs are locally, the SDK exports."""
     document = status_document(state)
+    for warning in document.get("warnings") or []:
+        app.warn(warning)
     if app.json_output:
         app.emit_json(document)
         return
