@@ -227,6 +227,7 @@ def restore() -> None:
     target = path()
     if target is None or not target.exists():
         return
+    started = time.monotonic()
     try:
         document = _load(target)
     except UnusableSnapshot as exc:
@@ -238,7 +239,8 @@ def restore() -> None:
     _install(document["backends"])
     control.restore_state(document["control"])
     _state.update(restored=True, assembly=document["assembly"])
-    print(f"devenv cloud: restored the saved local cloud from {target}", file=sys.stderr, flush=True)
+    elapsed = time.monotonic() - started
+    print(f"devenv cloud: restored the saved local cloud from {target} in {elapsed:.2f} s", flush=True)
 
 
 # -- saving while serving -----------------------------------------------------------------------------

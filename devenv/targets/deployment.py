@@ -42,11 +42,19 @@ def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
 
 def saved_cloud(endpoint: str) -> dict[str, Any] | None:
     """The emulator's word on its saved local cloud (devenv.emulator.saved_cloud), or None from an
-    emulator without devenv's control API (LocalStack)."""
+    emulator without devenv's control API (LocalStack answers 404)."""
     try:
         return control_client.saved_cloud(endpoint)
-    except (OSError, ValueError):
-        return None
+    except HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise local.DeployFailedError(
+            f"the emulator could not say what it holds: HTTP {exc.code}", "see `devenv logs emulator`"
+        ) from None
+    except OSError as exc:
+        raise local.DeployFailedError(
+            f"the emulator did not answer at {endpoint}: {exc}", "see `devenv logs emulator`"
+        ) from None
 
 
 def unchanged(
