@@ -365,6 +365,8 @@ class Realizer:
             return
         forgotten = task.get("lastStatus") == "PROVISIONING" and running.state == "running"
         if local.target_group_arn and local.host_port and self.alb:
+            if forgotten:
+                self.alb.register_again(local.target_group_arn, local.host_port)
             health = self.alb.health(local.target_group_arn, local.host_port)
             if health != local.reported_health or forgotten or task.get("healthStatus") != health:
                 newly_unhealthy = health == "UNHEALTHY" and local.reported_health != "UNHEALTHY"
