@@ -61,8 +61,9 @@ class Application:
             self.progress_console.print(message)
 
     def warn(self, message: str) -> None:
-        """One line on stderr, even with --quiet or --output json: a warning is never silent."""
-        self.err.print(Text.assemble(("warning:", "yellow"), " ", message))
+        """One line on stderr, even with --quiet or --output json: a warning is never silent (soft wrap:
+        a path in it stays whole in a log or a pipe)."""
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
 
     def emit_json(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")

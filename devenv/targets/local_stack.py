@@ -54,19 +54,11 @@ class RealizedStack:
         self.realizer.shutdown()
 
 
-def deploy(
-    settings: Settings,
-    state: StateDir,
-    emulator_endpoint: str,
-    upstream_port: int,
-    progress: Progress,
-    warn: Callable[[str], None],
-) -> dict[str, str]:
-    """Deploy LlmProxyStack to the emulator (the synth, bootstrap and deploy steps); returns its outputs.
-
-    An emulator that restored the saved local cloud of this very assembly needs no deploy; of another
-    assembly, the deploy updates the restored stack. A saved cloud the emulator could not restore is
-    reported through `warn` (the deploy then starts from scratch)."""
+def synthesize(
+    settings: Settings, state: StateDir, upstream_port: int, progress: Progress
+) -> tuple[Inputs, cdk.Assembly]:
+    """The cloud assembly of LlmProxyStack for this machine (the synth step); needs no running service,
+    so `up` runs it while the services start."""
     context = (
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
@@ -75,7 +67,23 @@ def deploy(
     inputs = Inputs(
         cache_root, settings.stack_dir, props, context, settings.region, state.log_for(cdk.LOG_NAME)
     )
-    assembly = deployment.synth(inputs, progress)
+    return inputs, deployment.synth(inputs, progress)
+
+
+def deploy(
+    settings: Settings,
+    emulator_endpoint: str,
+    inputs: Inputs,
+    assembly: cdk.Assembly,
+    progress: Progress,
+    warn: Callable[[str], None],
+) -> dict[str, str]:
+    """Deploy the assembly of LlmProxyStack to the emulator (the bootstrap and deploy steps); returns its
+    outputs.
+
+    An emulator that restored the saved local cloud of this very assembly needs no deploy; of another
+    assembly, the deploy updates the restored stack. A saved cloud the emulator could not restore is
+    reported through `warn` (the deploy then starts from scratch)."""
     total = len(assembly.template().get("Resources", {}))
     saved = deployment.saved_cloud(emulator_endpoint)
     if saved is not None and saved.get("problem"):
