@@ -9,20 +9,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from devenv.emulator import saved_cloud
 from tests.devenv.conftest import start_emulator, stop_emulator
-
-
-def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+from tests.devenv.emulator_calls import aws_client, fargate_cluster
+from tests.devenv.emulator_calls import report_task as report
 
 
 def saved_status(endpoint: str) -> dict[str, Any]:
@@ -42,11 +32,13 @@ def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> No
     env = {saved_cloud.ENV: str(tmp_path / "cloud.pickle")}
     process, endpoint = start_emulator(env, tmp_path / "first.log")
     try:
-        secret = client("secretsmanager", endpoint).create_secret(Name="db", SecretString="s3cret")
-        client("ssm", endpoint).put_parameter(Name="/app/level", Value="debug", Type="String")
-        cluster = client("ecs", endpoint).create_cluster(clusterName="apps")["cluster"]["clusterArn"]
-        key = client("kms", endpoint).create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
-        signature = client("kms", endpoint).sign(
+        secret = aws_client(endpoint, "secretsmanager").create_secret(Name="db", SecretString="s3cret")
+        aws_client(endpoint, "ssm").put_parameter(Name="/app/level", Value="debug", Type="String")
+        cluster = aws_client(endpoint, "ecs").create_cluster(clusterName="apps")["cluster"]["clusterArn"]
+        key = aws_client(endpoint, "kms").create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")[
+            "KeyMetadata"
+        ]
+        signature = aws_client(endpoint, "kms").sign(
             KeyId=key["KeyId"], Message=b"hello", SigningAlgorithm="RSASSA_PSS_SHA_256"
         )["Signature"]
         assert saved_status(endpoint)["restored"] is False
@@ -59,12 +51,12 @@ def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> No
     try:
         status = saved_status(endpoint)
         assert status["restored"] is True and status["assembly"] == "abc123" and status["problem"] is None
-        again = client("secretsmanager", endpoint).get_secret_value(SecretId="db")
+        again = aws_client(endpoint, "secretsmanager").get_secret_value(SecretId="db")
         assert (again["ARN"], again["SecretString"]) == (secret["ARN"], "s3cret")
-        parameter = client("ssm", endpoint).get_parameter(Name="/app/level")["Parameter"]
+        parameter = aws_client(endpoint, "ssm").get_parameter(Name="/app/level")["Parameter"]
         assert parameter["Value"] == "debug"
-        assert client("ecs", endpoint).list_clusters()["clusterArns"] == [cluster]
-        verified = client("kms", endpoint).verify(  # the same private key signed it
+        assert aws_client(endpoint, "ecs").list_clusters()["clusterArns"] == [cluster]
+        verified = aws_client(endpoint, "kms").verify(  # the same private key signed it
             KeyId=key["KeyId"], Message=b"hello", Signature=signature, SigningAlgorithm="RSASSA_PSS_SHA_256"
         )
         assert verified["SignatureValid"] is True
@@ -81,7 +73,7 @@ def test_a_corrupt_file_is_set_aside_and_said(tmp_path: Path) -> None:
         assert status["restored"] is False and status["assembly"] is None
         assert "unreadable" in status["problem"] and "set aside" in status["problem"]
         assert (tmp_path / "cloud.unusable").read_bytes() == b"\x80\x05not a pickle at all"
-        assert client("ecs", endpoint).list_clusters()["clusterArns"] == []  # it serves, empty
+        assert aws_client(endpoint, "ecs").list_clusters()["clusterArns"] == []  # it serves, empty
     finally:
         assert stop_emulator(process) == 0
     assert saved.exists()  # its own state replaced the bad file at the stop
@@ -96,5 +88,33 @@ def test_a_file_of_another_version_is_set_aside_and_said(tmp_path: Path) -> None
         status = saved_status(endpoint)
         assert status["restored"] is False
         assert "0.0.0-other" in status["problem"]
+    finally:
+        assert stop_emulator(process) == 0
+
+
+def test_the_tasks_stop_with_the_cloud_and_new_ones_start_after_it(tmp_path: Path) -> None:
+    """At a stop the tasks' processes are gone (the realizer stopped them): the saved cloud has them
+    STOPPED, and the scheduler of the restored one starts their replacements."""
+    env = {saved_cloud.ENV: str(tmp_path / "cloud.pickle")}
+    process, endpoint = start_emulator(env, tmp_path / "first.log")
+    try:
+        container = {"name": "proxy", "image": "llmproxy:local", "command": ["proxy"], "essential": True}
+        ecs = fargate_cluster(endpoint, "c1", container)
+        ecs.create_service(
+            cluster="c1", serviceName="svc", taskDefinition="proxy", desiredCount=1, launchType="FARGATE"
+        )
+        [task] = ecs.list_tasks(cluster="c1", serviceName="svc", desiredStatus="RUNNING")["taskArns"]
+        report(endpoint, task, lastStatus="RUNNING", healthStatus="HEALTHY")
+    finally:
+        assert stop_emulator(process) == 0
+
+    process, endpoint = start_emulator(env, tmp_path / "second.log")
+    try:
+        ecs = aws_client(endpoint, "ecs")
+        [stopped] = ecs.describe_tasks(cluster="c1", tasks=[task])["tasks"]
+        assert (stopped["lastStatus"], stopped["desiredStatus"]) == ("STOPPED", "STOPPED")
+        assert stopped["stoppedReason"] == saved_cloud.STOPPED_REASON
+        [replacement] = ecs.list_tasks(cluster="c1", serviceName="svc", desiredStatus="RUNNING")["taskArns"]
+        assert replacement != task
     finally:
         assert stop_emulator(process) == 0
