@@ -43,6 +43,7 @@ def test_a_killed_service_is_restarted_and_the_alb_answers_again(
     assert status.returncode == 0, status.stdout + status.stderr
 
 
+@pytest.mark.timeout(600)  # a whole `up` (minutes on a loaded machine), the kill, then the checks
 def test_a_killed_emulator_is_restarted_and_the_realized_stack_survives(
     fresh_stack: ChaosStack, client_loop: StartLoop
 ) -> None:
