@@ -179,7 +179,7 @@ class Realizer:
                 local.stopping = True
                 self._pool.submit(self._drain_and_stop, local, "stopped by the scheduler")
             else:
-                self._watch(local)
+                self._watch(local, wanted[arn][0])
 
     def shutdown(self) -> None:
         """Stop every task process (the supervisor stops the rest)."""
@@ -413,8 +413,10 @@ class Realizer:
             },
         )
 
-    def _watch(self, local: LocalTask) -> None:
-        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is reported."""
+    def _watch(self, local: LocalTask, task: dict[str, Any]) -> None:
+        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is
+        reported. So is what the emulator no longer knows (`task`, as it describes the task): restarted
+        from a saved local cloud older than the task's start, it still has it PROVISIONING."""
         running = self.supervisor.services.get(local.process)
         if running is None:
             return
@@ -425,14 +427,20 @@ class Realizer:
                 self._task_ended, local, 128 - code if code < 0 else code
             )  # as a container reports it
             return
+        forgotten = task.get("lastStatus") == "PROVISIONING" and running.state == "running"
         if local.target_group_arn and local.host_port and self.alb:
+            if forgotten:
+                self.alb.register_again(local.target_group_arn, local.host_port)
             health = self.alb.health(local.target_group_arn, local.host_port)
-            if health != local.reported_health:
+            if health != local.reported_health or forgotten or task.get("healthStatus") != health:
+                newly_unhealthy = health == "UNHEALTHY" and local.reported_health != "UNHEALTHY"
                 local.reported_health = health
                 self._report(local.task_arn, "RUNNING", health=health)
-                if health == "UNHEALTHY":
+                if newly_unhealthy:
                     reason = self.alb.unhealthy_reason(local.target_group_arn, local.host_port)
                     self._report_target(local, "unhealthy", reason)
+        elif forgotten:
+            self._report(local.task_arn, "RUNNING")
 
     def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
         self._drain(local)

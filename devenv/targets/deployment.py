@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
 
 from devenv.errors import DevenvError
+from devenv.realize import control_client
 from devenv.runtime.progress import Progress
 from devenv.targets import cdk, leaks, local
 
@@ -39,6 +41,52 @@ def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
     return assembly
 
 
+def saved_cloud(endpoint: str) -> dict[str, Any] | None:
+    """The emulator's word on its saved local cloud (devenv.emulator.saved_cloud), or None from an
+    emulator without devenv's control API (LocalStack answers 404)."""
+    try:
+        return control_client.saved_cloud(endpoint)
+    except HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise local.DeployFailedError(
+            f"the emulator could not say what it holds: HTTP {exc.code}", "see `devenv logs emulator`"
+        ) from None
+    except OSError as exc:
+        raise local.DeployFailedError(
+            f"the emulator did not answer at {endpoint}: {exc}", "see `devenv logs emulator`"
+        ) from None
+
+
+def unchanged(
+    endpoint: str, region: str, assembly: cdk.Assembly, saved: dict[str, Any] | None
+) -> local.StackReport | None:
+    """The verified stack when the emulator holds exactly this cloud assembly, deployed (complete): no
+    deploy is needed. None when it holds another, none, or cannot say."""
+    if saved is None or saved.get("assembly") != assembly.digest:
+        return None
+    cfn = local.client("cloudformation", endpoint, region)
+    stack = local.stack_status(cfn, cdk.STACK_NAME)
+    if stack is None or stack["StackStatus"] not in local.TERMINAL_OK:
+        return None
+    report = local.verify_stack(endpoint, region, cdk.STACK_NAME, assembly.template(), {})
+    report.assembly = str(assembly.directory)
+    report.unchanged = True
+    return report
+
+
+def record_deployed(endpoint: str, assembly: cdk.Assembly) -> None:
+    """Tell the emulator which assembly it now holds (it saves the local cloud at once)."""
+    try:
+        control_client.deployed(endpoint, assembly.digest)
+    except OSError as exc:
+        detail = exc.read().decode(errors="replace") if isinstance(exc, HTTPError) else str(exc)
+        raise local.DeployFailedError(
+            f"the stack is deployed but the emulator could not save the local cloud: {detail}",
+            "see `devenv logs emulator`; the next `devenv up` deploys again",
+        ) from None
+
+
 def deploy_local(
     inputs: Inputs,
     endpoint: str,
@@ -54,6 +102,12 @@ def deploy_local(
     """
     local.require_emulator(endpoint, probe_path)
     assembly = assembly or synth(inputs, progress)
+    saved = saved_cloud(endpoint)
+    same = unchanged(endpoint, inputs.region, assembly, saved)
+    if same is not None:
+        progress.done("bootstrap", "already bootstrapped")
+        progress.done("deploy", f"unchanged: the local cloud holds assembly {assembly.digest}")
+        return same
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     progress.start("bootstrap", "checking the CDK bootstrap stack")
     if local.bootstrap_version(endpoint, inputs.region) is None:
@@ -95,6 +149,8 @@ def deploy_local(
         raise local.DeployFailedError(
             run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
+    if saved is not None:
+        record_deployed(endpoint, assembly)
     progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
     report.assembly = str(assembly.directory)
     return report
