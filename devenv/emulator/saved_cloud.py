@@ -7,8 +7,9 @@ Postgres data the stack's database lives in), the emulator:
 - restores that file before it serves its first request, when it was written by the same devenv, moto
   and Python (the key); a file it cannot read is reported (`GET /_devenv/saved-cloud`) and set aside;
 - saves at a clean stop (SIGTERM: `devenv down`), when told a deploy finished (`POST
-  /_devenv/saved-cloud`, which also records the cloud assembly deployed, so an unchanged one is not
-  deployed again), and every INTERVAL_S while requests change things.
+  /_devenv/saved-cloud`, which also records the deployed stack's template digest, so an unchanged stack
+  is not deployed again: one record per stack, the app's stacks deploy one at a time), and every
+  INTERVAL_S while requests change things.
 
 What is saved: every moto backend in use (one pickle, so objects shared between services stay shared),
 the target health the ALB mirror reported and the fault events (devenv.emulator.control). Locks are
@@ -46,7 +47,7 @@ from devenv.emulator import control, scheduler
 
 ENV = "DEVENV_SAVED_CLOUD"
 ROUTE = "/_devenv/saved-cloud"
-FORMAT = 1  # bump when what a file holds changes shape
+FORMAT = 2  # bump when what a file holds changes shape
 INTERVAL_S = 30.0
 STOPPED_REASON = "Task stopped: the local cloud was stopped (devenv down)"
 log = logging.getLogger("devenv.emulator.saved_cloud")
@@ -72,7 +73,7 @@ PUBLIC_KEY_TYPES = (
     x25519.X25519PublicKey,
     x448.X448PublicKey,
 )
-_state: dict[str, Any] = {"restored": False, "assembly": None, "problem": None, "saved_at": None}
+_state: dict[str, Any] = {"restored": False, "stacks": {}, "problem": None, "saved_at": None}
 _save_lock = threading.Lock()
 
 
@@ -92,8 +93,9 @@ def path() -> Path | None:
 
 
 def status() -> dict[str, Any]:
-    """Whether the emulator restored a saved cloud, the assembly it holds, and why a file was set aside."""
-    return dict(_state)
+    """Whether the emulator restored a saved cloud, the stacks it holds (name: template digest), and why a
+    file was set aside."""
+    return {**_state, "stacks": dict(_state["stacks"])}
 
 
 # -- what is saved ------------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def capture() -> bytes:
     """The emulator's state as one pickle (call with requests held: see `_paused`)."""
     document = {
         "key": key(),
-        "assembly": _state["assembly"],
+        "stacks": dict(_state["stacks"]),
         "backends": _in_use(),
         "control": control.saved_state(),
     }
@@ -238,7 +240,7 @@ def restore() -> None:
         return
     _install(document["backends"])
     control.restore_state(document["control"])
-    _state.update(restored=True, assembly=document["assembly"])
+    _state.update(restored=True, stacks=dict(document["stacks"]))
     elapsed = time.monotonic() - started
     print(f"devenv cloud: restored the saved local cloud from {target} in {elapsed:.2f} s", flush=True)
 
@@ -344,28 +346,29 @@ def save_at_stop() -> None:
         print(f"devenv cloud: saving the local cloud failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def deployed(assembly: str | None) -> None:
-    """A deploy of `assembly` finished: remember it and save at once."""
-    _state["assembly"] = assembly
-    save("deploy")
+def deployed(stack: str, template: str) -> None:
+    """A deploy of `stack` with the template of digest `template` finished: remember it, save at once."""
+    _state["stacks"][stack] = template
+    save(f"deploy of {stack}")
 
 
 def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """`GET /_devenv/saved-cloud`: `status()`; `POST` with {"assembly": DIGEST}: a deploy of it finished
-    (saved at once)."""
+    """`GET /_devenv/saved-cloud`: `status()`; `POST` with {"stack": NAME, "template": DIGEST}: a deploy of
+    that stack finished (saved at once)."""
     method = environ.get("REQUEST_METHOD", "GET")
     code, body = "200 OK", status()
     if method == "POST":
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            assembly = json.loads(environ["wsgi.input"].read(length) or b"{}")["assembly"]
-            if not isinstance(assembly, str):
-                raise ValueError("assembly must be a string")
+            document = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            stack, template = document["stack"], document["template"]
+            if not (isinstance(stack, str) and isinstance(template, str)):
+                raise ValueError("both must be strings")
         except (ValueError, KeyError, TypeError) as exc:
-            code, body = "400 Bad Request", {"error": f'body must be JSON with "assembly": {exc}'}
+            code, body = "400 Bad Request", {"error": f'body must be JSON with "stack" and "template": {exc}'}
         else:
             try:
-                deployed(assembly)
+                deployed(stack, template)
                 body = status()
             except Exception as exc:  # said to the caller, which reports it; the emulator serves on
                 code, body = "500 Internal Server Error", {"error": f"{type(exc).__name__}: {exc}"}

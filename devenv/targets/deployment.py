@@ -59,26 +59,26 @@ def saved_cloud(endpoint: str) -> dict[str, Any] | None:
 
 
 def unchanged(
-    endpoint: str, region: str, assembly: cdk.Assembly, saved: dict[str, Any] | None
+    endpoint: str, region: str, stack: str, assembly: cdk.Assembly, saved: dict[str, Any] | None
 ) -> local.StackReport | None:
-    """The verified stack when the emulator holds exactly this cloud assembly, deployed (complete): no
-    deploy is needed. None when it holds another, none, or cannot say."""
-    if saved is None or saved.get("assembly") != assembly.digest:
+    """The verified `stack` when the emulator holds it deployed (complete) from exactly this assembly's
+    template of it: no deploy is needed. None when it holds another template of it, none, or cannot say."""
+    if saved is None or (saved.get("stacks") or {}).get(stack) != assembly.template_digest(stack):
         return None
     cfn = local.client("cloudformation", endpoint, region)
-    stack = local.stack_status(cfn, cdk.STACK_NAME)
-    if stack is None or stack["StackStatus"] not in local.TERMINAL_OK:
+    deployed = local.stack_status(cfn, stack)
+    if deployed is None or deployed["StackStatus"] not in local.TERMINAL_OK:
         return None
-    report = local.verify_stack(endpoint, region, cdk.STACK_NAME, assembly.template(), {})
+    report = local.verify_stack(endpoint, region, stack, assembly.template(stack), {})
     report.assembly = str(assembly.directory)
     report.unchanged = True
     return report
 
 
-def record_deployed(endpoint: str, assembly: cdk.Assembly) -> None:
-    """Tell the emulator which assembly it now holds (it saves the local cloud at once)."""
+def record_deployed(endpoint: str, stack: str, assembly: cdk.Assembly) -> None:
+    """Tell the emulator which template of `stack` it now holds (it saves the local cloud at once)."""
     try:
-        control_client.deployed(endpoint, assembly.digest)
+        control_client.deployed(endpoint, stack, assembly.template_digest(stack))
     except OSError as exc:
         detail = exc.read().decode(errors="replace") if isinstance(exc, HTTPError) else str(exc)
         raise local.DeployFailedError(
@@ -103,10 +103,11 @@ def deploy_local(
     local.require_emulator(endpoint, probe_path)
     assembly = assembly or synth(inputs, progress)
     saved = saved_cloud(endpoint)
-    same = unchanged(endpoint, inputs.region, assembly, saved)
+    same = unchanged(endpoint, inputs.region, inputs.stack, assembly, saved)
     if same is not None:
         progress.done("bootstrap", "already bootstrapped")
-        progress.done("deploy", f"unchanged: the local cloud holds assembly {assembly.digest}")
+        digest = assembly.template_digest(inputs.stack)
+        progress.done("deploy", f"unchanged: the local cloud holds {inputs.stack} of template {digest}")
         return same
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     progress.start("bootstrap", "checking the CDK bootstrap stack")
@@ -150,7 +151,7 @@ def deploy_local(
             run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
     if saved is not None:
-        record_deployed(endpoint, assembly)
+        record_deployed(endpoint, inputs.stack, assembly)
     progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
     report.assembly = str(assembly.directory)
     return report

@@ -88,7 +88,7 @@ def deploy(
     saved = deployment.saved_cloud(emulator_endpoint)
     if saved is not None and saved.get("problem"):
         warn(f"{saved['problem']}; deploying from scratch")
-    report = deployment.unchanged(emulator_endpoint, settings.region, assembly, saved)
+    report = deployment.unchanged(emulator_endpoint, settings.region, cdk.STACK_NAME, assembly, saved)
     if report is not None:
         progress.done("bootstrap", "restored with the saved local cloud")
         progress.done(
@@ -104,7 +104,7 @@ def deploy(
         report = local.deploy_template_report(
             emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
         )
-        deployment.record_deployed(emulator_endpoint, assembly)
+        deployment.record_deployed(emulator_endpoint, cdk.STACK_NAME, assembly)
         progress.done("deploy", f"resources {len(report.resources)}/{total}")
     else:
         report = deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly)

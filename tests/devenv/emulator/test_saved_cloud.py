@@ -20,10 +20,9 @@ def saved_status(endpoint: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def record_deploy(endpoint: str, assembly: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{endpoint}{saved_cloud.ROUTE}", data=json.dumps({"assembly": assembly}).encode(), method="POST"
-    )
+def record_deploy(endpoint: str, stack: str, template: str) -> dict[str, Any]:
+    body = json.dumps({"stack": stack, "template": template}).encode()
+    request = urllib.request.Request(f"{endpoint}{saved_cloud.ROUTE}", data=body, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         return dict(json.loads(response.read()))
 
@@ -42,7 +41,8 @@ def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> No
             KeyId=key["KeyId"], Message=b"hello", SigningAlgorithm="RSASSA_PSS_SHA_256"
         )["Signature"]
         assert saved_status(endpoint)["restored"] is False
-        assert record_deploy(endpoint, "abc123")["assembly"] == "abc123"
+        assert record_deploy(endpoint, "Web", "abc123")["stacks"] == {"Web": "abc123"}
+        assert record_deploy(endpoint, "Jobs", "def456")["stacks"] == {"Web": "abc123", "Jobs": "def456"}
     finally:
         assert stop_emulator(process) == 0
     assert (tmp_path / "cloud.pickle").exists()
@@ -50,7 +50,8 @@ def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> No
     process, endpoint = start_emulator(env, tmp_path / "second.log")
     try:
         status = saved_status(endpoint)
-        assert status["restored"] is True and status["assembly"] == "abc123" and status["problem"] is None
+        assert status["restored"] is True and status["problem"] is None
+        assert status["stacks"] == {"Web": "abc123", "Jobs": "def456"}
         again = aws_client(endpoint, "secretsmanager").get_secret_value(SecretId="db")
         assert (again["ARN"], again["SecretString"]) == (secret["ARN"], "s3cret")
         parameter = aws_client(endpoint, "ssm").get_parameter(Name="/app/level")["Parameter"]
@@ -70,7 +71,7 @@ def test_a_corrupt_file_is_set_aside_and_said(tmp_path: Path) -> None:
     process, endpoint = start_emulator({saved_cloud.ENV: str(saved)}, tmp_path / "emulator.log")
     try:
         status = saved_status(endpoint)
-        assert status["restored"] is False and status["assembly"] is None
+        assert status["restored"] is False and status["stacks"] == {}
         assert "unreadable" in status["problem"] and "set aside" in status["problem"]
         assert (tmp_path / "cloud.unusable").read_bytes() == b"\x80\x05not a pickle at all"
         assert aws_client(endpoint, "ecs").list_clusters()["clusterArns"] == []  # it serves, empty
@@ -82,7 +83,7 @@ def test_a_corrupt_file_is_set_aside_and_said(tmp_path: Path) -> None:
 def test_a_file_of_another_version_is_set_aside_and_said(tmp_path: Path) -> None:
     saved = tmp_path / "cloud.pickle"
     other = {**saved_cloud.key(), "devenv": "0.0.0-other"}
-    saved.write_bytes(pickle.dumps({"key": other, "assembly": "x", "backends": {}, "control": {}}))
+    saved.write_bytes(pickle.dumps({"key": other, "stacks": {}, "backends": {}, "control": {}}))
     process, endpoint = start_emulator({saved_cloud.ENV: str(saved)}, tmp_path / "emulator.log")
     try:
         status = saved_status(endpoint)
