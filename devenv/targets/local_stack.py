@@ -112,10 +112,9 @@ def deploy(
         resources = scaling.suspend_all(
             local.client("application-autoscaling", emulator_endpoint, settings.region)
         )
-        progress.update(
+        progress.extend(
             "deploy",
-            f"resources {len(report.resources)}/{total} · autoscaling off: dynamic scaling suspended"
-            f" (SuspendedState) for {', '.join(resources) or 'no service'}",
+            f"autoscaling off: dynamic scaling suspended (SuspendedState) for {', '.join(resources) or 'no service'}",
         )
     return dict(report.outputs)
 
