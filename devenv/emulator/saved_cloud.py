@@ -13,8 +13,9 @@ Postgres data the stack's database lives in), the emulator:
 
 What is saved: every moto backend in use (one pickle, so objects shared between services stay shared),
 the target health the ALB mirror reported and the fault events (devenv.emulator.control). Locks are
-pickled as new, unlocked locks. A save waits for the requests in flight and holds new ones meanwhile, so
-the file is one consistent moment.
+pickled as new, unlocked locks. A save waits for the requests in flight and holds new ones, and holds the
+emulator's own threads (the alarm evaluator, whose actions scale services; the metric pruning), so the
+file is one consistent moment; the requests wait for the pickling only, not for the file to be written.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from moto.core.base_backend import BackendDict
 
 import devenv
-from devenv.emulator import control, scheduler
+from devenv.emulator import alarms, control, metric_store, scheduler
 
 ENV = "DEVENV_SAVED_CLOUD"
 ROUTE = "/_devenv/saved-cloud"
 FORMAT = 2  # bump when what a file holds changes shape
 INTERVAL_S = 30.0
+CAPTURE_ATTEMPTS = 5
 STOPPED_REASON = "Task stopped: the local cloud was stopped (devenv down)"
 log = logging.getLogger("devenv.emulator.saved_cloud")
 
@@ -173,8 +175,31 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
+class _BackgroundBusy(Exception):
+    """A thread of the emulator kept a lock the capture needs (it may itself wait for a held request)."""
+
+
+@contextmanager
+def _background_held(timeout_s: float = 2.0) -> Iterator[None]:
+    """The emulator's own threads change backends outside any request: the alarm evaluator (its actions
+    update services, under the scheduler's lock) and the metric pruning. Held (in the order they take
+    these locks) while a capture runs, so a capture sees one moment instead of failing on a dict that
+    changed under it. Never waited for long: raises _BackgroundBusy (the save lets the requests go and
+    tries again)."""
+    held: list[Any] = []
+    try:
+        for lock in (alarms._lock, scheduler._lock, metric_store._lock):
+            if not lock.acquire(timeout=timeout_s):
+                raise _BackgroundBusy(f"a thread of the emulator kept a lock over {timeout_s} s")
+            held.append(lock)
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.release()
+
+
 def capture() -> bytes:
-    """The emulator's state as one pickle (call with requests held: see `_paused`)."""
+    """The emulator's state as one pickle (call with requests and background threads held: see `save`)."""
     document = {
         "key": key(),
         "stacks": dict(_state["stacks"]),
@@ -308,26 +333,36 @@ def serving(app: WSGIApp) -> WSGIApp:
 
 
 def save(reason: str) -> Path | None:
-    """Write the saved cloud now (None: no file configured). Retried when a background thread changed
-    a dict mid-pickle."""
+    """Write the saved cloud now (None: no file configured). The requests are held while the state is
+    pickled, not while the file is written; a capture a background thread got in the way of lets them go
+    and starts again. Says how long the requests were held."""
     target = path()
     if target is None or _app is None:
         return None
-    with _save_lock, _app.paused():
-        started = time.monotonic()
-        for attempt in range(5):
+    with _save_lock:
+        held = 0.0
+        for attempt in range(1, CAPTURE_ATTEMPTS + 1):
+            started = time.monotonic()
             try:
-                payload = capture()
+                with _app.paused(), _background_held():
+                    payload = capture()
+                    _app.changed = False
                 break
-            except RuntimeError:  # "dictionary changed size during iteration" (the alarm evaluator)
-                if attempt == 4:
+            # "dictionary changed size during iteration": an attribute an alarm gets at its first
+            # evaluation is set outside the evaluator's lock
+            except (RuntimeError, _BackgroundBusy):
+                if attempt == CAPTURE_ATTEMPTS:
                     raise
-        _app.changed = False
+            finally:
+                held += time.monotonic() - started
+        written_at = time.monotonic()
         _write(target, payload)
     _state["saved_at"] = time.time()
-    elapsed = time.monotonic() - started
+    written = time.monotonic() - written_at
     print(
-        f"devenv cloud: saved the local cloud ({reason}): {len(payload)} bytes in {elapsed:.2f} s", flush=True
+        f"devenv cloud: saved the local cloud ({reason}): {len(payload)} bytes; requests held "
+        f"{held:.2f} s ({attempt} attempt{'s' if attempt > 1 else ''}), written in {written:.2f} s",
+        flush=True,
     )
     return target
 
