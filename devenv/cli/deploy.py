@@ -164,7 +164,8 @@ def deploy(
     if app.json_output:
         app.emit_json(result)
         return
-    app.out.print(f"[green]{report.stack_name} {report.status}[/] ({len(report.resources) or '?'} resources)")
+    state = "unchanged" if report.unchanged else report.status
+    app.out.print(f"[green]{report.stack_name} {state}[/] ({len(report.resources) or '?'} resources)")
     for key, value in sorted(report.outputs.items()):
         app.out.print(f"  {key} = {value}", markup=False, highlight=False)
 

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
 
 from devenv.errors import DevenvError
+from devenv.realize import control_client
 from devenv.runtime.progress import Progress
 from devenv.targets import cdk, leaks, local
 
@@ -59,6 +61,52 @@ def cdk_deploy(
     return template, run, counter.total
 
 
+def saved_cloud(endpoint: str) -> dict[str, Any] | None:
+    """The emulator's word on its saved local cloud (devenv.emulator.saved_cloud), or None from an
+    emulator without devenv's control API (LocalStack answers 404)."""
+    try:
+        return control_client.saved_cloud(endpoint)
+    except HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise local.DeployFailedError(
+            f"the emulator could not say what it holds: HTTP {exc.code}", "see `devenv logs emulator`"
+        ) from None
+    except OSError as exc:
+        raise local.DeployFailedError(
+            f"the emulator did not answer at {endpoint}: {exc}", "see `devenv logs emulator`"
+        ) from None
+
+
+def unchanged(
+    endpoint: str, region: str, stack: str, assembly: cdk.Assembly, saved: dict[str, Any] | None
+) -> local.StackReport | None:
+    """The verified `stack` when the emulator holds it deployed (complete) from exactly this assembly's
+    template of it: no deploy is needed. None when it holds another template of it, none, or cannot say."""
+    if saved is None or (saved.get("stacks") or {}).get(stack) != assembly.template_digest(stack):
+        return None
+    cfn = local.client("cloudformation", endpoint, region)
+    deployed = local.stack_status(cfn, stack)
+    if deployed is None or deployed["StackStatus"] not in local.TERMINAL_OK:
+        return None
+    report = local.verify_stack(endpoint, region, stack, assembly.template(stack), {})
+    report.assembly = str(assembly.directory)
+    report.unchanged = True
+    return report
+
+
+def record_deployed(endpoint: str, stack: str, assembly: cdk.Assembly) -> None:
+    """Tell the emulator which template of `stack` it now holds (it saves the local cloud at once)."""
+    try:
+        control_client.deployed(endpoint, stack, assembly.template_digest(stack))
+    except OSError as exc:
+        detail = exc.read().decode(errors="replace") if isinstance(exc, HTTPError) else str(exc)
+        raise local.DeployFailedError(
+            f"the stack is deployed but the emulator could not save the local cloud: {detail}",
+            "see `devenv logs emulator`; the next `devenv up` deploys again",
+        ) from None
+
+
 def deploy_local(
     inputs: Inputs,
     endpoint: str,
@@ -74,6 +122,13 @@ def deploy_local(
     """
     local.require_emulator(endpoint, probe_path)
     assembly = assembly or synth(inputs, progress)
+    saved = saved_cloud(endpoint)
+    same = unchanged(endpoint, inputs.region, inputs.stack, assembly, saved)
+    if same is not None:
+        progress.done("bootstrap", "already bootstrapped")
+        digest = assembly.template_digest(inputs.stack)
+        progress.done("deploy", f"unchanged: the local cloud holds {inputs.stack} of template {digest}")
+        return same
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     progress.start("bootstrap", "checking the CDK bootstrap stack")
     if local.bootstrap_version(endpoint, inputs.region) is None:
@@ -104,6 +159,8 @@ def deploy_local(
         raise local.DeployFailedError(
             run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
+    if saved is not None:
+        record_deployed(endpoint, inputs.stack, assembly)
     progress.done("deploy", f"resources {len(report.resources)}/{total}")
     report.assembly = str(assembly.directory)
     return report
