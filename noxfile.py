@@ -87,6 +87,12 @@ def benchmark_watch(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmark_cli(session: nox.Session) -> None:
+    """`devenv --help`, `--version` and `status` (no stack) wall time, median of 5: the start-up cost."""
+    uv_run(session, "python", "benchmarks/cli_benchmark.py", *session.posargs)
+
+
+@nox.session
 def benchmark_deploy(session: nox.Session) -> None:
     """`devenv deploy --target local` wall time: cold, warm, fresh emulator; median of 5 (prints figures)."""
     uv_run(session, "python", "benchmarks/deploy_benchmark.py", *session.posargs)

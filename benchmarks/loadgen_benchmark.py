@@ -67,13 +67,7 @@ def main() -> None:
         root = Path(tmp)
         with (root / "mock.log").open("ab") as log:
             mock = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "llmproxy",
-                    "mock-upstream",
-                    *llmproxy.mock_upstream_args(settings, port),
-                ],
+                llmproxy.mock_upstream_spec(settings, port).argv,
                 stdout=log,
                 stderr=log,
             )

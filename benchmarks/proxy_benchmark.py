@@ -164,13 +164,7 @@ def main() -> int:
 
         upstream_port, proxy_port = free_port(), free_port()
         mock = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llmproxy",
-                "mock-upstream",
-                *llmproxy.mock_upstream_args(settings, upstream_port),
-            ],
+            llmproxy.mock_upstream_spec(settings, upstream_port).argv,
             stdout=log,
             stderr=log,
         )

@@ -50,6 +50,7 @@ OTHER_VARIABLES = frozenset(
         "DEVENV_REDIS_ENDPOINT",
         "DEVENV_CLOUD_STRICT",
         "DEVENV_GENERATED_SECRETS",
+        "DEVENV_SAVED_CLOUD",
         # image names the compose file reads
         "DEVENV_CLOUD_IMAGE",
         "DEVENV_LOADTEST_IMAGE",

@@ -1,9 +1,8 @@
 """Names shared by the stack, the config CLI and the local cloud: one place, so they cannot drift.
 
-This file is `devenv/stack_names.py`, shipped in devenv's wheel, and `stack/names.py`, byte for byte:
-devenv must run without the CDK app's package, and stack/ imports nothing from devenv. Edit
-devenv/stack_names.py, then `cp devenv/stack_names.py stack/names.py`; tests/devenv/test_layers.py
-fails while they differ. Kept free of aws-cdk-lib imports so the CLI reads them without loading jsii.
+Shipped in devenv's wheel (devenv must run without the CDK app's package); the stack reads them from
+here through `stack/names.py`. Kept free of aws-cdk-lib imports so the CLI reads them without loading
+jsii.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -f dockerfiles/cloud.Dockerfile -t devenv-cloud:local .
 #
 # Only what the cloud imports is installed, at the versions uv.lock pins (the lock is exported as
-# constraints), so the image carries neither the CDK (~240 MB) nor the load-test or plotting stacks.
+# constraints), so the image carries neither the CDK (~240 MB) nor the load-test or plotting stacks. A new
+# import of the emulator (devenv/emulator, devenv/services/tls.py) goes in the list below as well:
+# tests/dockerfiles/test_dockerfiles.py fails on one that is missing (dill: the saved local cloud).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -23,7 +25,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /tmp/constraints.txt \
     && uv venv /opt/venv \
     && VIRTUAL_ENV=/opt/venv uv pip install --no-cache --constraint /tmp/constraints.txt \
-        "moto[server]" boto3 asyncpg redis pyyaml pydantic docker testcontainers psutil
+        "moto[server]" boto3 asyncpg redis pyyaml pydantic docker testcontainers psutil dill
 
 FROM ${PYTHON_IMAGE} AS cloud
 LABEL org.opencontainers.image.title="devenv-cloud" \

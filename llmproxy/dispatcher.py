@@ -9,7 +9,6 @@ Optionally each newly inserted event is also appended to a JSONL file (DISPATCHE
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -26,9 +25,9 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
 from llmproxy.db import DatabaseUnavailable, connect_pool, migrate
-from llmproxy.logs import configure
+from llmproxy.process import start
 from llmproxy.redis_conn import make_redis
-from llmproxy.settings import ConfigError, DispatcherSettings, load_dispatcher_settings
+from llmproxy.settings import DispatcherSettings, load_dispatcher_settings
 
 log = logging.getLogger("llmproxy.dispatcher")
 
@@ -273,15 +272,10 @@ async def serve(settings: DispatcherSettings) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m llmproxy dispatcher",
-        description="Audit event dispatcher: Redis Stream -> Postgres audit_events (configured by environment).",
+    return start(
+        "dispatcher",
+        "Audit event dispatcher: Redis Stream -> Postgres audit_events (configured by environment).",
+        argv,
+        load_dispatcher_settings,
+        lambda settings: asyncio.run(serve(settings)),
     )
-    parser.parse_args(argv)
-    try:
-        settings = load_dispatcher_settings()
-    except ConfigError as exc:
-        print(f"llmproxy dispatcher: configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure(settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings))

@@ -6,7 +6,6 @@ streams finish (up to DRAIN_TIMEOUT), the event buffer is flushed, pools close, 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import math
@@ -20,8 +19,8 @@ import uvloop
 from llmproxy.app import ProxyApp, Services, build_services
 from llmproxy.db import DatabaseUnavailable
 from llmproxy.keys import DecryptionError
-from llmproxy.logs import configure
-from llmproxy.settings import ConfigError, ProxySettings, load_proxy_settings
+from llmproxy.process import start
+from llmproxy.settings import ProxySettings, load_proxy_settings
 
 log = logging.getLogger("llmproxy.proxy")
 
@@ -87,15 +86,10 @@ async def serve(settings: ProxySettings) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m llmproxy proxy",
-        description="The LLM Proxy: configured by environment variables (see llmproxy/settings.py).",
+    return start(
+        "proxy",
+        "The LLM Proxy: configured by environment variables (see llmproxy/settings.py).",
+        argv,
+        load_proxy_settings,
+        lambda settings: uvloop.run(serve(settings)),
     )
-    parser.parse_args(argv)
-    try:
-        settings = load_proxy_settings()
-    except ConfigError as exc:
-        print(f"llmproxy proxy: configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure(settings.log_level, settings.log_format)
-    return uvloop.run(serve(settings))

@@ -110,27 +110,28 @@ def _options(parser: Any) -> None:
         "with the swarm)",
     )
     parser.add_argument("--run-dir", default="", help="write summary.json and timeline.json here")
-    parser.add_argument(
-        "--management-token",
-        default=os.environ.get("MANAGEMENT_TOKEN", ""),
-        env_var="LOADTEST_MANAGEMENT_TOKEN",
-        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
-        help="bearer token of the management API (env LOADTEST_MANAGEMENT_TOKEN, MANAGEMENT_TOKEN)",
-    )
-    parser.add_argument(
-        "--api-key",
-        default="",
-        env_var="LOADTEST_API_KEY",
-        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
-        help="talk to an OpenAI-compatible server directly with this key (no provisioning, no management calls)",
-    )
-    parser.add_argument(
-        "--upstream-key",
-        default="sk-loadtest-upstream-key",
-        env_var="LOADTEST_UPSTREAM_KEY",
-        include_in_web_ui=False,  # the UI's page source would hold its value (is_secret only masks the field)
-        help="the upstream API key the run's project is created with",
-    )
+    # Secrets stay out of the web UI: its page source would hold their values (is_secret only masks the field).
+    for flag, default, env_var, text in (
+        (
+            "--management-token",
+            os.environ.get("MANAGEMENT_TOKEN", ""),
+            "LOADTEST_MANAGEMENT_TOKEN",
+            "bearer token of the management API (env LOADTEST_MANAGEMENT_TOKEN, MANAGEMENT_TOKEN)",
+        ),
+        (
+            "--api-key",
+            "",
+            "LOADTEST_API_KEY",
+            "talk to an OpenAI-compatible server directly with this key (no provisioning, no management calls)",
+        ),
+        (
+            "--upstream-key",
+            "sk-loadtest-upstream-key",
+            "LOADTEST_UPSTREAM_KEY",
+            "the upstream API key the run's project is created with",
+        ),
+    ):
+        parser.add_argument(flag, default=default, env_var=env_var, include_in_web_ui=False, help=text)
     parser.add_argument("--token-pool", type=int, default=8, help="tokens provisioned per run")
     parser.add_argument("--think-time-ms", type=float, default=0.0, help="pause between a user's requests")
     parser.add_argument("--model", default="gpt-4o-mini", help="chat model")

@@ -26,8 +26,11 @@ if ! python3 -m uv --version >/dev/null 2>&1; then
   python3 -m pip install --quiet "uv==0.13.8" 2>/dev/null \
     || python3 -m pip install --quiet --user --break-system-packages "uv==0.13.8"  # an externally managed Python
 fi
-echo "setup: syncing the Python environment (uv sync --frozen)"
-python3 -m uv sync --frozen --quiet
+# Compiled once here: where PYTHONDONTWRITEBYTECODE is set, no process writes .pyc files, and every devenv
+# command, emulator and task would compile moto, boto3 and the rest again at each start (seconds each).
+echo "setup: syncing the Python environment (uv sync --frozen --compile-bytecode; ~1 min the first time)"
+python3 -m uv sync --frozen --quiet --compile-bytecode
+python3 -m uv run --frozen python -m compileall -q -j 0 -x node_modules devenv llmproxy stack loadtests >/dev/null
 if [ ! -f stack/node_modules/.package-lock.json ] || [ stack/package-lock.json -nt stack/node_modules/.package-lock.json ]; then
   echo "setup: installing the pinned CDK CLI (npm ci in stack/)"
   npm ci --prefix stack --no-audit --no-fund --loglevel=error >/dev/null

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -25,6 +25,7 @@ from stack.constructs.cache import Cache
 from stack.constructs.database import Database
 from stack.constructs.network import Network
 from stack.constructs.observability import Observability
+from stack.constructs.repository import image_repository
 from stack.constructs.service import AppService
 from stack.nag import acknowledge_findings
 
@@ -63,20 +64,8 @@ class LlmProxyStack(Stack):
         config = AppConfig(self, "AppConfig", props=props, redis_url=cache.url)
         all_secrets = {**config.secrets, "database-url": database.url_secret}
 
-        repository = ecr.Repository(
-            self,
-            "Repository",
-            repository_name=names.ECR_REPOSITORY_NAME,
-            image_scan_on_push=True,
-            image_tag_mutability=ecr.TagMutability.MUTABLE,
-            lifecycle_rules=[
-                ecr.LifecycleRule(
-                    description="drop untagged images after 14 days",
-                    tag_status=ecr.TagStatus.UNTAGGED,
-                    max_image_age=Duration.days(14),
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
+        repository = image_repository(
+            self, "Repository", names.ECR_REPOSITORY_NAME, image_tag_mutability=ecr.TagMutability.MUTABLE
         )
         cluster = ecs.Cluster(
             self,

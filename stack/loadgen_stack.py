@@ -14,7 +14,6 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -24,6 +23,7 @@ from constructs import Construct
 
 from stack import names
 from stack.config import StackProps
+from stack.constructs.repository import image_repository
 from stack.constructs.service import PLACEHOLDER_TAG, RETENTION
 
 LOCUSTFILES = "/app/loadtests/locustfile.py,/app/loadtests/shapes.py"
@@ -60,20 +60,7 @@ class LoadGenStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[props.log_retention_days])
-        repository = ecr.Repository(
-            self,
-            "Repository",
-            repository_name=names.LOADTEST_REPOSITORY_NAME,
-            image_scan_on_push=True,
-            lifecycle_rules=[
-                ecr.LifecycleRule(
-                    description="drop untagged images after 14 days",
-                    tag_status=ecr.TagStatus.UNTAGGED,
-                    max_image_age=Duration.days(14),
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        repository = image_repository(self, "Repository", names.LOADTEST_REPOSITORY_NAME)
         cluster = ecs.Cluster(
             self,
             "Cluster",

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from devenv.config import Settings
 
@@ -58,6 +59,11 @@ class Application:
     def info(self, message: str) -> None:
         if not self.quiet:
             self.progress_console.print(message)
+
+    def warn(self, message: str) -> None:
+        """One line on stderr, even with --quiet or --output json: a warning is never silent (soft wrap:
+        a path in it stays whole in a log or a pipe)."""
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
 
     def emit_json(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")

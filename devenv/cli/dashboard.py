@@ -16,8 +16,6 @@ import typer
 
 from devenv.cli.application import Application
 from devenv.cli.options import TargetOption
-from devenv.dashboard.data import Reader
-from devenv.dashboard.server import HOST, server
 from devenv.errors import NotRunningError, PortInUseError, TargetError, UsageError
 from devenv.runtime.ports import free_port, is_free
 from devenv.runtime.state import StateDir
@@ -42,6 +40,9 @@ def dashboard(
     open_browser: bool = typer.Option(True, "--open/--no-open", help="open the page in your browser"),
 ) -> None:
     """Serve the stack's CloudWatch dashboard, services, alarms and scaling on 127.0.0.1, refreshed live."""
+    from devenv.dashboard.data import Reader
+    from devenv.dashboard.server import HOST, server  # the web server loads only for a page of its own
+
     app: Application = ctx.obj
     query = _window_query(start, end)
     state = StateDir(app.settings.state_dir)

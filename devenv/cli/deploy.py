@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,9 +30,11 @@ from devenv.config import region_problem
 from devenv.errors import UsageError
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
-from devenv.targets import cdk, deployment, localstack, parity, templates
+from devenv.stack_names import STACK_NAME
 from devenv.targets.endpoints import Target
-from devenv.targets.local import endpoint_for
+
+if TYPE_CHECKING:
+    from devenv.targets import deployment
 
 
 class Emulator(StrEnum):
@@ -61,6 +63,8 @@ def inputs_for(
     region: str | None,
     stack: StackChoice = StackChoice.proxy,
 ) -> deployment.Inputs:
+    from devenv.targets import cdk, deployment  # the deploy tools (boto3's exceptions) load only for a deploy
+
     if region is not None and (problem := region_problem(region)):
         raise UsageError(f"--region {region}: {problem}", "pass a region AWS has, e.g. --region eu-central-1")
     stack_dir = app.settings.stack_dir
@@ -121,6 +125,9 @@ def deploy(
 ) -> None:
     """Deploy LlmProxyStack (or, with --stack loadgen, the load generator's stack): synthesized once (cached),
     deployed by the CDK CLI, then verified resource by resource."""
+    from devenv.targets import deployment, localstack
+    from devenv.targets.local import endpoint_for
+
     app = application(ctx, output, quiet)
     inputs = inputs_for(app, target, props, context, region, stack)
     if target is Target.local and dry_run:
@@ -157,7 +164,8 @@ def deploy(
     if app.json_output:
         app.emit_json(result)
         return
-    app.out.print(f"[green]{report.stack_name} {report.status}[/] ({len(report.resources) or '?'} resources)")
+    state = "unchanged" if report.unchanged else report.status
+    app.out.print(f"[green]{report.stack_name} {state}[/] ({len(report.resources) or '?'} resources)")
     for key, value in sorted(report.outputs.items()):
         app.out.print(f"  {key} = {value}", markup=False, highlight=False)
 
@@ -175,13 +183,16 @@ def destroy(
     quiet: bool = QuietOption,
 ) -> None:
     """Delete LlmProxyStack; on the local cloud, also check that none of its resources remains."""
+    from devenv.targets import deployment
+    from devenv.targets.local import endpoint_for
+
     app = application(ctx, output, quiet)
     inputs = inputs_for(app, target, props, context, region)
     if target is Target.local:
-        app.info(f"deleting {cdk.STACK_NAME} from the local cloud")
+        app.info(f"deleting {STACK_NAME} from the local cloud")
         result = deployment.destroy_local(inputs, endpoint_for(app.settings.emulator_port))
     else:
-        confirm(app, f"Destroy {cdk.STACK_NAME} on AWS (profile {profile or 'default'})?", yes)
+        confirm(app, f"Destroy {STACK_NAME} on AWS (profile {profile or 'default'})?", yes)
         progress = Progress(["synth"])
         with showing(app, progress, inputs, verbose), progress.recording_failure():
             result = deployment.destroy_aws(inputs, profile, progress)
@@ -189,9 +200,7 @@ def destroy(
         app.emit_json({"target": target.value, **result})
     else:
         app.out.print(
-            f"[green]{cdk.STACK_NAME} destroyed[/]"
-            if result["deleted"]
-            else f"{cdk.STACK_NAME} did not exist"
+            f"[green]{STACK_NAME} destroyed[/]" if result["deleted"] else f"{STACK_NAME} did not exist"
         )
 
 
@@ -207,6 +216,8 @@ def parity_command(
     quiet: bool = QuietOption,
 ) -> None:
     """Every resource of the template with its local fate; exits 1 if any is unsupported."""
+    from devenv.targets import cdk, parity, templates
+
     app = application(ctx, output, quiet)
     if template is None:
         inputs = inputs_for(app, Target.local, props, context, None, stack)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,10 +28,12 @@ from devenv.cli.options import (
     UrlOption,
 )
 from devenv.errors import ConfigError, UsageError
-from devenv.failover import experiment as ex
 from devenv.runtime.state import StateDir
 from devenv.targets import dashboard_link
 from devenv.targets.endpoints import Target
+
+if TYPE_CHECKING:
+    from devenv.failover import experiment as ex
 
 HEADLINE = (
     "failed_requests",
@@ -78,6 +80,7 @@ def failover(
 ) -> None:
     """Failover experiments under load: a verdict, failed requests, recovery time and lost audit events."""
     from devenv.cli.application import application
+    from devenv.failover import experiment as ex  # the experiment files' YAML loads only for this command
 
     app = application(ctx, output, quiet)
     experiments_dir = experiments_dir or ex.experiments_dir(app.settings.loadtests_dir)
@@ -128,6 +131,8 @@ def _load(
     directory: Path, names: list[str], duration: float | None, overrides: list[str]
 ) -> list[ex.Experiment]:
     """Every experiment to run, validated (and overridden) before anything runs."""
+    from devenv.failover import experiment as ex
+
     try:
         if names:
             chosen = [ex.find(name, directory) for name in names]
@@ -158,6 +163,8 @@ def _run_dir(base: Path, name: str, target: str) -> Path:
 
 
 def _list(app: Application, directory: Path) -> None:
+    from devenv.failover import experiment as ex
+
     rows = []
     for name, path in ex.discover(directory).items():
         try:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -31,9 +32,10 @@ from devenv.runtime.children import stop_recorded
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
-from devenv.services import assembly, dashboard, emulator
+from devenv.services import dashboard, emulator
 
 if TYPE_CHECKING:
+    from devenv.services import assembly
     from devenv.targets.local_stack import RealizedStack
 
 UP_STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
@@ -76,6 +78,11 @@ def up(
         help="once up, roll the proxy and dispatcher on every saved change to their source (as `devenv "
         "watch`); with -d, watch in the foreground until Ctrl-C, the stack staying up",
     ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="deploy the stack from scratch: delete the saved local cloud instead of restoring it",
+    ),
     verbose: bool = VerboseOption,
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
@@ -99,6 +106,11 @@ def up(
     state = StateDir(app.settings.state_dir)
     if not detached_child:
         _recover_from_crash(app, state)
+    if fresh and not state.supervisor_running():  # a running one is refused below, its cloud kept
+        saved = emulator.saved_cloud_file(state)
+        if saved.exists():
+            saved.unlink()
+            app.info(f"deleted the saved local cloud ({saved}): deploying from scratch")
     if detach:
         _up_detached(app, state, infra_only, verbose)
         if watch:
@@ -124,6 +136,8 @@ def _up_foreground(
     `watch`, rolled on every saved change to its source).
 
     As the detached child of `up -d` (stdout = supervisor.log), the progress is written as log lines."""
+    from devenv.services import assembly  # its TLS certificates' library loads only for `up`
+
     stop = threading.Event()
     watching = threading.Event()
 
@@ -158,10 +172,11 @@ def _up_foreground(
             progress.recording_failure(),
         ):
             progress.start("services", "starting")
+            synthesis = None if infra_only else _Background(lambda: _synthesize(app, state, ports, progress))
             supervisor.start_all(specs)
             progress.done("services", f"{len(specs)} ready")
-            if not infra_only:
-                stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime, progress)
+            if synthesis is not None:
+                stack = _deploy_and_realize(app, state, supervisor, ports, stop, runtime, progress, synthesis)
     except DevenvError as exc:
         supervisor.error, supervisor.error_hint = supervisor.error or exc.message, exc.hint
         _roll_back(supervisor, stack, stop)
@@ -231,6 +246,42 @@ def _recover_from_crash(app: Application, state: StateDir) -> None:
     app.info(f"[yellow]{line}[/]" + (f"; stopped {len(stopped)}" if stopped else ""))
 
 
+class _Background:
+    """A call run in a daemon thread (it never holds up an interrupted `up`); `result` waits for it and
+    returns its value or raises its error."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._call = call
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="synth", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _synthesize(app: Application, state: StateDir, ports: assembly.Ports, progress: Progress) -> Any:
+    """The synth step (the deploy tools' imports, then the cached or new cloud assembly): it needs no
+    service, so it runs while they start."""
+    progress.start("synth", "loading the deploy tools")
+    from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
+
+    assert ports.mock_upstream is not None
+    return local_stack.synthesize(app.settings, state, ports.mock_upstream, progress)
+
+
 def _deploy_and_realize(
     app: Application,
     state: StateDir,
@@ -239,16 +290,19 @@ def _deploy_and_realize(
     stop: threading.Event,
     runtime: str,
     progress: Progress,
+    synthesis: _Background,
 ) -> RealizedStack:
-    """Deploy the CDK app to the emulator (synth, bootstrap, deploy) and realize it."""
-    progress.start("synth", "loading the deploy tools")
+    """Deploy the synthesized CDK app to the emulator (bootstrap, deploy) and realize it."""
+    inputs, cloud_assembly = synthesis.result()
     from devenv.realize.realizer import LocalData
-    from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
+    from devenv.services import assembly
+    from devenv.targets import local_stack
 
     assert ports.mock_upstream is not None and ports.aurora is not None and ports.elasticache is not None
     assert ports.alb is not None and ports.alb_https is not None
     endpoint = emulator.endpoint(ports.emulator)
-    outputs = local_stack.deploy(app.settings, state, endpoint, ports.mock_upstream, progress)
+    warnings = supervisor.facts.setdefault("warnings", [])
+    outputs = local_stack.deploy(app.settings, endpoint, inputs, cloud_assembly, progress, warnings.append)
     progress.start("realize", "the ECS tasks, the ALB mirror, the Aurora and ElastiCache endpoints")
     data = LocalData(ports.postgres, ports.redis, ports.redis_tls, ports.aurora, ports.elasticache)
     stack = local_stack.realize(
@@ -278,6 +332,8 @@ def _deploy_and_realize(
 def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: bool) -> None:
     """Start a supervisor in its own session, its output in the supervisor log; show its progress (read
     from the state file) until it is ready."""
+    from devenv.services import assembly
+
     if state.supervisor_running():
         state.acquire_supervisor_lock()  # raises AlreadyRunningError with the details
     assembly.claim_ports(app.settings, infra_only)  # a busy port is reported here, not by the child
@@ -375,6 +431,8 @@ def _report(app: Application, state: StateDir, headline: str, verbose: bool) -> 
     service, the exports on one line; the rest is in `devenv status`); off a terminal, or with
     --verbose, every port and stack output as well."""
     document = status_document(state)
+    for warning in document.get("warnings") or []:
+        app.warn(warning)
     if app.json_output:
         app.emit_json(document)
         return

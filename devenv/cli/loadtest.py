@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer._click.core import ParameterSource
@@ -29,15 +29,16 @@ from devenv.cli.options import (
     WorkersOption,
 )
 from devenv.errors import ConfigError, TargetError, UsageError
-from devenv.loadtest import loadgen, report, runner
-from devenv.loadtest import thresholds as th
-from devenv.loadtest import workers as locust_workers
 from devenv.loadtest.profiles import PROFILES, RAMP_STEP_S, parse_duration, plan, total_seconds
 from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.stack_names import LOADGEN_STACK_NAME
 from devenv.targets import aws_api, dashboard_link
 from devenv.targets.endpoints import Endpoint, Target, resolve
+
+if TYPE_CHECKING:  # Locust's plumbing and YAML load only for the command that runs
+    from devenv.loadtest import runner
+    from devenv.loadtest import thresholds as th
 
 
 class LoadGenerator(StrEnum):
@@ -111,6 +112,8 @@ def loadtest(
 ) -> None:
     """Load-test the LLM Proxy: headless with pass/fail thresholds and a report, or Locust's web UI."""
     from devenv.cli.application import application
+    from devenv.loadtest import runner
+    from devenv.loadtest import workers as locust_workers
 
     app = application(ctx, output, quiet)
     thresholds_file = thresholds_file or app.settings.loadtests_dir / runner.THRESHOLDS
@@ -158,6 +161,8 @@ def _loadgen(
     report_dir: Path | None,
 ) -> None:
     """A run through the deployed load generator stack (devenv.loadtest.loadgen), reported like a local one."""
+    from devenv.loadtest import loadgen
+
     given = [
         text
         for name, text in NOT_WITH_LOADGEN.items()
@@ -209,6 +214,8 @@ def _checked(
     thresholds_file: Path,
     overrides: list[str],
 ) -> _Checked:
+    from devenv.loadtest import thresholds as th
+
     try:
         duration_s = parse_duration(duration) if duration is not None else None
         step_s = parse_duration(ramp_step) if ramp_step is not None else RAMP_STEP_S
@@ -238,6 +245,8 @@ def _plan(
     overrides: list[str],
     report_dir: Path | None,
 ) -> runner.RunPlan:
+    from devenv.loadtest import runner
+
     checked = _checked(profile, users, duration, ramp_step, thresholds_file, overrides)
     runner.require_locustfile(app.settings.loadtests_dir)
     state = StateDir(app.settings.state_dir)
@@ -269,6 +278,9 @@ def _write_plan(
     no_aws_reason: str = "",
 ) -> runner.RunPlan:
     """The run folder (named by time, profile and target) with the run's effective thresholds."""
+    from devenv.loadtest import runner
+    from devenv.loadtest import thresholds as th
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = "-".join(part for part in (stamp, profile or "web", str(target), suffix_name) if part)
     run_dir = (report_dir or state.root / "loadtests") / name
@@ -296,6 +308,8 @@ def _write_plan(
 
 
 def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
+    from devenv.loadtest import runner
+
     port = port or free_port()
 
     def announce(url: str) -> None:
@@ -318,6 +332,8 @@ def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
 def _finish(
     app: Application, run_plan: runner.RunPlan, summary: dict[str, Any], emit_json: bool = True
 ) -> None:
+    from devenv.loadtest import report, runner
+
     run_dir = run_plan.run_dir
     summary["run_dir"] = str(run_dir)
     summary["dashboard"] = _dashboard(app, run_plan, summary)

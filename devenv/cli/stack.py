@@ -28,9 +28,7 @@ from devenv.config import Settings
 from devenv.errors import ConfigError, DevenvError
 from devenv.runtime.state import StateDir
 from devenv.stack_names import STACK_NAME
-from devenv.targets import cdk, deployment
 from devenv.targets.endpoints import Target
-from devenv.targets.local import endpoint_for
 
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 
@@ -45,6 +43,8 @@ def synth(
     stack_dir: Path, props_file: Path | None, outdir: Path, context: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Synthesize the stack into `outdir`; a summary of what was written. Bad props raise ConfigError."""
+    from devenv.targets import cdk  # the CDK side loads only for a synth
+
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     synthesize = cdk.import_app(stack_dir, "app").synthesize
     PropsError = cdk.import_app(stack_dir, "config").PropsError
@@ -115,6 +115,9 @@ def baseline_template(settings: Settings, target: Target, scratch: Path) -> Path
 
 def run_diff(settings: Settings, target: Target, assembly: Path, app: Application) -> dict[str, Any]:
     """`cdk diff` of the synthesized assembly against the target, or a template diff if it cannot answer."""
+    from devenv.targets import cdk, deployment
+    from devenv.targets.local import endpoint_for
+
     reachable, reason = target_reachable(settings, target)
     arguments = ["diff", "--app", str(assembly), "--no-notices", "--no-color", "--ci", STACK_NAME]
     env = (
@@ -152,9 +155,16 @@ def synth_for(
     settings: Settings, target: Target, props: Path | None, outdir: Path | None, context: list[str]
 ) -> dict[str, Any]:
     """`synth` with the commands' defaults: the target's props and cdk.out, both in the CDK app."""
+    from devenv.targets import cdk
+
     stack_dir = settings.stack_dir
     props_file = (props or cdk.props_file(stack_dir, target.value)).resolve()
     return synth(stack_dir, props_file, (outdir or stack_dir / "cdk.out").resolve(), parse_context(context))
+
+
+OutdirOption = typer.Option(
+    None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -164,9 +174,7 @@ def register(app: typer.Typer) -> None:
         props: Path | None = PropsOption,
         target: Target = TargetOption,
         context: list[str] = ContextOption,
-        outdir: Path | None = typer.Option(
-            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
-        ),
+        outdir: Path | None = OutdirOption,
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:
@@ -189,9 +197,7 @@ def register(app: typer.Typer) -> None:
         target: Target = TargetOption,
         props: Path | None = PropsOption,
         context: list[str] = ContextOption,
-        outdir: Path | None = typer.Option(
-            None, "--outdir", help="where the cloud assembly goes [default: cdk.out in the CDK app]"
-        ),
+        outdir: Path | None = OutdirOption,
         output: OutputFormat = OutputOption,
         quiet: bool = QuietOption,
     ) -> None:

@@ -19,7 +19,6 @@ from devenv.cli.application import Application, application
 from devenv.cli.options import QuietOption
 from devenv.errors import DevenvError, NotRunningError, UsageError
 from devenv.runtime.state import StateDir
-from devenv.services import llmproxy
 
 DOCKER_UNSUPPORTED = UsageError(
     "live reload rolls native tasks; this stack runs its tasks as containers (--runtime docker), whose "
@@ -72,6 +71,7 @@ def run(app: Application, state: StateDir, facts: dict[str, Any], stop: threadin
     stops answering ends it with a clear error."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from devenv.services import llmproxy
     from devenv.targets import live_reload, local
 
     source = Path(facts["llmproxy_source"])

@@ -53,6 +53,33 @@ def events_after(seq: int) -> list[dict[str, Any]]:
         return [e for e in _events if e["seq"] > seq]
 
 
+def saved_state() -> dict[str, Any]:
+    """What of this module the saved local cloud keeps (devenv.emulator.saved_cloud)."""
+    with _events_lock:
+        return {"events": list(_events), "target_health": dict(_target_health)}
+
+
+def restore_state(saved: dict[str, Any]) -> None:
+    """Back to `saved_state()`; new events are numbered after the saved ones."""
+    global _seq
+    with _events_lock:
+        _events[:] = saved["events"]
+        _seq = itertools.count(max((e["seq"] for e in _events), default=0) + 1)
+    _target_health.clear()
+    _target_health.update(saved["target_health"])
+
+
+def deregister_every_target() -> None:
+    """Every target leaves its group (the local cloud stopped: nothing listens at their ports)."""
+    from moto.elbv2.models import elbv2_backends
+
+    for account in elbv2_backends.values():
+        for backend in account.values():
+            for group in backend.target_groups.values():
+                for target in list(group.targets.values()):
+                    deregister_targets(group, [target])
+
+
 class InvalidReplicationGroupState(ElastiCacheException):
     code = "InvalidReplicationGroupState"
 

@@ -370,6 +370,21 @@ def find_task(task_id: str) -> LocalTask | None:
     return None
 
 
+def stop_every_task(reason: str) -> None:
+    """Every service task is STOPPED at once (its process is gone); the scheduler starts replacements on
+    its next pass."""
+    with _lock:
+        for backend in _all_backends():
+            for cluster_tasks in backend.tasks.values():
+                for task in cluster_tasks.values():
+                    if isinstance(task, LocalTask) and task.last_status != "STOPPED":
+                        stop(task, reason)
+                        task.last_status = "STOPPED"
+                        task.stopped_at = task.stopping_at or datetime.now(UTC)
+                        for container in task.containers:
+                            container.last_status = "STOPPED"
+
+
 def report(
     task_id: str, last_status: str, health_status: str | None, reason: str | None, exit_code: int | None
 ) -> LocalTask:

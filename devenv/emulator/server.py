@@ -46,13 +46,15 @@ def prepare(region: str, strict: bool, scale: float = 1.0) -> None:
 
 
 def emulator_app(region: str, strict: bool, scale: float = 1.0) -> WSGIApp:
-    """moto's server app with devenv's models installed and the /_devenv/ routes in front."""
+    """moto's server app with devenv's models installed, the /_devenv/ routes in front, and the saved
+    local cloud restored (devenv.emulator.saved_cloud)."""
     prepare(region, strict, scale)
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    from devenv.emulator import control
+    from devenv.emulator import control, saved_cloud
 
-    return control.wrap(DomainDispatcherApplication(create_backend_app))
+    saved_cloud.restore()
+    return saved_cloud.serving(control.wrap(DomainDispatcherApplication(create_backend_app)))
 
 
 class LoadingApp:
@@ -72,6 +74,10 @@ class LoadingApp:
             os._exit(1)
         self._built.set()
 
+    @property
+    def built(self) -> bool:
+        return self._built.is_set()
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._built.is_set() and environ.get("PATH_INFO") == READY_PATH:
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
@@ -82,7 +88,7 @@ class LoadingApp:
 
 
 def serve_forever(host: str, port: int, region: str, strict: bool, scale: float = 1.0) -> int:
-    """Run in the foreground until SIGTERM or SIGINT; exit code 0 on either."""
+    """Run in the foreground until SIGTERM or SIGINT (then save the local cloud); exit code 0 on either."""
     app = LoadingApp(lambda: emulator_app(region, strict, scale))
     server: BaseWSGIServer = make_server(host, port, app, threaded=True)
     # Keep-alive connections hold request threads; they must not block the exit on SIGTERM.
@@ -100,4 +106,8 @@ def serve_forever(host: str, port: int, region: str, strict: bool, scale: float 
     )
     server.serve_forever()
     server.server_close()
+    if app.built:
+        from devenv.emulator import saved_cloud
+
+        saved_cloud.save_at_stop()
     return 0

@@ -35,10 +35,18 @@ STEADY_STATE_REPEAT_S = 6 * 3600.0
 
 
 def record(service: Service, message: str) -> None:
-    """Add an event at the head of the service's events, keeping the newest MAX_EVENTS."""
+    """Add an event at the head of the service's events, keeping the newest MAX_EVENTS. Any other event
+    ends the current steady-state announcement, so the next steady state is written after it (an ALB
+    event can arrive while the service's counts already hold, and a reader waits for steady state last)."""
     event: dict[str, Any] = {"id": str(uuid.uuid4()), "createdAt": datetime.now(UTC), "message": message}
     service.events.insert(0, event)
     del service.events[MAX_EVENTS:]
+    if message != _steady(service):
+        service._devenv_steady_at = None  # type: ignore[attr-defined]
+
+
+def _steady(service: Service) -> str:
+    return f"(service {service.name}) has reached a steady state."
 
 
 def _tasks(task_ids: list[str]) -> str:
@@ -109,4 +117,4 @@ def settled(service: Service, deployment_id: str, rollout_completed: bool, stead
     last: float | None = getattr(service, "_devenv_steady_at", None)
     if last is None or now - last >= time_scale.seconds(STEADY_STATE_REPEAT_S):
         service._devenv_steady_at = now  # type: ignore[attr-defined]
-        record(service, f"(service {service.name}) has reached a steady state.")
+        record(service, _steady(service))

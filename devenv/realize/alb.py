@@ -212,6 +212,22 @@ class AlbMirror:
             TargetGroupArn=target_group_arn, Targets=[{"Id": "127.0.0.1", "Port": port}]
         )
 
+    def register_again(self, target_group_arn: str, port: int) -> None:
+        """Register a serving target in the emulator again, with the health the mirror sees (the
+        emulator restarted from a saved local cloud older than the target)."""
+        mirror = self.mirrors.get(target_group_arn)
+        if mirror is None:
+            return
+        dial = f"127.0.0.1:{port}"
+        self.elbv2.register_targets(
+            TargetGroupArn=target_group_arn, Targets=[{"Id": "127.0.0.1", "Port": port}]
+        )
+        with self._lock:
+            self._reported.pop((target_group_arn, dial), None)
+            health = mirror.health.get(dial)
+            if health is not None:
+                self._report(target_group_arn, dial, health.state, health.detail)
+
     def target_state(self, target_group_arn: str, port: int) -> str | None:
         """initial, healthy or unhealthy, as the mirror's health checks have it (None: not registered)."""
         mirror = self.mirrors.get(target_group_arn)

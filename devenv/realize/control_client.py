@@ -52,3 +52,17 @@ def events_after(endpoint: str, seq: int) -> list[dict[str, Any]]:
             return list(json.loads(response.read())["events"])
     except OSError:
         return []
+
+
+def saved_cloud(endpoint: str) -> dict[str, Any]:
+    """What the emulator says of its saved local cloud (devenv.emulator.saved_cloud.status): restored or
+    not, the stacks it holds deployed (name: template digest), the problem of a file it set aside.
+    Raises OSError when the emulator does not answer. The first call after a start waits while the
+    emulator loads its models and restores the saved cloud (seconds on a busy machine)."""
+    with urllib.request.urlopen(f"{endpoint}/_devenv/saved-cloud", timeout=120) as response:
+        return dict(json.loads(response.read()))
+
+
+def deployed(endpoint: str, stack: str, template: str) -> None:
+    """A deploy of `stack`, its template of digest `template`, finished: the emulator records it and saves."""
+    post(endpoint, "saved-cloud", {"stack": stack, "template": template}, timeout_s=60.0)

@@ -77,7 +77,7 @@ class LocalTask:
     target_group_arn: str | None
     cpu_units: float = 1024.0
     memory_mib: float | None = None  # the task definition's memory (CloudWatch's MemoryUtilization is of it)
-    reported_status: str = "PROVISIONING"
+    reported_status: str = "PROVISIONING"  # RUNNING once its start was reported and its target registered
     reported_health: str = "UNKNOWN"
     stopping: bool = False
 
@@ -162,6 +162,8 @@ class Realizer:
         if self.alb is not None:
             self.alb.ensure()
             self.alb.tick()
+        # what the emulator was told before it was asked: its answer cannot predate those reports
+        told_running = {arn for arn, local in list(self.tasks.items()) if local.reported_status == "RUNNING"}
         wanted = self._wanted_tasks()
         self._publish(wanted)
         self._discover({service["serviceArn"]: service for _, service in wanted.values()}.values())
@@ -179,7 +181,7 @@ class Realizer:
                 local.stopping = True
                 self._pool.submit(self._drain_and_stop, local, "stopped by the scheduler")
             else:
-                self._watch(local)
+                self._watch(local, wanted[arn][0], arn in told_running)
 
     def shutdown(self) -> None:
         """Stop every task process (the supervisor stops the rest)."""
@@ -365,6 +367,7 @@ class Realizer:
         if local.target_group_arn and local.host_port and self.alb:
             self.alb.register(local.target_group_arn, local.host_port)
             self._report_target(local, "registered")
+        local.reported_status = "RUNNING"
 
     def _spec(self, local: LocalTask, hosts: dict[str, dict[int, int]]) -> ServiceSpec:
         env = {**self.extra_env, **local.container.env, "DISPATCHER_CONSUMER_NAME": local.process}
@@ -413,8 +416,12 @@ class Realizer:
             },
         )
 
-    def _watch(self, local: LocalTask) -> None:
-        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is reported."""
+    def _watch(self, local: LocalTask, task: dict[str, Any], told_running: bool) -> None:
+        """A process that ended on its own is reported STOPPED (the scheduler replaces it); health is
+        reported. So is what the emulator no longer knows (`task`, as it describes the task): restarted
+        from a saved local cloud older than the task's start, it still has PROVISIONING a task it was
+        told RUNNING (`told_running`: before it described it; a task whose start is being reported while
+        the pass runs is not forgotten, only not yet seen)."""
         running = self.supervisor.services.get(local.process)
         if running is None:
             return
@@ -425,14 +432,20 @@ class Realizer:
                 self._task_ended, local, 128 - code if code < 0 else code
             )  # as a container reports it
             return
+        forgotten = told_running and task.get("lastStatus") == "PROVISIONING" and running.state == "running"
         if local.target_group_arn and local.host_port and self.alb:
+            if forgotten:
+                self.alb.register_again(local.target_group_arn, local.host_port)
             health = self.alb.health(local.target_group_arn, local.host_port)
-            if health != local.reported_health:
+            if health != local.reported_health or forgotten or task.get("healthStatus") != health:
+                newly_unhealthy = health == "UNHEALTHY" and local.reported_health != "UNHEALTHY"
                 local.reported_health = health
                 self._report(local.task_arn, "RUNNING", health=health)
-                if health == "UNHEALTHY":
+                if newly_unhealthy:
                     reason = self.alb.unhealthy_reason(local.target_group_arn, local.host_port)
                     self._report_target(local, "unhealthy", reason)
+        elif forgotten:
+            self._report(local.task_arn, "RUNNING")
 
     def _task_ended(self, local: LocalTask, exit_code: int | None) -> None:
         self._drain(local)

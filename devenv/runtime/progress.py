@@ -55,6 +55,14 @@ class Progress:
             self._steps[name].detail = detail
         self._changed()
 
+    def extend(self, name: str, more: str) -> None:
+        """Add `more` to the step's detail: a later fact about a step keeps what the step said (a
+        display that reads the detail only after the addition still shows both)."""
+        with self._lock:
+            step = self._steps[name]
+            step.detail = f"{step.detail} · {more}" if step.detail else more
+        self._changed()
+
     def done(self, name: str, detail: str | None = None) -> None:
         self._finish(name, "done", detail)
 

@@ -78,6 +78,7 @@ def infrastructure(
             postgres_endpoint=f"127.0.0.1:{ports.aurora or ports.postgres}",
             redis_endpoint=f"127.0.0.1:{ports.elasticache or ports.redis}",
             generated_secrets=state.run / "generated-secrets.json",
+            saved_cloud=emulator.saved_cloud_file(state),
         ),
     ]
 

@@ -8,9 +8,16 @@ from pathlib import Path
 
 from devenv.config import Settings
 from devenv.runtime import probes
+from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+def saved_cloud_file(state: StateDir) -> Path:
+    """The saved local cloud (devenv.emulator.saved_cloud): in the data directory, beside the Postgres
+    data it matches, so `down --volumes` deletes both."""
+    return state.data / "saved-cloud.pickle"
 
 
 def endpoint(port: int) -> str:
@@ -53,12 +60,14 @@ def spec(
     postgres_endpoint: str,
     redis_endpoint: str,
     generated_secrets: Path,
+    saved_cloud: Path,
 ) -> ServiceSpec:
     """The emulator as a local process (`environment` says what the arguments mean)."""
     env = {
         **os.environ,
         **environment(settings, postgres_admin_url, postgres_endpoint, redis_endpoint),
         "DEVENV_GENERATED_SECRETS": str(generated_secrets),  # kept across restarts, as the local data is
+        "DEVENV_SAVED_CLOUD": str(saved_cloud),  # restored on start, saved while up and at a stop
     }
     return ServiceSpec(
         name="emulator",

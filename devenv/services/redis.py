@@ -4,13 +4,16 @@ without a snapshot: a restart comes back empty)."""
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 from devenv.config import Settings
 from devenv.errors import MissingDependencyError
 from devenv.runtime import probes
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec
-from devenv.services.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from devenv.services.tls import TlsFiles
 
 INSTALL_HINT = (
     "install it: `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"

@@ -59,6 +59,11 @@ class Assembly:
     def template(self, stack: str = STACK_NAME) -> dict[str, Any]:
         return dict(json.loads(self.template_path_of(stack).read_text()))
 
+    def template_digest(self, stack: str = STACK_NAME) -> str:
+        """What one stack of the app is made of (its template names its assets by hash): a deployed stack
+        with this digest is unchanged, whatever happened to the app's other stacks."""
+        return hashlib.sha256(self.template_path_of(stack).read_bytes()).hexdigest()[:16]
+
 
 def props_file(stack_dir: Path, target: str) -> Path:
     """The props of a deploy target (`local`, `aws`): `props/<target>.json` in the CDK app."""

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
 
 from devenv.errors import DevenvError
+from devenv.realize import control_client
 from devenv.runtime.progress import Progress
 from devenv.targets import cdk, leaks, local
 
@@ -39,6 +41,72 @@ def synth(inputs: Inputs, progress: Progress) -> cdk.Assembly:
     return assembly
 
 
+def cdk_deploy(
+    inputs: Inputs, assembly: cdk.Assembly, method: str, env: Mapping[str, str], progress: Progress
+) -> tuple[dict[str, Any], cdk.CliRun, int]:
+    """The `deploy` step's `cdk deploy --method=<method>` of the stack, its resources counted as they come:
+    the stack's template, the run, and how many resources the template has."""
+    template = assembly.template(inputs.stack)
+    counter = cdk.ResourceCounter(
+        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
+    )
+    progress.start("deploy", f"cdk deploy {inputs.stack} --method={method}")
+    run = cdk.run(
+        cdk.deploy_arguments(assembly, method, stack=inputs.stack),
+        env,
+        inputs.stack_dir,
+        inputs.cdk_log,
+        on_line=counter,
+    )
+    return template, run, counter.total
+
+
+def saved_cloud(endpoint: str) -> dict[str, Any] | None:
+    """The emulator's word on its saved local cloud (devenv.emulator.saved_cloud), or None from an
+    emulator without devenv's control API (LocalStack answers 404)."""
+    try:
+        return control_client.saved_cloud(endpoint)
+    except HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise local.DeployFailedError(
+            f"the emulator could not say what it holds: HTTP {exc.code}", "see `devenv logs emulator`"
+        ) from None
+    except OSError as exc:
+        raise local.DeployFailedError(
+            f"the emulator did not answer at {endpoint}: {exc}", "see `devenv logs emulator`"
+        ) from None
+
+
+def unchanged(
+    endpoint: str, region: str, stack: str, assembly: cdk.Assembly, saved: dict[str, Any] | None
+) -> local.StackReport | None:
+    """The verified `stack` when the emulator holds it deployed (complete) from exactly this assembly's
+    template of it: no deploy is needed. None when it holds another template of it, none, or cannot say."""
+    if saved is None or (saved.get("stacks") or {}).get(stack) != assembly.template_digest(stack):
+        return None
+    cfn = local.client("cloudformation", endpoint, region)
+    deployed = local.stack_status(cfn, stack)
+    if deployed is None or deployed["StackStatus"] not in local.TERMINAL_OK:
+        return None
+    report = local.verify_stack(endpoint, region, stack, assembly.template(stack), {})
+    report.assembly = str(assembly.directory)
+    report.unchanged = True
+    return report
+
+
+def record_deployed(endpoint: str, stack: str, assembly: cdk.Assembly) -> None:
+    """Tell the emulator which template of `stack` it now holds (it saves the local cloud at once)."""
+    try:
+        control_client.deployed(endpoint, stack, assembly.template_digest(stack))
+    except OSError as exc:
+        detail = exc.read().decode(errors="replace") if isinstance(exc, HTTPError) else str(exc)
+        raise local.DeployFailedError(
+            f"the stack is deployed but the emulator could not save the local cloud: {detail}",
+            "see `devenv logs emulator`; the next `devenv up` deploys again",
+        ) from None
+
+
 def deploy_local(
     inputs: Inputs,
     endpoint: str,
@@ -54,6 +122,13 @@ def deploy_local(
     """
     local.require_emulator(endpoint, probe_path)
     assembly = assembly or synth(inputs, progress)
+    saved = saved_cloud(endpoint)
+    same = unchanged(endpoint, inputs.region, inputs.stack, assembly, saved)
+    if same is not None:
+        progress.done("bootstrap", "already bootstrapped")
+        digest = assembly.template_digest(inputs.stack)
+        progress.done("deploy", f"unchanged: the local cloud holds {inputs.stack} of template {digest}")
+        return same
     env = {**cdk.local_env(endpoint, inputs.region), **(env or {})}
     progress.start("bootstrap", "checking the CDK bootstrap stack")
     if local.bootstrap_version(endpoint, inputs.region) is None:
@@ -71,18 +146,7 @@ def deploy_local(
         progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created")
     else:
         progress.done("bootstrap", "already bootstrapped")
-    template = assembly.template(inputs.stack)
-    counter = cdk.ResourceCounter(
-        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
-    )
-    progress.start("deploy", f"cdk deploy {inputs.stack} --method=direct")
-    run = cdk.run(
-        cdk.deploy_arguments(assembly, "direct", stack=inputs.stack),
-        env,
-        inputs.stack_dir,
-        inputs.cdk_log,
-        on_line=counter,
-    )
+    template, run, total = cdk_deploy(inputs, assembly, "direct", env, progress)
     try:
         report = local.verify_stack(endpoint, inputs.region, inputs.stack, template, {})
     except local.DeployFailedError as exc:
@@ -95,7 +159,9 @@ def deploy_local(
         raise local.DeployFailedError(
             run.failure(f"cdk deploy failed although the stack is {report.status}"), "see the log named above"
         )
-    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
+    if saved is not None:
+        record_deployed(endpoint, inputs.stack, assembly)
+    progress.done("deploy", f"resources {len(report.resources)}/{total}")
     report.assembly = str(assembly.directory)
     return report
 
@@ -167,17 +233,8 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     """The same assembly and CLI as local, with the user's credentials; verified through CloudFormation."""
     session = aws_session(profile, inputs.region)
     assembly = synth(inputs, progress)
-    template = assembly.template(inputs.stack)
-    counter = cdk.ResourceCounter(
-        len(template.get("Resources", {})), lambda detail: progress.update("deploy", detail)
-    )
-    progress.start("deploy", f"cdk deploy {inputs.stack} (change set)")
-    run = cdk.run(
-        cdk.deploy_arguments(assembly, "change-set", stack=inputs.stack),
-        aws_env(profile, inputs.region),
-        inputs.stack_dir,
-        inputs.cdk_log,
-        counter,
+    template, run, total = cdk_deploy(
+        inputs, assembly, "change-set", aws_env(profile, inputs.region), progress
     )
     report = local.verify_with(
         session.client("cloudformation"),
@@ -189,7 +246,7 @@ def deploy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> local
     )
     if run.exit_code != 0:
         raise local.DeployFailedError(run.failure("cdk deploy failed"), "see the log named above")
-    progress.done("deploy", f"resources {len(report.resources)}/{counter.total}")
+    progress.done("deploy", f"resources {len(report.resources)}/{total}")
     return report
 
 

@@ -100,6 +100,7 @@ class StackReport:
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)
     assembly: str | None = None
+    unchanged: bool = False  # the target already held this cloud assembly: nothing was deployed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ class StackReport:
             "resources": len(self.resources),
             "unchecked_conditional_resources": self.unchecked,
             "assembly": self.assembly,
+            "unchanged": self.unchanged,
         }
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,11 @@ class RealizedStack:
         self.realizer.shutdown()
 
 
-def deploy(
-    settings: Settings, state: StateDir, emulator_endpoint: str, upstream_port: int, progress: Progress
-) -> dict[str, str]:
-    """Deploy LlmProxyStack to the emulator (the synth, bootstrap and deploy steps); returns its outputs."""
+def synthesize(
+    settings: Settings, state: StateDir, upstream_port: int, progress: Progress
+) -> tuple[Inputs, cdk.Assembly]:
+    """The cloud assembly of LlmProxyStack for this machine (the synth step); needs no running service,
+    so `up` runs it while the services start."""
     context = (
         {} if upstream_port == DEFAULT_UPSTREAM_PORT else {"upstreamUrl": f"http://127.0.0.1:{upstream_port}"}
     )
@@ -65,16 +67,44 @@ def deploy(
     inputs = Inputs(
         cache_root, settings.stack_dir, props, context, settings.region, state.log_for(cdk.LOG_NAME)
     )
-    assembly = deployment.synth(inputs, progress)
+    return inputs, deployment.synth(inputs, progress)
+
+
+def deploy(
+    settings: Settings,
+    emulator_endpoint: str,
+    inputs: Inputs,
+    assembly: cdk.Assembly,
+    progress: Progress,
+    warn: Callable[[str], None],
+) -> dict[str, str]:
+    """Deploy the assembly of LlmProxyStack to the emulator (the bootstrap and deploy steps); returns its
+    outputs.
+
+    An emulator that restored the saved local cloud of this very assembly needs no deploy; of another
+    assembly, the deploy updates the restored stack. A saved cloud the emulator could not restore is
+    reported through `warn` (the deploy then starts from scratch)."""
     total = len(assembly.template().get("Resources", {}))
-    if assembly.cached:
+    saved = deployment.saved_cloud(emulator_endpoint)
+    if saved is not None and saved.get("problem"):
+        warn(f"{saved['problem']}; deploying from scratch")
+    report = deployment.unchanged(emulator_endpoint, settings.region, cdk.STACK_NAME, assembly, saved)
+    if report is not None:
+        progress.done("bootstrap", "restored with the saved local cloud")
+        progress.done(
+            "deploy", f"restored from the saved local cloud: resources {len(report.resources)}/{total}"
+        )
+    elif assembly.cached:
         progress.start("bootstrap", "checking the CDK bootstrap stack")
         created = local.ensure_bootstrapped(emulator_endpoint, settings.region, settings.stack_dir)
         progress.done("bootstrap", f"{local.BOOTSTRAP_STACK} created" if created else "already bootstrapped")
-        progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources (assembly unchanged)")
+        restored = saved is not None and saved.get("restored")
+        how = "updating the restored stack" if restored else "assembly unchanged"
+        progress.start("deploy", f"CloudFormation: {cdk.STACK_NAME}, {total} resources ({how})")
         report = local.deploy_template_report(
             emulator_endpoint, assembly.template_path, cdk.STACK_NAME, region=settings.region
         )
+        deployment.record_deployed(emulator_endpoint, cdk.STACK_NAME, assembly)
         progress.done("deploy", f"resources {len(report.resources)}/{total}")
     else:
         report = deployment.deploy_local(inputs, emulator_endpoint, progress, assembly=assembly)
@@ -82,10 +112,9 @@ def deploy(
         resources = scaling.suspend_all(
             local.client("application-autoscaling", emulator_endpoint, settings.region)
         )
-        progress.update(
+        progress.extend(
             "deploy",
-            f"resources {len(report.resources)}/{total} · autoscaling off: dynamic scaling suspended"
-            f" (SuspendedState) for {', '.join(resources) or 'no service'}",
+            f"autoscaling off: dynamic scaling suspended (SuspendedState) for {', '.join(resources) or 'no service'}",
         )
     return dict(report.outputs)
 

@@ -117,6 +117,19 @@ def _error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _read(store: Store, what: str, action: Callable[[], Any], not_found: str, hint: str) -> Any:
+    """One SDK read of `what` (e.g. "secret llm-proxy/x"); the `not_found` error code says it does not
+    exist, with `hint`."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return _call(store, action)
+    except ClientError as exc:
+        if _error_code(exc) == not_found:
+            raise DevenvError(f"{what} does not exist on {store.where}", hint) from None
+        raise DevenvError(f"cannot read {what} on {store.where}: {exc}") from None
+
+
 def secret_name(name: str) -> str:
     """Full secret name from a short one (`management-token`) or the full one."""
     if name in SECRETS:
@@ -154,18 +167,14 @@ def put_secret(store: Store, name: str, value: str) -> dict[str, Any]:
 
 
 def get_secret(store: Store, name: str) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
     full = secret_name(name)
-    try:
-        response = _call(store, lambda: store.secretsmanager.get_secret_value(SecretId=full))
-    except ClientError as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
-            raise DevenvError(
-                f"secret {full} does not exist on {store.where}",
-                f"deploy the stack there, or create it with `devenv secret set {name} --target {store.target.value}`",
-            ) from None
-        raise DevenvError(f"cannot read secret {full} on {store.where}: {exc}") from None
+    response = _read(
+        store,
+        f"secret {full}",
+        lambda: store.secretsmanager.get_secret_value(SecretId=full),
+        "ResourceNotFoundException",
+        f"deploy the stack there, or create it with `devenv secret set {name} --target {store.target.value}`",
+    )
     return {"name": full, "arn": response["ARN"], "value": response.get("SecretString", "")}
 
 
@@ -189,18 +198,14 @@ def put_parameter(store: Store, name: str, value: str) -> dict[str, Any]:
 
 
 def get_parameter(store: Store, name: str) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
     short, full = parameter_name(name)
-    try:
-        response = _call(store, lambda: store.ssm.get_parameter(Name=full))
-    except ClientError as exc:
-        if _error_code(exc) == "ParameterNotFound":
-            raise DevenvError(
-                f"config {full} does not exist on {store.where}",
-                f"deploy the stack there, or set it with `devenv config set {short} VALUE`",
-            ) from None
-        raise DevenvError(f"cannot read config {full} on {store.where}: {exc}") from None
+    response = _read(
+        store,
+        f"config {full}",
+        lambda: store.ssm.get_parameter(Name=full),
+        "ParameterNotFound",
+        f"deploy the stack there, or set it with `devenv config set {short} VALUE`",
+    )
     return {
         "name": full,
         "value": response["Parameter"]["Value"],

@@ -67,6 +67,14 @@ class Call:
         return document
 
 
+def model_of(document: dict[str, Any]) -> str:
+    """The request's `model`, which every endpoint requires (a 400 as OpenAI's when it is missing)."""
+    model = document.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError(400, "you must provide a model parameter", "missing_model")
+    return model
+
+
 def sse(document: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(document) + b"\n\n"
 
@@ -211,9 +219,7 @@ class MockUpstream:
     async def chat_completions(self, call: Call, send: Send, receive: Receive) -> int:
         document = call.json()
         messages = document.get("messages")
-        model = document.get("model")
-        if not isinstance(model, str) or not model:
-            raise RequestError(400, "you must provide a model parameter", "missing_model")
+        model = model_of(document)
         if not isinstance(messages, list) or not messages:
             raise RequestError(400, "'messages' must be a non-empty array", "invalid_messages")
         digest = hashlib.blake2b(
@@ -270,10 +276,8 @@ class MockUpstream:
 
     async def completions(self, call: Call, send: Send, receive: Receive) -> int:
         document = call.json()
-        model = document.get("model")
+        model = model_of(document)
         prompt = document.get("prompt")
-        if not isinstance(model, str) or not model:
-            raise RequestError(400, "you must provide a model parameter", "missing_model")
         if not isinstance(prompt, str | list):
             raise RequestError(400, "'prompt' must be a string or an array of strings", "invalid_prompt")
         prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
@@ -304,10 +308,8 @@ class MockUpstream:
 
     async def embeddings(self, call: Call, send: Send, receive: Receive) -> int:
         document = call.json()
-        model = document.get("model")
+        model = model_of(document)
         raw_input = document.get("input")
-        if not isinstance(model, str) or not model:
-            raise RequestError(400, "you must provide a model parameter", "missing_model")
         if isinstance(raw_input, str) or (
             isinstance(raw_input, list) and raw_input and all(isinstance(x, int) for x in raw_input)
         ):

@@ -95,6 +95,42 @@ class ModelHooks:
         )
 
 
+def moto_create(
+    moto_class: Any,
+    name: str,
+    properties: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A resource made by moto's own CloudFormation model, which takes the resource's whole JSON."""
+    return moto_class.create_from_cloudformation_json(
+        name, {"Properties": properties}, account_id, region_name, **kwargs
+    )
+
+
+class ExtendsMoto(ModelHooks):
+    """A model extending one of moto's classes (a base after this one): moto's code makes the object, which
+    is re-classed (`adopt`) so it answers with this model's hooks and attributes. By default moto's
+    CloudFormation model makes it from the properties."""
+
+    @classmethod
+    def adopt(cls, made: Any) -> Any:
+        made.__class__ = cls
+        return made
+
+    @classmethod
+    def create_resource(
+        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        moto_class = next(
+            base
+            for base in cls.__mro__
+            if base.__module__.startswith("moto.") and issubclass(base, CloudFormationModel)
+        )
+        return cls.adopt(moto_create(moto_class, name, properties, account_id, region_name, **kwargs))
+
+
 class CfnAttributes:
     """`Fn::GetAtt` from `cfn_attributes()`, a map of names to zero-argument getters.
 

@@ -14,7 +14,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
 from moto.ecs.models import Service as MotoService
 from moto.ecs.models import TaskDefinition as MotoTaskDefinition
 
-from devenv.emulator.models.base import CfnAttributes, ModelHooks, as_int, required, tag_list
+from devenv.emulator.models.base import CfnAttributes, ExtendsMoto, as_int, required, tag_list
 
 
 def backend(account_id: str, region_name: str) -> EC2ContainerServiceBackend:
@@ -48,7 +48,7 @@ def _register(properties: Any, family: str, account_id: str, region_name: str) -
     return definition
 
 
-class TaskDefinition(ModelHooks, CfnAttributes, MotoTaskDefinition):
+class TaskDefinition(ExtendsMoto, CfnAttributes, MotoTaskDefinition):
     """AWS::ECS::TaskDefinition; Ref is the revision's ARN. Any change registers a new revision."""
 
     TYPE = "AWS::ECS::TaskDefinition"
@@ -61,9 +61,7 @@ class TaskDefinition(ModelHooks, CfnAttributes, MotoTaskDefinition):
         cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> MotoTaskDefinition:
         family = properties.get("Family") or name
-        created = _register(properties, family, account_id, region_name)
-        created.__class__ = cls
-        return created
+        return cls.adopt(_register(properties, family, account_id, region_name))
 
     @classmethod
     def update_resource(
@@ -72,8 +70,7 @@ class TaskDefinition(ModelHooks, CfnAttributes, MotoTaskDefinition):
         family = properties.get("Family") or original.family
         new = _register(properties, family, account_id, region_name)
         backend(account_id, region_name).deregister_task_definition(original.arn)
-        new.__class__ = cls
-        return new
+        return cls.adopt(new)
 
     def delete(self, account_id: str, region_name: str) -> None:
         ecs = backend(account_id, region_name)
@@ -105,7 +102,7 @@ def _apply_extras(service: MotoService, properties: Any) -> MotoService:
     return service
 
 
-class Service(ModelHooks, CfnAttributes, MotoService):
+class Service(ExtendsMoto, CfnAttributes, MotoService):
     """AWS::ECS::Service (Fargate); Ref is the service ARN. Tasks are started by the realizer, not here."""
 
     TYPE = "AWS::ECS::Service"
@@ -126,8 +123,7 @@ class Service(ModelHooks, CfnAttributes, MotoService):
             task_definition_str=required(properties, "TaskDefinition", kind),
             **_service_settings(properties),
         )
-        service.__class__ = cls
-        return _apply_extras(service, properties)
+        return _apply_extras(cls.adopt(service), properties)
 
     @classmethod
     def update_resource(

@@ -7,7 +7,7 @@ from typing import Any
 
 from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
 
-from devenv.emulator.models.base import CfnAttributes, DevenvModel, ModelHooks
+from devenv.emulator.models.base import CfnAttributes, DevenvModel, ExtendsMoto
 
 # The ALB hosted zone of each region (public AWS values; only us-east-1's is needed so far).
 ALB_HOSTED_ZONES = {
@@ -22,21 +22,11 @@ def _arn_suffix(arn: str, kind: str) -> str:
     return arn[arn.index(f":{kind}/") + 1 :] if f":{kind}/" in arn else arn.split(":", 5)[-1]
 
 
-class LoadBalancer(ModelHooks, CfnAttributes, FakeLoadBalancer):
+class LoadBalancer(ExtendsMoto, CfnAttributes, FakeLoadBalancer):
     """moto's FakeLoadBalancer, with the attributes it lacks; moto's instances are re-classed on creation."""
 
     TYPE = "AWS::ElasticLoadBalancingV2::LoadBalancer"
     NAME_PROPERTY = "Name"
-
-    @classmethod
-    def create_resource(
-        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> FakeLoadBalancer:
-        created = FakeLoadBalancer.create_from_cloudformation_json(
-            name, {"Properties": properties}, account_id, region_name, **kwargs
-        )
-        created.__class__ = cls
-        return created
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {
@@ -62,21 +52,11 @@ class LoadBalancer(ModelHooks, CfnAttributes, FakeLoadBalancer):
         return original
 
 
-class TargetGroup(ModelHooks, CfnAttributes, FakeTargetGroup):
+class TargetGroup(ExtendsMoto, CfnAttributes, FakeTargetGroup):
     """moto's FakeTargetGroup, with the attributes it lacks; moto's instances are re-classed on creation."""
 
     TYPE = "AWS::ElasticLoadBalancingV2::TargetGroup"
     NAME_PROPERTY = "Name"
-
-    @classmethod
-    def create_resource(
-        cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> FakeTargetGroup:
-        created = FakeTargetGroup.create_from_cloudformation_json(
-            name, {"Properties": properties}, account_id, region_name, **kwargs
-        )
-        created.__class__ = cls
-        return created
 
     def cfn_attributes(self) -> Mapping[str, Callable[[], Any]]:
         return {

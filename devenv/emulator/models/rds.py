@@ -25,6 +25,7 @@ from devenv.emulator.models.base import (
     TemplateError,
     as_bool,
     as_int,
+    moto_create,
     required,
     tag_list,
 )
@@ -167,9 +168,7 @@ class DBInstance(ModelHooks, MotoDBInstance):
     ) -> MotoDBInstance:
         cluster_id = properties.get("DBClusterIdentifier")
         if not cluster_id:
-            return MotoDBInstance.create_from_cloudformation_json(
-                name, {"Properties": properties}, account_id, region_name, **kwargs
-            )
+            return moto_create(MotoDBInstance, name, properties, account_id, region_name, **kwargs)
         rds = backend(account_id, region_name)
         cluster = rds.clusters.get(cluster_id.lower())
         if cluster is None:

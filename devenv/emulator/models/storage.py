@@ -9,7 +9,7 @@ from typing import Any
 from moto.s3.models import FakeBucket, S3Backend, s3_backends
 from moto.utilities.utils import get_partition
 
-from devenv.emulator.models.base import DevenvModel, ModelHooks, required
+from devenv.emulator.models.base import DevenvModel, ModelHooks, moto_create, required
 
 
 def backend(account_id: str, region_name: str) -> S3Backend:
@@ -39,9 +39,7 @@ class Bucket(ModelHooks, FakeBucket):
     def create_resource(
         cls, name: str, properties: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FakeBucket:
-        bucket = FakeBucket.create_from_cloudformation_json(
-            name, {"Properties": properties}, account_id, region_name, **kwargs
-        )
+        bucket = moto_create(FakeBucket, name, properties, account_id, region_name, **kwargs)
         _block_public_access(bucket.name, properties, account_id, region_name)
         return bucket
 

@@ -251,6 +251,10 @@ def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_plac
     again = deployed.devenv("deploy", "--target", "local", "--output", "json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "✓ synth: cached (" in again.stderr
+    # the emulator holds this very assembly: nothing deployed, said at once
+    assert json.loads(again.stdout)["unchanged"] is True
+    assert f"✓ deploy: unchanged: the local cloud holds {STACK} of template" in again.stderr
+    assert "cdk deploy" not in again.stderr
     cluster_before = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]["DBClusterIdentifier"]
     update = deployed.devenv(
         "deploy",

@@ -53,6 +53,21 @@ def test_the_loadgen_stack_deploys_beside_the_proxy_stack(proxy_deployed: Deploy
     assert stack["StackStatus"] == "CREATE_COMPLETE"
 
 
+def test_an_unchanged_stack_is_told_apart_from_the_app_s_other_stack(proxy_deployed: Deployed) -> None:
+    """Both stacks come from one cloud assembly: "unchanged" is decided per stack, by its own template."""
+    # deployed (or already, by the module's other test): the proxy stack's record must not answer for it
+    first = proxy_deployed.devenv("deploy", "--stack", "loadgen", "--target", "local", "--output", "json")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads(first.stdout)["stack"] == names.LOADGEN_STACK_NAME
+    for option, stack in ((["--stack", "loadgen"], names.LOADGEN_STACK_NAME), ([], names.STACK_NAME)):
+        again = proxy_deployed.devenv("deploy", *option, "--target", "local", "--output", "json")
+        assert again.returncode == 0, again.stderr[-3000:]
+        report = json.loads(again.stdout)
+        assert (report["stack"], report["unchanged"]) == (stack, True)
+        assert f"unchanged: the local cloud holds {stack} of template" in again.stderr
+        assert "cdk deploy" not in again.stderr
+
+
 def test_parity_models_every_resource_of_the_loadgen_stack(proxy_deployed: Deployed) -> None:
     result = proxy_deployed.devenv("parity", "--stack", "loadgen", "--output", "json")
     assert result.returncode == 0, result.stderr[-3000:]

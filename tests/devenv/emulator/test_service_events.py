@@ -109,6 +109,20 @@ def test_the_deployment_waits_for_old_tasks_to_stop_before_it_completes(
     assert events(ecs, "slow")[0]["message"] == "(service slow) has reached a steady state."
 
 
+def test_an_alb_event_after_the_steady_state_is_followed_by_the_steady_state_again(
+    inprocess_emulator: str, ecs: Any
+) -> None:
+    task = create_service(ecs, "late")
+    report(inprocess_emulator, task, lastStatus="RUNNING", healthStatus="HEALTHY")
+    assert events(ecs, "late")[0]["message"] == "(service late) has reached a steady state."
+    target_event(inprocess_emulator, task, "registered")  # the realizer's report, after the counts held
+    assert [e["message"] for e in events(ecs, "late")[:3]] == [
+        "(service late) has reached a steady state.",
+        f"(service late) registered 1 targets in (target-group {TARGET_GROUP})",
+        "(service late) has reached a steady state.",
+    ]
+
+
 def test_scaling_out_and_in_and_an_unhealthy_target(inprocess_emulator: str, ecs: Any) -> None:
     first = create_service(ecs, "scaled")
     report(inprocess_emulator, first, lastStatus="RUNNING", healthStatus="HEALTHY")

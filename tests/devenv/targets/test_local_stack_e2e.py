@@ -143,7 +143,11 @@ def test_a_forced_new_deployment_under_steady_traffic_fails_no_request_and_is_lo
     [before] = stack.proxy_tasks()
     steady = "(service proxy) has reached a steady state."
     # an earlier scale-in may still be draining a task: its events are not this deployment's
-    wait_for(lambda: proxy_events(stack)[0]["message"] == steady, timeout_s=90)
+    wait_for(
+        lambda: proxy_events(stack)[0]["message"] == steady,
+        timeout_s=90,
+        describe=lambda: [e["message"] for e in proxy_events(stack)[:8]],
+    )
     known = {e["id"] for e in proxy_events(stack)}
     ecs.update_service(cluster=cluster, service=service, forceNewDeployment=True)
     [after] = wait_for(
