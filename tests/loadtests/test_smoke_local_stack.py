@@ -4,6 +4,7 @@ endpoints), as `nox -s loadtest_smoke` runs it, on the session's shared stack.""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,26 @@ from tests.local_stack import Stack
 pytestmark = pytest.mark.slow
 
 
+def why(done: subprocess.CompletedProcess[str]) -> str:
+    """A failed run's own account: exit code, verdict, failed checks and workers (the JSON's head), and
+    the end of its stderr."""
+    try:
+        summary = json.loads(done.stdout)
+    except ValueError:
+        return f"exit {done.returncode}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+    keys = ("verdict", "exit_code", "setup_error", "breached", "degraded", "workers", "requests")
+    account = {key: summary.get(key) for key in keys}
+    account["failed_checks"] = [check for check in summary.get("thresholds") or [] if not check.get("ok")]
+    return f"exit {done.returncode}: {json.dumps(account, indent=1)}\n{done.stderr[-3000:]}"
+
+
 def test_the_smoke_profile_passes_through_the_local_stack(stack: Stack, tmp_path: Path) -> None:
     done = stack.devenv(
         "loadtest", "--target", "local", "--profile", "smoke", "--duration", "20s",
         "--report-dir", str(tmp_path), "--output", "json",
         timeout=180,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     summary = json.loads(done.stdout)
     assert summary["verdict"] == "pass" and summary["breached"] == []
     assert summary["requests"] > 50
@@ -39,7 +53,7 @@ def test_two_workers_share_the_smoke_run_through_the_local_stack(stack: Stack, t
         "--duration", "10s", "--report-dir", str(tmp_path), "--output", "json",
         timeout=180,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     summary = json.loads(done.stdout)
     assert summary["verdict"] == "pass" and "degraded" not in summary
     workers = summary["workers"]

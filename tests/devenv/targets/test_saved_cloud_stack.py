@@ -1,6 +1,8 @@
 """The saved local cloud end to end (`devenv up -d` / `down` on a stack of its own): a second `up` restores
 the stack instead of deploying it, a changed assembly updates the restored stack, a corrupt file is said
-and replaced by a fresh deploy, `up --fresh` ignores the file and `down --volumes` deletes it."""
+and replaced by a fresh deploy, `up --fresh` ignores the file and `down --volumes` deletes it. One stack
+through all of them; the emulator's side of restore and corrupt files is in
+tests/devenv/emulator/test_saved_cloud.py."""
 
 from __future__ import annotations
 
@@ -75,23 +77,27 @@ def serves_the_token(stack: Stack) -> None:
     wait_for(lambda: stack.chat("after a restart")[0] == 200, 60)
 
 
-def test_a_second_up_restores_the_stack_and_a_changed_context_updates_it() -> None:
+def test_restore_update_corrupt_fresh_and_volumes_on_one_stack() -> None:
+    """One stack through five restarts (a whole `up` costs half a minute on 2 cores): a second `up` restores
+    it, a changed assembly updates it, a corrupt file is said and replaced by a fresh deploy, `up --fresh`
+    ignores the file, `down --volumes` deletes it."""
     with running_stack({}) as stack:
         before = deployed(stack)
         assert before.status == "CREATE_COMPLETE"
         down(stack)
         assert saved_file(stack).exists()
 
+        # restored: not one CloudFormation event, the same stack id and secret values
         output, _ = up(stack)
         assert "restored from the saved local cloud" in output
         restored = deployed(stack)
         assert restored.stack_id == before.stack_id
-        assert restored.events == before.events  # not one event: nothing was created or updated
+        assert restored.events == before.events
         assert restored.secrets == before.secrets
         serves_the_token(stack)
 
+        # another mock upstream port is another upstreamUrl in the CDK context: another assembly, an update
         down(stack)
-        # another mock upstream port is another upstreamUrl in the CDK context: another assembly
         moved = {**stack.env, "DEVENV_MOCK_UPSTREAM_PORT": str(free_port())}
         output, _ = up(stack, env=moved)
         assert "restored from the saved local cloud" not in output
@@ -103,39 +109,27 @@ def test_a_second_up_restores_the_stack_and_a_changed_context_updates_it() -> No
         assert updated.secrets == before.secrets
         serves_the_token(stack)
 
-
-def test_a_corrupt_saved_cloud_is_said_and_replaced_by_a_fresh_deploy() -> None:
-    with running_stack({}) as stack:
-        before = deployed(stack)
+        # a corrupt file: one warning, set aside, a fresh deploy whose generated values match the data
         down(stack)
         saved_file(stack).write_bytes(b"not a saved cloud")
-
         _, errors = up(stack)
         warnings = [line for line in errors.splitlines() if line.startswith("warning:")]
         assert len(warnings) == 1 and "saved local cloud" in warnings[0], errors
         assert "deploying from scratch" in warnings[0]
         fresh = deployed(stack)
         assert fresh.stack_id != before.stack_id and fresh.status == "CREATE_COMPLETE"
-        # the generated values match the Postgres data (a JSON secret also names the new cluster's id)
+        # (a JSON secret also names the new cluster's id: the generated values are compared)
         assert generated(fresh.secrets) == generated(before.secrets)
         serves_the_token(stack)
         assert saved_file(stack).with_suffix(".unusable").exists()
 
-
-def test_up_fresh_ignores_the_saved_cloud_and_down_volumes_deletes_it() -> None:
-    with running_stack({}) as stack:
-        before = deployed(stack)
+        # --fresh: the file deleted, a fresh deploy
         down(stack)
         assert saved_file(stack).exists()
-
         output, _ = up(stack, "--fresh")
         assert "deleted the saved local cloud" in output
         assert "restored from the saved local cloud" not in output
-        fresh = deployed(stack)
-        assert fresh.stack_id != before.stack_id and fresh.status == "CREATE_COMPLETE"
+        assert deployed(stack).stack_id not in (before.stack_id, fresh.stack_id)
 
         down(stack, "--volumes")
         assert not saved_file(stack).exists()
-        output, _ = up(stack)
-        assert "restored from the saved local cloud" not in output
-        assert deployed(stack).stack_id not in (before.stack_id, fresh.stack_id)
