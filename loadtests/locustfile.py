@@ -102,6 +102,13 @@ def _options(parser: Any) -> None:
     )
     parser.add_argument("--load-step", default="", help="length of a ramp step, e.g. 10s [10s]")
     parser.add_argument("--thresholds", default=str(HERE / "thresholds.yaml"), help="thresholds YAML")
+    parser.add_argument(
+        "--thresholds-yaml",
+        default="",
+        include_in_web_ui=False,
+        help="the run's thresholds as YAML text, over --thresholds (`devenv loadtest --on loadgen` sends them "
+        "with the swarm)",
+    )
     parser.add_argument("--run-dir", default="", help="write summary.json and timeline.json here")
     # Secrets stay out of the web UI: its page source would hold their values (is_secret only masks the field).
     for flag, default, env_var, text in (
@@ -156,21 +163,30 @@ def _init(environment: Environment, **_: Any) -> None:
         environment.runner.register_message(POOL_MESSAGE, _receive_pool)
         locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
         return
-    options = environment.parsed_options
     state = start_run(
-        RunState(
-            rules=[],
-            sampler=lambda: _samples(environment),
-            metric_only=frozenset({FIRST_TOKEN}),
-            profile=options.load_profile or None,
-        )
+        RunState(rules=[], sampler=lambda: _samples(environment), metric_only=frozenset({FIRST_TOKEN}))
     )
+    _configure(state, environment.parsed_options)
+
+
+def _configure(state: RunState, options: Any) -> None:
+    """The run's profile and thresholds from the options: at start-up, and again as each run starts, since a
+    master's web API sets `load_profile`, `thresholds_yaml` ... with the swarm (a stack's master serves run
+    after run)."""
+    state.profile = options.load_profile or None
+    state.init_error = None
     try:
-        state.rules = th.thresholds(th.load(Path(options.thresholds), options.load_profile or None))
+        if options.thresholds_yaml:
+            table = th.parse(
+                options.thresholds_yaml, "the thresholds sent with the run", "thresholds", state.profile
+            )
+        else:
+            table = th.load(Path(options.thresholds), state.profile)
+        state.rules = th.thresholds(table)
     except th.ThresholdError as exc:
         state.init_error = str(exc)
-    if options.load_profile and options.load_profile not in PROFILES:
-        state.init_error = f"unknown profile {options.load_profile!r}; choose one of {', '.join(PROFILES)}"
+    if state.profile and state.profile not in PROFILES:
+        state.init_error = f"unknown profile {state.profile!r}; choose one of {', '.join(PROFILES)}"
     state.setup_error = state.init_error
 
 
@@ -255,7 +271,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     if state is None:
         return
     state.started_at, state.ended_at = time.time(), None
-    state.setup_error = state.init_error  # a web UI run may follow a failed one with a fixed token
+    _configure(state, _opts(environment))  # a web UI run may follow a failed one with a fixed token
     state.timeline.clear()
     state.stages.clear()
     state.first_breach_at_s = None

@@ -23,6 +23,13 @@ class ProfileShape(LoadTestShape):
 
     def __init__(self) -> None:
         super().__init__()
+        self.profile = "smoke"
+        self.reset_time()
+
+    def reset_time(self) -> None:
+        """A run starts (Locust calls this at its start): plan it afresh from the options, which a master's
+        web API may have changed with the swarm, on the statistics of this run only."""
+        super().reset_time()
         self.stages: list[Stage] | None = None
         self.index = -1
         self.snapshot: dict[str, Sample] = {}
@@ -30,15 +37,18 @@ class ProfileShape(LoadTestShape):
 
     def _plan(self) -> list[Stage]:
         options = self.runner.environment.parsed_options if self.runner else None
-        profile = (options.load_profile if options else "") or "smoke"
+        self.profile = (options.load_profile if options else "") or "smoke"
         users = (options.load_users if options else 0) or None
         duration = parse_duration(options.load_duration) if options and options.load_duration else None
         step = parse_duration(options.load_step) if options and options.load_step else RAMP_STEP_S
-        return plan(profile, users, duration, step)
+        return plan(self.profile, users, duration, step)
 
     def tick(self) -> tuple[int, float] | None:
         state = current_run()
-        if state is None or state.setup_error is not None:
+        if state is None:
+            return None
+        # a set-up error stops the run it belongs to; one left from a master's previous run does not
+        if state.setup_error is not None and (state.started_at is None or state.ended_at is None):
             return None
         if self.stages is None:
             try:
@@ -48,13 +58,13 @@ class ProfileShape(LoadTestShape):
                 return None
         run_time = self.get_run_time()
         index = next((i for i, s in enumerate(self.stages) if run_time < s.end_s), len(self.stages))
-        if state.profile in STAGED and index != self.index:
+        if self.profile in STAGED and index != self.index:
             now = state.samples()
             if self.index >= 0:
                 finished = self.stages[self.index]
                 figures = state.window_figures(now, self.snapshot, run_time - self.step_started)
                 held = state.judge_stage(finished.label, finished.users, figures, round(run_time, 2))
-                if not held and state.profile == "ramp":
+                if not held and self.profile == "ramp":
                     return None
             self.snapshot, self.step_started = now, run_time
         self.index = index

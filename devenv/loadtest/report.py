@@ -186,6 +186,7 @@ def write_html(run_dir: Path, summary: dict[str, Any], plots: list[Path], locust
 {summary["duration_s"]} s, {summary["requests"]} requests, {summary["failures"]} failures,
 {summary["rps"]} RPS, p50 {summary["p50_ms"]} ms, p95 {summary["p95_ms"]} ms, p99 {summary["p99_ms"]} ms;
 time_scale {e(str(summary.get("time_scale")))}</p>
+{f"<p>{e(_load_generator(summary['load_generator']))}</p>" if summary.get("load_generator") else ""}
 {f"<p class=bad>set-up error: {e(summary['setup_error'])}</p>" if summary.get("setup_error") else ""}
 {f"<p class=bad>degraded: the load generator lost workers, so the load was less than planned (thresholds alone: {e(str(summary.get('threshold_verdict')))})</p><ul class=bad>{degraded}</ul>" if degraded and summary["verdict"] == "degraded" else ""}
 {links}
@@ -276,6 +277,8 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
             )
     for line in summary.get("breached", []):
         console.print(f"[red]breached:[/] {line}", highlight=False)
+    if summary.get("load_generator"):
+        console.print(_load_generator(summary["load_generator"]), highlight=False, markup=False)
     workers = [w for w in summary.get("workers") or [] if "index" in w]
     if workers:
         console.print(
@@ -304,6 +307,14 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
     console.print(
         f"verdict: [{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]   report: {run_dir / REPORT_HTML}",
         highlight=False,
+    )
+
+
+def _load_generator(generator: dict[str, Any]) -> str:
+    """A run through the load generator stack: which master, how many workers, where the results were."""
+    return (
+        f"load generator: the {generator['stack']} stack's Locust master ({generator['master']}) with "
+        f"{generator['workers']} workers; results from {generator['results']}"
     )
 
 

@@ -132,20 +132,28 @@ def merge(base: Table, override: Table) -> Table:
 def load(path: Path, profile: str | None) -> Table:
     """The `default` table merged with the profile's own table."""
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ThresholdError(f"the thresholds file {path} does not exist") from None
+    return parse(text, str(path), path.name, profile)
+
+
+def parse(text: str, source: str, label: str, profile: str | None) -> Table:
+    """`load` on the file's text: a Locust master of the load generator stack gets the run's thresholds as
+    text with the swarm (`source` names where they came from in messages, `label` prefixes the keys)."""
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ThresholdError(f"cannot parse the thresholds file {path}: {exc}") from None
+        raise ThresholdError(f"cannot parse the thresholds file {source}: {exc}") from None
     document = document or {}
     if not isinstance(document, dict) or set(document) - {"default", "profiles"}:
-        raise ThresholdError(f"{path} must hold only the keys `default` and `profiles`")
-    table = _table(document.get("default"), f"{path.name}: default")
+        raise ThresholdError(f"{source} must hold only the keys `default` and `profiles`")
+    table = _table(document.get("default"), f"{label}: default")
     profiles = document.get("profiles") or {}
     if not isinstance(profiles, dict):
-        raise ThresholdError(f"{path.name}: profiles must map a profile name to its table")
+        raise ThresholdError(f"{label}: profiles must map a profile name to its table")
     if profile and profile in profiles:
-        table = merge(table, _table(profiles[profile], f"{path.name}: profiles.{profile}"))
+        table = merge(table, _table(profiles[profile], f"{label}: profiles.{profile}"))
     return table
 
 
@@ -175,7 +183,12 @@ def with_overrides(table: Table, overrides: Iterable[str]) -> Table:
 
 def dump(table: Table, path: Path) -> None:
     """Write an effective table in the file format (as `default`), for the run folder and Locust."""
-    path.write_text(yaml.safe_dump({"default": table}, sort_keys=True))
+    path.write_text(dumps(table))
+
+
+def dumps(table: Table) -> str:
+    """An effective table as the file's text (as `default`)."""
+    return yaml.safe_dump({"default": table}, sort_keys=True)
 
 
 def thresholds(table: Table) -> list[Threshold]:

@@ -82,6 +82,8 @@ def test_bad_flags_are_usage_errors(devenv: Devenv) -> None:
     for args, message in [
         (["--profile", "tsunami"], "unknown profile 'tsunami'"),
         (["--duration", "soon", "--threshold", "total.p95=1"], "cannot read the duration 'soon'"),
+        (["--on", "loadgen", "--workers", "2", "--web"], "--on loadgen does not take --web (the master's"),
+        (["--master-url", "http://127.0.0.1:1"], "--master-url is the load generator stack's master"),
     ]:
         result = devenv.run("loadtest", "--url", "http://127.0.0.1:1", *args)
         assert result.returncode == 2, (args, result.stderr)
