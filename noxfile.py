@@ -52,7 +52,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def unsettled(session: nox.Session) -> None:
     """Tests not yet reliable on a 2-core machine, kept out of CI until they are (each says why beside its
-    mark): the manual-count scale-in run of the signals test. On demand."""
+    mark): the chaos suite of devenv itself and the manual-count scale-in run of the signals test. On demand."""
     uv_run(session, "pytest", *(session.posargs or ["-q", "-p", "no:randomly", "-m", "unsettled"]))
 
 

@@ -17,8 +17,9 @@ from devenv.runtime.children import alive
 from tests.devenv.chaos.conftest import ChaosStack, StartLoop, dump
 from tests.waiting import wait_for
 
-# In CI: ~150 s on 2 cores (each case that needs a stack of its own runs a whole `up`), in any order.
-pytestmark = pytest.mark.slow
+# Unsettled: the module takes minutes, not the ~90 s CI can give it, on a loaded 2-core machine (each case
+# that needs a stack of its own runs a whole `up`); every case passed here in module order.
+pytestmark = [pytest.mark.slow, pytest.mark.unsettled]
 
 
 @pytest.mark.parametrize("service", ["alb", "alb-dns", "aurora"])
