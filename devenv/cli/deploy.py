@@ -30,7 +30,6 @@ from devenv.config import region_problem
 from devenv.errors import UsageError
 from devenv.runtime.progress import Progress
 from devenv.runtime.state import StateDir
-from devenv.stack_names import STACK_NAME
 from devenv.targets.endpoints import Target
 
 if TYPE_CHECKING:
@@ -173,6 +172,7 @@ def deploy(
 def destroy(
     ctx: typer.Context,
     target: Target = TargetOption,
+    stack: StackChoice = StackOption,
     props: Path | None = PropsOption,
     context: list[str] = ContextOption,
     profile: str | None = ProfileOption,
@@ -182,17 +182,18 @@ def destroy(
     output: OutputFormat = OutputOption,
     quiet: bool = QuietOption,
 ) -> None:
-    """Delete LlmProxyStack; on the local cloud, also check that none of its resources remains."""
+    """Delete LlmProxyStack (or, with --stack loadgen, the load generator's stack); on the local cloud, also
+    check that none of its resources remains (a realized stack's tasks stop with it)."""
     from devenv.targets import deployment
     from devenv.targets.local import endpoint_for
 
     app = application(ctx, output, quiet)
-    inputs = inputs_for(app, target, props, context, region)
+    inputs = inputs_for(app, target, props, context, region, stack)
     if target is Target.local:
-        app.info(f"deleting {STACK_NAME} from the local cloud")
+        app.info(f"deleting {inputs.stack} from the local cloud")
         result = deployment.destroy_local(inputs, endpoint_for(app.settings.emulator_port))
     else:
-        confirm(app, f"Destroy {STACK_NAME} on AWS (profile {profile or 'default'})?", yes)
+        confirm(app, f"Destroy {inputs.stack} on AWS (profile {profile or 'default'})?", yes)
         progress = Progress(["synth"])
         with showing(app, progress, inputs, verbose), progress.recording_failure():
             result = deployment.destroy_aws(inputs, profile, progress)
@@ -200,7 +201,7 @@ def destroy(
         app.emit_json({"target": target.value, **result})
     else:
         app.out.print(
-            f"[green]{STACK_NAME} destroyed[/]" if result["deleted"] else f"{STACK_NAME} did not exist"
+            f"[green]{inputs.stack} destroyed[/]" if result["deleted"] else f"{inputs.stack} did not exist"
         )
 
 

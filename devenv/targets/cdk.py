@@ -401,8 +401,8 @@ def bootstrap_arguments(assembly: Assembly, account: str, region: str) -> list[s
     ]
 
 
-def destroy_arguments(assembly: Assembly) -> list[str]:
-    return ["destroy", STACK_NAME, "--app", str(assembly.directory), "--force", "--no-notices", "--ci"]
+def destroy_arguments(assembly: Assembly, stack: str = STACK_NAME) -> list[str]:
+    return ["destroy", stack, "--app", str(assembly.directory), "--force", "--no-notices", "--ci"]
 
 
 def diff_arguments(assembly: Assembly) -> list[str]:

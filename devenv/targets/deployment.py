@@ -168,14 +168,14 @@ def deploy_local(
 
 def destroy_local(inputs: Inputs, endpoint: str) -> dict[str, Any]:
     """Delete the stack from the emulator, then check through the APIs that nothing it held remains."""
-    held = local.delete_stack(endpoint, cdk.STACK_NAME, inputs.region)
+    held = local.delete_stack(endpoint, inputs.stack, inputs.region)
     remaining = leaks.leaked(lambda service: local.client(service, endpoint, inputs.region), held)
     if remaining:
         raise local.DeployFailedError(
             f"{len(remaining)} resource(s) outlived the stack: {', '.join(remaining)}",
             "report this emulator bug",
         )
-    return {"stack": cdk.STACK_NAME, "deleted": bool(held), "resources": len(held), "leaked": []}
+    return {"stack": inputs.stack, "deleted": bool(held), "resources": len(held), "leaked": []}
 
 
 def aws_env(profile: str | None, region: str | None) -> dict[str, str]:
@@ -254,8 +254,11 @@ def destroy_aws(inputs: Inputs, profile: str | None, progress: Progress) -> dict
     aws_session(profile, inputs.region)
     assembly = synth(inputs, progress)
     run = cdk.run(
-        cdk.destroy_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log
+        cdk.destroy_arguments(assembly, inputs.stack),
+        aws_env(profile, inputs.region),
+        inputs.stack_dir,
+        inputs.cdk_log,
     )
     if run.exit_code != 0:
         raise local.DeployFailedError(run.failure("cdk destroy failed"), "see the log named above")
-    return {"stack": cdk.STACK_NAME, "deleted": True}
+    return {"stack": inputs.stack, "deleted": True}

@@ -1,7 +1,8 @@
-"""`devenv loadtest --on loadgen`: a run through the load generator stack deployed beside a running local
-stack. The realized Locust master runs the profile on the realized workers and writes its results to the
-stack's bucket in the emulator; devenv collects them into the usual report. Without the stack deployed,
-one set-up error (exit 2). Load goes to the stack's ALB mirror on 127.0.0.1 only."""
+"""`devenv loadtest --on loadgen`: a run through the load generator stack deployed beside the session's
+shared local stack (and destroyed after). The realized Locust master runs the profile on the realized
+workers and writes its results to the stack's bucket in the emulator; devenv collects them into the usual
+report. Without the stack deployed, one set-up error (exit 2). Load goes to the stack's ALB mirror on
+127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ import pytest
 from devenv import stack_names as names
 from tests.devenv.conftest import start_emulator, stop_emulator
 from tests.loadtests.conftest import Devenv
-from tests.local_stack import Stack, running_stack
+from tests.local_stack import Stack
 from tests.waiting import wait_for
 
-# A stack of its own (up to 240 s to start on a busy machine), the load generator's deploy (the CDK CLI)
-# and a run with its report: more than the suite's default per-test timeout, which counts the module's
-# fixtures in the first test.
+# The shared stack (up to 240 s to start on a busy machine), the load generator's deploy (the CDK CLI) and
+# a run with its report: more than the suite's default per-test timeout, which counts the module's fixtures
+# in the first test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -47,16 +48,29 @@ def connected_workers(stack: Stack) -> int:
 
 
 @pytest.fixture(scope="module")
-def loadgen_stack() -> Iterator[tuple[Stack, dict[str, str]]]:
-    """A local stack of its own with the load generator stack deployed beside it (its realized master
-    and two workers connected); the stack's outputs."""
-    with running_stack({}) as running:
-        deployed = running.devenv(
-            "deploy", "--stack", "loadgen", "--target", "local", "--output", "json", timeout=400
-        )
-        assert deployed.returncode == 0, deployed.stderr[-3000:]
-        wait_for(lambda: connected_workers(running) == 2, timeout_s=180, interval_s=1)
-        yield running, json.loads(deployed.stdout)["outputs"]
+def loadgen_stack(shared_stack: Stack) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """The session's shared stack with the load generator stack deployed beside it (its realized master
+    and two workers connected); the stack's outputs. Destroyed afterwards, its tasks stopped with it."""
+    shared_stack.await_steady()
+    deployed = shared_stack.devenv(
+        "deploy", "--stack", "loadgen", "--target", "local", "--output", "json", timeout=400
+    )
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    try:
+        wait_for(lambda: connected_workers(shared_stack) == 2, timeout_s=180, interval_s=1)
+        yield shared_stack, json.loads(deployed.stdout)["outputs"]
+    finally:
+        destroyed = shared_stack.devenv("destroy", "--stack", "loadgen", "--target", "local", timeout=300)
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+        def left() -> list[dict[str, Any]]:
+            return [
+                task
+                for service in (names.LOADGEN_MASTER_SERVICE, names.LOADGEN_WORKER_SERVICE)
+                for task in realized(shared_stack, service)
+            ]
+
+        wait_for(lambda: not left(), timeout_s=60, describe=left)
 
 
 def test_a_smoke_run_through_the_loadgen_stack_passes_and_counts_its_workers(

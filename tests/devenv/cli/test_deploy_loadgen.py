@@ -78,3 +78,21 @@ def test_parity_models_every_resource_of_the_loadgen_stack(proxy_deployed: Deplo
     assert fates["AWS::S3::Bucket"] == "emulated"
     assert fates["AWS::ServiceDiscovery::PrivateDnsNamespace"] == "emulated"
     assert fates["AWS::ServiceDiscovery::Service"] == "emulated"
+
+
+def test_destroy_of_the_loadgen_stack_leaves_the_proxy_stack(proxy_deployed: Deployed) -> None:
+    deployed = proxy_deployed.devenv("deploy", "--stack", "loadgen", "--target", "local", "--output", "json")
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    result = proxy_deployed.devenv("destroy", "--stack", "loadgen", "--target", "local", "--output", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert (report["stack"], report["deleted"], report["leaked"]) == (names.LOADGEN_STACK_NAME, True, [])
+    cloudformation = proxy_deployed.aws("cloudformation")
+    live = {
+        s["StackName"]
+        for s in cloudformation.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    assert names.STACK_NAME in live and names.LOADGEN_STACK_NAME not in live
+    again = proxy_deployed.devenv("destroy", "--stack", "loadgen", "--target", "local")
+    assert again.returncode == 0 and f"{names.LOADGEN_STACK_NAME} did not exist" in again.stdout

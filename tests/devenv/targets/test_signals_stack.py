@@ -1,6 +1,6 @@
-"""Target tracking on a real stack, seen as a report reads it: a step load test through the ALB mirror at
-time_scale 30 (a CloudWatch minute lasts 2 s) raises the request-count policy's high alarm, a scale-out
-follows and the running count grows; afterwards a manual desired count stands until the low alarms have
+"""Target tracking on the session's shared stack (resumed for the test), seen as a report reads it: a step
+load test through the ALB mirror at time_scale 30 (a CloudWatch minute lasts 2 s) raises the request-count
+policy's high alarm, a scale-out follows and the running count grows; afterwards a manual desired count stands until the low alarms have
 their 15 datapoints, then one scale-in.
 
 The request-count policy (500 requests a minute per target) is the one a bounded load on 2 cores reaches
@@ -25,21 +25,40 @@ from typing import Any
 
 import pytest
 
-from tests.local_stack import Stack, running_stack
+from devenv.targets import scaling
+from tests.local_stack import Stack
 from tests.waiting import wait_for
 
-# A stack of its own (up to 240 s to start on a busy machine) and a load test with its report (up to 240 s):
-# more than the suite's default per-test timeout, which counts the module's fixture in the first test.
+# A step load test with its report (up to 240 s) and the shared stack's return to one task afterwards.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
 
 RESOURCE = "service/llm-proxy/proxy"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    """A stack of its own: target tracking on (the shared one keeps its desired counts where tests set them)."""
-    with running_stack({"DEVENV_TIME_SCALE": "30", "DEVENV_AUTOSCALING": "true"}) as running:
-        yield running
+@pytest.fixture
+def scaling_on(stack: Stack) -> Iterator[Stack]:
+    """The session's shared stack (time_scale 30) with the proxy's target tracking resumed, as an AWS user
+    resumes it (RegisterScalableTarget's SuspendedState); suspended again afterwards and the service put
+    back to one task, the shared stack's steady state."""
+    autoscaling = stack.client("application-autoscaling")
+    # an alarm still in ALARM from an earlier load would act at once (its action repeats while it lasts)
+    wait_for(lambda: not high_alarms_firing(stack), timeout_s=60, describe=lambda: high_alarms_firing(stack))
+    scaling.set_suspended(autoscaling, RESOURCE, scaling.RESUMED)
+    try:
+        yield stack
+    finally:
+        scaling.set_suspended(autoscaling, RESOURCE, scaling.SUSPENDED)
+        cluster, service = stack.proxy_service()
+        stack.client("ecs").update_service(cluster=cluster, service=service, desiredCount=1)
+        stack.await_steady()
+
+
+def high_alarms_firing(stack: Stack) -> list[str]:
+    """The proxy's target-tracking high alarms now in ALARM."""
+    alarms = stack.client("cloudwatch").describe_alarms(
+        AlarmNamePrefix=f"TargetTracking-{RESOURCE}-AlarmHigh-"
+    )
+    return [alarm["AlarmName"] for alarm in alarms["MetricAlarms"] if alarm["StateValue"] == "ALARM"]
 
 
 def scaled_activities(stack: Stack) -> list[dict[str, Any]]:
@@ -55,7 +74,8 @@ def desired(stack: Stack) -> int:
     return int(described["desiredCount"])
 
 
-def test_a_step_load_scales_out_and_the_report_shows_it(stack: Stack, tmp_path: Path) -> None:
+def test_a_step_load_scales_out_and_the_report_shows_it(scaling_on: Stack, tmp_path: Path) -> None:
+    stack = scaling_on
     before = len(scaled_activities(stack))
     ran = stack.devenv(
         "loadtest", "--profile", "step", "--users", "2", "--duration", "30s",
@@ -96,8 +116,9 @@ def test_a_step_load_scales_out_and_the_report_shows_it(stack: Stack, tmp_path: 
 # AWS would under that load; `nox -s unsettled` runs it on a quiet machine.
 @pytest.mark.unsettled
 def test_a_manual_count_stands_until_the_low_alarms_have_their_datapoints_then_one_scale_in(
-    stack: Stack,
+    scaling_on: Stack,
 ) -> None:
+    stack = scaling_on
     cluster, service = stack.proxy_service()
     stack.client("ecs").update_service(cluster=cluster, service=service, desiredCount=3)
     set_at = time.time()

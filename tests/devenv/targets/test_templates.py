@@ -75,3 +75,18 @@ def test_the_synth_cache_key_follows_sources_props_and_context(tmp_path: Path) -
     assert changed_props != base
     (stack / "constructs" / "cache.py").write_text("X = 1\n")
     assert cdk.assembly_digest(stack, props, {}) != changed_props
+
+
+def test_the_bootstrap_templates_short_forms_read_as_cloudformation_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties:\n"
+        "      Name: !Sub '/cdk-bootstrap/${Qualifier}/version'\n"
+        "      Value: !GetAtt Bucket.Arn\n"
+        "      Tags: !If [HasTags, !Split [',', !Ref Tags], !Ref AWS::NoValue]\n"
+    )
+    properties = templates.load_template(tmp_path / "t.yaml")["Resources"]["P"]["Properties"]
+    assert properties["Name"] == {"Fn::Sub": "/cdk-bootstrap/${Qualifier}/version"}
+    assert properties["Value"] == {"Fn::GetAtt": ["Bucket", "Arn"]}
+    assert properties["Tags"] == {
+        "Fn::If": ["HasTags", {"Fn::Split": [",", {"Ref": "Tags"}]}, {"Ref": "AWS::NoValue"}]
+    }
