@@ -11,6 +11,7 @@ to moto's objects.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import threading
@@ -434,6 +435,12 @@ PATCHES: tuple[Patch, ...] = (
         "an action moto lacks answers 501 in the service's protocol, not an HTML 500 the SDK retries",
         wrap(unimplemented.answering_unimplemented),
         ("self",),
+    ),
+    Patch(
+        "moto.backends.list_of_moto_modules",
+        "read once: moto's server lists its package folder (~150 stat calls) on every request to route it",
+        wrap(lambda original: functools.cache(lambda: tuple(original()))),
+        (),
     ),
 )
 

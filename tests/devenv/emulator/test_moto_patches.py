@@ -35,6 +35,15 @@ def test_install_puts_every_replacement_in_place_once() -> None:
     assert [p.target for p in PATCHES if not moto_patches.installed(p)] == []
 
 
+def test_the_server_routes_by_a_module_list_read_once() -> None:
+    import moto.backends
+
+    moto_patches.install()
+    listed = moto.backends.list_of_moto_modules()
+    assert {"cloudformation", "ecs", "elbv2"} <= set(listed)
+    assert moto.backends.list_of_moto_modules() is listed
+
+
 def test_changed_parameters_are_named_with_the_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
     put = next(p for p in PATCHES if p.target.endswith("CloudWatchBackend.put_metric_data"))
     changed = dataclasses.replace(put, parameters=("self", "namespace"))
