@@ -71,6 +71,10 @@ def loadgen_stack(shared_stack: Stack) -> Iterator[tuple[Stack, dict[str, str]]]
             ]
 
         wait_for(lambda: not left(), timeout_s=60, describe=left)
+        # the kept image repository (RemovalPolicy.RETAIN) would stop a later deploy of the stack here
+        shared_stack.client("ecr").delete_repository(
+            repositoryName=names.LOADTEST_REPOSITORY_NAME, force=True
+        )
 
 
 def test_a_smoke_run_through_the_loadgen_stack_passes_and_counts_its_workers(

@@ -88,11 +88,12 @@ def test_destroy_of_the_loadgen_stack_leaves_the_proxy_stack(proxy_deployed: Dep
     report = json.loads(result.stdout)
     assert (report["stack"], report["deleted"], report["leaked"]) == (names.LOADGEN_STACK_NAME, True, [])
     cloudformation = proxy_deployed.aws("cloudformation")
-    live = {
-        s["StackName"]
-        for s in cloudformation.list_stacks()["StackSummaries"]
-        if s["StackStatus"] != "DELETE_COMPLETE"
-    }
+    stacks = cloudformation.list_stacks()["StackSummaries"]
+    live = {s["StackName"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"}
     assert names.STACK_NAME in live and names.LOADGEN_STACK_NAME not in live
     again = proxy_deployed.devenv("destroy", "--stack", "loadgen", "--target", "local")
     assert again.returncode == 0 and f"{names.LOADGEN_STACK_NAME} did not exist" in again.stdout
+    # its image repository is kept (RemovalPolicy.RETAIN), as on AWS, where a new deploy of the stack
+    # would fail on the name: removed by hand, as a user would, so that the module's other tests deploy
+    ecr = proxy_deployed.aws("ecr")
+    ecr.delete_repository(repositoryName=names.LOADTEST_REPOSITORY_NAME, force=True)
