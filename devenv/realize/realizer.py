@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,13 +184,13 @@ class Realizer:
                 if not known:
                     self._starting.add(arn)
             if not known:
-                self._pool.submit(self._start_task, task, service)
+                self._submit(self._start_task, task, service)
         for arn, local in list(self.tasks.items()):
             if local.stopping:
                 continue
             if arn not in wanted:
                 local.stopping = True
-                self._pool.submit(self._drain_and_stop, local, "stopped by the scheduler")
+                self._submit(self._drain_and_stop, local, "stopped by the scheduler")
             else:
                 self._watch(local, wanted[arn][0], arn in told_running)
         picture = (
@@ -204,6 +204,15 @@ class Realizer:
         moved = picture != self._last_picture or bool(self._starting) or self._event_seq != seen
         self._last_picture = picture
         return moved
+
+    def _submit(self, job: Callable[..., Any], *args: Any) -> None:
+        """Run a job on the pool; what it raises is logged (a dropped future would hide it)."""
+
+        def log_failure(future: Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.warning("%s failed: %s", job.__name__, future.exception(), exc_info=future.exception())
+
+        self._pool.submit(job, *args).add_done_callback(log_failure)
 
     def shutdown(self) -> None:
         """Stop every task process (the supervisor stops the rest)."""
@@ -450,7 +459,7 @@ class Realizer:
         if running.proc is not None and running.proc.poll() is not None and running.state != "starting":
             local.stopping = True
             code = running.proc.returncode
-            self._pool.submit(
+            self._submit(
                 self._task_ended, local, 128 - code if code < 0 else code
             )  # as a container reports it
             return
@@ -540,7 +549,7 @@ class Realizer:
                 log.info(
                     "fault %s on %s: %s down for %.1f s", event["kind"], event["resource"], service, hold
                 )
-                self._pool.submit(self.supervisor.restart, service, hold)
+                self._submit(self.supervisor.restart, service, hold)
 
 
 def endpoint_proxy(name: str, scheme: str, port: int, upstream_port: int) -> ServiceSpec:

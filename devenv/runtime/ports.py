@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import socket
+import threading
 
 import psutil
 
@@ -23,11 +25,24 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+# The ports free_port handed out lately. The kernel picks a port for bind(0) at random among ~14,000,
+# so two calls can return the same one before either was bound: two tasks started at once would then share
+# a port and an ALB target (the one that failed to bind, drained, takes the other's target with it).
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=4096)
+_handed_out_lock = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel says is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port the kernel says is free right now, and not one this process was given lately (its
+    caller may not have bound it yet)."""
+    with _handed_out_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.append(port)
+                return port
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
