@@ -214,6 +214,7 @@ CDK_DIFF_REFUSALS = ("Unable to resolve AWS account",)
 
 
 def diff_aws(inputs: Inputs, profile: str | None, progress: Progress) -> str:
+    aws_session(profile, inputs.region)  # no credentials: said now, not after a minute of synth
     assembly = synth(inputs, progress)
     run = cdk.run(
         cdk.diff_arguments(assembly), aws_env(profile, inputs.region), inputs.stack_dir, inputs.cdk_log

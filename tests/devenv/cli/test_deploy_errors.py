@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devenv.runtime.ports import free_port
 
 
@@ -67,7 +69,12 @@ def test_an_unknown_region_flag_is_refused_before_anything_runs(tmp_path: Path) 
     assert not (tmp_path / "cdk").exists()  # nothing synthesized
 
 
-def test_a_dry_run_without_credentials_fails_with_cdks_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [("deploy", "--dry-run"), ("deploy", "--yes"), ("destroy", "--yes")], ids=["dry-run", "deploy", "destroy"]
+)
+def test_without_credentials_the_aws_target_refuses_before_any_synth(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
     env = {
         "HOME": str(tmp_path),
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -75,6 +82,8 @@ def test_a_dry_run_without_credentials_fails_with_cdks_reason(tmp_path: Path) ->
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_REGION": "eu-central-1",
     }
-    done = devenv(tmp_path, "deploy", "--target", "aws", "--dry-run", env=env)
-    assert done.returncode == 8, done.stderr
-    assert "Unable to resolve AWS account" in done.stderr and "cdk.log" in done.stderr
+    done = devenv(tmp_path, command[0], "--target", "aws", *command[1:], env=env)
+    assert done.returncode == 1, done.stderr
+    assert "no AWS credentials found" in done.stderr and "aws sso login" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cdk").exists()  # nothing synthesized
