@@ -156,6 +156,35 @@ class Stack:
             ) from None
 
 
+STACK = "LlmProxyStack"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the emulator holds of the stack."""
+
+    stack_id: str
+    status: str
+    events: dict[str, tuple[str, str]]  # event id -> (logical id, resource status)
+    secrets: dict[str, str]
+
+
+def deployed(stack: Stack) -> Deployed:
+    cfn = stack.client("cloudformation")
+    described = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    events = {
+        e["EventId"]: (e["LogicalResourceId"], e["ResourceStatus"])
+        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=STACK)
+        for e in page["StackEvents"]
+    }
+    sm = stack.client("secretsmanager")
+    secrets = {
+        s["Name"]: sm.get_secret_value(SecretId=s["ARN"])["SecretString"]
+        for s in sm.list_secrets()["SecretList"]
+    }
+    return Deployed(described["StackId"], described["StackStatus"], events, secrets)
+
+
 def props_mock_upstream_port(fallback: int) -> int:
     """8081, where the stack's local props point the mock upstream (another port changes the template and
     costs a synth), when free; only the first pytest-xdist worker tries it, so that two never race for it."""

@@ -70,7 +70,9 @@ def test_an_unknown_region_flag_is_refused_before_anything_runs(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    "command", [("deploy", "--dry-run"), ("deploy", "--yes"), ("destroy", "--yes")], ids=["dry-run", "deploy", "destroy"]
+    "command",
+    [("deploy", "--dry-run"), ("deploy", "--yes"), ("destroy", "--yes")],
+    ids=["dry-run", "deploy", "destroy"],
 )
 def test_without_credentials_the_aws_target_refuses_before_any_synth(
     tmp_path: Path, command: tuple[str, ...]

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.local_stack import UP_TIMEOUT_S, Stack
+from tests.local_stack import UP_TIMEOUT_S, Stack, deployed
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -232,10 +232,14 @@ def test_a_redis_reboot_degrades_health_then_recovers(stack: Stack) -> None:
     assert stack.chat("after the cache came back")[0] == 200
 
 
-def test_down_leaves_nothing_running_and_a_second_up_keeps_the_data_and_its_secrets(stack: Stack) -> None:
-    """The emulator forgets the stack when it stops; the data and the generated secrets must not."""
+def test_down_leaves_nothing_running_and_a_second_up_restores_the_stack_and_keeps_the_data(
+    stack: Stack,
+) -> None:
+    """`down` stops every process; the second `up` restores the saved local cloud (not one CloudFormation
+    event, the same stack id and generated secrets) over the data it kept."""
     made = stack.devenv("token", "create", "--project", "e2e-kept", "--output", "json")
     assert made.returncode == 0, made.stderr
+    before = deployed(stack)
     pids = [s["pid"] for s in stack.status()["services"] if s["pid"]]
     assert len(pids) >= 9
     done = stack.devenv("down", timeout=180)
@@ -244,6 +248,8 @@ def test_down_leaves_nothing_running_and_a_second_up_keeps_the_data_and_its_secr
 
     up = stack.devenv("up", "-d", timeout=UP_TIMEOUT_S)
     assert up.returncode == 0, up.stdout + up.stderr
+    assert "restored from the saved local cloud" in up.stdout
+    assert deployed(stack) == before
     again = stack.devenv("token", "create", "--project", "e2e-kept", "--output", "json")
     assert again.returncode == 0, again.stderr
     token = json.loads(again.stdout)
