@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 from typer._click.exceptions import NoSuchOption
 from typer.core import TyperArgument, TyperGroup
 
-from devenv.cli.application import Application
+from devenv.cli.application import Application, print_error
 from devenv.config import load_settings
 from devenv.errors import DevenvError
 
@@ -112,9 +110,5 @@ def main() -> None:
     try:
         app(prog_name="devenv")
     except DevenvError as exc:
-        # soft wrap: a path or an ARN in the message stays whole in a log or a pipe (a terminal wraps it)
-        err = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
-        err.print(Text.assemble(("error:", "bold red"), " ", exc.message))
-        if exc.hint:
-            err.print(Text.assemble(("fix:", "yellow"), " ", exc.hint))
+        print_error(exc)
         sys.exit(exc.exit_code)

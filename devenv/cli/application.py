@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from devenv.config import Settings
+from devenv.errors import DevenvError
 
 
 class OutputFormat(StrEnum):
@@ -78,3 +79,12 @@ def application(
     app_obj.output = output
     app_obj.quiet = quiet
     return app_obj
+
+
+def print_error(exc: DevenvError) -> None:
+    """A DevenvError as the user reads it on stderr: its message and its fix (soft wrap: a path or an ARN
+    in the message stays whole in a log or a pipe; a terminal wraps it)."""
+    err = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", exc.message))
+    if exc.hint:
+        err.print(Text.assemble(("fix:", "yellow"), " ", exc.hint))

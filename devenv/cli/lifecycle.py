@@ -20,7 +20,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from devenv.cli import progress_view
+from devenv.cli import detach, progress_view
 from devenv.cli import watch as watch_command
 from devenv.cli.application import Application, OutputFormat, application
 from devenv.cli.options import OutputOption, QuietOption, VerboseOption
@@ -112,7 +112,7 @@ def up(
             saved.unlink()
             app.info(f"deleted the saved local cloud ({saved}): deploying from scratch")
     if detach:
-        _up_detached(app, state, infra_only, verbose)
+        _up_detached(app, state, infra_only, chosen, verbose)
         if watch:
             watch_command.watch_running_stack(app, state)
         return
@@ -329,7 +329,7 @@ def _deploy_and_realize(
     return stack
 
 
-def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: bool) -> None:
+def _up_detached(app: Application, state: StateDir, infra_only: bool, runtime: str, verbose: bool) -> None:
     """Start a supervisor in its own session, its output in the supervisor log; show its progress (read
     from the state file) until it is ready."""
     from devenv.services import assembly
@@ -343,14 +343,16 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: b
     argv += ["--runtime", app.settings.runtime]
     argv += ["--auto-ports"] if app.settings.auto_ports else ["--no-auto-ports"]
     argv += ["--infra-only"] if infra_only else []
-    log_path = state.log_for("supervisor")
     started = time.monotonic()
-    with open(log_path, "ab") as log:
-        log.write(logfiles.marker(f"starting the supervisor: {' '.join(argv)}").encode())
-        log.flush()
-        child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+
+    def supervise(child_app: Application) -> None:
+        lock = state.acquire_supervisor_lock()
+        try:
+            _up_foreground(child_app, state, infra_only, True, runtime, verbose)
+        finally:
+            lock.close()
+
+    child = detach.start_supervisor(app, state.log_for("supervisor"), argv, supervise)
     deadline = time.monotonic() + app.settings.ready_timeout_s * 2 + (30 if infra_only else 300)
     with progress_view.for_app(app, state.read, state.log_for(CDK_LOG) if verbose else None):
         ready = _wait_until_ready(state, child, deadline)
@@ -365,7 +367,7 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, verbose: b
     app.info("[dim]`devenv down` stops everything; `devenv logs -f` follows the logs.[/]")
 
 
-def _wait_until_ready(state: StateDir, child: subprocess.Popen[bytes], deadline: float) -> bool:
+def _wait_until_ready(state: StateDir, child: detach.Child, deadline: float) -> bool:
     """True once the detached supervisor is ready; False once it failed, exited, or ran out of time."""
     while True:
         phase = state.read().get("supervisor", {}).get("phase")
@@ -376,7 +378,7 @@ def _wait_until_ready(state: StateDir, child: subprocess.Popen[bytes], deadline:
         time.sleep(0.05)
 
 
-def _detached_failure(state: StateDir, child: subprocess.Popen[bytes]) -> DevenvError:
+def _detached_failure(state: StateDir, child: detach.Child) -> DevenvError:
     """The detached supervisor's failure, once it has rolled back (or been stopped): its cause in one line,
     its fix and log, and its exit code (the table in the README)."""
     try:

@@ -1,0 +1,54 @@
+"""The detached supervisor of `up -d` (devenv/cli/detach.py): its own session, none of the caller's
+descriptors, its output in the supervisor log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psutil
+
+from tests.devenv.cli.conftest import DevenvCli
+
+
+def test_the_supervisor_keeps_no_descriptor_of_the_caller_and_runs_in_its_own_session(
+    devenv_cli: DevenvCli,
+) -> None:
+    read, write = os.pipe()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "devenv", "up", "-d", "--infra-only"],
+            env=devenv_cli.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            pass_fds=(write,),
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        os.close(write)
+        write = -1
+        # only the supervisor could still hold the pipe's write end: then this read would block
+        os.set_blocking(read, False)
+        assert os.read(read, 1) == b""
+    finally:
+        os.close(read)
+        if write != -1:
+            os.close(write)
+    pid = devenv_cli.status()["supervisor"]["pid"]
+    assert os.getsid(pid) == pid  # a session of its own: the caller's Ctrl-C or hang-up does not reach it
+    assert psutil.Process(pid).terminal() is None
+    log = (devenv_cli.state_dir / "logs" / "supervisor.log").read_text()
+    assert "all services healthy" in log
+
+
+def test_a_supervisor_that_fails_to_start_gives_its_reason_and_exit_code(devenv_cli: DevenvCli) -> None:
+    # no service is ready in 10 ms: the child fails, rolls back and exits; the caller says why, with its code
+    done = devenv_cli.run("up", "-d", "--infra-only", extra_env={"DEVENV_READY_TIMEOUT_S": "0.01"})
+    assert done.returncode == 5, done.stderr  # ServiceFailedError's, as documented
+    assert "did not become ready" in done.stderr and "fix:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        "error: " in (devenv_cli.state_dir / "logs" / "supervisor.log").read_text()
+    )  # the child's own words
