@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from devenv.cli.application import Application, console, print_error
+from devenv.cli.application import Application, OutputFormat, console, print_error
 from devenv.errors import DevenvError
 from devenv.runtime import logfiles
 
@@ -112,6 +112,7 @@ def _run_forked(app: Application, log_path: Path, supervise: Callable[[Applicati
         sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's
         sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115 - own streams
         app.out, app.err = console(sys.stdout), console(sys.stderr)
+        app.output, app.quiet = OutputFormat.text, False  # the log has every step, whatever the caller asked
         supervise(app)
         code = 0
     except DevenvError as exc:

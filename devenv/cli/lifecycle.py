@@ -348,7 +348,8 @@ def _up_detached(app: Application, state: StateDir, infra_only: bool, runtime: s
     def supervise(child_app: Application) -> None:
         lock = state.acquire_supervisor_lock()
         try:
-            _up_foreground(child_app, state, infra_only, True, runtime, verbose)
+            # the CDK CLI's output stays in cdk.log (`up -d --verbose` shows it from there)
+            _up_foreground(child_app, state, infra_only, True, runtime, verbose=False)
         finally:
             lock.close()
 

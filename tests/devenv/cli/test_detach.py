@@ -12,13 +12,13 @@ import psutil
 from tests.devenv.cli.conftest import DevenvCli
 
 
-def test_the_supervisor_keeps_no_descriptor_of_the_caller_and_runs_in_its_own_session(
+def test_the_supervisor_keeps_no_descriptor_of_the_caller_runs_in_its_own_session_and_logs_every_step(
     devenv_cli: DevenvCli,
 ) -> None:
     read, write = os.pipe()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "devenv", "up", "-d", "--infra-only"],
+            [sys.executable, "-m", "devenv", "up", "-d", "--infra-only", "--quiet", "--output", "json"],
             env=devenv_cli.env,
             capture_output=True,
             text=True,
@@ -40,7 +40,8 @@ def test_the_supervisor_keeps_no_descriptor_of_the_caller_and_runs_in_its_own_se
     assert os.getsid(pid) == pid  # a session of its own: the caller's Ctrl-C or hang-up does not reach it
     assert psutil.Process(pid).terminal() is None
     log = (devenv_cli.state_dir / "logs" / "supervisor.log").read_text()
-    assert "all services healthy" in log
+    # every step, though the caller asked for --quiet --output json (its own output, not the log's)
+    assert "✓ services: 3 ready" in log and "all services healthy" in log
 
 
 def test_a_supervisor_that_fails_to_start_gives_its_reason_and_exit_code(devenv_cli: DevenvCli) -> None:
