@@ -9,6 +9,7 @@ child forked without an exec.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,11 +64,11 @@ class ForkedChild:
 
     def terminate(self) -> None:
         if self.poll() is None:
-            os.kill(self.pid, 15)
+            os.kill(self.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         if self.poll() is None:
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
 
 
 def start_supervisor(
