@@ -23,6 +23,7 @@ import boto3
 
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 from devenv.runtime.ports import free_port, is_free
+from devenv.stack_names import STACK_NAME
 from tests.conftest import reachable_tmpdir
 from tests.waiting import wait_for
 
@@ -156,9 +157,6 @@ class Stack:
             ) from None
 
 
-STACK = "LlmProxyStack"
-
-
 @dataclass(frozen=True)
 class Deployed:
     """What the emulator holds of the stack."""
@@ -171,10 +169,10 @@ class Deployed:
 
 def deployed(stack: Stack) -> Deployed:
     cfn = stack.client("cloudformation")
-    described = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    described = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     events = {
         e["EventId"]: (e["LogicalResourceId"], e["ResourceStatus"])
-        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=STACK)
+        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=STACK_NAME)
         for e in page["StackEvents"]
     }
     sm = stack.client("secretsmanager")

@@ -23,12 +23,12 @@ import asyncpg
 import pytest
 
 from devenv.runtime.state import StateDir
+from devenv.stack_names import STACK_NAME
 from devenv.targets.local import client
 from tests.conftest import postgres_and_redis, reachable_tmpdir
 from tests.devenv.conftest import start_emulator, stop_emulator
 
 REGION = "us-east-1"
-STACK = "LlmProxyStack"
 
 pytestmark = pytest.mark.slow  # the real CDK CLI deploys the whole app
 
@@ -126,7 +126,9 @@ def test_the_cdk_cli_deploys_every_resource_and_the_outputs(deployed: Deployed) 
     assert set(template["Outputs"]) <= set(outputs)
     assert "✓ bootstrap: CDKToolkit created" in deployed.first_stderr  # the steps, not the CLI's output
     assert "LlmProxyStack |" not in deployed.first_stderr
-    resources = deployed.aws("cloudformation").list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+    resources = deployed.aws("cloudformation").list_stack_resources(StackName=STACK_NAME)[
+        "StackResourceSummaries"
+    ]
     assert {r["LogicalResourceId"] for r in resources} == set(template["Resources"])
 
 
@@ -253,7 +255,7 @@ def test_an_unchanged_app_is_not_synthesized_again_and_an_update_applies_in_plac
     assert "✓ synth: cached (" in again.stderr
     # the emulator holds this very assembly: nothing deployed, said at once
     assert json.loads(again.stdout)["unchanged"] is True
-    assert f"✓ deploy: unchanged: the local cloud holds {STACK} of template" in again.stderr
+    assert f"✓ deploy: unchanged: the local cloud holds {STACK_NAME} of template" in again.stderr
     assert "cdk deploy" not in again.stderr
     cluster_before = deployed.aws("rds").describe_db_clusters()["DBClusters"][0]["DBClusterIdentifier"]
     update = deployed.devenv(

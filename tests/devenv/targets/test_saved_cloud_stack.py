@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from devenv.runtime.ports import free_port
-from tests.local_stack import STACK, UP_TIMEOUT_S, Stack, deployed, run_devenv, running_stack
+from devenv.stack_names import STACK_NAME
+from tests.local_stack import UP_TIMEOUT_S, Stack, deployed, run_devenv, running_stack
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # several whole `up`s each
@@ -68,8 +69,8 @@ def test_restore_update_corrupt_fresh_and_volumes_on_one_stack() -> None:
         updated = deployed(stack)
         assert updated.stack_id == before.stack_id and updated.status == "UPDATE_COMPLETE"
         new_events = {k: v for k, v in updated.events.items() if k not in before.events}
-        assert (STACK, "UPDATE_COMPLETE") in new_events.values()
-        assert (STACK, "CREATE_IN_PROGRESS") not in new_events.values()
+        assert (STACK_NAME, "UPDATE_COMPLETE") in new_events.values()
+        assert (STACK_NAME, "CREATE_IN_PROGRESS") not in new_events.values()
         assert updated.secrets == before.secrets
         serves_the_token(stack)
 
