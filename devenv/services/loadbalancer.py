@@ -9,8 +9,9 @@ no process's memory, so the control plane (this module, in the supervisor) can s
 the ALB losing its targets. Each target group has two target lists:
 - registered targets (the fail-open handler): every target ECS registered and not yet deregistered;
 - targets in rotation (the health-checked handler): the registered ones this module has seen pass the
-  group's health check `healthy_threshold` times in a row, as an ALB moves a target from `initial` to
-  `healthy`, and not failed it `unhealthy_threshold` times since.
+  group's health check (once for a newly registered target, as an ALB moves a target from `initial` to
+  `healthy`; `healthy_threshold` times in a row for an unhealthy one), and not failed it
+  `unhealthy_threshold` times since.
 
 `sync_target_health`, called by the realizer's loop, runs the ALB's health-check state machine (each
 target checked once per interval, thresholds applied); Caddy's active checks do not run on dynamic
@@ -228,8 +229,8 @@ def targets_in_rotation(mirror: TargetGroupMirror) -> list[str]:
 
 
 def register_target(mirror: TargetGroupMirror, dial: str) -> TargetStatus:
-    """Register a target (HOST:PORT), check its health once now, and put it in rotation if that makes it
-    healthy (a `healthy_threshold` of 1); otherwise later `sync_target_health` calls do. Idempotent."""
+    """Register a target (HOST:PORT), check its health once now, and put it in rotation if it passes (a new
+    target needs one passing check); otherwise later `sync_target_health` calls do. Idempotent."""
     _port(dial)
     dial = _canonical(dial)
     registered = registered_targets(mirror)
@@ -320,7 +321,9 @@ def _record_check(health: TargetHealth, group: TargetGroup, passed: bool, detail
     if passed:
         health.consecutive_passes += 1
         health.consecutive_fails = 0
-        if health.consecutive_passes >= group.health_check.healthy_threshold:
+        # AWS: "After your target is registered, it must pass one health check to be considered healthy";
+        # HealthyThresholdCount is what an unhealthy target needs to come back.
+        if health.state == "initial" or health.consecutive_passes >= group.health_check.healthy_threshold:
             health.state = "healthy"
     else:
         health.consecutive_fails += 1

@@ -558,29 +558,36 @@ def test_the_alb_routes_on_while_its_dns_responder_is_down(
 
 
 def test_thresholds_follow_the_alb_state_machine(alb: Alb, make_target: Callable[[], Target]) -> None:
+    """As an ALB: a new target is healthy after one passing check, fails out after `unhealthy_threshold`
+    failures in a row, and comes back after `healthy_threshold` passes in a row."""
     group = TargetGroup(GROUP, HealthCheck("/health", 10, 1, healthy_threshold=2, unhealthy_threshold=2))
     mirror = alb.mirror(group)
-    a = make_target()
+    a, b = make_target(), make_target()
+    b.server.health_status = 500
     try:
-        assert lb.register_target(mirror, a.dial).state == "initial"  # one pass of two
+        assert lb.register_target(mirror, a.dial).in_rotation  # one passing check at registration
+        assert lb.register_target(mirror, b.dial).state == "initial"  # one failure of two
         clock = time.monotonic()
 
-        def state_after_check() -> tuple[str, bool]:
+        def states_after_check() -> dict[int, tuple[str, bool]]:
             nonlocal clock
             clock += 10  # one interval later
-            (status,) = lb.sync_target_health(mirror, now=clock)
-            return status.state, status.in_rotation
+            statuses = lb.sync_target_health(mirror, now=clock)
+            return {int(s.dial.rsplit(":", 1)[1]): (s.state, s.in_rotation) for s in statuses}
 
-        assert lb.sync_target_health(mirror, now=clock)[0].state == "initial"  # not due: no new check
-        assert state_after_check() == ("healthy", True)
+        not_due = lb.sync_target_health(mirror, now=clock)  # no new check
+        assert [s.state for s in not_due] == ["healthy", "initial"]
+        b.server.health_status = 200
+        assert states_after_check() == {a.port: ("healthy", True), b.port: ("healthy", True)}  # one pass
         a.server.health_status = 500
-        assert state_after_check() == ("healthy", True)  # one failure of two
-        assert state_after_check() == ("unhealthy", False)
+        assert states_after_check()[a.port] == ("healthy", True)  # one failure of two
+        assert states_after_check()[a.port] == ("unhealthy", False)
         a.server.health_status = 200
-        assert state_after_check() == ("unhealthy", False)
-        assert state_after_check() == ("healthy", True)
+        assert states_after_check()[a.port] == ("unhealthy", False)  # one pass of two
+        assert states_after_check()[a.port] == ("healthy", True)
     finally:
         lb.deregister_target(mirror, a.dial)
+        lb.deregister_target(mirror, b.dial)
 
 
 def test_fail_open_when_every_target_is_unhealthy(

@@ -22,7 +22,7 @@ from devenv.targets import live_reload
 from tests.local_stack import Stack, run_devenv
 from tests.waiting import wait_for
 
-ROLL_TIMEOUT_S = 120  # a new task's start, two health checks 10 s apart, the old task's drain
+ROLL_TIMEOUT_S = 120  # a new task's start, its first health check, the old task's drain
 
 
 def batches(source: Path, debounce_ms: int, edit: threading.Thread) -> list[list[str]]:
