@@ -66,9 +66,13 @@ class AlbMirror:
     arn: str | None = None  # the mirrored ALB's, once the mirror runs
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def started(self) -> bool:
+        return ALB_SERVICE in self.supervisor.services
+
     def ensure(self) -> None:
         """Start the mirror once the emulator has an ALB with listeners (no-op afterwards)."""
-        if ALB_SERVICE in self.supervisor.services:
+        if self.started:
             return
         balancers = [
             lb

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,9 +170,8 @@ class Realizer:
         """One pass; whether anything moved since the last (what ECS wants, the local tasks, a fault)."""
         seen = self._event_seq
         self._carry_out_faults()
-        self._realize_data_endpoints()
+        self._start_endpoints()
         if self.alb is not None:
-            self.alb.ensure()
             self.alb.tick()
         # what the emulator was told before it was asked: its answer cannot predate those reports
         told_running = {arn for arn, local in list(self.tasks.items()) if local.reported_status == "RUNNING"}
@@ -306,12 +306,27 @@ class Realizer:
 
     # -- Aurora and ElastiCache endpoints --------------------------------------------------
 
+    def _start_endpoints(self) -> None:
+        """The data endpoints and the ALB mirror, started side by side (neither needs the other; the tasks
+        wait for both). Once started, neither asks the emulator anything."""
+        if self.alb is None or self.alb.started:
+            self._realize_data_endpoints()
+            return
+        alb = self._pool.submit(self.alb.ensure)
+        try:
+            self._realize_data_endpoints()
+        finally:
+            futures.wait([alb])
+        alb.result()
+
     def _realize_data_endpoints(self) -> None:
-        """A fault proxy at each endpoint the emulator advertises, once the cluster / group exists."""
+        """A fault proxy at each endpoint the emulator advertises, once the cluster / group exists (both
+        started together)."""
         if self.data is None:
             return
+        endpoints = []
         if "aurora" not in self.supervisor.services and self.rds.describe_db_clusters()["DBClusters"]:
-            self.supervisor.add(
+            endpoints.append(
                 endpoint_proxy("aurora", "postgresql", self.data.aurora_port, self.data.postgres_port)
             )
         if "elasticache" not in self.supervisor.services:
@@ -322,9 +337,11 @@ class Realizer:
                     raise UnrealizableTask("the cache encrypts in transit but the local Redis serves no TLS")
                 upstream = self.data.redis_tls_port if encrypted else self.data.redis_port
                 scheme = "rediss" if encrypted else "redis"
-                self.supervisor.add(
+                endpoints.append(
                     endpoint_proxy("elasticache", scheme, self.data.elasticache_port, upstream or 0)
                 )
+        if endpoints:
+            self.supervisor.add(*endpoints)
 
     # -- tasks ----------------------------------------------------------------------------
 

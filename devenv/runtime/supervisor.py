@@ -161,19 +161,19 @@ class Supervisor:
             self._write_state()
             raise failures[0]
 
-    def add(self, spec: ServiceSpec) -> None:
-        """Start one more service now (the realizer adds tasks this way). Before the stack is ready a
-        failed start fails `up`; once it is ready, it is that service's own failure: raised to the caller
-        and the service forgotten (its log stays), while the supervisor and the rest keep running (a task
-        whose new code does not start is replaced by ECS, not a reason to stop the stack)."""
+    def add(self, *specs: ServiceSpec) -> None:
+        """Start more services now, together (the realizer adds tasks and endpoints this way). Before the
+        stack is ready a failed start fails `up`; once it is ready, it is those services' own failure:
+        raised to the caller and the services of this call stopped and forgotten (their logs stay), while
+        the supervisor and the rest keep running (a task whose new code does not start is replaced by ECS,
+        not a reason to stop the stack)."""
         fatal = self.phase != "ready"
         try:
-            self.start_all([spec], fatal=fatal)
+            self.start_all(specs, fatal=fatal)
         except ServiceFailedError:
             if not fatal:
-                with self._lock:
-                    self.services.pop(spec.name, None)
-                self._write_state()
+                for spec in specs:
+                    self.remove(spec.name)
             raise
 
     def _start_when_deps_ready(self, name: str) -> None:

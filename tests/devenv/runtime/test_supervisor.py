@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -103,3 +104,35 @@ def test_a_service_added_after_ready_fails_alone(tmp_path: Path, phase: str) -> 
         assert supervisor.phase == "failed" and supervisor.error == caught.value.message
         assert supervisor.services["proxy-0badc0de"].state == "failed"
     assert "SyntaxError" in StateDir(tmp_path).log_for("proxy-0badc0de").read_text()
+
+
+def test_services_added_together_start_side_by_side_and_fail_together_after_ready(tmp_path: Path) -> None:
+    """`add(a, b)` starts both at once (the realizer's Aurora and ElastiCache endpoints): b, ready only
+    after a second, does not hold a up. Once ready, a failed start forgets every service of that call."""
+    events: list[tuple[str, str]] = []
+    supervisor = Supervisor(StateDir(tmp_path), facts={}, on_event=lambda n, s, d: events.append((n, s)))
+    slow_port = free_port()
+    slow = ServiceSpec(
+        name="slow",
+        argv=["sh", "-c", f"sleep 1; exec {sys.executable} -m http.server {slow_port} --bind 127.0.0.1"],
+        ready=probes.http(f"http://127.0.0.1:{slow_port}/"),
+        ready_timeout_s=10,
+    )
+    try:
+        supervisor.add(slow, http_server("quick", free_port()))
+        assert [name for name, state in events if state == "running"] == ["quick", "slow"]
+        supervisor.phase = "ready"
+        crash = ServiceSpec(
+            name="crash",
+            argv=["sh", "-c", "exit 1"],
+            ready=probes.tcp("127.0.0.1", free_port()),
+            restart=RestartPolicy(mode="never"),
+        )
+        fine = http_server("fine", free_port())
+        with pytest.raises(ServiceFailedError):
+            supervisor.add(fine, crash)
+        assert set(supervisor.services) == {"slow", "quick"}
+        with pytest.raises(OSError):  # `fine` started, and was stopped with the call
+            socket.create_connection(("127.0.0.1", fine.ports["http"]), timeout=1).close()
+    finally:
+        supervisor.stop_all()
