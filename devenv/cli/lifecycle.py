@@ -12,6 +12,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -103,6 +104,8 @@ def up(
         raise UsageError("--watch rolls the stack's ECS services; --infra-only runs none", "drop one of them")
     if watch and chosen == "docker":
         raise watch_command.DOCKER_UNSUPPORTED
+    if not infra_only:
+        _require_cdk_app(app.settings.stack_dir)
     state = StateDir(app.settings.state_dir)
     if not detached_child:
         _recover_from_crash(app, state)
@@ -121,6 +124,17 @@ def up(
         _up_foreground(app, state, infra_only, detached_child, chosen, verbose, watch)
     finally:
         lock.close()
+
+
+def _require_cdk_app(stack_dir: Path) -> None:
+    """`up` deploys the CDK app: a folder without it is said before anything starts."""
+    missing = [name for name in ("cdk.json", "props/local.json") if not (stack_dir / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"no CDK app at {stack_dir.resolve()}: {' and '.join(missing)} missing",
+            "run devenv from the folder that holds the app's folder, set stack_dir (devenv.toml or "
+            "DEVENV_STACK_DIR) to the app, or start only the infrastructure with --infra-only",
+        )
 
 
 def _up_foreground(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -110,3 +111,19 @@ def test_typed_options_are_found() -> None:
     assert ("status", "--output") in options
     assert ("up", "--runtime") in options
     assert ("loadtest", "--users") in options
+
+
+@pytest.mark.parametrize("detach", [[], ["-d"]], ids=["foreground", "detached"])
+def test_up_outside_the_cdk_apps_project_says_so_before_starting_anything(
+    detach: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stack/ here
+    state = tmp_path / "state"
+    code, output = run_main(["--state-dir", str(state), "up", *detach], monkeypatch, capsys)
+    assert code == 2
+    assert f"no CDK app at {tmp_path.resolve() / 'stack'}: cdk.json and props/local.json missing" in output
+    assert "--infra-only" in output
+    assert not state.exists()  # nothing started, nothing written
