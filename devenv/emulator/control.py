@@ -8,6 +8,7 @@ The realizer learns what to do through the AWS API like any client; three things
   `elasticache.reboot_cache_cluster`, `elasticache.test_failover`), which must become real faults on
   local processes: the emulator records them and `GET /_devenv/events?after=N` hands them out.
 `GET /_devenv/clock` says how the emulator keeps time: its time_scale and metric retention.
+`GET /_devenv/ecs/digest` changes whenever what the realizer reads of ECS changes (it reads again then).
 """
 
 from __future__ import annotations
@@ -216,6 +217,8 @@ def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[
         except ValueError:
             return _json(start_response, "400 Bad Request", {"error": "after must be an integer"})
         return _json(start_response, "200 OK", {"events": events_after(after)})
+    if method == "GET" and parts == ["ecs", "digest"]:
+        return _json(start_response, "200 OK", {"digest": scheduler.digest()})
     if method == "POST" and parts == ["elbv2", "target-health"]:
         try:
             body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"{}")

@@ -54,6 +54,16 @@ def events_after(endpoint: str, seq: int) -> list[dict[str, Any]]:
         return []
 
 
+def ecs_digest(endpoint: str) -> str | None:
+    """The emulator's digest of what the realizer reads of ECS (devenv.emulator.scheduler.digest); None
+    when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_devenv/ecs/digest", timeout=5) as response:
+            return str(json.loads(response.read())["digest"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def saved_cloud(endpoint: str) -> dict[str, Any]:
     """What the emulator says of its saved local cloud (devenv.emulator.saved_cloud.status): restored or
     not, the stacks it holds deployed (name: template digest), the problem of a file it set aside.

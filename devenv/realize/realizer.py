@@ -46,10 +46,13 @@ from devenv.services import faultproxy
 
 log = logging.getLogger("devenv.realizer")
 # A pass every 0.25 s while anything moves (a task starting, stopping, changing health, a fault), backing
-# off to one a second once passes find nothing new: an idle stack's ~6 ECS calls a pass cost the emulator
-# and this process a third of a core at 4 passes a second. A change made through the API waits at most
-# IDLE_INTERVAL_S to be seen (ECS itself takes seconds to act on one).
+# off to one a second once passes find nothing new: an idle stack's ~7 ECS calls a pass cost the emulator
+# and this process a third of a core at 4 passes a second (and an idle pass reads them only when the
+# emulator's ECS digest moved). A change made through the API waits at most IDLE_INTERVAL_S to be seen (ECS
+# itself takes seconds to act on one).
 LOOP_INTERVAL_S = 0.25
+# ECS is read again once its digest changes (devenv.emulator.scheduler.digest), and at least this often
+FULL_READ_S = 10.0
 IDLE_INTERVAL_S = 1.0
 FAULT_TARGETS = {
     "rds-reboot": "postgres",
@@ -153,6 +156,9 @@ class Realizer:
         self._event_seq = self._latest_event_seq()
         self._published: dict[str, Any] = {}
         self._last_picture: Any = None
+        self._wanted: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._wanted_digest: str | None = None
+        self._wanted_read_at = -FULL_READ_S
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -175,7 +181,7 @@ class Realizer:
             self.alb.tick()
         # what the emulator was told before it was asked: its answer cannot predate those reports
         told_running = {arn for arn, local in list(self.tasks.items()) if local.reported_status == "RUNNING"}
-        wanted = self._wanted_tasks()
+        wanted = self._wanted_tasks_when_changed()
         self._publish(wanted)
         self._discover({service["serviceArn"]: service for _, service in wanted.values()}.values())
         for arn, (task, service) in wanted.items():
@@ -222,6 +228,17 @@ class Realizer:
                 self.supervisor.remove(local.process)
 
     # -- reading the emulator -------------------------------------------------------------
+
+    def _wanted_tasks_when_changed(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """`_wanted_tasks`, read again only when the emulator's ECS digest moved (or FULL_READ_S passed,
+        or the emulator gives no digest): the digest is taken first, so a change during the read shows
+        as a new digest on the next pass."""
+        digest = control_client.ecs_digest(self.endpoint)
+        now = time.monotonic()
+        if digest is None or digest != self._wanted_digest or now - self._wanted_read_at >= FULL_READ_S:
+            self._wanted = self._wanted_tasks()
+            self._wanted_digest, self._wanted_read_at = digest, now
+        return self._wanted
 
     def _wanted_tasks(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         """Every task the emulator wants running, with its service."""

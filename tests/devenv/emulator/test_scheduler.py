@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from devenv.realize.control_client import ecs_digest
 from tests.devenv.emulator_calls import aws_client, fargate_cluster
 from tests.devenv.emulator_calls import report_task as report
 
@@ -302,3 +303,32 @@ def test_an_unhealthy_task_within_its_grace_period_is_kept(inprocess_emulator: s
     [task] = live_tasks(ecs, "svc-grace")
     report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="UNHEALTHY")
     assert [t["taskArn"] for t in live_tasks(ecs, "svc-grace")] == [task["taskArn"]]
+
+
+def test_the_ecs_digest_moves_with_what_the_realizer_reads_and_only_then(
+    inprocess_emulator: str, ecs: Any
+) -> None:
+    """The realizer reads ECS again only when this digest moves: every change it acts on must move it."""
+    seen = [ecs_digest(inprocess_emulator)]
+
+    def moved() -> bool:
+        seen.append(ecs_digest(inprocess_emulator))
+        return seen[-1] != seen[-2]
+
+    assert seen[0] is not None and not moved()  # nothing changed: the same digest
+    ecs.create_service(
+        cluster="c1", serviceName="svc-digest", taskDefinition="proxy", desiredCount=1, launchType="FARGATE"
+    )
+    assert moved()
+    [task] = live_tasks(ecs, "svc-digest")
+    assert not moved()  # reads change nothing
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING")
+    assert moved()
+    report(inprocess_emulator, task["taskArn"], lastStatus="RUNNING", healthStatus="HEALTHY")
+    assert moved()
+    ecs.update_service(cluster="c1", service="svc-digest", desiredCount=2)
+    assert moved() and not moved()
+    ecs.stop_task(cluster="c1", task=task["taskArn"], reason="digest test")
+    assert moved()
+    ecs.update_service(cluster="c1", service="svc-digest", desiredCount=0)
+    assert moved()
