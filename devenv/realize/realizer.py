@@ -325,7 +325,7 @@ class Realizer:
 
     def _start_endpoints(self) -> None:
         """The data endpoints and the ALB mirror, started side by side (neither needs the other; the tasks
-        wait for both). Once started, neither asks the emulator anything."""
+        wait for both). Once they run, neither asks the emulator anything."""
         if self.alb is None or self.alb.started:
             self._realize_data_endpoints()
             return
