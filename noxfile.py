@@ -36,8 +36,10 @@ def typecheck(session: nox.Session) -> None:
 
 # Two pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
 # task starts, experiment loads), so two of them overlap well even on 2 cores; each worker has its own
-# shared stack. `nox -s tests -- -q -p no:xdist` runs in one process.
-TEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+# shared stack. Files in collection order, which puts the slow ones first (tests/conftest.py), rather
+# than xdist's most-tests-first, which left single-test multi-minute files for last.
+# `nox -s tests -- -q -p no:xdist` runs in one process.
+TEST_WORKERS = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 @nox.session
@@ -59,7 +61,8 @@ def unsettled(session: nox.Session) -> None:
 @nox.session
 def tests_fast(session: nox.Session) -> None:
     """The inner loop: every test not marked slow or docker (no whole stack, Docker engine or wheel install)."""
-    uv_run(session, "pytest", "-m", "not slow and not docker", *(session.posargs or ["-q", "--durations=10"]))
+    default = ["-q", *TEST_WORKERS, "--durations=10"]
+    uv_run(session, "pytest", "-m", "not slow and not docker", *(session.posargs or default))
 
 
 @nox.session

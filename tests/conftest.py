@@ -50,6 +50,15 @@ def reachable_tmpdir(prefix: str) -> Path:
     return path
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules holding a `slow` test first, each group in the order pytest-randomly drew: with
+    pytest-xdist's `--dist loadfile --no-loadscope-reorder` (noxfile.py), the last files a worker takes
+    are short ones, instead of a lone multi-minute module while the other worker sits idle."""
+    heavy = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in heavy)
+
+
 @pytest.fixture(scope="session")
 def infra_state_dir() -> Iterator[StateDir]:
     root = reachable_tmpdir("devenv-test-infra-")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.docker_engine import ROOT
 
 DOCKER_TEST_FILES = [
@@ -31,6 +33,7 @@ REPORT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_docker_tests_bound_their_body_and_leave_fixtures_to_their_own_timeouts() -> None:
     collected = subprocess.run(
         [sys.executable, "-c", REPORT, *DOCKER_TEST_FILES],

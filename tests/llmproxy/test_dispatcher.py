@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+import pytest
 import redis
 import requests
 
@@ -93,6 +94,7 @@ def fill_stream(client: redis.Redis, stream: str, count: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_writes_each_event_once(stack: Stack, proxy: Proxy) -> None:
     stream = f"crash-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(stack.redis_url)
@@ -148,6 +150,7 @@ def test_kill_9_mid_batch_then_restart_writes_each_event_once(stack: Stack, prox
     client.delete(stream)
 
 
+@pytest.mark.slow
 def test_redis_reboot_while_requests_flow_loses_nothing(stack: Stack, private_redis: RedisServer) -> None:
     proxy = stack.proxy(REDIS_CACHE_URL=private_redis.url, REDIS_EVENT_URL=private_redis.url)
     stack.dispatcher(proxy.env, DISPATCHER_CLAIM_INTERVAL="0.5")

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.llmproxy.conftest import MANAGEMENT_TOKEN, UPSTREAM_KEY, Proxy, Stack, run_sql, wait_until
@@ -152,6 +153,7 @@ def test_the_openapi_document_publishes_every_operation(proxy: Proxy) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(stack: Stack, proxy: Proxy, workdir: Path) -> None:
     """Coverage and fuzzing phases of schemathesis against /manage/openapi.json, every check on. One real
     audit event's id is given to GET /manage/audit/{id}, which random ids only ever reach as a 404."""

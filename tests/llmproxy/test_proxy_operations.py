@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import requests
 
@@ -184,6 +185,7 @@ def test_sigterm_during_a_stream_lets_it_finish(stack: Stack) -> None:
     assert any(b"sigterm-stream" in fields[b"data"] for _, fields in entries)
 
 
+@pytest.mark.slow
 def test_tls_and_password_on_redis(stack: Stack, workdir: Path, factory: ProcessFactory) -> None:
     """`rediss://` with REDIS_CA_FILE and a password, as ElastiCache with in-transit encryption and AUTH."""
     files = ensure_tls_files(workdir / "tls")

@@ -20,6 +20,7 @@ from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
 from tests.loadtests.conftest import Devenv
 
 
+@pytest.mark.slow
 def test_an_impossible_threshold_exits_1_naming_it(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
 ) -> None:
@@ -97,6 +98,7 @@ def _json(url: str, data: dict[str, Any] | None = None) -> Any:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_web_serves_the_ui_and_its_stats(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, workers: int
 ) -> None:
@@ -173,6 +175,7 @@ def test_web_serves_the_ui_and_its_stats(
         ("spike", [("baseline", 1), ("spike", 5), ("recovery", 1)]),
     ],
 )
+@pytest.mark.slow
 def test_step_and_spike_report_each_stage(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, profile: str, stages: list[tuple[str, int]]
 ) -> None:
@@ -207,6 +210,7 @@ def test_step_and_spike_report_each_stage(
     assert "<h2>Stages</h2>" in page and f"<td>{stages[-1][0]}</td>" in page
 
 
+@pytest.mark.slow
 def test_ramp_stops_at_the_first_breach(devenv: Devenv, local_target: ProxyTarget, tmp_path: Path) -> None:
     result = devenv.run(
         "loadtest",

@@ -7,12 +7,15 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
 from tests.loadtests.conftest import UPSTREAM_KEY, Devenv
 
 REAL_TYPES = {"chat: cache miss", "chat: cache hit", "chat stream", "embeddings", "models"}
 
 
+@pytest.mark.slow
 def test_smoke_passes_against_the_local_stack(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from devenv.loadtest.summary import EXIT_CODES, degrade
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
@@ -73,6 +74,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_degrades_the_run(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 
 from stack import names
@@ -34,6 +35,7 @@ def container(template: dict[str, Any], service: dict[str, Any]) -> dict[str, An
     return dict(only)
 
 
+@pytest.mark.slow
 def test_master_and_workers_run_the_loadtest_image_in_the_proxy_vpc(local_synth: Synth) -> None:
     template = loadgen(local_synth)
     found = services(template)

@@ -170,6 +170,7 @@ def test_real_executable_errors_without_traceback(tmp_path: Path) -> None:
     assert down.returncode == 7 and "not answering" in down.stderr and "Traceback" not in down.stderr
 
 
+@pytest.mark.slow
 def test_synth_writes_the_cloud_assembly(cli: Cli, tmp_path: Path) -> None:
     outdir = tmp_path / "cdk.out"
     code, out = cli("synth", "--target", "local", "--outdir", str(outdir), "-o", "json")
@@ -190,6 +191,7 @@ def test_synth_bad_props_name_the_prop(cli: Cli, tmp_path: Path) -> None:
     assert code == 2 and "imageTg" in out
 
 
+@pytest.mark.slow
 def test_diff_against_the_emulator(cli: Cli, tmp_path: Path) -> None:
     code, out = cli("diff", "--target", "local", "--outdir", str(tmp_path / "out"), "-o", "json")
     assert code == 0, out
@@ -207,6 +209,7 @@ def test_diff_falls_back_to_a_template_diff(tmp_path: Path) -> None:
     assert result["differences"] is True and "AWS::ElastiCache::ReplicationGroup" in result["diff"]
 
 
+@pytest.mark.slow
 def test_cdk_cli_is_installed_on_first_use_and_again_when_the_lock_changes(tmp_path: Path) -> None:
     """`npm ci` from the lock file installs the pinned CLI (no global install), again only after the lock
     changed, for every command alike; npm's output goes to the log."""

@@ -173,6 +173,7 @@ SEED_RULES = {
 }
 
 
+@pytest.mark.slow
 def test_local_props_synthesize_every_resource_type(local_synth: Synth) -> None:
     counts = Counter(resource["Type"] for resource in local_synth.resources.values())
     assert dict(counts) == LOCAL_RESOURCE_COUNTS
@@ -485,6 +486,7 @@ def test_cdk_nag_has_no_unacknowledged_finding(
         assert len(finding.get("reason") or json.dumps(finding)) > 20
 
 
+@pytest.mark.slow
 def test_templates_pass_cfn_lint(synth_variant: Callable[..., Synth], local_synth: Synth) -> None:
     templates = [local_synth.assembly, synth_variant(**FULL_PROPS).assembly, synth_variant().assembly]
     paths = [str(assembly / "LlmProxyStack.template.json") for assembly in templates]

@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import psutil
+import pytest
 
 from tests.devenv.cli.conftest import DevenvCli
 
 
+@pytest.mark.slow
 def test_the_supervisor_keeps_no_descriptor_of_the_caller_runs_in_its_own_session_and_logs_every_step(
     devenv_cli: DevenvCli,
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from tests.devenv.cli.conftest import DevenvCli
 from tests.waiting import wait_for
@@ -19,6 +20,7 @@ from tests.waiting import wait_for
 SERVICES = {"postgres", "redis", "emulator"}
 
 
+@pytest.mark.slow
 def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
     done = devenv_cli.run("up", "-d", "--infra-only", "--output", "json")
     assert done.returncode == 0, done.stderr
@@ -62,6 +64,7 @@ def test_up_status_restart_second_up_and_down(devenv_cli: DevenvCli) -> None:
     assert '"running": false' in after.stdout
 
 
+@pytest.mark.slow
 def test_foreground_up_stops_everything_on_ctrl_c(devenv_cli: DevenvCli) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devenv", "up", "--infra-only"],
@@ -96,6 +99,7 @@ def test_busy_port_is_named_with_its_holder(devenv_cli: DevenvCli) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_auto_ports_picks_a_free_port_instead(devenv_cli: DevenvCli) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -143,6 +147,7 @@ def test_logs_of_an_unknown_service_lists_the_known_ones(devenv_cli: DevenvCli) 
     assert "postgres" in done.stderr and "redis" in done.stderr
 
 
+@pytest.mark.slow
 def test_status_shows_a_compressed_clock(devenv_cli: DevenvCli) -> None:
     """A time_scale other than AWS's is never a silent difference: `status` says it, as data and as text."""
     scaled = {"DEVENV_TIME_SCALE": "20"}

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from tests.local_stack import Stack
 from tests.waiting import wait_for
 
 REFRESH = re.compile(r"^─* ?devenv status (\d\d:\d\d:\d\d) ─*$")
 
 
+@pytest.mark.slow
 def test_watch_off_a_terminal_prints_each_refresh_until_ctrl_c(stack: Stack) -> None:
     lines: list[str] = []
     watcher = subprocess.Popen(

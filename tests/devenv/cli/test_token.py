@@ -10,6 +10,8 @@ import urllib.request
 import uuid
 from typing import Any
 
+import pytest
+
 from devenv.cli.token import token_state
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
 from tests.devenv.cli.conftest import DevenvCli
@@ -46,6 +48,7 @@ def models_status(target: ProxyTarget, token: str) -> tuple[int, str]:
         return exc.code, str(json.loads(exc.read()).get("code"))
 
 
+@pytest.mark.slow
 def test_list_shows_created_tokens_and_revoke_makes_the_proxy_refuse_one(
     devenv_cli: DevenvCli, local_target: ProxyTarget
 ) -> None:

@@ -36,6 +36,8 @@ from tests.conftest import reachable_tmpdir
 from tests.local_stack import PORT_SETTINGS, run_devenv
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.slow
+
 STEPS = ("services", "synth", "bootstrap", "deploy", "realize")
 CDK_OUTPUT = ("LlmProxyStack |", "CDKToolkit |", "NodeVersionSupportWarning", "Bootstrapping environment")
 

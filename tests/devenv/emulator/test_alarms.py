@@ -46,6 +46,7 @@ def in_state(cloudwatch: Any, name: str, state: str) -> Callable[[], dict[str, A
     return check
 
 
+@pytest.mark.slow
 def test_an_alarm_moves_from_insufficient_data_to_alarm_and_back_to_ok_with_history(cloudwatch: Any) -> None:
     dimensions = [{"Name": "TargetGroup", "Value": "targetgroup/tg/0123456789abcdef"}]
     cloudwatch.put_metric_alarm(

@@ -174,6 +174,7 @@ def test_a_change_set_stack_has_outputs_and_task_definitions_keep_their_fields(e
     delete_stack(emulator, "changeset")
 
 
+@pytest.mark.slow
 def test_a_db_cluster_without_a_local_postgres_fails_clearly(tmp_path: Path) -> None:
     process, endpoint = start_emulator({"DEVENV_POSTGRES_ADMIN_URL": ""}, tmp_path / "emulator.log")
     try:

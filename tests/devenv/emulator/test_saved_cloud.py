@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devenv.emulator import saved_cloud
 from tests.devenv.conftest import start_emulator, stop_emulator
 from tests.devenv.emulator_calls import aws_client, fargate_cluster
@@ -27,6 +29,7 @@ def record_deploy(endpoint: str, stack: str, template: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+@pytest.mark.slow
 def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> None:
     env = {saved_cloud.ENV: str(tmp_path / "cloud.pickle")}
     process, endpoint = start_emulator(env, tmp_path / "first.log")
@@ -65,6 +68,7 @@ def test_a_restarted_emulator_has_what_the_stopped_one_had(tmp_path: Path) -> No
         assert stop_emulator(process) == 0
 
 
+@pytest.mark.slow
 def test_a_corrupt_file_is_set_aside_and_said(tmp_path: Path) -> None:
     saved = tmp_path / "cloud.pickle"
     saved.write_bytes(b"\x80\x05not a pickle at all")
@@ -80,6 +84,7 @@ def test_a_corrupt_file_is_set_aside_and_said(tmp_path: Path) -> None:
     assert saved.exists()  # its own state replaced the bad file at the stop
 
 
+@pytest.mark.slow
 def test_a_file_of_another_version_is_set_aside_and_said(tmp_path: Path) -> None:
     saved = tmp_path / "cloud.pickle"
     other = {**saved_cloud.key(), "devenv": "0.0.0-other"}
@@ -93,6 +98,7 @@ def test_a_file_of_another_version_is_set_aside_and_said(tmp_path: Path) -> None
         assert stop_emulator(process) == 0
 
 
+@pytest.mark.slow
 def test_the_tasks_stop_with_the_cloud_and_new_ones_start_after_it(tmp_path: Path) -> None:
     """At a stop the tasks' processes are gone (the realizer stopped them): the saved cloud has them
     STOPPED, and the scheduler of the restored one starts their replacements."""

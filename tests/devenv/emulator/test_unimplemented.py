@@ -34,6 +34,7 @@ def sdk(endpoint: str, service: str, mode: str) -> Any:
         ("rds", lambda c: c.describe_db_cluster_automated_backups(), "InvalidAction"),
     ],
 )
+@pytest.mark.slow
 def test_boto3_raises_at_once_with_the_services_error(
     scaled_emulator: str, service: str, call: Any, code: str, mode: str
 ) -> None:

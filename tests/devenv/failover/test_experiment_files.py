@@ -129,6 +129,7 @@ def test_the_cli_refuses_a_bad_file_with_exit_2_before_touching_any_target(tmp_p
     assert not (tmp_path / "state" / "failover").exists()  # no run folder: nothing ran
 
 
+@pytest.mark.slow
 def test_the_cli_list_and_its_usage_errors(tmp_path: Path) -> None:
     listed = devenv("failover", "list", "--output", "json", tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr

@@ -182,6 +182,7 @@ def master_stats(port: int) -> dict[str, Any] | None:
         return None
 
 
+@pytest.mark.slow
 def test_locust_workers_find_their_master_through_cloud_map(realizer: Realizer, ecs: Any) -> None:
     """The loadtest image runs as Locust from this checkout; the workers' `master.loadgen.local:5557`
     is the realized master's host and port, so they connect to it (its web API counts them)."""
@@ -236,6 +237,7 @@ def test_locust_workers_find_their_master_through_cloud_map(realizer: Realizer, 
     wait_for(lambda: not [t for t in realizer.tasks.values() if t.service.startswith("locust-")])
 
 
+@pytest.mark.slow
 def test_a_realized_master_writes_its_run_to_the_results_bucket(realizer: Realizer, ecs: Any) -> None:
     """A run swarmed and stopped through the master's web API (as an operator or `devenv loadtest` would)
     lands in the bucket under runs/: the task's AWS calls go to the emulator."""

@@ -482,6 +482,7 @@ def test_a_target_that_turns_unhealthy_leaves_rotation_at_its_next_check(
     assert set(ports_hit(alb, 6)) == {b.port}
 
 
+@pytest.mark.slow
 def test_target_changes_never_break_keep_alive_connections(
     alb: Alb, api: lb.TargetGroupMirror, make_target: Callable[[], Target]
 ) -> None:

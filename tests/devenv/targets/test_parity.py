@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devenv.targets import parity
 
 TEMPLATE = {
@@ -30,6 +32,7 @@ def test_each_resource_gets_its_fate() -> None:
     assert entries["Alarm"].fate == "emulated" and "evaluated as CloudWatch does" in entries["Alarm"].note
 
 
+@pytest.mark.slow
 def test_the_command_exits_non_zero_on_an_unsupported_type(tmp_path: Path) -> None:
     template = {"Resources": {**TEMPLATE["Resources"], "Odd": {"Type": "AWS::Made::Up"}}}
     path = tmp_path / "t.json"
