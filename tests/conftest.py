@@ -116,18 +116,26 @@ def _quiet_node_eol_banner() -> None:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _shared_cdk_cache() -> Iterator[None]:
-    """One cloud-assembly cache for every `devenv` the tests start: the app is synthesized once per
-    distinct props/context, as on a developer's machine, instead of once per private state dir."""
-    if "DEVENV_CDK_CACHE_DIR" in os.environ:
-        yield
+CDK_CACHE_KEY = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One cloud-assembly cache for every `devenv` the tests start, made before pytest-xdist starts its
+    workers (they inherit it): the app is synthesized once per distinct props/context in the whole run, as
+    on a developer's machine, instead of once per private state dir or worker (devenv.targets.cdk locks a
+    synth, so two workers needing the same assembly wait for one)."""
+    if hasattr(config, "workerinput") or "DEVENV_CDK_CACHE_DIR" in os.environ:
         return
     cache = reachable_tmpdir("devenv-test-cdk-cache-")
     os.environ["DEVENV_CDK_CACHE_DIR"] = str(cache)
-    yield
-    del os.environ["DEVENV_CDK_CACHE_DIR"]
-    shutil.rmtree(cache, ignore_errors=True)
+    config.stash[CDK_CACHE_KEY] = cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = config.stash.get(CDK_CACHE_KEY, None)
+    if cache is not None:
+        del os.environ["DEVENV_CDK_CACHE_DIR"]
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @dataclass

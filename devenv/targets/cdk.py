@@ -11,6 +11,8 @@ An unchanged app is therefore never synthesized twice.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import json
@@ -19,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -140,11 +142,38 @@ def synthesize(
     context = dict(context or {})
     digest = assembly_digest(stack_dir, props_file, context)
     directory = state_dir / "cdk" / digest
-    if (directory / ASSEMBLY_MARKER).is_file() and (directory / f"{STACK_NAME}.template.json").is_file():
+    if is_complete(directory):
         return Assembly(directory, digest, cached=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(directory.with_name(digest + ".lock")):
+        if is_complete(directory):  # another devenv synthesized the same inputs while this one waited
+            return Assembly(directory, digest, cached=True)
+        synthesize_into(directory, stack_dir, props_file, context)
+    return Assembly(directory, digest, cached=False)
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / ASSEMBLY_MARKER).is_file() and (directory / f"{STACK_NAME}.template.json").is_file()
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Held while one process synthesizes into a cache that others may share (`cdk_cache_dir`): a second
+    `devenv` with the same inputs waits for the first one's assembly instead of writing beside it."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def synthesize_into(
+    directory: Path, stack_dir: Path, props_file: Path | None, context: Mapping[str, Any]
+) -> None:
+    """Synthesize in a child process into a staging folder, renamed to `directory` once complete."""
     staging = directory.with_name(directory.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -175,7 +204,6 @@ def synthesize(
         )
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
-    return Assembly(directory, digest, cached=False)
 
 
 def ensure_cli(stack_dir: Path, log_path: Path | None = None) -> Path:

@@ -62,7 +62,6 @@ def test_restore_update_corrupt_fresh_and_volumes_on_one_stack() -> None:
         assert saved_file(stack).exists()
 
         # another mock upstream port is another upstreamUrl in the CDK context: another assembly, an update
-        down(stack)
         moved = {**stack.env, "DEVENV_MOCK_UPSTREAM_PORT": str(free_port())}
         output, _ = up(stack, env=moved)
         assert "restored from the saved local cloud" not in output

@@ -1,8 +1,10 @@
-"""Which template resources a deploy must create (conditions evaluated), and the synth cache key."""
+"""Which template resources a deploy must create (conditions evaluated), the synth cache key, and one synth
+per key when several `devenv` processes share the cache."""
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,44 @@ def test_the_synth_cache_key_follows_sources_props_and_context(tmp_path: Path) -
     assert changed_props != base
     (stack / "constructs" / "cache.py").write_text("X = 1\n")
     assert cdk.assembly_digest(stack, props, {}) != changed_props
+
+
+# A CDK app's synth entry point as devenv calls it, slow enough for a second caller to arrive during it;
+# each run appends a line to runs.log (the real app takes ~20 s to synthesize).
+TINY_APP = """
+import json, time
+from pathlib import Path
+
+class PropsError(Exception):
+    pass
+
+def synthesize(props, outdir, context):
+    with open(Path(__file__).parent / "runs.log", "a") as log:
+        log.write("run\\n")
+    time.sleep(1.5)
+    outdir.mkdir(parents=True)
+    (outdir / "manifest.json").write_text("{}")
+    (outdir / "LlmProxyStack.template.json").write_text(json.dumps({"Resources": {}}))
+"""
+
+
+def test_two_synths_of_the_same_inputs_into_one_cache_run_the_app_once(tmp_path: Path) -> None:
+    """Two `devenv` processes sharing `cdk_cache_dir` (here two threads: the lock is a file lock) that
+    need the same assembly: one synthesizes, the other waits and takes its result."""
+    app = tmp_path / "tinyapp"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "config.py").write_text("from tinyapp.app import PropsError\n")
+    (app / "app.py").write_text(TINY_APP)
+    cache = tmp_path / "cache"
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: cdk.synthesize(cache, app, None, {"n": 1}), range(2))
+
+    assert (app / "runs.log").read_text().splitlines() == ["run"]
+    assert first.directory == second.directory and first.template() == {"Resources": {}}
+    assert sorted([first.cached, second.cached]) == [False, True]
+    assert not list(cache.glob("cdk/*.partial"))
 
 
 def test_the_bootstrap_templates_short_forms_read_as_cloudformation_reads_them(tmp_path: Path) -> None:
