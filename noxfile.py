@@ -36,8 +36,9 @@ def typecheck(session: nox.Session) -> None:
 
 # Two pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
 # task starts, experiment loads), so two of them overlap well even on 2 cores; each worker has its own
-# shared stack. Files in collection order, which puts the slow ones first (tests/conftest.py), rather
-# than xdist's most-tests-first, which left single-test multi-minute files for last.
+# shared stack. Files in collection order, which spreads the slow ones over the first three quarters
+# (tests/conftest.py), rather than xdist's most-tests-first, which left the single-test multi-minute
+# files for last.
 # `nox -s tests -- -q -p no:xdist` runs in one process.
 TEST_WORKERS = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
 

@@ -50,13 +50,22 @@ def reachable_tmpdir(prefix: str) -> Path:
     return path
 
 
+HEAVY_SPAN = 0.75  # the share of the run over which the modules holding a slow test are spread
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules holding a `slow` test first, each group in the order pytest-randomly drew: with
-    pytest-xdist's `--dist loadfile --no-loadscope-reorder` (noxfile.py), the last files a worker takes
-    are short ones, instead of a lone multi-minute module while the other worker sits idle."""
-    heavy = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in heavy)
+    """Modules holding a `slow` test spread over the first three quarters of the run, between the others,
+    each kind in the order pytest-randomly drew. With pytest-xdist's `--dist loadfile
+    --no-loadscope-reorder` (noxfile.py) a slow module, which mostly waits on its stack, runs beside
+    quick ones, which mostly compute; and no worker ends on a multi-minute module while the other idles."""
+    modules = list(dict.fromkeys(item.path for item in items))
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    heavy = [path for path in modules if path in slow]
+    light = [path for path in modules if path not in slow]
+    place = {path: HEAVY_SPAN * index / len(heavy) for index, path in enumerate(heavy)}
+    place.update({path: index / len(light) for index, path in enumerate(light)})
+    items.sort(key=lambda item: place[item.path])
 
 
 @pytest.fixture(scope="session")
