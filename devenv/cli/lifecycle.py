@@ -287,13 +287,15 @@ class _Background:
 
 
 def _synthesize(app: Application, state: StateDir, ports: assembly.Ports, progress: Progress) -> Any:
-    """The synth step (the deploy tools' imports, then the cached or new cloud assembly): it needs no
-    service, so it runs while they start."""
+    """The synth step (the deploy tools' imports, then the cached or new cloud assembly), then the AWS
+    SDK's models of the deploy and the realizer: neither needs a service, so both run while they start."""
     progress.start("synth", "loading the deploy tools")
     from devenv.targets import local_stack  # boto3 and the realizer load only when a stack is deployed
 
     assert ports.mock_upstream is not None
-    return local_stack.synthesize(app.settings, state, ports.mock_upstream, progress)
+    synthesized = local_stack.synthesize(app.settings, state, ports.mock_upstream, progress)
+    local_stack.load_sdk_models(app.settings, emulator.endpoint(ports.emulator))
+    return synthesized
 
 
 def _deploy_and_realize(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from devenv.errors import DevenvError, ServiceFailedError
 from devenv.realize import control_client
@@ -101,6 +102,20 @@ class LocalTask:
         return self.host_ports[port] if port is not None else None
 
 
+def local_client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
+    """A client of the local cloud from boto3's default session, where every local client of the process
+    comes from (devenv.targets.local.client too): each service's SDK model is read once per process, and
+    `up` reads them while the emulator loads (devenv.targets.local_stack.load_sdk_models)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=config,
+    )
+
+
 class Realizer:
     """One reconcile loop; call `run` in a thread and set the event to stop it."""
 
@@ -126,16 +141,13 @@ class Realizer:
         self.alb = alb
         self.extra_env = extra_env or {}
         self.fault_hold_s = fault_hold_s
-        session = boto3.session.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name=region
-        )
-        self.ecs = session.client("ecs", endpoint_url=endpoint)
-        self.secretsmanager = session.client("secretsmanager", endpoint_url=endpoint)
-        self.ssm = session.client("ssm", endpoint_url=endpoint)
-        self.rds = session.client("rds", endpoint_url=endpoint)
-        self.elasticache = session.client("elasticache", endpoint_url=endpoint)
-        self.elbv2 = session.client("elbv2", endpoint_url=endpoint)
-        self.servicediscovery = session.client("servicediscovery", endpoint_url=endpoint)
+        self.ecs = local_client("ecs", endpoint, region)
+        self.secretsmanager = local_client("secretsmanager", endpoint, region)
+        self.ssm = local_client("ssm", endpoint, region)
+        self.rds = local_client("rds", endpoint, region)
+        self.elasticache = local_client("elasticache", endpoint, region)
+        self.elbv2 = local_client("elbv2", endpoint, region)
+        self.servicediscovery = local_client("servicediscovery", endpoint, region)
         self.tasks: dict[str, LocalTask] = {}
         # a native task's AWS API calls (its task role's) go to the emulator, never to the caller's account
         self.aws_env = {

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from devenv.realize.alb_metrics import AlbSource
 from devenv.realize.datastore_metrics import CacheSource, RdsSource
 from devenv.realize.ecs_metrics import EcsSource
 from devenv.realize.metrics import MetricsCollector, Publisher, Source, sample_interval_s
-from devenv.realize.realizer import Realizer
+from devenv.realize.realizer import Realizer, local_client
 
 # A slow emulator must not stall the publisher for long, and its retries are the publisher's.
 CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
@@ -20,12 +19,9 @@ CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"total_max_at
 
 def start_collector(realizer: Realizer, time_scale: float) -> MetricsCollector:
     """Start sampling the realizer's stack (ALB, ECS tasks, Aurora, ElastiCache); stop() it on the way down."""
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=realizer.ecs.meta.region_name
-    )
 
     def client(service: str) -> Any:  # its own, with short timeouts: a slow emulator delays only metrics
-        return session.client(service, endpoint_url=realizer.endpoint, config=CLIENT_CONFIG)
+        return local_client(service, realizer.endpoint, realizer.ecs.meta.region_name, CLIENT_CONFIG)
 
     sources: dict[str, Source] = {
         "ECS": EcsSource(realizer),
