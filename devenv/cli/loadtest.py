@@ -321,9 +321,7 @@ def _web(app: Application, run_plan: runner.RunPlan, port: int) -> None:
             )
 
     summary = runner.run_web(run_plan, port, announce, app.info)
-    if summary is None or (
-        summary["requests"] == 0 and summary["verdict"] == "error" and not summary["started_at"]
-    ):
+    if summary["requests"] == 0 and summary["verdict"] == "error" and not summary["started_at"]:
         app.info("web UI stopped; no load test ran, so there is no report")
         return
     _finish(app, run_plan, summary, emit_json=False)

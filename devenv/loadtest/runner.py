@@ -204,8 +204,9 @@ def run_headless(plan: RunPlan, progress: Callable[[str], None]) -> dict[str, An
 
 def run_web(
     plan: RunPlan, port: int, on_ready: Callable[[str], None], on_worker_end: Callable[[str], None]
-) -> dict[str, Any] | None:
-    """Serve Locust's web UI until Ctrl-C/SIGTERM; the summary of the last run, if one ran."""
+) -> dict[str, Any]:
+    """Serve Locust's web UI until Ctrl-C/SIGTERM; the summary Locust wrote as it quit (of the last run;
+    `started_at` is None when none ran). Locust ending without one raises TargetError, with its log."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.run_dir / LOG_FILE
     url = f"http://127.0.0.1:{port}"
@@ -239,10 +240,8 @@ def run_web(
                 locust_workers.stop(workers)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if not (plan.run_dir / SUMMARY_FILE).exists():
         if sampler:
             sampler.stop()
-        return None
     summary = locust_workers.account(read_summary(plan.run_dir, process.returncode, log_path), workers)
     return with_signals(plan, summary, sampler)
 
@@ -327,9 +326,13 @@ def read_summary(run_dir: Path, returncode: int | None, log_path: Path) -> dict[
     try:
         summary: dict[str, Any] = json.loads((run_dir / SUMMARY_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
+        how = (
+            f"was killed (it did not stop within {STOP_GRACE_S:.0f} s of Ctrl-C, or the system killed it)"
+            if returncode == -signal.SIGKILL
+            else f"ended (exit {returncode})"
+        )
         raise TargetError(
-            f"Locust ended (exit {returncode}) without writing its summary; its log ({log_path}) ends with:\n"
-            + tail(log_path),
+            f"Locust {how} without writing its summary; its log ({log_path}) ends with:\n" + tail(log_path),
             "fix the error above (a broken locustfile or option), then run again",
         ) from None
     return summary

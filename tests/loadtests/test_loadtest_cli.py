@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from devenv.runtime.ports import free_port
@@ -166,6 +167,33 @@ def test_web_serves_the_ui_and_its_stats(
     if workers:  # every worker took part, and the master's totals are the sum of what they reported
         assert all(row["requests"] > 0 and not row["lost"] for row in rows), rows
         assert sum(row["requests"] for row in rows) == summary["requests"]
+
+
+@pytest.mark.slow
+def test_locust_ending_without_its_summary_is_an_error_showing_its_log(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        devenv.argv(
+            "loadtest", "--web", "--workers", "0", "--url", local_target.proxy_url,
+            "--management-token", MANAGEMENT_TOKEN, "--report-dir", str(tmp_path / "runs"),
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=devenv.env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Locust web UI: http://127.0.0.1:" in line, line
+        [locust] = [child for child in psutil.Process(process.pid).children() if "locust" in child.cmdline()]
+        locust.kill()  # as the OOM killer would: no summary written
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 2, err
+    assert "Locust was killed" in err and "without writing its summary" in err, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
