@@ -127,3 +127,18 @@ def test_a_taken_port_is_a_clear_error(responder: Responder) -> None:
     assert taken.returncode == 4
     assert f"cannot listen on udp 127.0.0.1:{responder.port}" in taken.stderr
     assert "Traceback" not in taken.stderr
+
+
+def test_the_ready_probe_fails_at_once_on_a_port_nobody_answers_then_passes(tmp_path: Path) -> None:
+    port = free_udp_port()
+    probe = dns_responder.ready_probe(port, timeout_s=30)
+    before = probe()  # the kernel's "port unreachable", not 30 s of silence
+    assert not before.ok and "refused" in before.detail.lower(), before.detail
+    lists = tmp_path / "targets.json"
+    write_lists(lists, TargetLists())
+    process = subprocess.Popen(dns_responder.command(lists, port))
+    try:
+        wait_for(lambda: probe().ok, 15, 0.05)
+    finally:
+        process.kill()
+        process.wait()
