@@ -233,11 +233,16 @@ class Realizer:
         self._pool.submit(job, *args).add_done_callback(log_failure)
 
     def shutdown(self) -> None:
-        """Stop every task process (the supervisor stops the rest)."""
+        """Stop every task process, side by side (the supervisor stops the rest)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        for local in list(self.tasks.values()):
+
+        def remove(local: LocalTask) -> None:
             with contextlib.suppress(Exception):
                 self.supervisor.remove(local.process)
+
+        tasks = list(self.tasks.values())
+        with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
+            list(pool.map(remove, tasks))
 
     # -- reading the emulator -------------------------------------------------------------
 

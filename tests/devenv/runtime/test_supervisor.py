@@ -58,6 +58,32 @@ def test_a_service_that_exits_early_is_reported_with_its_exit_code(tmp_path: Pat
     assert "cannot open config" in caught.value.message
 
 
+def waits_for_at_stop(name: str, other: str, folder: Path) -> ServiceSpec:
+    """A service that, told to stop, says so and waits (past its grace period) until `other` was told too."""
+    mine, theirs = folder / f"{name}.stopping", folder / f"{other}.stopping"
+    script = (
+        f"trap 'touch {mine}; i=0; while [ ! -e {theirs} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done;"
+        f" exit 0' TERM; touch {folder / name}; while :; do sleep 0.05; done"
+    )
+    started = folder / name
+    return ServiceSpec(
+        name=name,
+        argv=["sh", "-c", script],
+        ready=lambda: probes.ProbeResult(started.exists(), str(started)),
+        stop_timeout_s=3.0,
+    )
+
+
+def test_services_no_other_depends_on_stop_side_by_side(tmp_path: Path) -> None:
+    # one after the other, the first would wait for the second past its grace and be killed (exit -9)
+    supervisor = Supervisor(StateDir(tmp_path), facts={})
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    supervisor.start_all([waits_for_at_stop("a", "b", marks), waits_for_at_stop("b", "a", marks)])
+    supervisor.stop_all()
+    assert {name: running.exit_code for name, running in supervisor.services.items()} == {"a": 0, "b": 0}
+
+
 def test_dependencies_start_first_and_stop_last(tmp_path: Path) -> None:
     events: list[tuple[str, str]] = []
     supervisor = Supervisor(StateDir(tmp_path), facts={}, on_event=lambda n, s, d: events.append((n, s)))
