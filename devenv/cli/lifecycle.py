@@ -521,6 +521,18 @@ def _local_outputs(document: dict[str, Any]) -> Table | None:
 # -- down -------------------------------------------------------------------------------------
 
 
+def _stuck_supervisor(state: StateDir, grace_s: float) -> str:
+    """What `down` says before it kills a supervisor that did not stop: where it was, and its log."""
+    snapshot = state.read()
+    phase = snapshot.get("supervisor", {}).get("phase") or "unknown"
+    busy = [name for name, svc in (snapshot.get("services") or {}).items() if svc.get("state") != "stopped"]
+    still = f"; not stopped yet: {', '.join(busy)}" if busy else ""
+    return (
+        f"the supervisor did not stop within {grace_s:.0f} s (phase {phase}{still}); killing it. "
+        f"What it was doing: {state.log_for('supervisor')}"
+    )
+
+
 def down(
     ctx: typer.Context,
     volumes: bool = typer.Option(
@@ -540,7 +552,7 @@ def down(
                 psutil.Process(pid).send_signal(signal.SIGTERM)
         grace = app.settings.stop_timeout_s * max(1, len(snapshot.get("services", {}))) + 10
         if not state.wait_until_unlocked(grace) and pid:
-            app.info("[yellow]the supervisor did not stop in time; killing it[/]")
+            app.warn(_stuck_supervisor(state, grace))
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
             state.wait_until_unlocked(5)

@@ -4,6 +4,7 @@ descriptors, its output in the supervisor log."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import psutil
 import pytest
 
 from tests.devenv.cli.conftest import DevenvCli
+from tests.waiting import wait_for
 
 
 @pytest.mark.slow
@@ -55,3 +57,24 @@ def test_a_supervisor_that_fails_to_start_gives_its_reason_and_exit_code(devenv_
     assert (
         "error: " in (devenv_cli.state_dir / "logs" / "supervisor.log").read_text()
     )  # the child's own words
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # ended, not yet reaped by init
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.slow
+def test_down_kills_a_supervisor_that_does_not_stop_saying_where_it_was(devenv_cli: DevenvCli) -> None:
+    assert devenv_cli.run("up", "-d", "--infra-only", "--quiet").returncode == 0
+    status = devenv_cli.status()
+    pid = status["supervisor"]["pid"]
+    services = [svc["pid"] for svc in status["services"]]
+    os.kill(pid, signal.SIGSTOP)  # it cannot act on the SIGTERM `down` sends
+    done = devenv_cli.run("down", extra_env={"DEVENV_STOP_TIMEOUT_S": "0.1"})  # grace: 3 x 0.1 s + 10 s
+    assert done.returncode == 0, done.stderr
+    assert "warning: the supervisor did not stop within 10 s (phase ready; not stopped yet: " in done.stderr
+    assert f"What it was doing: {devenv_cli.state_dir / 'logs' / 'supervisor.log'}" in done.stderr
+    wait_for(lambda: all(_gone(p) for p in [pid, *services]), 15, 0.1)  # its services did not outlive it
