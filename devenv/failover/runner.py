@@ -255,8 +255,8 @@ class Run:
             last = max((d for d in due if d is not None), default=0.0)
             if last > self.now():
                 self.progress(f"waiting {last - self.now():.0f} s for the alarm criteria's moment")
-                while self.now() < last:
-                    time.sleep(min(0.5, last - self.now()))
+                while (left := last - self.now()) > 0:
+                    time.sleep(min(0.5, left))
         if self.task_counts is not None:
             self.task_counts.stop()
         found = signals.read(

@@ -3,6 +3,7 @@ its first token well before its end; a bad setting is a config error naming it."
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -21,7 +22,10 @@ def test_up_defaults_give_streams_a_first_token_before_their_end(tmp_path: Path)
     settings = load_settings(root=tmp_path, environ={})
     port = free_port()
     spec = mock_upstream_spec(settings, port)
-    process = subprocess.Popen(spec.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the defaults' draws, seeded: two free draws of a lognormal time to first token can differ by more
+    # than the whole answer's generation (a few runs in a hundred), which says nothing about streaming
+    seeded = {**os.environ, "MOCK_SEED": "3"}
+    process = subprocess.Popen(spec.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=seeded)
     try:
         ready = wait_until_ready(spec.ready, 30, alive=lambda: process.poll() is None)
         assert ready.ok, (ready.detail, process.stderr and process.stderr.read())
@@ -36,7 +40,8 @@ def test_up_defaults_give_streams_a_first_token_before_their_end(tmp_path: Path)
     tokens = 16  # the mock's default answer length
     assert len(stream) > tokens // 2, "the stream arrived in a few pieces, not token by token"
     assert stream[-1] - stream[0] >= tokens * settings.mock_upstream_inter_token_ms / 1000 / 2
-    assert stream[0] < whole[-1]  # an answer that is not streamed waits for its whole generation
+    # an answer that is not streamed waits for its whole generation (seed 3: ~0.3 s against ~0.7 s)
+    assert stream[0] < whole[-1], (stream[0], whole[-1])
 
 
 def test_instant_mock_upstream_adds_no_latency(tmp_path: Path) -> None:
