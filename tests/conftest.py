@@ -26,10 +26,10 @@ import asyncpg
 import pytest
 
 from devenv.config import Settings
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import Supervisor
 from devenv.services import postgres, redis
+from tests.ports import free_port
 
 if TYPE_CHECKING:
     from tests.local_stack import Stack  # imports this module (reachable_tmpdir)

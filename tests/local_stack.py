@@ -22,9 +22,10 @@ from typing import Any
 import boto3
 
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
-from devenv.runtime.ports import free_port, is_free
+from devenv.runtime.ports import is_free
 from devenv.stack_names import STACK_NAME
 from tests.conftest import reachable_tmpdir
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 PORT_SETTINGS = (

@@ -396,8 +396,9 @@ def _wait_until_ready(state: StateDir, child: detach.Child, deadline: float) -> 
 
 
 def _detached_failure(state: StateDir, child: detach.Child) -> DevenvError:
-    """The detached supervisor's failure, once it has rolled back (or been stopped): its cause in one line,
-    its fix and log, and its exit code (the table in the README)."""
+    """The detached supervisor's failure, once it has rolled back (or been stopped): its cause (with the
+    failed service's last log lines, as a foreground `up` shows them), its fix and log, and its exit code
+    (the table in the README)."""
     try:
         code = child.wait(ROLLBACK_WAIT_S)
     except subprocess.TimeoutExpired:  # not ready in time, or stuck rolling back: stop it
@@ -411,7 +412,7 @@ def _detached_failure(state: StateDir, child: detach.Child) -> DevenvError:
     supervisor = state.read().get("supervisor", {})
     log_path = state.log_for("supervisor")
     if supervisor.get("error"):
-        cause = supervisor["error"].splitlines()[0]
+        cause = supervisor["error"]
     elif code is None:
         cause = "it was not ready in time"
     else:

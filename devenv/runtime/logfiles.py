@@ -88,8 +88,11 @@ def tail_lines(path: Path, count: int | None) -> list[str]:
 
 
 def tail(path: Path, count: int = 20) -> str:
-    """The last lines of a log as one string, for error messages ('' if there is none)."""
-    return "\n".join(tail_lines(path, count))
+    """The last lines of a log as one string, for error messages ('' if there is none): from the last start
+    marker on when there is one among them, so an earlier run's lines do not pass for this one's."""
+    lines = tail_lines(path, count)
+    starts = [i for i, line in enumerate(lines) if line.startswith(MARKER_PREFIX)]
+    return "\n".join(lines[starts[-1] :] if starts else lines)
 
 
 def line_time(line: str) -> float | None:

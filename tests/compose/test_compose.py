@@ -26,9 +26,9 @@ from redis.retry import Retry
 
 from devenv.config import Settings
 from devenv.runtime import docker as docker_runtime
-from devenv.runtime.ports import free_port
 from devenv.services import containers, postgres
 from stack import names
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"

@@ -23,9 +23,9 @@ import docker
 import pytest
 
 from devenv.runtime import docker as docker_runtime
-from devenv.runtime.ports import free_port
 from devenv.services import containers
 from tests.compose.test_compose import COMPOSE_FILE, CORE
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker

@@ -14,8 +14,8 @@ from urllib.request import urlopen
 
 import pytest
 
-from devenv.runtime.ports import free_port
 from devenv.targets.local import endpoint_for
+from tests.ports import free_port
 
 
 def start_emulator(env_overrides: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:

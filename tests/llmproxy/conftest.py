@@ -27,7 +27,7 @@ import asyncpg
 import pytest
 import requests
 
-from devenv.runtime.ports import free_port
+from tests.ports import free_port
 
 MANAGEMENT_TOKEN = "test-management-token"
 ENCRYPTION_KEY = "test-encryption-key-0123456789abcdef"

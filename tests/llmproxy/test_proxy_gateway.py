@@ -9,7 +9,6 @@ import sys
 
 import requests
 
-from devenv.runtime.ports import free_port
 from tests.llmproxy.conftest import (
     CHAT,
     UPSTREAM_KEY,
@@ -21,6 +20,7 @@ from tests.llmproxy.conftest import (
     run_sql,
     wait_until,
 )
+from tests.ports import free_port
 
 
 def error_code(response: requests.Response) -> str:

@@ -14,7 +14,6 @@ import pytest
 import redis
 import requests
 
-from devenv.runtime.ports import free_port
 from devenv.services.redis import tls_args as redis_tls_args
 from devenv.services.tls import ensure_tls_files
 from tests.llmproxy.conftest import (
@@ -28,6 +27,7 @@ from tests.llmproxy.conftest import (
     dsn_via,
     wait_until,
 )
+from tests.ports import free_port
 
 
 def test_probes_and_metrics(proxy: Proxy) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from devenv.runtime.ports import free_port
 from llmproxy.db import migrate
 from llmproxy.keys import TOKEN_PATTERN, DecryptionError, KeyBox, hash_token, new_token
 from llmproxy.settings import ConfigError, load_dispatcher_settings, load_proxy_settings
 from tests.llmproxy.conftest import ENCRYPTION_KEY, MANAGEMENT_TOKEN, database_for, run_sql
+from tests.ports import free_port
 
 LLMPROXY = Path(__file__).resolve().parents[2] / "llmproxy"
 VALID = {

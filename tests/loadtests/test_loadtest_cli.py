@@ -16,9 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
-from devenv.runtime.ports import free_port
 from tests.conftest import MANAGEMENT_TOKEN, ProxyTarget
 from tests.loadtests.conftest import Devenv
+from tests.ports import free_port
 
 
 @pytest.mark.slow

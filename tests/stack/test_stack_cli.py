@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from devenv.cli.app import app
 from devenv.errors import DevenvError, MissingDependencyError
-from devenv.runtime.ports import free_port
 from devenv.targets.cdk import ensure_cli
 from stack.app import STACK_DIR
 from stack.names import PARAMETERS, SECRETS
+from tests.ports import free_port
 from tests.stack.conftest import Synth
 
 REGION = "eu-central-1"

@@ -21,10 +21,11 @@ import pytest
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
 from devenv.runtime.children import Recorded, alive
 from devenv.runtime.crash import recorded_processes
-from devenv.runtime.ports import free_port, holder, is_free
+from devenv.runtime.ports import holder, is_free
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
 from tests.local_stack import PORT_SETTINGS, props_mock_upstream_port, run_devenv
+from tests.ports import free_port
 
 UP_TIMEOUT_S = 600
 PORT_RELEASE_S = 10.0

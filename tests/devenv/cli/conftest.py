@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from devenv.runtime.ports import free_port
 from tests.conftest import reachable_tmpdir
+from tests.ports import free_port
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.runtime.ports import free_port
+from tests.ports import free_port
 
 
 def devenv(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

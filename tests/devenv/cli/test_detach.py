@@ -53,6 +53,7 @@ def test_a_supervisor_that_fails_to_start_gives_its_reason_and_exit_code(devenv_
     done = devenv_cli.run("up", "-d", "--infra-only", extra_env={"DEVENV_READY_TIMEOUT_S": "0.01"})
     assert done.returncode == 5, done.stderr  # ServiceFailedError's, as documented
     assert "did not become ready" in done.stderr and "fix:" in done.stderr
+    assert "--- last lines of " in done.stderr and "starting " in done.stderr  # the failed service's log
     assert "Traceback" not in done.stderr
     assert (
         "error: " in (devenv_cli.state_dir / "logs" / "supervisor.log").read_text()

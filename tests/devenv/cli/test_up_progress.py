@@ -30,10 +30,10 @@ from rich.console import Console
 from devenv.cli import lifecycle, progress_view
 from devenv.cli.application import Application
 from devenv.config import load_settings
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from tests.conftest import reachable_tmpdir
 from tests.local_stack import PORT_SETTINGS, run_devenv
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow

@@ -199,8 +199,8 @@ def test_a_bad_target_event_is_refused(
 
 def test_status_reads_every_services_events_through_the_ecs_api(inprocess_emulator: str, ecs: Any) -> None:
     from devenv.errors import NotRunningError
-    from devenv.runtime.ports import free_port
     from devenv.targets.local import ecs_service_events
+    from tests.ports import free_port
 
     for n in range(12):  # more than one page of list_services
         create_service(ecs, f"paged-{n:02d}")

@@ -38,8 +38,8 @@ from devenv.realize.metrics import (
     sample_interval_s,
 )
 from devenv.realize.stack_metrics import CLIENT_CONFIG
-from devenv.runtime.ports import free_port
 from devenv.services.access_log import Tally
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/my-alb/50dc6c495c0c9188"

@@ -18,11 +18,11 @@ from devenv.realize import tasks
 from devenv.runtime import docker as docker_runtime
 from devenv.runtime import docker_daemon_answers, resolve_runtime
 from devenv.runtime.docker import ContainerConfig, HealthCheck
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import ServiceSpec, Supervisor
 from devenv.services import assembly, postgres
 from tests.devenv.runtime.engine_stub import serve
+from tests.ports import free_port
 
 NO_DOCKER_HOST = "unix:///nonexistent/docker.sock"  # a Docker host nothing answers on
 

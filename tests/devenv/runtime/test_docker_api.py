@@ -220,7 +220,7 @@ def test_up_with_an_unbuilt_project_image_names_the_build_and_starts_nothing(
 ) -> None:
     """`devenv up --runtime docker` through the CLI: the daemon answers, the local cloud image is not built."""
     from devenv.cli.app import app
-    from devenv.runtime.ports import free_port
+    from tests.ports import free_port
 
     engine.images = {"postgres:18", "redis:7", "llmproxy:local"}
     monkeypatch.setenv("DEVENV_STATE_DIR", str(state.root))

@@ -21,12 +21,12 @@ import pytest
 
 from devenv.realize import tasks
 from devenv.runtime import docker as docker_runtime
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.services import containers
 from tests.conftest import reachable_tmpdir
 from tests.docker_engine import engine_script
 from tests.local_stack import PORT_SETTINGS, Stack, props_mock_upstream_port
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker

@@ -11,9 +11,9 @@ import pytest
 
 from devenv.errors import ServiceFailedError
 from devenv.runtime import probes
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.runtime.supervisor import RestartPolicy, ServiceSpec, Supervisor
+from tests.ports import free_port
 
 
 def http_server(name: str, port: int, depends_on: tuple[str, ...] = ()) -> ServiceSpec:

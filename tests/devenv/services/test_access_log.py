@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devenv.runtime.ports import free_port
 from devenv.services import loadbalancer as lb
 from devenv.services.access_log import LogTail, tally
 from devenv.services.caddy_config import (
@@ -28,6 +27,7 @@ from tests.devenv.services.test_loadbalancer import (  # noqa: F401 (make_target
     make_target,
     start_mirror,
 )
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 GROUP = "logged"

@@ -20,9 +20,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from devenv.errors import NotRunningError, UsageError
-from devenv.runtime.ports import free_port
 from devenv.services import faultproxy
 from devenv.services.faultproxy import process as faultproxy_process
+from tests.ports import free_port
 
 
 def start_proxy(upstream_port: int) -> tuple[subprocess.Popen[bytes], int, str]:

@@ -19,7 +19,6 @@ import pytest
 
 from devenv.errors import ConfigError, NotRunningError
 from devenv.runtime import probes
-from devenv.runtime.ports import free_port
 from devenv.services import loadbalancer as lb
 from devenv.services.caddy_config import (
     SRV_GRACE_PERIOD_S,
@@ -31,6 +30,7 @@ from devenv.services.caddy_config import (
     caddy_config,
     internal_ca_path,
 )
+from tests.ports import free_port
 
 GROUP = "api"
 SLOW_S = 1.0

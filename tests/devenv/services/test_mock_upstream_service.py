@@ -12,10 +12,10 @@ import requests
 
 from devenv.config import INSTANT_MOCK_UPSTREAM, Settings, environment, load_settings
 from devenv.errors import ConfigError
-from devenv.runtime.ports import free_port
 from devenv.runtime.probes import wait_until_ready
 from devenv.services.llmproxy import mock_upstream_args, mock_upstream_spec
 from tests.llmproxy.conftest import CHAT, chunk_arrivals
+from tests.ports import free_port
 
 
 def test_up_defaults_give_streams_a_first_token_before_their_end(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import pytest
 import redis
 from cryptography import x509
 
-from devenv.runtime.ports import free_port
 from devenv.services.redis import tls_args
 from devenv.services.tls import TlsFiles, ensure_tls_files, main
+from tests.ports import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 

@@ -12,10 +12,10 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from devenv.errors import TargetError, UsageError
-from devenv.runtime.ports import free_port
 from devenv.runtime.state import StateDir
 from devenv.targets.endpoints import STACK_NAME, TOKEN_SECRET_OUTPUT, URL_OUTPUT, Target, resolve
 from stack.names import OUTPUTS
+from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)

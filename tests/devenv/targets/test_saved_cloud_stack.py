@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devenv.runtime.ports import free_port
 from devenv.stack_names import STACK_NAME
 from tests.local_stack import UP_TIMEOUT_S, Stack, deployed, run_devenv, running_stack
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # several whole `up`s each
