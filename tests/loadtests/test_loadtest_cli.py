@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,28 +100,12 @@ def _json(url: str, data: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.slow
-def test_web_serves_the_ui_and_its_stats(
-    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, workers: int
-) -> None:
-    generous = tmp_path / "generous.yaml"
-    generous.write_text("default:\n  total: {p99_ms: 60000, error_rate: 0.5}\n")
+@contextlib.contextmanager
+def web_ui(devenv: Devenv, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`devenv loadtest --web ARGS` in a session of its own, killed with its Locust if the test leaves it
+    running."""
     process = subprocess.Popen(
-        devenv.argv(
-            "loadtest",
-            "--web",
-            "--workers",
-            str(workers),
-            "--url",
-            local_target.proxy_url,
-            "--management-token",
-            MANAGEMENT_TOKEN,
-            "--thresholds",
-            str(generous),
-            "--report-dir",
-            str(tmp_path / "runs"),
-        ),
+        devenv.argv("loadtest", "--web", *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -127,6 +113,25 @@ def test_web_serves_the_ui_and_its_stats(
         start_new_session=True,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
+def test_web_serves_the_ui_and_its_stats(
+    devenv: Devenv, local_target: ProxyTarget, tmp_path: Path, workers: int
+) -> None:
+    generous = tmp_path / "generous.yaml"
+    generous.write_text("default:\n  total: {p99_ms: 60000, error_rate: 0.5}\n")
+    with web_ui(
+        devenv,
+        "--workers", str(workers), "--url", local_target.proxy_url, "--management-token", MANAGEMENT_TOKEN,
+        "--thresholds", str(generous), "--report-dir", str(tmp_path / "runs"),
+    ) as process:  # fmt: skip
         assert process.stdout is not None
         line = process.stdout.readline()
         match = re.search(r"Locust web UI: (http://127\.0\.0\.1:\d+)", line)
@@ -149,10 +154,6 @@ def test_web_serves_the_ui_and_its_stats(
         urllib.request.urlopen(urllib.request.Request(ui + "/stop", data=b""), timeout=10).read()
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     assert process.returncode == 0, err
     run_dirs = list((tmp_path / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -173,24 +174,17 @@ def test_web_serves_the_ui_and_its_stats(
 def test_locust_ending_without_its_summary_is_an_error_showing_its_log(
     devenv: Devenv, local_target: ProxyTarget, tmp_path: Path
 ) -> None:
-    process = subprocess.Popen(
-        devenv.argv(
-            "loadtest", "--web", "--workers", "0", "--url", local_target.proxy_url,
-            "--management-token", MANAGEMENT_TOKEN, "--report-dir", str(tmp_path / "runs"),
-        ),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=devenv.env, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with web_ui(
+        devenv,
+        "--workers", "0", "--url", local_target.proxy_url, "--management-token", MANAGEMENT_TOKEN,
+        "--report-dir", str(tmp_path / "runs"),
+    ) as process:  # fmt: skip
         assert process.stdout is not None
         line = process.stdout.readline()
         assert "Locust web UI: http://127.0.0.1:" in line, line
         [locust] = [child for child in psutil.Process(process.pid).children() if "locust" in child.cmdline()]
         locust.kill()  # as the OOM killer would: no summary written
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     assert process.returncode == 2, err
     assert "Locust was killed" in err and "without writing its summary" in err, err
     assert "Traceback" not in err
