@@ -6,14 +6,18 @@ extra install and tests see exactly what `devenv` users get.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "none"
 # the smoke load test and the failover experiments run inside `tests`, on the suite's one shared stack;
 # loadtest_smoke and failover_smoke bring up a stack of their own and stay available on demand
-nox.options.sessions = ["lint", "typecheck", "tests", "docker"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 
 
 def uv_run(session: nox.Session, *args: str) -> None:
@@ -34,22 +38,51 @@ def typecheck(session: nox.Session) -> None:
     uv_run(session, "mypy", "devenv", "llmproxy", "stack", "tests", "loadtests")
 
 
-# Two pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
-# task starts, experiment loads), so two of them overlap well even on 2 cores; each worker has its own
-# shared stack. Files in collection order, which spreads the slow ones over the first three quarters
-# (tests/conftest.py), rather than xdist's most-tests-first, which left the single-test multi-minute
-# files for last.
+# Three pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
+# task starts, experiment loads), so three of them overlap well even on 2 cores (two left a quarter of the
+# CPU idle); each worker has its own shared stack. Files in collection order, which spreads the slow ones
+# over the first three quarters (tests/conftest.py), rather than xdist's most-tests-first, which left the
+# single-test multi-minute files for last.
 # `nox -s tests -- -q -p no:xdist` runs in one process.
-TEST_WORKERS = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+TEST_WORKERS = ["-n", "3", "--dist", "loadfile", "--no-loadscope-reorder"]
+# The Docker path's tests in file order: a module's stack is taken down by its last test.
+DOCKER_TESTS = ["-p", "no:randomly", "-q", "--durations=10", "-m", "docker"]
+
+
+@contextlib.contextmanager
+def docker_tests_beside(session: nox.Session) -> Iterator[None]:
+    """The Docker path's tests (`nox -s docker`) in a pytest of their own while the block runs: they mostly
+    wait on image builds and containers. Their output is shown after the block, and their failure fails
+    the session; the block's own failure waits for them (their fixtures stop what they started)."""
+    log_path = Path(session.create_tmp()) / "docker-tests.log"
+    session.log(f"the Docker path's tests run beside (pytest {' '.join(DOCKER_TESTS)}), output in {log_path}")
+    with open(log_path, "wb") as log:
+        beside = subprocess.Popen(
+            [os.environ.get("UV", "uv"), "run", "--frozen", "pytest", *DOCKER_TESTS],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        code = beside.wait()
+        session.log("the Docker path's tests:")
+        print(log_path.read_text(errors="replace"), flush=True)
+    if code != 0:
+        session.error(f"the Docker path's tests failed (pytest exit code {code}; output above)")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite but the Docker path: real Postgres, Redis, emulator, Caddy and proxy processes. In
-    random order (pytest-randomly prints its seed: `--randomly-seed=N` repeats that order, `-p no:randomly`
-    keeps the file order), so that no test leans on another's side effects."""
-    default = ["-q", *TEST_WORKERS, "--durations=25", "-m", "not docker and not unsettled"]
-    uv_run(session, "pytest", *(session.posargs or default))
+    """The whole test suite: real Postgres, Redis, emulator, Caddy and proxy processes; the Docker path's
+    tests beside, against a real Docker Engine. In random order (pytest-randomly prints its seed:
+    `--randomly-seed=N` repeats that order, `-p no:randomly` keeps the file order), so that no test leans on
+    another's side effects. With arguments, only the pytest they give."""
+    if session.posargs:
+        uv_run(session, "pytest", *session.posargs)
+        return
+    with docker_tests_beside(session):
+        uv_run(session, "pytest", "-q", *TEST_WORKERS, "--durations=25", "-m", "not docker and not unsettled")
 
 
 @nox.session
@@ -72,9 +105,7 @@ def docker(session: nox.Session) -> None:
     (scripts/docker-engine.sh) and stopped after, the images built (air-gapped stand-ins where no
     registry answers), `devenv up --runtime docker` end to end, compose's core profile. Skipped, with
     the reason, where no engine can be started. In file order: one stack for the module, taken down last."""
-    uv_run(
-        session, "pytest", "-p", "no:randomly", *(session.posargs or ["-q", "--durations=10", "-m", "docker"])
-    )
+    uv_run(session, "pytest", *(session.posargs or DOCKER_TESTS))
 
 
 @nox.session
