@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,9 +55,12 @@ def docker_tests_beside(session: nox.Session) -> Iterator[None]:
     """The Docker path's tests (`nox -s docker`) in a pytest of their own while the block runs: they mostly
     wait on image builds and containers. Their output is shown after the block, and their failure fails
     the session; the block's own failure waits for them (their fixtures stop what they started)."""
-    log_path = Path(session.create_tmp()) / "docker-tests.log"
+    # not session.create_tmp(): it points TMPDIR into the checkout, where every test's temp folder would sit
+    # inside this project (devenv finds its project by walking up)
+    descriptor, name = tempfile.mkstemp(prefix="devenv-docker-tests-", suffix=".log")
+    log_path = Path(name)
     session.log(f"the Docker path's tests run beside (pytest {' '.join(DOCKER_TESTS)}), output in {log_path}")
-    with open(log_path, "wb") as log:
+    with os.fdopen(descriptor, "wb") as log:
         beside = subprocess.Popen(
             [os.environ.get("UV", "uv"), "run", "--frozen", "pytest", *DOCKER_TESTS],
             stdout=log,
