@@ -306,15 +306,26 @@ def _test_stop(environment: Environment, **_: Any) -> None:
     state.ended_at = time.time()
     if _timeline_greenlet is not None:
         _timeline_greenlet.kill(block=False)
-    if Provisioned.pool is not None:
-        try:  # clean-up, not counted: the run's tokens stop working
-            provision.release(_management(environment), Provisioned.pool)
-        except DevenvError as exc:
-            log.warning("could not revoke the run's tokens: %s", exc.message)
+    runner = environment.runner
+    if runner is None or runner.user_count == 0:
+        _release_pool(environment)
+    # else a master quitting a headless run: its workers still run their users (they are told to quit only
+    # after this event), and revoking now would refuse their last requests; _quitting revokes instead
     try:
         _upload_results(environment, state)
     except Exception as exc:  # botocore's errors: said in the master's log, the run itself is done
         log.error("could not write the results to the bucket: %s", exc)
+
+
+def _release_pool(environment: Environment) -> None:
+    """Clean-up, not counted: the run's tokens stop working."""
+    pool, Provisioned.pool = Provisioned.pool, None
+    if pool is None:
+        return
+    try:
+        provision.release(_management(environment), pool)
+    except DevenvError as exc:
+        log.warning("could not revoke the run's tokens: %s", exc.message)
 
 
 def _summary(environment: Environment, state: RunState) -> dict[str, Any]:
@@ -356,6 +367,7 @@ def _quitting(environment: Environment, **_: Any) -> None:
     state = current_run()
     if state is None:
         return
+    _release_pool(environment)  # a headless master's: its workers were told to quit
     options = _opts(environment)
     summary = _summary(environment, state)
     if options.run_dir:
