@@ -21,9 +21,9 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 
 
-def uv_run(session: nox.Session, *args: str) -> None:
+def uv_run(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
     # `uv run` tells its children where uv is (UV): no need for uv on PATH
-    session.run(os.environ.get("UV", "uv"), "run", "--frozen", *args, external=True)
+    session.run(os.environ.get("UV", "uv"), "run", "--frozen", *args, external=True, env=env)
 
 
 @nox.session
@@ -48,6 +48,8 @@ def typecheck(session: nox.Session) -> None:
 TEST_WORKERS = ["-n", "3", "--dist", "loadfile", "--no-loadscope-reorder"]
 # The Docker path's tests in file order: a module's stack is taken down by its last test.
 DOCKER_TESTS = ["-p", "no:randomly", "-q", "--durations=10", "-m", "docker"]
+# The ports the tests pick (tests/ports.py): the Docker tests beside the others get their own.
+PORTS_BESIDE, PORTS_OTHERS = "15000-18000", "18000-32000"
 
 
 @contextlib.contextmanager
@@ -63,6 +65,7 @@ def docker_tests_beside(session: nox.Session) -> Iterator[None]:
     with os.fdopen(descriptor, "wb") as log:
         beside = subprocess.Popen(
             [os.environ.get("UV", "uv"), "run", "--frozen", "pytest", *DOCKER_TESTS],
+            env={**os.environ, "TESTS_PORT_RANGE": PORTS_BESIDE, "TESTS_FIXED_PORTS": "0"},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -86,7 +89,8 @@ def tests(session: nox.Session) -> None:
         uv_run(session, "pytest", *session.posargs)
         return
     with docker_tests_beside(session):
-        uv_run(session, "pytest", "-q", *TEST_WORKERS, "--durations=25", "-m", "not docker and not unsettled")
+        others = ["-q", *TEST_WORKERS, "--durations=25", "-m", "not docker and not unsettled"]
+        uv_run(session, "pytest", *others, env={"TESTS_PORT_RANGE": PORTS_OTHERS})
 
 
 @nox.session

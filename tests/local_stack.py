@@ -22,10 +22,9 @@ from typing import Any
 import boto3
 
 from devenv.config import INSTANT_MOCK_UPSTREAM, environment
-from devenv.runtime.ports import is_free
 from devenv.stack_names import STACK_NAME
 from tests.conftest import reachable_tmpdir
-from tests.ports import free_port
+from tests.ports import fixed_or_free, free_port
 from tests.waiting import wait_for
 
 PORT_SETTINGS = (
@@ -184,11 +183,10 @@ def deployed(stack: Stack) -> Deployed:
     return Deployed(described["StackId"], described["StackStatus"], events, secrets)
 
 
-def props_mock_upstream_port(fallback: int) -> int:
+def props_mock_upstream_port() -> int:
     """8081, where the stack's local props point the mock upstream (another port changes the template and
-    costs a synth), when free; only the first pytest-xdist worker tries it, so that two never race for it."""
-    first_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
-    return 8081 if first_worker and is_free(8081) else fallback
+    costs a synth), when this process may take it (tests/ports.py)."""
+    return fixed_or_free(8081)
 
 
 @contextlib.contextmanager
@@ -197,7 +195,7 @@ def running_stack(settings_env: dict[str, str]) -> Iterator[Stack]:
     with a proxy token; `devenv down` afterwards."""
     state_dir = reachable_tmpdir("devenv-test-stack-")
     ports = {name: free_port() for name in PORT_SETTINGS}
-    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
+    ports["mock_upstream_port"] = props_mock_upstream_port()
     caller = {k: v for k, v in os.environ.items() if k not in ("MANAGEMENT_TOKEN", "DEVENV_TARGET_URL")}
     env = {
         **caller,

@@ -17,14 +17,21 @@ from collections.abc import Iterator
 from devenv.runtime.ports import is_free
 
 FIRST, END = 15000, 32000  # below 32768, the kernel's default ephemeral range's start
+# Two pytest runs side by side (noxfile.py runs the Docker tests beside the others) each get a part of it,
+# and only one of them takes fixed ports (`fixed_or_free`).
+RANGE_VARIABLE = "TESTS_PORT_RANGE"
+FIXED_PORTS_VARIABLE = "TESTS_FIXED_PORTS"
 
 
 def _slice() -> range:
+    first, end = FIRST, END
+    if spec := os.environ.get(RANGE_VARIABLE):
+        first, end = (int(bound) for bound in spec.split("-"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
     count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
-    size = (END - FIRST) // count
-    return range(FIRST + index * size, FIRST + (index + 1) * size)
+    size = (end - first) // count
+    return range(first + index * size, first + (index + 1) * size)
 
 
 _ports: Iterator[int] = itertools.cycle(_slice())
@@ -38,3 +45,11 @@ def free_port() -> int:
             port = next(_ports)
             if is_free(port):
                 return port
+
+
+def fixed_or_free(port: int) -> int:
+    """`port` where it is free and this process is the one of the run that may take fixed ports (the first
+    xdist worker, unless TESTS_FIXED_PORTS=0: two never race for one); else a free port."""
+    first_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    allowed = os.environ.get(FIXED_PORTS_VARIABLE, "1") != "0"
+    return port if first_worker and allowed and is_free(port) else free_port()

@@ -71,7 +71,7 @@ class ChaosStack:
 
 def stack_env(state_dir: Path, cdk_cache: Path) -> dict[str, str]:
     ports = {name: free_port() for name in PORT_SETTINGS}
-    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
+    ports["mock_upstream_port"] = props_mock_upstream_port()
     return {
         **os.environ,
         "DEVENV_STATE_DIR": str(state_dir),

@@ -62,7 +62,7 @@ def before(api: docker.DockerClient) -> tuple[set[str], set[str]]:
 def stack(docker_images: dict[str, str], before: tuple[set[str], set[str]]) -> Iterator[Stack]:
     state_dir = reachable_tmpdir("devenv-test-docker-")
     ports = {name: free_port() for name in PORT_SETTINGS}
-    ports["mock_upstream_port"] = props_mock_upstream_port(ports["mock_upstream_port"])
+    ports["mock_upstream_port"] = props_mock_upstream_port()
     env = {
         **os.environ,
         "DEVENV_STATE_DIR": str(state_dir),
