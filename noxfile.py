@@ -41,9 +41,9 @@ def typecheck(session: nox.Session) -> None:
 
 # Three pytest-xdist workers, whole files each: most whole-stack tests wait on the stack (alarm windows,
 # task starts, experiment loads), so three of them overlap well even on 2 cores (two left a quarter of the
-# CPU idle); each worker has its own shared stack. Files in collection order, which spreads the slow ones
-# over the first three quarters (tests/conftest.py), rather than xdist's most-tests-first, which left the
-# single-test multi-minute files for last.
+# CPU idle); each worker has its own shared stack. Files in collection order, which starts the modules
+# with the most slow tests first, spread over the first 40% of the run (tests/conftest.py), rather than
+# xdist's most-tests-first, which left the single-test multi-minute files for last.
 # `nox -s tests -- -q -p no:xdist` runs in one process.
 TEST_WORKERS = ["-n", "3", "--dist", "loadfile", "--no-loadscope-reorder"]
 # The Docker path's tests in file order: a module's stack is taken down by its last test.
